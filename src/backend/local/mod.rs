@@ -1,0 +1,360 @@
+//! The built-in local broker as a backend: no server, everything in process. `local://demo`
+//! starts the demo scenario, `local://empty` an empty broker.
+
+pub mod broker;
+pub mod clock;
+pub mod demo;
+
+use super::{
+    Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups, Destination,
+    LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result, Tail,
+    TailFilter,
+};
+use crate::config::LocalTarget;
+use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
+use async_trait::async_trait;
+use broker::{BrokerError, LocalBroker, LocalConfig, Outgoing};
+use clock::Clock;
+use demo::Demo;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+impl From<BrokerError> for BackendError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::NoQueue(q) | BrokerError::NoTopic(q) => BackendError::QueueNotFound(q),
+            BrokerError::NoExchange(x) => BackendError::ExchangeNotFound(x),
+            BrokerError::NoPartition { .. } | BrokerError::Invalid(_) => {
+                BackendError::InvalidArgument(e.to_string())
+            }
+            other => BackendError::Broker(other.to_string()),
+        }
+    }
+}
+
+/// A backend over a [`LocalBroker`], optionally driving the demo's live traffic.
+pub struct LocalBackend {
+    broker: Arc<LocalBroker>,
+    target: String,
+    simulation: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LocalBackend {
+    fn drop(&mut self) {
+        if let Some(sim) = self.simulation.take() {
+            sim.abort();
+        }
+    }
+}
+
+impl LocalBackend {
+    pub fn new(broker: Arc<LocalBroker>, target: impl Into<String>) -> Self {
+        Self {
+            broker,
+            target: target.into(),
+            simulation: None,
+        }
+    }
+
+    pub fn broker(&self) -> &Arc<LocalBroker> {
+        &self.broker
+    }
+
+    fn summary(&self, name: &str) -> Result<QueueSummary> {
+        self.broker
+            .summaries()
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| BackendError::QueueNotFound(name.to_string()))
+    }
+
+    fn peek_queue(&self, name: &str, req: &PeekRequest) -> Result<PeekPage> {
+        let mut notes = Vec::new();
+        if req.partition.is_some() {
+            notes.push(format!("\"{name}\" is a queue; the partition was ignored"));
+        }
+        let len = self.broker.queue_len(name)?;
+        let from = match &req.from {
+            PeekFrom::Start => 0,
+            PeekFrom::Position(p) => usize::try_from(*p).unwrap_or(usize::MAX),
+            PeekFrom::Time(t) => self.broker.queue_index_at(name, t.timestamp_millis())?.0,
+            PeekFrom::Last => len.saturating_sub(req.limit),
+        };
+        let messages = self.broker.peek_queue(name, from, req.limit)?;
+        Ok(PeekPage { messages, notes })
+    }
+
+    fn peek_topic(&self, name: &str, req: &PeekRequest) -> Result<PeekPage> {
+        let parts = self.broker.partitions(name)?;
+        let mut notes = Vec::new();
+        let chosen: Vec<_> = match req.partition {
+            Some(p) => {
+                let info = parts.iter().find(|i| i.partition == p).ok_or_else(|| {
+                    BackendError::InvalidArgument(format!(
+                        "topic \"{name}\" has no partition {p} (it has {})",
+                        parts.len()
+                    ))
+                })?;
+                vec![info.clone()]
+            }
+            None => parts,
+        };
+        let mut all: Vec<Message> = Vec::new();
+        for p in &chosen {
+            let start = match &req.from {
+                PeekFrom::Start => p.low,
+                PeekFrom::Position(o) => {
+                    let o = i64::try_from(*o).unwrap_or(i64::MAX);
+                    if o < p.low {
+                        notes.push(format!(
+                            "partition {}: offset {o} is below the log start {}; reading from {}",
+                            p.partition, p.low, p.low
+                        ));
+                    }
+                    o
+                }
+                PeekFrom::Time(t) => {
+                    self.broker
+                        .offset_for_time(name, p.partition, t.timestamp_millis())?
+                }
+                PeekFrom::Last => (p.high - req.limit as i64).max(p.low),
+            };
+            all.extend(self.broker.fetch(name, p.partition, start, req.limit)?);
+        }
+        if chosen.len() > 1 {
+            all.sort_by_key(|m| (m.timestamp, m.partition, m.offset));
+            if req.from == PeekFrom::Last {
+                let skip = all.len().saturating_sub(req.limit);
+                all.drain(..skip);
+            }
+        }
+        all.truncate(req.limit);
+        Ok(PeekPage {
+            messages: all,
+            notes,
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: BackendKind::Local,
+            target: self.target.clone(),
+        }
+    }
+
+    async fn list_queues(&self) -> Result<Vec<QueueSummary>> {
+        Ok(self.broker.summaries())
+    }
+
+    async fn describe_queue(&self, name: &str) -> Result<QueueDetail> {
+        let summary = self.summary(name)?;
+        let mut detail = QueueDetail {
+            partitions_detail: Vec::new(),
+            arguments: serde_json::Map::new(),
+            bindings: Vec::new(),
+            summary,
+        };
+        if detail.summary.kind == QueueKind::Topic {
+            detail.partitions_detail = self.broker.partitions(name)?;
+        } else if let Some(args) = self.broker.queue_args(name) {
+            let a = &mut detail.arguments;
+            a.insert("x-queue-type".into(), json!(args.queue_type.as_str()));
+            let opt = |a: &mut serde_json::Map<_, _>, k: &str, v: Option<serde_json::Value>| {
+                if let Some(v) = v {
+                    a.insert(k.to_string(), v);
+                }
+            };
+            opt(a, "x-message-ttl", args.message_ttl_ms.map(|v| json!(v)));
+            opt(a, "x-max-length", args.max_length.map(|v| json!(v)));
+            opt(
+                a,
+                "x-dead-letter-exchange",
+                args.dead_letter_exchange.map(|v| json!(v)),
+            );
+            opt(
+                a,
+                "x-dead-letter-routing-key",
+                args.dead_letter_routing_key.map(|v| json!(v)),
+            );
+            opt(a, "x-delivery-limit", args.delivery_limit.map(|v| json!(v)));
+            if args.max_length.is_some() {
+                let o = match args.overflow {
+                    broker::Overflow::DropHead => "drop-head",
+                    broker::Overflow::RejectPublish => "reject-publish",
+                    broker::Overflow::RejectPublishDlx => "reject-publish-dlx",
+                };
+                a.insert("x-overflow".into(), json!(o));
+            }
+            detail.bindings = self.broker.bindings_to(name);
+        }
+        Ok(detail)
+    }
+
+    async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage> {
+        if self.broker.has_topic(name) {
+            self.peek_topic(name, req)
+        } else if self.broker.has_queue(name) {
+            self.peek_queue(name, req)
+        } else {
+            Err(BackendError::QueueNotFound(name.to_string()))
+        }
+    }
+
+    fn publisher(&self) -> Option<&dyn Publish> {
+        Some(self)
+    }
+
+    fn purger(&self) -> Option<&dyn Purge> {
+        Some(self)
+    }
+
+    fn consumer_groups(&self) -> Option<&dyn ConsumerGroups> {
+        Some(self)
+    }
+
+    fn live_tail(&self) -> Option<&dyn LiveTail> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Publish for LocalBackend {
+    async fn publish(&self, dest: &Destination, msg: &Message) -> Result<PublishReceipt> {
+        match dest {
+            Destination::Exchange {
+                exchange,
+                routing_key,
+            } => {
+                let out = Outgoing {
+                    properties: msg.properties.clone(),
+                    headers: msg.headers.clone(),
+                    payload: msg.payload.clone(),
+                };
+                // Check routing first so an unroutable message is refused, not dropped.
+                let routed = self.broker.publish_mandatory(exchange, routing_key, out)?;
+                if routed.is_empty() {
+                    return Err(BackendError::Unroutable(format!(
+                        "exchange \"{exchange}\" has no binding for routing key \"{routing_key}\""
+                    )));
+                }
+                Ok(PublishReceipt {
+                    routed_to: routed,
+                    ..PublishReceipt::default()
+                })
+            }
+            Destination::Topic { topic, partition } => {
+                let (p, o) = self.broker.produce(
+                    topic,
+                    *partition,
+                    msg.key.clone(),
+                    msg.headers.clone(),
+                    msg.payload.clone(),
+                )?;
+                Ok(PublishReceipt {
+                    routed_to: vec![topic.clone()],
+                    partition: Some(p),
+                    offset: Some(o),
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Purge for LocalBackend {
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        if self.broker.has_topic(queue) {
+            return Err(BackendError::Unsupported {
+                what: format!("purging topic \"{queue}\""),
+                backend: "local",
+            });
+        }
+        Ok(self.broker.purge(queue)?)
+    }
+}
+
+#[async_trait]
+impl ConsumerGroups for LocalBackend {
+    async fn list_groups(&self) -> Result<Vec<ConsumerGroup>> {
+        Ok(self.broker.groups())
+    }
+}
+
+#[async_trait]
+impl LiveTail for LocalBackend {
+    async fn tail(&self, filter: &TailFilter) -> Result<Tail> {
+        let mut events = self.broker.subscribe();
+        let (tx, rx) = mpsc::channel(1024);
+        let sources = filter.sources.clone();
+        tokio::spawn(async move {
+            loop {
+                let item = match events.recv().await {
+                    Ok(ev) if sources.is_empty() || sources.contains(&ev.source) => Ok(ev.message),
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => Err(BackendError::Broker(
+                        format!("live tail fell behind; {n} messages were skipped"),
+                    )),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Tail { messages: rx })
+    }
+}
+
+/// Open a local target: `demo` (with its seed and clock) or `empty`.
+pub fn connect(target: &LocalTarget, opts: &ConnectOptions) -> Result<Arc<dyn Backend>> {
+    let shown = target.to_string();
+    match target.scenario.as_str() {
+        "demo" => {
+            let demo = Demo::build(target.seed, target.fixed_clock, LocalConfig::default());
+            let broker = Arc::clone(demo.broker());
+            let mut backend = LocalBackend::new(broker, shown);
+            if opts.live {
+                backend.simulation = Some(spawn_simulation(demo));
+            }
+            Ok(Arc::new(backend))
+        }
+        "empty" => {
+            let clock = if target.fixed_clock {
+                Clock::manual(demo::FIXED_EPOCH_MS)
+            } else {
+                Clock::system()
+            };
+            let broker = Arc::new(LocalBroker::new("local", clock, LocalConfig::default()));
+            Ok(Arc::new(LocalBackend::new(broker, shown)))
+        }
+        other => Err(BackendError::InvalidArgument(format!(
+            "unknown local scenario \"{other}\" (use local://demo or local://empty)"
+        ))),
+    }
+}
+
+/// Keep the demo moving in real time: a step every 250 ms on the runtime's workers.
+fn spawn_simulation(demo: Demo) -> tokio::task::JoinHandle<()> {
+    let demo = Arc::new(Mutex::new(demo));
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(250));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let demo = Arc::clone(&demo);
+            let stepped = tokio::task::spawn_blocking(move || {
+                let mut d = demo.lock().unwrap_or_else(|e| e.into_inner());
+                d.step(250);
+            })
+            .await;
+            if stepped.is_err() {
+                return;
+            }
+        }
+    })
+}

@@ -1,0 +1,226 @@
+//! The backend contract: a small base every broker offers (list, describe, peek) plus
+//! optional capabilities (publish, purge, consumer groups, live tail) that callers check
+//! for, and the factory that picks a backend for a target.
+
+pub mod local;
+
+use crate::config::Target;
+use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What can go wrong talking to a broker. Messages are one line, never hold a password,
+/// and say what to do where there is something to do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackendError {
+    #[error("no queue or topic named \"{0}\"")]
+    QueueNotFound(String),
+    #[error("no exchange named \"{0}\"")]
+    ExchangeNotFound(String),
+    #[error("cannot reach {target}: {reason}")]
+    Unreachable { target: String, reason: String },
+    #[error("authentication failed for {target}: {reason}")]
+    Auth { target: String, reason: String },
+    #[error("{what} is not supported by the {backend} backend")]
+    Unsupported { what: String, backend: &'static str },
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The operation could harm messages (or is forbidden) and was not done.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("message could not be routed: {0}")]
+    Unroutable(String),
+    #[error("timed out after {}s: {what}", after.as_secs_f32())]
+    Timeout { after: Duration, what: String },
+    #[error("{0}")]
+    Broker(String),
+}
+
+pub type Result<T, E = BackendError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Local,
+    RabbitMq,
+    Kafka,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::RabbitMq => "rabbitmq",
+            BackendKind::Kafka => "kafka",
+        }
+    }
+}
+
+/// Who we are talking to, safe to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendInfo {
+    pub kind: BackendKind,
+    /// The target with any password removed.
+    pub target: String,
+}
+
+/// Where a peek starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeekFrom {
+    /// The head of a queue, the oldest retained record of a log.
+    Start,
+    /// An index from the head of a queue, or an offset in a log.
+    Position(u64),
+    /// The first message at or after this time.
+    Time(DateTime<Utc>),
+    /// The last `limit` messages.
+    Last,
+}
+
+/// A request for a window of messages. Peeks never consume, commit or reorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeekRequest {
+    pub from: PeekFrom,
+    /// For partitioned logs: one partition, or None for all partitions merged by time.
+    pub partition: Option<i32>,
+    pub limit: usize,
+    /// Go ahead even where the backend warns the peek could affect messages.
+    pub force: bool,
+}
+
+impl PeekRequest {
+    pub fn first(limit: usize) -> Self {
+        Self {
+            from: PeekFrom::Start,
+            partition: None,
+            limit,
+            force: false,
+        }
+    }
+}
+
+/// A window of messages and anything the reader should know about how it was read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PeekPage {
+    pub messages: Vec<Message>,
+    /// Adjustments and warnings, one line each (e.g. an offset below the log start).
+    pub notes: Vec<String>,
+}
+
+/// The broker-neutral base every backend implements.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    fn info(&self) -> BackendInfo;
+
+    async fn list_queues(&self) -> Result<Vec<QueueSummary>>;
+
+    async fn describe_queue(&self, name: &str) -> Result<QueueDetail>;
+
+    /// Read a window of messages without consuming, committing or reordering anything.
+    async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage>;
+
+    fn publisher(&self) -> Option<&dyn Publish> {
+        None
+    }
+
+    fn purger(&self) -> Option<&dyn Purge> {
+        None
+    }
+
+    fn consumer_groups(&self) -> Option<&dyn ConsumerGroups> {
+        None
+    }
+
+    fn live_tail(&self) -> Option<&dyn LiveTail> {
+        None
+    }
+}
+
+/// Where a published message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Exchange {
+        exchange: String,
+        routing_key: String,
+    },
+    Topic {
+        topic: String,
+        partition: Option<i32>,
+    },
+}
+
+/// What the broker confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PublishReceipt {
+    /// Queues the message was routed to (AMQP), or the topic.
+    pub routed_to: Vec<String>,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+}
+
+/// Capability: publish a message (properties, headers, payload and key from `msg`) and
+/// return only once the broker has confirmed it. An unroutable message is an error.
+#[async_trait]
+pub trait Publish: Send + Sync {
+    async fn publish(&self, dest: &Destination, msg: &Message) -> Result<PublishReceipt>;
+}
+
+/// Capability: remove every ready message from a queue, returning how many went.
+#[async_trait]
+pub trait Purge: Send + Sync {
+    async fn purge(&self, queue: &str) -> Result<u64>;
+}
+
+/// Capability: consumer groups with committed offsets and lag.
+#[async_trait]
+pub trait ConsumerGroups: Send + Sync {
+    async fn list_groups(&self) -> Result<Vec<ConsumerGroup>>;
+}
+
+/// What to follow live: exchanges or topics by name; empty means everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TailFilter {
+    pub sources: Vec<String>,
+}
+
+/// A live stream of new messages; dropping it stops the tail and frees its resources.
+pub struct Tail {
+    pub messages: mpsc::Receiver<Result<Message>>,
+}
+
+/// Capability: follow new messages without disturbing delivery.
+#[async_trait]
+pub trait LiveTail: Send + Sync {
+    async fn tail(&self, filter: &TailFilter) -> Result<Tail>;
+}
+
+/// How to connect, beyond the target itself.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Start the demo's live traffic (the TUI wants moving numbers; one-shot commands do not).
+    pub live: bool,
+}
+
+/// Open a backend for a target.
+pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn Backend>> {
+    match target {
+        Target::Local(local) => local::connect(local, opts),
+        Target::Amqp(_) => Err(BackendError::Unsupported {
+            what: format!(
+                "{} (the RabbitMQ backend is not in this build yet)",
+                target.redacted()
+            ),
+            backend: "rabbitmq",
+        }),
+        Target::Kafka(_) => Err(BackendError::Unsupported {
+            what: format!(
+                "{} (the Kafka backend is not in this build yet)",
+                target.redacted()
+            ),
+            backend: "kafka",
+        }),
+    }
+}

@@ -1,0 +1,110 @@
+//! Command-line interface: global connection flags and the scriptable subcommands.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mqscope",
+    version,
+    about = "See what is really in RabbitMQ, Kafka or the built-in demo broker: browse, peek, trace, replay.",
+    long_about = None,
+    after_help = "With no subcommand, opens the demo broker (or the config's default profile).\n\
+                  Targets: amqp://user@host:5672/%2F, amqps://..., kafka://host:9092[,host:9092], local://demo"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Broker URL (amqp://, amqps://, kafka://, local://demo); overrides the profile's URL.
+    #[arg(long, global = true, env = "MQSCOPE_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Named profile from the config file.
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "MQSCOPE_PROFILE",
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
+    /// Config file [default: $XDG_CONFIG_HOME/mqscope/config.toml].
+    #[arg(long, global = true, env = "MQSCOPE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Colour theme for the TUI.
+    #[arg(long, global = true, env = "MQSCOPE_THEME", value_name = "NAME")]
+    pub theme: Option<String>,
+    /// Refuse every action that changes a broker.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List queues, streams and topics with depth, consumers and dead-letter wiring.
+    Queues(QueuesArgs),
+    /// Read messages without consuming them.
+    Peek(PeekArgs),
+    /// List consumer groups with their lag.
+    Groups(JsonFlag),
+    /// Open the built-in demo broker (an e-commerce fan-out with dead letters).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct JsonFlag {
+    /// JSON Lines output: one object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct QueuesArgs {
+    /// Only names containing this text (case-insensitive).
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PeekArgs {
+    /// Queue, stream or topic to read.
+    pub queue: String,
+    /// How many messages.
+    #[arg(short = 'n', long = "count", default_value_t = 10, value_name = "N")]
+    pub count: usize,
+    /// Start at this position: an index from the head of a queue, or an offset in a topic.
+    #[arg(long, value_name = "POSITION", conflicts_with_all = ["since", "last"])]
+    pub from: Option<u64>,
+    /// Start at the first message at or after a time: RFC 3339 (2026-01-01T12:00:00Z) or
+    /// a duration ago (90s, 15m, 2h, 1d).
+    #[arg(long, value_name = "TIME", conflicts_with = "last")]
+    pub since: Option<String>,
+    /// The last N messages instead of the first.
+    #[arg(long)]
+    pub last: bool,
+    /// Topics: read one partition (default: all partitions merged by time).
+    #[arg(long, value_name = "P")]
+    pub partition: Option<i32>,
+    /// Peek even where it could push a message towards its delivery limit.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Seed of the scenario: the same seed gives the same messages.
+    #[arg(long, default_value_t = crate::config::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Start the clock at 2026-01-01T00:00:00Z instead of now, so output is fully repeatable.
+    #[arg(long)]
+    pub fixed_clock: bool,
+}

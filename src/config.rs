@@ -1,0 +1,690 @@
+//! Where to connect and how: target URLs, the profiles file in the XDG config dir, and
+//! environment overrides. Passwords come from the URL, an environment variable or a
+//! command, are kept in [`Secret`], and never appear in output, logs or errors.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("bad URL \"{url}\": {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("no profile named \"{name}\" in {path}{known}")]
+    NoProfile {
+        name: String,
+        path: String,
+        known: String,
+    },
+    #[error("{0}")]
+    Password(String),
+}
+
+/// A password or other secret: printing it shows only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for handing to a client library and nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The local broker: a scenario, its seed, and whether its clock is fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTarget {
+    pub scenario: String,
+    pub seed: u64,
+    /// A manual clock starting at a fixed date: output depends only on the seed.
+    pub fixed_clock: bool,
+}
+
+impl LocalTarget {
+    pub fn demo(seed: u64) -> Self {
+        Self {
+            scenario: "demo".into(),
+            seed,
+            fixed_clock: false,
+        }
+    }
+}
+
+pub const DEFAULT_SEED: u64 = 42;
+
+impl fmt::Display for LocalTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "local://{}", self.scenario)?;
+        let mut sep = '?';
+        if self.seed != DEFAULT_SEED {
+            write!(f, "{sep}seed={}", self.seed)?;
+            sep = '&';
+        }
+        if self.fixed_clock {
+            write!(f, "{sep}clock=fixed")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpTarget {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Decoded virtual host name (`/` for the default).
+    pub vhost: String,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTarget {
+    /// `host:port` bootstrap servers.
+    pub brokers: Vec<String>,
+}
+
+/// What to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Local(LocalTarget),
+    Amqp(AmqpTarget),
+    Kafka(KafkaTarget),
+}
+
+/// Percent-encode a vhost for a URL path segment (`/` becomes `%2F`).
+pub fn encode_vhost(vhost: &str) -> String {
+    url::form_urlencoded::byte_serialize(vhost.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+impl Target {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let bad = |reason: &str| ConfigError::BadUrl {
+            url: redact_raw(raw),
+            reason: reason.to_string(),
+        };
+        let scheme = raw
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .ok_or_else(|| {
+                bad("expected scheme://..., e.g. amqp://, amqps://, kafka:// or local://demo")
+            })?;
+        match scheme.as_str() {
+            "local" => parse_local(raw).map_err(|r| bad(&r)),
+            "amqp" | "amqps" => parse_amqp(raw).map_err(|r| bad(&r)),
+            "kafka" => parse_kafka(raw).map_err(|r| bad(&r)),
+            other => Err(bad(&format!(
+                "unknown scheme \"{other}\" (use amqp://, amqps://, kafka:// or local://demo)"
+            ))),
+        }
+    }
+
+    /// The target as a URL without any password.
+    pub fn redacted(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Local(l) => write!(f, "{l}"),
+            Target::Amqp(a) => {
+                let scheme = if a.tls { "amqps" } else { "amqp" };
+                let user = a
+                    .user
+                    .as_deref()
+                    .map(|u| format!("{}@", encode_vhost(u)))
+                    .unwrap_or_default();
+                let host = if a.host.contains(':') {
+                    format!("[{}]", a.host)
+                } else {
+                    a.host.clone()
+                };
+                write!(
+                    f,
+                    "{scheme}://{user}{host}:{}/{}",
+                    a.port,
+                    encode_vhost(&a.vhost)
+                )
+            }
+            Target::Kafka(k) => write!(f, "kafka://{}", k.brokers.join(",")),
+        }
+    }
+}
+
+/// Remove a password from a URL we could not parse, for error messages.
+fn redact_raw(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{}{tail}", &authority[at + 1..])
+        }
+        None => raw.to_string(),
+    }
+}
+
+fn parse_local(raw: &str) -> Result<Target, String> {
+    let u = url::Url::parse(raw).map_err(|e| e.to_string())?;
+    let scenario = u.host_str().unwrap_or("").to_string();
+    if scenario.is_empty() {
+        return Err("name a scenario: local://demo or local://empty".into());
+    }
+    if !matches!(u.path(), "" | "/") {
+        return Err("local URLs take no path".into());
+    }
+    let mut t = LocalTarget {
+        scenario,
+        seed: DEFAULT_SEED,
+        fixed_clock: false,
+    };
+    for (k, v) in u.query_pairs() {
+        match k.as_ref() {
+            "seed" => {
+                t.seed = v
+                    .parse()
+                    .map_err(|_| format!("seed must be a whole number, not \"{v}\""))?
+            }
+            "clock" => {
+                t.fixed_clock = match v.as_ref() {
+                    "fixed" => true,
+                    "system" => false,
+                    _ => return Err(format!("clock must be fixed or system, not \"{v}\"")),
+                }
+            }
+            other => return Err(format!("unknown option \"{other}\" (seed, clock)")),
+        }
+    }
+    Ok(Target::Local(t))
+}
+
+fn decode(s: &str) -> Result<String, String> {
+    percent_decode(s).ok_or_else(|| format!("\"{s}\" is not valid percent-encoded UTF-8"))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_amqp(raw: &str) -> Result<Target, String> {
+    let u = url::Url::parse(raw).map_err(|e| e.to_string())?;
+    let tls = u.scheme() == "amqps";
+    let host = match u.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err("no host".into()),
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    let port = u.port().unwrap_or(if tls { 5671 } else { 5672 });
+    let path = u.path();
+    let vhost = match path {
+        "" | "/" => "/".to_string(),
+        p => {
+            let seg = &p[1..];
+            if seg.contains('/') {
+                return Err(
+                    "a vhost containing '/' must be written %2F, e.g. amqp://host/%2F for \"/\""
+                        .into(),
+                );
+            }
+            decode(seg)?
+        }
+    };
+    let user = match u.username() {
+        "" => None,
+        name => Some(decode(name)?),
+    };
+    let password = u.password().map(decode).transpose()?.map(Secret::new);
+    if let Some((k, _)) = u.query_pairs().next() {
+        return Err(format!(
+            "unsupported option \"{k}\"; put connection settings in a profile"
+        ));
+    }
+    Ok(Target::Amqp(AmqpTarget {
+        tls,
+        host,
+        port,
+        vhost,
+        user,
+        password,
+    }))
+}
+
+fn parse_kafka(raw: &str) -> Result<Target, String> {
+    let rest = &raw["kafka://".len()..];
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') || rest.contains('?') || rest.contains('@') {
+        return Err(
+            "expected kafka://host:port[,host:port...]; put credentials and options in a profile"
+                .into(),
+        );
+    }
+    let mut brokers = Vec::new();
+    for part in rest.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err("empty broker address".into());
+        }
+        let (host, port) = if let Some(v6) = part.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or("unclosed [ in IPv6 address")?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match part.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (part, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("no host in \"{part}\""));
+        }
+        let port: u16 = match port {
+            Some(p) => p.parse().map_err(|_| format!("bad port in \"{part}\""))?,
+            None => 9092,
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        brokers.push(format!("{host}:{port}"));
+    }
+    Ok(Target::Kafka(KafkaTarget { brokers }))
+}
+
+/// TLS settings of a profile.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of CA certificates to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Skip certificate verification. For test brokers only.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// A named connection in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub url: String,
+    /// RabbitMQ management API, when not at http(s)://host:15672.
+    pub management_url: Option<String>,
+    pub user: Option<String>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Command whose standard output is the password (e.g. `pass show rabbit/prod`).
+    pub password_command: Option<String>,
+    /// Refused on purpose: see [`load_config`].
+    password: Option<toml::Value>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// Extra librdkafka properties (e.g. `"security.protocol" = "SASL_SSL"`).
+    #[serde(default)]
+    pub kafka: BTreeMap<String, String>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub default_profile: Option<String>,
+    pub theme: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// `$XDG_CONFIG_HOME/mqscope/config.toml` (or the platform's equivalent).
+pub fn default_config_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("mqscope").join("config.toml"))
+}
+
+/// Read a config file. A missing file is an error only when it was asked for by name.
+pub fn load_config(path: &Path, explicit: bool) -> Result<ConfigFile, ConfigError> {
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(ConfigFile::default());
+        }
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path: shown,
+                reason: e.to_string(),
+            });
+        }
+    };
+    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: shown.clone(),
+        reason: e.message().to_string()
+            + &e.span()
+                .map(|s| line_of(&text, s.start))
+                .unwrap_or_default(),
+    })?;
+    for (name, p) in &cfg.profiles {
+        if p.password.is_some() {
+            return Err(ConfigError::Parse {
+                path: shown,
+                reason: format!(
+                    "profile \"{name}\": plain-text passwords are not read; use password_env or password_command"
+                ),
+            });
+        }
+        Target::parse(&p.url).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            reason: format!("profile \"{name}\": {e}"),
+        })?;
+    }
+    Ok(cfg)
+}
+
+fn line_of(text: &str, offset: usize) -> String {
+    let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+    format!(" (line {line})")
+}
+
+/// Everything the command line said about where to connect.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub url: Option<String>,
+    pub profile: Option<String>,
+    pub config: Option<PathBuf>,
+    pub read_only: bool,
+}
+
+/// The connection to use, with credentials resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub target: Target,
+    pub profile_name: Option<String>,
+    pub profile: Profile,
+    pub read_only: bool,
+    pub theme: Option<String>,
+}
+
+/// Pick the target: `--url`, else `--profile`, else the config's default profile, else
+/// the demo. A URL given with a profile overrides the profile's URL but keeps its
+/// credentials and settings.
+pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
+    let (path, explicit) = match &sel.config {
+        Some(p) => (Some(p.clone()), true),
+        None => (default_config_path(), false),
+    };
+    let cfg = match &path {
+        Some(p) => load_config(p, explicit)?,
+        None => ConfigFile::default(),
+    };
+    let shown = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(no config file)".into());
+    let profile_name = sel.profile.clone().or_else(|| {
+        if sel.url.is_none() {
+            cfg.default_profile.clone()
+        } else {
+            None
+        }
+    });
+    let profile = match &profile_name {
+        Some(name) => cfg
+            .profiles
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ConfigError::NoProfile {
+                name: name.clone(),
+                path: shown,
+                known: if cfg.profiles.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (known: {})",
+                        cfg.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                },
+            })?,
+        None => Profile::default(),
+    };
+    let url = sel
+        .url
+        .clone()
+        .or_else(|| (!profile.url.is_empty()).then(|| profile.url.clone()))
+        .unwrap_or_else(|| "local://demo".into());
+    let mut target = Target::parse(&url)?;
+    if let Target::Amqp(a) = &mut target {
+        if a.user.is_none() {
+            a.user = profile.user.clone();
+        }
+        if a.password.is_none() {
+            a.password = password_for(&profile)?;
+        }
+    }
+    Ok(Resolved {
+        read_only: sel.read_only || profile.read_only,
+        theme: cfg.theme.clone(),
+        target,
+        profile_name,
+        profile,
+    })
+}
+
+/// The password from `MQSCOPE_PASSWORD`, the profile's variable, or its command.
+pub fn password_for(profile: &Profile) -> Result<Option<Secret>, ConfigError> {
+    if let Ok(p) = std::env::var("MQSCOPE_PASSWORD") {
+        return Ok(Some(Secret::new(p)));
+    }
+    if let Some(var) = &profile.password_env {
+        return match std::env::var(var) {
+            Ok(p) => Ok(Some(Secret::new(p))),
+            Err(_) => Err(ConfigError::Password(format!(
+                "the profile reads its password from ${var}, which is not set"
+            ))),
+        };
+    }
+    if let Some(cmd) = &profile.password_command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| ConfigError::Password(format!("cannot run password_command: {e}")))?;
+        if !out.status.success() {
+            return Err(ConfigError::Password(format!(
+                "password_command failed ({})",
+                out.status
+            )));
+        }
+        let text = String::from_utf8(out.stdout).map_err(|_| {
+            ConfigError::Password("password_command printed something that is not UTF-8".into())
+        })?;
+        return Ok(Some(Secret::new(text.trim_end_matches(['\n', '\r']))));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amqp(raw: &str) -> AmqpTarget {
+        match Target::parse(raw).unwrap() {
+            Target::Amqp(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn amqp_vhosts_and_credentials() {
+        let a = amqp("amqp://guest:gu%40st@127.0.0.1:5672/%2f");
+        assert_eq!(
+            (a.host.as_str(), a.port, a.vhost.as_str()),
+            ("127.0.0.1", 5672, "/")
+        );
+        assert_eq!(a.user.as_deref(), Some("guest"));
+        assert_eq!(a.password.as_ref().map(Secret::expose), Some("gu@st"));
+        assert_eq!(amqp("amqp://h").vhost, "/");
+        assert_eq!(amqp("amqp://h/").vhost, "/");
+        assert_eq!(amqp("amqp://h/my%20vhost%2Fprod").vhost, "my vhost/prod");
+        assert_eq!(amqp("amqp://h/caf%C3%A9").vhost, "café");
+        let s = amqps_default_port();
+        assert_eq!(s.port, 5671);
+        assert_eq!(amqp("amqp://[::1]:5673/x").host, "::1");
+        assert!(Target::parse("amqp://h/a/b").is_err());
+        assert!(Target::parse("amqp:///vhost").is_err());
+    }
+
+    fn amqps_default_port() -> AmqpTarget {
+        amqp("amqps://rabbit.example.com/")
+    }
+
+    #[test]
+    fn password_never_shown() {
+        let t = Target::parse("amqp://ops:s3cr3t@rabbit:5672/prod%2Feu").unwrap();
+        assert_eq!(t.to_string(), "amqp://ops@rabbit:5672/prod%2Feu");
+        assert!(!format!("{t:?}").contains("s3cr3t"));
+        let err = Target::parse("amqp://ops:s3cr3t@rabbit:notaport/")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("ops:***@"), "{err}");
+    }
+
+    #[test]
+    fn kafka_broker_lists() {
+        let Target::Kafka(k) = Target::parse("kafka://a:9092,b:9093, c").unwrap() else {
+            panic!()
+        };
+        assert_eq!(k.brokers, vec!["a:9092", "b:9093", "c:9092"]);
+        let Target::Kafka(k) = Target::parse("kafka://[::1]:19092").unwrap() else {
+            panic!()
+        };
+        assert_eq!(k.brokers, vec!["[::1]:19092"]);
+        assert!(Target::parse("kafka://").is_err());
+        assert!(Target::parse("kafka://a:x").is_err());
+        assert!(Target::parse("kafka://a,,b").is_err());
+    }
+
+    #[test]
+    fn local_options() {
+        let Target::Local(l) = Target::parse("local://demo?seed=7&clock=fixed").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (l.scenario.as_str(), l.seed, l.fixed_clock),
+            ("demo", 7, true)
+        );
+        assert_eq!(
+            Target::Local(l).to_string(),
+            "local://demo?seed=7&clock=fixed"
+        );
+        assert!(Target::parse("local://demo?seed=x").is_err());
+        assert!(Target::parse("local://demo?color=red").is_err());
+        assert!(Target::parse("local://").is_err());
+        assert!(Target::parse("redis://x").is_err());
+        assert!(Target::parse("just words").is_err());
+    }
+
+    #[test]
+    fn config_file_profiles_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            r#"
+default_profile = "prod"
+[profiles.prod]
+url = "amqp://rabbit.internal/%2f"
+user = "ops"
+password_command = "printf 'from-command\n'"
+read_only = true
+[profiles.kafka]
+url = "kafka://k1:9092,k2:9092"
+kafka = { "security.protocol" = "SASL_SSL" }
+"#,
+        )
+        .unwrap();
+        let sel = Selection {
+            config: Some(path.clone()),
+            ..Selection::default()
+        };
+        let r = resolve(&sel).unwrap();
+        assert_eq!(r.profile_name.as_deref(), Some("prod"));
+        assert!(r.read_only);
+        let Target::Amqp(a) = &r.target else { panic!() };
+        assert_eq!(a.user.as_deref(), Some("ops"));
+        assert_eq!(
+            a.password.as_ref().map(Secret::expose),
+            Some("from-command")
+        );
+        // A URL alone ignores the default profile.
+        let sel2 = Selection {
+            url: Some("local://demo".into()),
+            config: Some(path.clone()),
+            ..Selection::default()
+        };
+        assert!(matches!(resolve(&sel2).unwrap().target, Target::Local(_)));
+        let missing = Selection {
+            profile: Some("nope".into()),
+            config: Some(path.clone()),
+            ..Selection::default()
+        };
+        let e = resolve(&missing).unwrap_err().to_string();
+        assert!(e.contains("known: kafka, prod"), "{e}");
+
+        std::fs::write(
+            &path,
+            "[profiles.x]\nurl = \"amqp://h\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let e = load_config(&path, true).unwrap_err().to_string();
+        assert!(e.contains("password_env") && !e.contains("hunter2"), "{e}");
+        std::fs::write(&path, "[profiles.x]\nurl = \"amqp://h\"\nbogus = 1\n").unwrap();
+        let e = load_config(&path, true).unwrap_err().to_string();
+        assert!(e.contains("bogus") && e.contains("line 3"), "{e}");
+        assert!(load_config(&dir.path().join("absent.toml"), false).is_ok());
+        assert!(load_config(&dir.path().join("absent.toml"), true).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! mqscope: browse, peek, trace and replay messages in RabbitMQ, Kafka and a built-in
+//! local broker, from a terminal UI or scriptable subcommands.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod export;
+pub mod model;
+pub mod output;
+pub mod run;
+pub mod trace;

@@ -1,0 +1,111 @@
+//! A message as mqscope shows it, whatever broker it came from: where it sits, its AMQP
+//! properties, typed headers, payload bytes and delivery state.
+
+use super::death::{DeathRecord, parse_deaths};
+use super::value::FieldTable;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// AMQP 0-9-1 basic properties. Kafka records have none of these; they stay empty there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Properties {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    /// 1 = transient, 2 = persistent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_mode: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Per-message TTL in milliseconds, as the decimal string AMQP carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// AMQP timestamp: seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+impl Properties {
+    pub fn is_empty(&self) -> bool {
+        *self == Properties::default()
+    }
+}
+
+/// One message read from a queue, stream or topic partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The queue or topic it was read from.
+    pub queue: String,
+    /// Index from the head of a queue (0 = next to be delivered), or the offset in a
+    /// topic partition or stream.
+    pub position: u64,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    /// Kafka record key.
+    pub key: Option<Bytes>,
+    /// When the message was published, as precisely as the broker knows it.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The exchange and routing key it was last published with (AMQP).
+    pub exchange: Option<String>,
+    pub routing_key: Option<String>,
+    pub headers: FieldTable,
+    pub properties: Properties,
+    pub payload: Bytes,
+    /// Delivered before and returned to the queue (AMQP redelivered flag).
+    pub redelivered: bool,
+    /// How many times it was delivered and returned, where the broker counts it
+    /// (quorum queues' `x-delivery-count`).
+    pub delivery_count: Option<u64>,
+}
+
+impl Message {
+    /// A message with only a payload; the rest is filled in by whoever builds it.
+    pub fn new(queue: impl Into<String>, position: u64, payload: impl Into<Bytes>) -> Self {
+        Self {
+            queue: queue.into(),
+            position,
+            partition: None,
+            offset: None,
+            key: None,
+            timestamp: None,
+            exchange: None,
+            routing_key: None,
+            headers: FieldTable::new(),
+            properties: Properties::default(),
+            payload: payload.into(),
+            redelivered: false,
+            delivery_count: None,
+        }
+    }
+
+    /// Dead-letter history, newest first, from `x-death` or Kafka dead-letter headers.
+    pub fn deaths(&self) -> Vec<DeathRecord> {
+        parse_deaths(&self.headers)
+    }
+
+    pub fn size(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// The payload as text, when it is valid UTF-8.
+    pub fn payload_text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.payload).ok()
+    }
+}

@@ -1,0 +1,15 @@
+//! Broker-neutral data: queues, messages, header values, death records and routing. No I/O.
+
+pub mod death;
+pub mod message;
+pub mod queue;
+pub mod topology;
+pub mod value;
+
+pub use death::{DeathReason, DeathRecord, DeathSource};
+pub use message::{Message, Properties};
+pub use queue::{
+    ConsumerGroup, DeadLetterTarget, PartitionInfo, PartitionLag, QueueDetail, QueueKind,
+    QueueSummary,
+};
+pub use value::{FieldTable, FieldValue};

@@ -1,0 +1,233 @@
+//! Human-readable output of the subcommands: aligned tables and message blocks. JSON output
+//! lives with the message format in `export`.
+
+use crate::export::rfc3339;
+use crate::model::{ConsumerGroup, Message, QueueKind, QueueSummary};
+use crate::trace::Extractor;
+use std::io::{self, Write};
+use unicode_width::UnicodeWidthStr;
+
+/// A plain text table: left-aligned text columns, right-aligned numeric ones.
+pub struct Table {
+    headers: Vec<&'static str>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(columns: &[(&'static str, bool)]) -> Self {
+        Self {
+            headers: columns.iter().map(|(h, _)| *h).collect(),
+            right: columns.iter().map(|(_, r)| *r).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                if let Some(w) = widths.get_mut(i) {
+                    *w = (*w).max(c.width());
+                }
+            }
+        }
+        let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut dyn Write| -> io::Result<()> {
+            let mut text = String::new();
+            for (i, c) in cells.enumerate() {
+                let pad = widths[i].saturating_sub(c.width());
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                if self.right[i] {
+                    text.push_str(&" ".repeat(pad));
+                    text.push_str(c);
+                } else {
+                    text.push_str(c);
+                    if i + 1 < widths.len() {
+                        text.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            writeln!(out, "{}", text.trim_end())
+        };
+        line(&mut self.headers.iter().copied(), out)?;
+        for r in &self.rows {
+            line(&mut r.iter().map(String::as_str), out)?;
+        }
+        Ok(())
+    }
+}
+
+fn num(v: Option<u64>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn rate(v: Option<f64>) -> String {
+    match v {
+        Some(r) if r >= 100.0 => format!("{r:.0}"),
+        Some(r) => format!("{r:.1}"),
+        None => "-".into(),
+    }
+}
+
+pub fn queue_type_label(q: &QueueSummary) -> String {
+    match (q.kind, q.partitions) {
+        (QueueKind::Topic, Some(p)) => format!("topic/{p}p"),
+        _ => q.queue_type.clone(),
+    }
+}
+
+pub fn write_queue_table(queues: &[QueueSummary], out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[
+        ("NAME", false),
+        ("TYPE", false),
+        ("MESSAGES", true),
+        ("READY", true),
+        ("UNACKED", true),
+        ("CONSUMERS", true),
+        ("IN/s", true),
+        ("OUT/s", true),
+        ("DEAD LETTERS", false),
+    ]);
+    for q in queues {
+        let dl = match (&q.dead_letter_queue, q.is_dead_letter) {
+            (Some(dlq), _) => format!("-> {dlq}"),
+            (None, true) if !q.dead_letter_sources.is_empty() => {
+                format!("DLQ of {}", q.dead_letter_sources.join(", "))
+            }
+            (None, true) => "DLQ".into(),
+            (None, false) => String::new(),
+        };
+        t.row(vec![
+            q.name.clone(),
+            queue_type_label(q),
+            num(q.messages),
+            num(q.ready),
+            num(q.unacked),
+            num(q.consumers),
+            rate(q.publish_rate),
+            rate(q.deliver_rate),
+            dl,
+        ]);
+    }
+    t.write(out)
+}
+
+pub fn write_group_table(groups: &[ConsumerGroup], out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[
+        ("GROUP", false),
+        ("STATE", false),
+        ("MEMBERS", true),
+        ("TOPICS", false),
+        ("LAG", true),
+        ("PARTITION LAG", false),
+    ]);
+    for g in groups {
+        let per: Vec<String> = g
+            .partitions
+            .iter()
+            .map(|p| format!("{}/{}={}", p.topic, p.partition, p.lag))
+            .collect();
+        t.row(vec![
+            g.name.clone(),
+            g.state.clone(),
+            g.members.to_string(),
+            g.topics.join(","),
+            g.lag.to_string(),
+            per.join(" "),
+        ]);
+    }
+    t.write(out)
+}
+
+/// Printable preview of a payload: text up to `max` characters on one line, or a hex
+/// preview of binary data.
+pub fn payload_preview(payload: &[u8], max: usize) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(text) => {
+            let one_line: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(max + 1)
+                .collect();
+            if one_line.chars().count() > max {
+                let cut: String = one_line.chars().take(max).collect();
+                format!("{cut}… ({} bytes)", payload.len())
+            } else {
+                one_line
+            }
+        }
+        Err(_) => {
+            let hex: Vec<String> = payload
+                .iter()
+                .take(24)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let more = if payload.len() > 24 { " …" } else { "" };
+            format!("<binary, {} bytes> {}{more}", payload.len(), hex.join(" "))
+        }
+    }
+}
+
+/// One message as a readable block.
+pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) -> io::Result<()> {
+    let place = match (m.partition, m.offset) {
+        (Some(p), Some(o)) => format!("{}[{p}]@{o}", m.queue),
+        _ => format!("{}#{}", m.queue, m.position),
+    };
+    let time = m
+        .timestamp
+        .as_ref()
+        .map(rfc3339)
+        .unwrap_or_else(|| "-".into());
+    write!(out, "{place}  {time}  {} B", m.payload.len())?;
+    if m.redelivered {
+        write!(out, "  redelivered")?;
+    }
+    if let Some(c) = m.delivery_count.filter(|c| *c > 0) {
+        write!(out, "  delivered {c}×")?;
+    }
+    writeln!(out)?;
+    if let Some(id) = &m.properties.message_id {
+        writeln!(out, "  message id:  {id}")?;
+    }
+    if let Some(c) = extractor.extract(m) {
+        writeln!(out, "  correlation: {c}")?;
+    }
+    if let (Some(x), Some(k)) = (&m.exchange, &m.routing_key) {
+        let x = if x.is_empty() { "(default)" } else { x };
+        writeln!(out, "  routed:      {x} / {k}")?;
+    }
+    if let Some(k) = &m.key {
+        writeln!(out, "  key:         {}", payload_preview(k, 60))?;
+    }
+    for d in m.deaths() {
+        let mut line = format!("  dead letter: {} in {} ×{}", d.reason, d.queue, d.count);
+        if let Some(t) = d.time {
+            line.push_str(&format!(" at {}", rfc3339(&t)));
+        }
+        if let (Some(p), Some(o)) = (d.partition, d.offset) {
+            line.push_str(&format!(" (from partition {p} offset {o})"));
+        }
+        if let Some(e) = &d.error {
+            line.push_str(&format!(": {e}"));
+        }
+        writeln!(out, "{line}")?;
+    }
+    let headers: Vec<String> = m
+        .headers
+        .iter()
+        .filter(|(k, _)| *k != "x-death")
+        .map(|(k, v)| format!("{k}={}", payload_preview(v.to_string().as_bytes(), 60)))
+        .collect();
+    if !headers.is_empty() {
+        writeln!(out, "  headers:     {}", headers.join("; "))?;
+    }
+    writeln!(out, "  payload:     {}", payload_preview(&m.payload, 200))?;
+    writeln!(out)
+}

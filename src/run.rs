@@ -1,0 +1,296 @@
+//! Runs the subcommands: resolve the target, connect, call the backend, print a table or
+//! JSON Lines. Errors carry one line of context and go up to `main`.
+
+use crate::backend::{self, Backend, BackendError, ConnectOptions, PeekFrom, PeekRequest};
+use crate::cli::{Cli, Command, DemoArgs, PeekArgs, QueuesArgs};
+use crate::config::{self, LocalTarget, Resolved, Selection, Target};
+use crate::export::message_record;
+use crate::output;
+use crate::trace::Extractor;
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout);
+    let result = dispatch(cli, &mut out).await;
+    out.flush().context("writing output")?;
+    result
+}
+
+async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let sel = Selection {
+        url: cli.global.url.clone(),
+        profile: cli.global.profile.clone(),
+        config: cli.global.config.clone(),
+        read_only: cli.global.read_only,
+    };
+    match cli.command {
+        Some(Command::Demo(args)) => demo(&args, out).await,
+        Some(Command::Queues(args)) => {
+            let (_, backend) = open(&sel).await?;
+            queues(backend.as_ref(), &args, out).await
+        }
+        Some(Command::Peek(args)) => {
+            let (_, backend) = open(&sel).await?;
+            peek(backend.as_ref(), &args, out).await
+        }
+        Some(Command::Groups(flag)) => {
+            let (_, backend) = open(&sel).await?;
+            groups(backend.as_ref(), flag.json, out).await
+        }
+        None => {
+            // The TUI is not in this build yet: show what the target holds.
+            let (resolved, backend) = open(&sel).await?;
+            overview(&resolved, backend.as_ref(), out).await
+        }
+    }
+}
+
+/// Resolve the selection and connect.
+pub async fn open(sel: &Selection) -> Result<(Resolved, Arc<dyn Backend>)> {
+    let resolved = config::resolve(sel)?;
+    let backend = backend::connect(&resolved.target, &ConnectOptions::default()).await?;
+    Ok((resolved, backend))
+}
+
+async fn queues(backend: &dyn Backend, args: &QueuesArgs, out: &mut dyn Write) -> Result<()> {
+    let mut list = backend.list_queues().await?;
+    if let Some(f) = &args.filter {
+        let f = f.to_lowercase();
+        list.retain(|q| q.name.to_lowercase().contains(&f));
+    }
+    if args.out.json {
+        for q in &list {
+            serde_json::to_writer(&mut *out, q)?;
+            writeln!(out)?;
+        }
+    } else {
+        output::write_queue_table(&list, out)?;
+    }
+    Ok(())
+}
+
+async fn groups(backend: &dyn Backend, json: bool, out: &mut dyn Write) -> Result<()> {
+    let Some(cg) = backend.consumer_groups() else {
+        bail!(
+            "the {} backend has no consumer groups",
+            backend.info().kind.as_str()
+        );
+    };
+    let list = cg.list_groups().await?;
+    if json {
+        for g in &list {
+            serde_json::to_writer(&mut *out, g)?;
+            writeln!(out)?;
+        }
+    } else {
+        output::write_group_table(&list, out)?;
+    }
+    Ok(())
+}
+
+/// Parse `--since`: RFC 3339, or a duration ago such as 90s, 15m, 2h, 1d.
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().map_err(|_| {
+        anyhow!(
+            "--since \"{text}\": expected RFC 3339 (2026-01-01T12:00:00Z) or a duration like 15m"
+        )
+    })?;
+    let d = match unit {
+        "s" | "" => ChronoDuration::try_seconds(n),
+        "m" => ChronoDuration::try_minutes(n),
+        "h" => ChronoDuration::try_hours(n),
+        "d" => ChronoDuration::try_days(n),
+        _ => None,
+    }
+    .ok_or_else(|| anyhow!("--since \"{text}\": the unit must be s, m, h or d"))?;
+    Ok(now - d)
+}
+
+async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Result<()> {
+    let from = if args.last {
+        PeekFrom::Last
+    } else if let Some(s) = &args.since {
+        PeekFrom::Time(parse_since(s, Utc::now())?)
+    } else if let Some(p) = args.from {
+        PeekFrom::Position(p)
+    } else {
+        PeekFrom::Start
+    };
+    let req = PeekRequest {
+        from,
+        partition: args.partition,
+        limit: args.count,
+        force: args.force,
+    };
+    let page = match backend.peek(&args.queue, &req).await {
+        Ok(p) => p,
+        Err(BackendError::QueueNotFound(name)) => {
+            return Err(not_found(backend, &name).await);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for note in &page.notes {
+        eprintln!("mqscope: note: {note}");
+    }
+    let extractor = Extractor::default();
+    for m in &page.messages {
+        if args.out.json {
+            serde_json::to_writer(&mut *out, &message_record(m, &extractor))?;
+            writeln!(out)?;
+        } else {
+            output::write_message(m, &extractor, out)?;
+        }
+    }
+    if !args.out.json && page.messages.is_empty() {
+        writeln!(out, "(no messages at that position)")?;
+    }
+    Ok(())
+}
+
+/// "no queue named X", with the closest names the broker does have.
+async fn not_found(backend: &dyn Backend, name: &str) -> anyhow::Error {
+    let base = BackendError::QueueNotFound(name.to_string());
+    let Ok(list) = backend.list_queues().await else {
+        return base.into();
+    };
+    let names: Vec<&str> = list.iter().map(|q| q.name.as_str()).collect();
+    let close = closest(name, &names);
+    if close.is_empty() {
+        base.into()
+    } else {
+        anyhow!("{base}; did you mean {}?", close.join(" or "))
+    }
+}
+
+/// Names that contain the input or are within a small edit distance of it.
+pub fn closest<'a>(input: &str, names: &[&'a str]) -> Vec<&'a str> {
+    let lower = input.to_lowercase();
+    let mut scored: Vec<(usize, &str)> = names
+        .iter()
+        .filter_map(|n| {
+            let nl = n.to_lowercase();
+            let d = if nl.contains(&lower) || lower.contains(&nl) {
+                0
+            } else {
+                levenshtein(&lower, &nl)
+            };
+            (d <= 2.max(lower.chars().count() / 4)).then_some((d, *n))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+async fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
+    let target = LocalTarget {
+        fixed_clock: args.fixed_clock,
+        ..LocalTarget::demo(args.seed)
+    };
+    let resolved = Resolved {
+        target: Target::Local(target),
+        profile_name: None,
+        profile: Default::default(),
+        read_only: false,
+        theme: None,
+    };
+    let backend = backend::connect(&resolved.target, &ConnectOptions::default()).await?;
+    overview(&resolved, backend.as_ref(), out).await
+}
+
+/// What a target holds: queues and topics, and consumer groups where there are any.
+async fn overview(resolved: &Resolved, backend: &dyn Backend, out: &mut dyn Write) -> Result<()> {
+    let info = backend.info();
+    writeln!(out, "{} ({})", info.target, info.kind.as_str())?;
+    if let Target::Local(l) = &resolved.target
+        && l.scenario == "demo"
+    {
+        writeln!(
+            out,
+            "An e-commerce fan-out: orders -> billing, shipping, email, analytics; rejected, expired,\n\
+             overflowing and poison messages dead-lettered; a payments topic with a lagging group and\n\
+             a Spring-style dead-letter topic. Ten minutes of traffic have been played (seed {}).\n",
+            l.seed
+        )?;
+    }
+    let queues = backend.list_queues().await?;
+    output::write_queue_table(&queues, out)?;
+    if let Some(cg) = backend.consumer_groups() {
+        let groups = cg.list_groups().await?;
+        if !groups.is_empty() {
+            writeln!(out)?;
+            output::write_group_table(&groups, out)?;
+        }
+    }
+    writeln!(
+        out,
+        "\nThe terminal UI is not in this build yet. Try:\n  mqscope peek billing.dlq -n 5 --url {}\n  mqscope queues --json --url {}",
+        info.target, info.target
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_since("15m", now).unwrap(),
+            now - ChronoDuration::minutes(15)
+        );
+        assert_eq!(
+            parse_since("2h", now).unwrap(),
+            now - ChronoDuration::hours(2)
+        );
+        assert_eq!(
+            parse_since("90", now).unwrap(),
+            now - ChronoDuration::seconds(90)
+        );
+        assert_eq!(
+            parse_since("2025-12-31T00:00:00+01:00", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2025-12-30T23:00:00+00:00"
+        );
+        assert!(parse_since("yesterday", now).is_err());
+        assert!(parse_since("5w", now).is_err());
+        assert!(parse_since("99999999999999999999d", now).is_err());
+    }
+
+    #[test]
+    fn suggestions() {
+        let names = ["billing", "billing.dlq", "shipping", "email.dlq"];
+        assert_eq!(closest("biling", &names), vec!["billing"]);
+        assert_eq!(closest("dlq", &names), vec!["billing.dlq", "email.dlq"]);
+        assert!(closest("zzzzzzzz", &names).is_empty());
+    }
+}
