@@ -116,6 +116,8 @@ pub struct Demo {
     /// Next offset each payments group reads, per partition.
     processor_pos: Vec<i64>,
     audit_pos: Vec<i64>,
+    /// Which partition each group reads next (processor, audit), round-robin.
+    next_partition: [usize; 2],
 }
 
 impl Demo {
@@ -138,6 +140,7 @@ impl Demo {
             acc: [0.0; 10],
             processor_pos: vec![0; 3],
             audit_pos: vec![0; 3],
+            next_partition: [0, 0],
         };
         demo.broker.set_group_members("payments-processor", 2);
         demo.broker.set_group_members("payments-audit", 1);
@@ -430,8 +433,10 @@ impl Demo {
     /// Read `n` records for a group round-robin over partitions and commit. The processor
     /// fails some and writes them to `payments-dlt` with Spring's dead-letter headers.
     fn consume_payments(&mut self, group: &str, n: u32, processor: bool) {
-        for i in 0..n as usize {
-            let p = i % 3;
+        let slot = usize::from(!processor);
+        for _ in 0..n {
+            let p = self.next_partition[slot];
+            self.next_partition[slot] = (p + 1) % 3;
             let pos = if processor {
                 self.processor_pos[p]
             } else {

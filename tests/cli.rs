@@ -1,0 +1,432 @@
+//! The real binary: subcommands, JSON formats, exit codes and error lines.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The binary with no user config or environment leaking in.
+fn mqscope(home: &tempfile::TempDir) -> Command {
+    let mut c = Command::cargo_bin("mqscope").unwrap();
+    c.env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env_remove("MQSCOPE_URL")
+        .env_remove("MQSCOPE_PROFILE")
+        .env_remove("MQSCOPE_CONFIG")
+        .env_remove("MQSCOPE_PASSWORD")
+        .env_remove("RUST_BACKTRACE");
+    c
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+/// Run expecting failure; returns (exit code, stderr).
+fn fails(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "expected failure, got {:?}", out);
+    let err = String::from_utf8(out.stderr).unwrap();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+fn one_clear_line(err: &str) {
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("mqscope: error: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn queues_json_lists_dead_letter_wiring() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args(["queues", "--url", "local://demo", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rows = json_lines(&out.stdout);
+    assert!(rows.len() >= 8);
+    for r in &rows {
+        for f in [
+            "name",
+            "kind",
+            "type",
+            "messages",
+            "consumers",
+            "dead_letter_queue",
+            "is_dead_letter",
+        ] {
+            assert!(r.get(f).is_some(), "field {f} missing in {r}");
+        }
+    }
+    let find = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not listed"))
+    };
+    assert_eq!(find("billing.dlq")["is_dead_letter"], true);
+    assert_eq!(find("billing")["dead_letter_queue"], "billing.dlq");
+    assert_eq!(find("billing")["is_dead_letter"], false);
+    assert_eq!(find("payments")["kind"], "topic");
+    let filtered = mqscope(&home)
+        .args(["queues", "DLQ", "--json", "--url", "local://demo"])
+        .output()
+        .unwrap();
+    let rows = json_lines(&filtered.stdout);
+    assert!(
+        rows.iter()
+            .all(|r| r["name"].as_str().unwrap().contains("dlq"))
+    );
+    assert_eq!(rows.len(), 4);
+}
+
+#[test]
+fn peek_dead_letters_as_json() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args([
+            "peek",
+            "billing.dlq",
+            "--url",
+            "local://demo",
+            "-n",
+            "5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rows = json_lines(&out.stdout);
+    assert_eq!(rows.len(), 5);
+    let fields = [
+        "queue",
+        "position",
+        "message_id",
+        "correlation_id",
+        "timestamp",
+        "exchange",
+        "routing_key",
+        "partition",
+        "offset",
+        "key",
+        "headers",
+        "properties",
+        "payload",
+        "payload_encoding",
+        "size",
+        "redelivered",
+        "deaths",
+    ];
+    for (i, r) in rows.iter().enumerate() {
+        for f in fields {
+            assert!(r.get(f).is_some(), "field {f} missing");
+        }
+        assert_eq!(r["position"], i);
+        assert!(!r["correlation_id"].as_str().unwrap().is_empty());
+        chrono::DateTime::parse_from_rfc3339(r["timestamp"].as_str().unwrap()).unwrap();
+        let d = &r["deaths"][0];
+        assert_eq!(d["reason"], "rejected");
+        assert_eq!(d["queue"], "billing");
+        for f in [
+            "queue",
+            "reason",
+            "count",
+            "exchange",
+            "routing_keys",
+            "time",
+        ] {
+            assert!(d.get(f).is_some(), "death field {f} missing");
+        }
+    }
+}
+
+#[test]
+fn binary_payloads_are_base64() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args(["peek", "labels", "-n", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for r in json_lines(&out.stdout) {
+        assert_eq!(r["payload_encoding"], "base64");
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(r["payload"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(bytes.len() as u64, r["size"].as_u64().unwrap());
+        assert!(std::str::from_utf8(&bytes).is_err());
+    }
+}
+
+#[test]
+fn peek_windows_and_partitions() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "local://demo?clock=fixed";
+    let all = json_lines(
+        &mqscope(&home)
+            .args(["peek", "billing.dlq", "-n", "6", "--json", "--url", url])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    let from = json_lines(
+        &mqscope(&home)
+            .args([
+                "peek",
+                "billing.dlq",
+                "-n",
+                "2",
+                "--from",
+                "4",
+                "--json",
+                "--url",
+                url,
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert_eq!(from, all[4..6].to_vec());
+    let part = json_lines(
+        &mqscope(&home)
+            .args([
+                "peek",
+                "payments",
+                "--partition",
+                "1",
+                "--from",
+                "3",
+                "-n",
+                "2",
+                "--json",
+                "--url",
+                url,
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert_eq!(part.len(), 2);
+    assert!(part.iter().all(|r| r["partition"] == 1));
+    assert_eq!(part[0]["offset"], 3);
+    assert!(part[0]["key"].as_str().unwrap().starts_with("ORD-"));
+    let last = json_lines(
+        &mqscope(&home)
+            .args([
+                "peek", "payments", "--last", "-n", "4", "--json", "--url", url,
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert_eq!(last.len(), 4);
+    let times: Vec<&str> = last
+        .iter()
+        .map(|r| r["timestamp"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "merged by time: {times:?}"
+    );
+    let since = mqscope(&home)
+        .args([
+            "peek",
+            "payments",
+            "--since",
+            "2026-01-01T00:09:00Z",
+            "-n",
+            "1",
+            "--json",
+            "--url",
+            url,
+        ])
+        .output()
+        .unwrap();
+    let since = json_lines(&since.stdout);
+    assert!(since[0]["timestamp"].as_str().unwrap() >= "2026-01-01T00:09:00");
+}
+
+#[test]
+fn fixed_clock_output_repeats() {
+    let home = tempfile::tempdir().unwrap();
+    let run = || {
+        mqscope(&home)
+            .args([
+                "peek",
+                "email.dlq",
+                "-n",
+                "20",
+                "--json",
+                "--url",
+                "local://demo?seed=9&clock=fixed",
+            ])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn human_output_reads_well() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args(["peek", "payments-dlt", "-n", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("dead letter: rejected in payments"), "{text}");
+    assert!(text.contains("CardDeclinedException"), "{text}");
+    let out = mqscope(&home).args(["queues"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("NAME"));
+    assert!(
+        text.contains("-> billing.dlq") && text.contains("DLQ of billing"),
+        "{text}"
+    );
+    let out = mqscope(&home).args(["groups"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("payments-processor"), "{text}");
+}
+
+#[test]
+fn groups_json_has_lag() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home).args(["groups", "--json"]).output().unwrap();
+    let rows = json_lines(&out.stdout);
+    let p = rows
+        .iter()
+        .find(|g| g["name"] == "payments-processor")
+        .unwrap();
+    assert!(p["lag"].as_u64().unwrap() > 0);
+    assert_eq!(p["partitions"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn demo_and_bare_invocation_show_the_demo() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["demo"],
+        vec![],
+        vec!["demo", "--seed", "3", "--fixed-clock"],
+    ] {
+        let out = mqscope(&home).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("billing.dlq") && text.contains("payments-processor"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn errors_are_one_line_with_the_right_exit_code() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, err) = fails(mqscope(&home).args(["peek", "biling"]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+    assert!(err.contains("did you mean billing"), "{err}");
+
+    let (code, err) = fails(mqscope(&home).args(["queues", "--url", "ftp://nowhere"]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+
+    let (code, err) = fails(mqscope(&home).args(["peek", "payments", "--partition", "9"]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+
+    let (code, err) = fails(mqscope(&home).args(["queues", "--url", "local://nosuch"]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+
+    let (code, _) = fails(mqscope(&home).args(["peek"]));
+    assert_eq!(code, 2);
+    let (code, _) = fails(mqscope(&home).args(["queues", "--bogus"]));
+    assert_eq!(code, 2);
+    let (code, _) = fails(mqscope(&home).args(["peek", "q", "--last", "--from", "3"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn passwords_never_appear() {
+    let home = tempfile::tempdir().unwrap();
+    for url in [
+        "amqp://ops:s3cr3tpw@127.0.0.1:1/%2f",
+        "amqp://ops:s3cr3tpw@127.0.0.1:badport/",
+    ] {
+        let out = mqscope(&home)
+            .args(["queues", "--url", url])
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("s3cr3tpw"), "{all}");
+        assert_eq!(out.status.code(), Some(1));
+    }
+}
+
+#[test]
+fn profiles_from_the_config_file() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("mqscope");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        "default_profile = \"seeded\"\n[profiles.seeded]\nurl = \"local://demo?seed=5&clock=fixed\"\n",
+    )
+    .unwrap();
+    let by_default = mqscope(&home)
+        .args(["peek", "billing.dlq", "-n", "3", "--json"])
+        .output()
+        .unwrap();
+    let explicit = mqscope(&home)
+        .args([
+            "peek",
+            "billing.dlq",
+            "-n",
+            "3",
+            "--json",
+            "--url",
+            "local://demo?seed=5&clock=fixed",
+        ])
+        .output()
+        .unwrap();
+    assert!(by_default.status.success());
+    assert_eq!(by_default.stdout, explicit.stdout);
+    let (code, err) = fails(mqscope(&home).args(["queues", "--profile", "missing"]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+    assert!(err.contains("known: seeded"), "{err}");
+    let (code, err) =
+        fails(mqscope(&home).args(["queues", "--config", "/nonexistent/mqscope.toml"]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+}
+
+#[test]
+fn closed_pipe_is_not_an_error() {
+    let home = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("mqscope");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' peek analytics -n 3000 --json | head -c 100 >/dev/null; echo \"${{PIPESTATUS:-}}\"", bin.display()))
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+}
