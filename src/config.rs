@@ -170,19 +170,20 @@ impl fmt::Display for Target {
     }
 }
 
-/// Remove a password from a URL we could not parse, for error messages.
+/// Remove a password from a URL we could not parse, for error messages: everything
+/// between the scheme (or the start) and the last `@` is treated as user information and
+/// only the user name before the first `:` is kept.
 fn redact_raw(raw: &str) -> String {
-    let Some((scheme, rest)) = raw.split_once("://") else {
-        return raw.to_string();
+    let (scheme, rest) = match raw.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), raw),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rfind('@') {
+    match rest.rfind('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
+            let userinfo = &rest[..at];
             let user = userinfo.split(':').next().unwrap_or("");
             let masked = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{masked}@{}{tail}", &authority[at + 1..])
+            format!("{scheme}{user}{masked}@{}", &rest[at + 1..])
         }
         None => raw.to_string(),
     }
@@ -345,7 +346,7 @@ pub struct TlsSettings {
 }
 
 /// A named connection in the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub url: String,
@@ -365,6 +366,55 @@ pub struct Profile {
     /// Extra librdkafka properties (e.g. `"security.protocol" = "SASL_SSL"`).
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,
+}
+
+/// A URL for display: parsed and shown without its password, or masked when unparsable.
+fn shown_url(url: &str) -> String {
+    Target::parse(url)
+        .map(|t| t.redacted())
+        .unwrap_or_else(|_| redact_raw(url))
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kafka: BTreeMap<&str, &str> = self
+            .kafka
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["password", "secret", "token", "key"]
+                    .iter()
+                    .any(|w| k.contains(w));
+                (k.as_str(), if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("Profile")
+            .field("url", &shown_url(&self.url))
+            .field(
+                "management_url",
+                &self.management_url.as_deref().map(shown_url),
+            )
+            .field("user", &self.user)
+            .field("password_env", &self.password_env)
+            .field(
+                "password_command",
+                &self.password_command.as_ref().map(|_| "***"),
+            )
+            .field("read_only", &self.read_only)
+            .field("tls", &self.tls)
+            .field("kafka", &kafka)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Selection")
+            .field("url", &self.url.as_deref().map(shown_url))
+            .field("profile", &self.profile)
+            .field("config", &self.config)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
 }
 
 /// The whole config file.
@@ -427,7 +477,7 @@ fn line_of(text: &str, offset: usize) -> String {
 }
 
 /// Everything the command line said about where to connect.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Selection {
     pub url: Option<String>,
     pub profile: Option<String>,

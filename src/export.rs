@@ -36,6 +36,13 @@ pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// RFC 3339 for times with four-digit years; None for others (a broker's garbage clock),
+/// which RFC 3339 cannot write and parsers would refuse.
+fn rfc3339_checked(t: &DateTime<Utc>) -> Option<String> {
+    use chrono::Datelike;
+    (0..=9999).contains(&t.year()).then(|| rfc3339(t))
+}
+
 /// One message as a JSON object, fields in a fixed order.
 pub fn message_record(msg: &Message, extractor: &Extractor) -> Value {
     let mut o = Map::new();
@@ -45,7 +52,7 @@ pub fn message_record(msg: &Message, extractor: &Extractor) -> Value {
     o.insert("correlation_id".into(), json!(extractor.extract(msg)));
     o.insert(
         "timestamp".into(),
-        json!(msg.timestamp.as_ref().map(rfc3339)),
+        json!(msg.timestamp.as_ref().and_then(rfc3339_checked)),
     );
     o.insert("exchange".into(), json!(msg.exchange));
     o.insert("routing_key".into(), json!(msg.routing_key));

@@ -139,11 +139,11 @@ fn reject_dead_letters_with_x_death_and_requeue_keeps_order() {
         keys,
         vec![
             "count",
-            "exchange",
-            "queue",
             "reason",
-            "routing-keys",
-            "time"
+            "queue",
+            "time",
+            "exchange",
+            "routing-keys"
         ]
     );
     assert_eq!(
@@ -423,4 +423,126 @@ fn declarations_conflict_clearly() {
     assert!(b.bind_queue("q", "missing", "").is_err());
     assert!(b.get("missing", true).is_err());
     assert!(b.ack(12345).is_err());
+}
+
+#[test]
+fn dead_lettering_removes_the_message_ttl_whatever_the_reason() {
+    let b = broker();
+    b.declare_queue("work", with_dlx("", Some("work.dlq")))
+        .unwrap();
+    b.declare_queue("work.dlq", QueueArgs::default()).unwrap();
+    let mut m = msg("short-lived");
+    m.properties.expiration = Some("1000".into());
+    b.publish("", "work", m).unwrap();
+    let d = b.get("work", false).unwrap().unwrap();
+    b.nack(d.tag, false).unwrap();
+    b.clock().advance(10_000);
+    b.expire_all();
+    let dead = b.peek_queue("work.dlq", 0, 10).unwrap();
+    assert_eq!(
+        dead.len(),
+        1,
+        "a rejected message must not expire in its DLQ"
+    );
+    assert_eq!(dead[0].properties.expiration, None);
+    assert_eq!(
+        dead[0].deaths()[0].original_expiration.as_deref(),
+        Some("1000")
+    );
+    let mut bad = msg("x");
+    bad.properties.expiration = Some("soon".into());
+    assert!(
+        b.publish("", "work", bad).is_err(),
+        "invalid expiration is refused, not ignored"
+    );
+}
+
+#[test]
+fn self_loops_end_instead_of_hanging() {
+    let b = broker();
+    b.declare_queue(
+        "ttl0",
+        QueueArgs {
+            message_ttl_ms: Some(0),
+            ..with_dlx("", Some("ttl0"))
+        },
+    )
+    .unwrap();
+    b.declare_queue(
+        "full",
+        QueueArgs {
+            max_length: Some(1),
+            ..with_dlx("", Some("full"))
+        },
+    )
+    .unwrap();
+    b.publish("", "ttl0", msg("a")).unwrap();
+    b.expire_all();
+    assert!(bodies(&b, "ttl0").is_empty());
+    b.publish("", "full", msg("1")).unwrap();
+    b.publish("", "full", msg("2")).unwrap();
+    assert_eq!(bodies(&b, "full"), vec!["2"]);
+}
+
+#[test]
+fn a_rejection_long_ago_does_not_excuse_a_later_cycle() {
+    let b = broker();
+    b.declare_queue("in", with_dlx("", Some("loop"))).unwrap();
+    b.declare_queue(
+        "loop",
+        QueueArgs {
+            message_ttl_ms: Some(5),
+            ..with_dlx("", Some("loop"))
+        },
+    )
+    .unwrap();
+    b.publish("", "in", msg("m")).unwrap();
+    let d = b.get("in", false).unwrap().unwrap();
+    b.nack(d.tag, false).unwrap();
+    assert_eq!(bodies(&b, "loop"), vec!["m"]);
+    b.clock().advance(10);
+    b.expire_all();
+    assert!(
+        bodies(&b, "loop").is_empty(),
+        "expired into itself: a cycle, dropped"
+    );
+}
+
+#[test]
+fn cc_and_bcc_add_routes_and_bcc_is_not_delivered() {
+    let b = broker();
+    b.declare_exchange("x", ExchangeKind::Direct).unwrap();
+    for q in ["a", "c", "hidden"] {
+        b.declare_queue(q, QueueArgs::default()).unwrap();
+    }
+    b.bind_queue("a", "x", "a").unwrap();
+    b.bind_queue("c", "x", "c").unwrap();
+    b.bind_queue("hidden", "x", "h").unwrap();
+    let mut m = msg("fan");
+    m.headers
+        .insert("CC", FieldValue::Array(vec![FieldValue::string("c")]));
+    m.headers
+        .insert("BCC", FieldValue::Array(vec![FieldValue::string("h")]));
+    assert_eq!(b.publish("x", "a", m).unwrap(), vec!["a", "c", "hidden"]);
+    for q in ["a", "c", "hidden"] {
+        let got = b.peek_queue(q, 0, 1).unwrap();
+        assert!(got[0].headers.get("BCC").is_none(), "{q}");
+        assert!(got[0].headers.get("CC").is_some(), "{q}");
+    }
+}
+
+#[test]
+fn a_refused_publish_is_not_reported_as_delivered() {
+    let b = broker();
+    b.declare_queue(
+        "tiny",
+        QueueArgs {
+            max_length: Some(1),
+            overflow: Overflow::RejectPublish,
+            ..QueueArgs::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(b.publish("", "tiny", msg("1")).unwrap(), vec!["tiny"]);
+    assert!(b.publish("", "tiny", msg("2")).unwrap().is_empty());
 }

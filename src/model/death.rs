@@ -232,8 +232,9 @@ pub struct DeathEvent<'a> {
 
 /// Update `headers` the way RabbitMQ (3.13 and later) does when it dead-letters a message:
 /// the `x-death` entry for the same queue and reason has its count raised and moves to the
-/// front, or a new entry is put first; `x-first-death-*` are set once and `x-last-death-*`
-/// every time. Entry fields are written in RabbitMQ's (sorted) order.
+/// front (keeping its first time, exchange and keys), or a new entry is put first;
+/// `x-first-death-*` are set once and `x-last-death-*` every time. Entry fields are written
+/// in the order RabbitMQ 3.13 writes them.
 pub fn record_death(headers: &mut FieldTable, ev: &DeathEvent<'_>) {
     let mut entries: Vec<FieldValue> = match headers.remove("x-death") {
         Some(FieldValue::Array(a)) => a,
@@ -245,31 +246,32 @@ pub fn record_death(headers: &mut FieldTable, ev: &DeathEvent<'_>) {
                 && t.get("reason").and_then(FieldValue::as_str) == Some(ev.reason.as_str())
         })
     });
-    let count = match same {
-        Some(i) => {
-            let old = entries.remove(i);
-            old.as_table()
-                .and_then(|t| t.get("count"))
-                .and_then(FieldValue::as_i64)
-                .unwrap_or(0)
-                + 1
-        }
-        None => 1,
-    };
     let s = |v: &str| FieldValue::LongString(Bytes::copy_from_slice(v.as_bytes()));
-    let mut entry = FieldTable::new();
-    entry.insert("count", FieldValue::I64(count));
-    entry.insert("exchange", s(ev.exchange));
-    if let Some(exp) = ev.original_expiration {
-        entry.insert("original-expiration", s(exp));
-    }
-    entry.insert("queue", s(ev.queue));
-    entry.insert("reason", s(ev.reason.as_str()));
-    entry.insert(
-        "routing-keys",
-        FieldValue::Array(ev.routing_keys.iter().map(|k| s(k)).collect()),
-    );
-    entry.insert("time", FieldValue::Timestamp(ev.time_secs));
+    let entry = match same.map(|i| entries.remove(i)) {
+        // A repeat death keeps the first one's time, exchange and keys; only the count
+        // rises, and the entry moves to the front.
+        Some(FieldValue::Table(mut old)) => {
+            let count = old.get("count").and_then(FieldValue::as_i64).unwrap_or(0) + 1;
+            old.insert("count", FieldValue::I64(count));
+            old
+        }
+        _ => {
+            let mut entry = FieldTable::new();
+            if let Some(exp) = ev.original_expiration {
+                entry.insert("original-expiration", s(exp));
+            }
+            entry.insert("count", FieldValue::I64(1));
+            entry.insert("reason", s(ev.reason.as_str()));
+            entry.insert("queue", s(ev.queue));
+            entry.insert("time", FieldValue::Timestamp(ev.time_secs));
+            entry.insert("exchange", s(ev.exchange));
+            entry.insert(
+                "routing-keys",
+                FieldValue::Array(ev.routing_keys.iter().map(|k| s(k)).collect()),
+            );
+            entry
+        }
+    };
     entries.insert(0, FieldValue::Table(entry));
     headers.insert("x-death", FieldValue::Array(entries));
     if headers.get("x-first-death-queue").is_none() {
@@ -312,7 +314,11 @@ mod tests {
         let deaths = parse_deaths(&h);
         assert_eq!(deaths.len(), 2);
         assert_eq!((deaths[0].queue.as_str(), deaths[0].count), ("billing", 2));
-        assert_eq!(deaths[0].time.unwrap().timestamp(), 300);
+        assert_eq!(
+            deaths[0].time.unwrap().timestamp(),
+            100,
+            "first death's time is kept"
+        );
         assert_eq!(deaths[0].routing_keys, keys);
         assert_eq!(
             (deaths[1].queue.as_str(), deaths[1].reason),

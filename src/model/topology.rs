@@ -133,49 +133,81 @@ impl Topology {
 }
 
 /// AMQP topic matching: words split on `.`, `*` matches one word, `#` zero or more.
+/// Dynamic programming over (pattern word, key word), so no pattern can take more than
+/// pattern length × key length steps.
 pub fn topic_matches(pattern: &str, key: &str) -> bool {
-    fn go(p: &[&str], k: &[&str]) -> bool {
-        match p.split_first() {
-            None => k.is_empty(),
-            Some((&"#", rest)) => (0..=k.len()).any(|i| go(rest, &k[i..])),
-            Some((&"*", rest)) => !k.is_empty() && go(rest, &k[1..]),
-            Some((w, rest)) => k.first() == Some(w) && go(rest, &k[1..]),
-        }
-    }
-    let p: Vec<&str> = pattern.split('.').collect();
+    let p: Vec<&str> = if pattern.is_empty() {
+        Vec::new()
+    } else {
+        pattern.split('.').collect()
+    };
     let k: Vec<&str> = if key.is_empty() {
         Vec::new()
     } else {
         key.split('.').collect()
     };
-    let p: Vec<&str> = if pattern.is_empty() { Vec::new() } else { p };
-    go(&p, &k)
+    // can[j]: the pattern words so far match the first j key words.
+    let mut can = vec![false; k.len() + 1];
+    can[0] = true;
+    for word in &p {
+        let mut next = vec![false; k.len() + 1];
+        if *word == "#" {
+            let mut any = false;
+            for j in 0..=k.len() {
+                any |= can[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=k.len() {
+                next[j] = can[j - 1] && (*word == "*" || *word == k[j - 1]);
+            }
+        }
+        can = next;
+    }
+    can[k.len()]
 }
 
-/// Headers-exchange matching: `x-match` is `all` (default) or `any`; keys starting with
-/// `x-` are not matched; a void value matches on presence alone.
+/// Headers-exchange matching: `x-match` is `all` (default), `any`, `all-with-x` or
+/// `any-with-x`; keys starting with `x-` count only in the `-with-x` modes; a void value
+/// matches on presence alone.
 pub fn headers_match(args: &FieldTable, headers: &FieldTable) -> bool {
-    let mode = args
+    let (any, with_x) = match args
         .get("x-match")
         .and_then(FieldValue::as_str)
-        .unwrap_or("all");
-    let mut wanted = args.iter().filter(|(k, _)| !k.starts_with("x-")).peekable();
+        .unwrap_or("all")
+    {
+        "any" => (true, false),
+        "any-with-x" => (true, true),
+        "all-with-x" => (false, true),
+        _ => (false, false),
+    };
+    let mut wanted = args
+        .iter()
+        .filter(|(k, _)| *k != "x-match" && (with_x || !k.starts_with("x-")))
+        .peekable();
     if wanted.peek().is_none() {
-        return mode.starts_with("all");
+        return !any;
     }
     let one = |(k, v): (&str, &FieldValue)| match headers.get(k) {
-        Some(actual) => matches!(v, FieldValue::Void) || actual == v || same_text(actual, v),
+        Some(actual) => matches!(v, FieldValue::Void) || same_value(actual, v),
         None => false,
     };
-    if mode.starts_with("any") {
+    if any {
         wanted.any(one)
     } else {
         wanted.all(one)
     }
 }
 
-fn same_text(a: &FieldValue, b: &FieldValue) -> bool {
-    matches!((a.as_str(), b.as_str()), (Some(x), Some(y)) if x == y)
+/// Values compare as RabbitMQ compares them: numbers by value, strings by bytes.
+fn same_value(a: &FieldValue, b: &FieldValue) -> bool {
+    if a == b {
+        return true;
+    }
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        return x == y;
+    }
+    matches!((a.as_bytes(), b.as_bytes()), (Some(x), Some(y)) if x == y)
 }
 
 #[cfg(test)]
@@ -195,6 +227,10 @@ mod tests {
         assert!(topic_matches("a.#.z", "a.z"));
         assert!(topic_matches("a.#.z", "a.b.c.z"));
         assert!(!topic_matches("a.#.z", "a.b.c"));
+        assert!(topic_matches("#.#.#", "a"));
+        let long_key = vec!["w"; 200].join(".");
+        let hashes = vec!["#"; 100].join(".") + ".x";
+        assert!(!topic_matches(&hashes, &long_key), "finishes quickly");
     }
 
     fn topo() -> Topology {

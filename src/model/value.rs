@@ -428,8 +428,12 @@ fn escape_pointer(key: &str) -> String {
 /// An AMQP timestamp (seconds) as RFC 3339, when it is within chrono's range.
 pub fn timestamp_rfc3339(secs: u64) -> Option<String> {
     let secs = i64::try_from(secs).ok()?;
-    DateTime::<Utc>::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    let t = DateTime::<Utc>::from_timestamp(secs, 0)?;
+    // RFC 3339 has four-digit years; anything else is written as a number so it reads back.
+    use chrono::Datelike;
+    (0..=9999)
+        .contains(&t.year())
+        .then(|| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 /// Compact one-line rendering for tables and the TUI: strings unquoted when printable.
@@ -459,7 +463,7 @@ impl fmt::Display for FieldValue {
                     write!(f, "0.{digits:0>scale$}")
                 }
             }
-            FieldValue::ShortString(s) => write!(f, "{s}"),
+            FieldValue::ShortString(s) => write!(f, "{}", s.escape_default()),
             FieldValue::LongString(b) => match std::str::from_utf8(b) {
                 Ok(s)
                     if !s
@@ -490,7 +494,7 @@ impl fmt::Display for FieldValue {
                     if i > 0 {
                         write!(f, ", ")?;
                     }
-                    write!(f, "{k}: {v}")?;
+                    write!(f, "{}: {v}", k.escape_default())?;
                 }
                 write!(f, "}}")
             }
@@ -551,6 +555,10 @@ mod tests {
             ),
             ("ts".into(), FieldValue::Timestamp(1_700_000_000)),
             ("huge ts".into(), FieldValue::Timestamp(u64::MAX)),
+            (
+                "ms as seconds".into(),
+                FieldValue::Timestamp(1_700_000_000_000),
+            ),
             (
                 "array".into(),
                 FieldValue::Array(vec![

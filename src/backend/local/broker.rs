@@ -239,6 +239,7 @@ struct State {
     unacked: HashMap<u64, (String, Stored)>,
     next_seq: u64,
     next_tag: u64,
+    dead_letter_depth: u32,
 }
 
 /// The local broker. Cheap to share: wrap it in an `Arc`.
@@ -477,21 +478,44 @@ impl LocalBroker {
         if !exchange.is_empty() && st.topology.exchange(exchange).is_none() {
             return Err(BrokerError::NoExchange(exchange.to_string()));
         }
+        if let Some(exp) = &msg.properties.expiration
+            && exp.parse::<u64>().is_err()
+        {
+            return Err(BrokerError::Invalid(format!(
+                "expiration must be a whole number of milliseconds, not \"{exp}\" (PRECONDITION_FAILED)"
+            )));
+        }
+        let mut headers = msg.headers;
+        // Sender-selected distribution: CC and BCC add routing keys; BCC is never delivered.
+        let mut keys = vec![routing_key.to_string()];
+        keys.extend(header_keys(&headers, "CC"));
+        keys.extend(header_keys(&headers, "BCC"));
+        headers.remove("BCC");
         let body = Arc::new(Body {
             properties: msg.properties,
-            headers: msg.headers,
+            headers,
             payload: msg.payload,
             published_ms: now,
         });
-        let targets = st.topology.route(exchange, routing_key, &body.headers);
+        let mut targets: Vec<String> = Vec::new();
+        for k in &keys {
+            for q in st.topology.route(exchange, k, &body.headers) {
+                if !targets.contains(&q) {
+                    targets.push(q);
+                }
+            }
+        }
         if mandatory && targets.is_empty() {
             return Ok(targets);
         }
         self.tap(exchange, routing_key, &body);
-        for q in &targets {
-            self.enqueue(&mut st, q, Arc::clone(&body), exchange, routing_key, now);
+        let mut accepted = Vec::with_capacity(targets.len());
+        for q in targets {
+            if self.enqueue(&mut st, &q, Arc::clone(&body), exchange, routing_key, now) {
+                accepted.push(q);
+            }
         }
-        Ok(targets)
+        Ok(accepted)
     }
 
     fn tap(&self, source: &str, routing_key: &str, body: &Arc<Body>) {
@@ -510,6 +534,8 @@ impl LocalBroker {
         });
     }
 
+    /// Store a message in a queue, applying TTL and length limits. Returns false when the
+    /// queue refused it (`reject-publish`, or dead-lettered at once by `reject-publish-dlx`).
     fn enqueue(
         &self,
         st: &mut State,
@@ -518,9 +544,9 @@ impl LocalBroker {
         exchange: &str,
         key: &str,
         now: i64,
-    ) {
+    ) -> bool {
         let Some(q) = st.queues.get(queue) else {
-            return;
+            return false;
         };
         let ttl = q.args.message_ttl_ms;
         let per_message = body
@@ -553,16 +579,16 @@ impl LocalBroker {
         };
         if full {
             match overflow {
-                Overflow::RejectPublish => return,
+                Overflow::RejectPublish => return false,
                 Overflow::RejectPublishDlx => {
                     self.dead_letter(st, queue, stored, DeathReason::Maxlen, now);
-                    return;
+                    return false;
                 }
                 Overflow::DropHead => {}
             }
         }
         let Some(q) = st.queues.get_mut(queue) else {
-            return;
+            return false;
         };
         q.meter.publish(now);
         q.ready.push_back(stored);
@@ -576,6 +602,7 @@ impl LocalBroker {
         for old in dropped {
             self.dead_letter(st, queue, old, DeathReason::Maxlen, now);
         }
+        true
     }
 
     /// Route a dead message through its queue's dead-letter exchange, writing `x-death`
@@ -597,14 +624,18 @@ impl LocalBroker {
         if !dlx.is_empty() && st.topology.exchange(&dlx).is_none() {
             return;
         }
+        // Cycle detection below makes runaway recursion impossible; this bound is a second
+        // line of defence against a topology that slips past it.
+        if st.dead_letter_depth >= 32 {
+            return;
+        }
         let mut headers = stored.body.headers.clone();
         let mut properties = stored.body.properties.clone();
-        let original_expiration = if reason == DeathReason::Expired {
-            properties.expiration.take()
-        } else {
-            None
-        };
-        let routing_keys = vec![stored.routing_key.clone()];
+        // RabbitMQ removes the message's own TTL on every dead-lettering and keeps it in
+        // the record, so it cannot expire again in the dead-letter queue.
+        let original_expiration = properties.expiration.take();
+        let mut routing_keys = vec![stored.routing_key.clone()];
+        routing_keys.extend(header_keys(&headers, "CC"));
         record_death(
             &mut headers,
             &DeathEvent {
@@ -617,7 +648,10 @@ impl LocalBroker {
             },
         );
         let keys = match &args.dead_letter_routing_key {
-            Some(k) => vec![k.clone()],
+            Some(k) => {
+                headers.remove("CC");
+                vec![k.clone()]
+            }
             None => routing_keys,
         };
         let body = Arc::new(Body {
@@ -626,23 +660,21 @@ impl LocalBroker {
             payload: stored.body.payload.clone(),
             published_ms: stored.body.published_ms,
         });
-        let any_rejected = crate::model::death::parse_deaths(&body.headers)
-            .iter()
-            .any(|d| d.reason == DeathReason::Rejected);
+        let deaths = crate::model::death::parse_deaths(&body.headers);
+        let mut targets: Vec<String> = Vec::new();
         for key in &keys {
-            self.tap(&dlx, key, &body);
-            for target in st.topology.route(&dlx, key, &body.headers) {
-                // RabbitMQ drops a message that would go round a dead-letter cycle with no
-                // rejection in it, rather than loop forever.
-                let seen_before = crate::model::death::parse_deaths(&body.headers)
-                    .iter()
-                    .any(|d| d.queue == target);
-                if seen_before && !any_rejected {
-                    continue;
+            for t in st.topology.route(&dlx, key, &body.headers) {
+                if !targets.contains(&t) && !is_cycle(&deaths, reason, &t) {
+                    targets.push(t);
                 }
-                self.enqueue(st, &target, Arc::clone(&body), &dlx, key, now);
             }
         }
+        self.tap(&dlx, &keys[0], &body);
+        st.dead_letter_depth += 1;
+        for target in targets {
+            self.enqueue(st, &target, Arc::clone(&body), &dlx, &keys[0], now);
+        }
+        st.dead_letter_depth -= 1;
     }
 
     fn expire_head(&self, st: &mut State, queue: &str, now: i64) {
@@ -1060,6 +1092,39 @@ impl LocalBroker {
         resolve_dead_letters(&mut out, &st.topology);
         out
     }
+}
+
+/// Routing keys listed in a `CC` or `BCC` header (an array of strings).
+fn header_keys(headers: &FieldTable, name: &str) -> Vec<String> {
+    headers
+        .get(name)
+        .and_then(FieldValue::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// RabbitMQ's cycle rule: dead-lettering into `target` is a cycle when the message already
+/// died in `target` and no death since then (the current one included) was a rejection.
+fn is_cycle(deaths: &[crate::model::DeathRecord], reason: DeathReason, target: &str) -> bool {
+    if reason == DeathReason::Rejected {
+        return false;
+    }
+    for d in deaths
+        .iter()
+        .filter(|d| d.source == crate::model::DeathSource::XDeath)
+    {
+        if d.reason == DeathReason::Rejected {
+            return false;
+        }
+        if d.queue == target {
+            return true;
+        }
+    }
+    false
 }
 
 fn partition_of<'a>(

@@ -239,7 +239,7 @@ impl Publish for LocalBackend {
                 let routed = self.broker.publish_mandatory(exchange, routing_key, out)?;
                 if routed.is_empty() {
                     return Err(BackendError::Unroutable(format!(
-                        "exchange \"{exchange}\" has no binding for routing key \"{routing_key}\""
+                        "no queue took it (exchange \"{exchange}\", routing key \"{routing_key}\": no binding matches, or the queue is full and rejects publishes)"
                     )));
                 }
                 Ok(PublishReceipt {
