@@ -423,6 +423,12 @@ impl fmt::Debug for Selection {
 pub struct ConfigFile {
     pub default_profile: Option<String>,
     pub theme: Option<String>,
+    /// Single theme roles to override, e.g. `dead_letter = "#ff0000"`.
+    #[serde(default)]
+    pub colors: BTreeMap<String, String>,
+    /// Key bindings: action name to keys, e.g. `quit = ["q", "ctrl-c"]`.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -493,6 +499,10 @@ pub struct Resolved {
     pub profile: Profile,
     pub read_only: bool,
     pub theme: Option<String>,
+    pub colors: BTreeMap<String, String>,
+    pub keys: BTreeMap<String, Vec<String>>,
+    /// The config file it came from, for messages about it.
+    pub config_path: Option<String>,
 }
 
 /// Pick the target: `--url`, else `--profile`, else the config's default profile, else
@@ -554,6 +564,9 @@ pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
     Ok(Resolved {
         read_only: sel.read_only || profile.read_only,
         theme: cfg.theme.clone(),
+        colors: cfg.colors.clone(),
+        keys: cfg.keys.clone(),
+        config_path: path.map(|p| p.display().to_string()),
         target,
         profile_name,
         profile,

@@ -1,6 +1,7 @@
 //! mqscope: browse, peek, trace and replay messages in RabbitMQ, Kafka and a built-in
 //! local broker, from a terminal UI or scriptable subcommands.
 
+pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod config;
@@ -8,4 +9,6 @@ pub mod export;
 pub mod model;
 pub mod output;
 pub mod run;
+pub mod theme;
 pub mod trace;
+pub mod ui;

@@ -1,15 +1,17 @@
 //! Runs the subcommands: resolve the target, connect, call the backend, print a table or
 //! JSON Lines. Errors carry one line of context and go up to `main`.
 
+use crate::app::keymap::Keymap;
 use crate::backend::{self, Backend, BackendError, ConnectOptions, PeekFrom, PeekRequest};
 use crate::cli::{Cli, Command, DemoArgs, PeekArgs, QueuesArgs};
 use crate::config::{self, LocalTarget, Resolved, Selection, Target};
 use crate::export::message_record;
 use crate::output;
+use crate::theme::Theme;
 use crate::trace::Extractor;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::Arc;
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -28,7 +30,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
         read_only: cli.global.read_only,
     };
     match cli.command {
-        Some(Command::Demo(args)) => demo(&args, out).await,
+        Some(Command::Demo(args)) => demo(&args, &sel, cli.global.theme.as_deref(), out).await,
         Some(Command::Queues(args)) => {
             let (_, backend) = open(&sel).await?;
             queues(backend.as_ref(), &args, out).await
@@ -42,9 +44,15 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             groups(backend.as_ref(), flag.json, out).await
         }
         None => {
-            // The TUI is not in this build yet: show what the target holds.
-            let (resolved, backend) = open(&sel).await?;
-            overview(&resolved, backend.as_ref(), out).await
+            let resolved = config::resolve(&sel)?;
+            if std::io::stdout().is_terminal() {
+                tui(&resolved, cli.global.theme.as_deref()).await
+            } else {
+                // Not a terminal (a pipe, a script): print what the target holds instead.
+                let backend =
+                    backend::connect(&resolved.target, &ConnectOptions::default()).await?;
+                overview(&resolved, backend.as_ref(), out).await
+            }
         }
     }
 }
@@ -206,20 +214,48 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-async fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
+async fn demo(
+    args: &DemoArgs,
+    sel: &Selection,
+    theme: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let target = LocalTarget {
         fixed_clock: args.fixed_clock,
         ..LocalTarget::demo(args.seed)
     };
+    // The demo keeps the config's theme, colours and keys, but not its broker.
+    let base = config::resolve(&Selection {
+        url: Some("local://demo".into()),
+        ..sel.clone()
+    })?;
     let resolved = Resolved {
         target: Target::Local(target),
         profile_name: None,
-        profile: Default::default(),
-        read_only: false,
-        theme: None,
+        ..base
     };
+    if std::io::stdout().is_terminal() {
+        return tui(&resolved, theme).await;
+    }
     let backend = backend::connect(&resolved.target, &ConnectOptions::default()).await?;
     overview(&resolved, backend.as_ref(), out).await
+}
+
+/// Pick the theme (flag, then config, then default), apply colour overrides and NO_COLOR.
+pub fn choose_theme(resolved: &Resolved, flag: Option<&str>) -> Result<Theme> {
+    let name = flag.or(resolved.theme.as_deref()).unwrap_or("default");
+    let dir = crate::theme::user_themes_dir();
+    let theme = Theme::load(name, dir.as_deref())?;
+    let file = resolved.config_path.as_deref().unwrap_or("config");
+    let theme = theme.with_overrides(&resolved.colors, &format!("{file} [colors]"))?;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Ok(if no_color { theme.monochrome() } else { theme })
+}
+
+async fn tui(resolved: &Resolved, theme_flag: Option<&str>) -> Result<()> {
+    let theme = choose_theme(resolved, theme_flag)?;
+    let (keymap, problems) = Keymap::default().with_overrides(&resolved.keys);
+    crate::app::run(resolved, theme, keymap, problems).await
 }
 
 /// What a target holds: queues and topics, and consumer groups where there are any.
@@ -248,7 +284,7 @@ async fn overview(resolved: &Resolved, backend: &dyn Backend, out: &mut dyn Writ
     }
     writeln!(
         out,
-        "\nThe terminal UI is not in this build yet. Try:\n  mqscope peek billing.dlq -n 5 --url {}\n  mqscope queues --json --url {}",
+        "\nRun mqscope in a terminal for the interactive view. Scripts can use:\n  mqscope peek billing.dlq -n 5 --url {}\n  mqscope queues --json --url {}",
         info.target, info.target
     )?;
     Ok(())

@@ -1,0 +1,379 @@
+//! Everything the TUI shows, as plain data. Views are named like their drawing code:
+//! `state.queues` is drawn by `ui::queues`.
+
+use super::keymap::{Keymap, Scope};
+use crate::backend::PeekFrom;
+use crate::model::{ConsumerGroup, Message, QueueKind, QueueSummary};
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+
+pub type ReqId = u64;
+
+/// Messages loaded per request, and the most kept in memory at once.
+pub const PAGE: usize = 200;
+pub const MAX_WINDOW: usize = 2_000;
+/// Load the next page when the selection is this close to the edge of the window.
+pub const PREFETCH: usize = 40;
+/// Payloads up to this size are pretty-printed as JSON; larger ones are shown raw.
+pub const PRETTY_LIMIT: usize = 2 * 1024 * 1024;
+/// Body text is cut into display lines of at most this many characters.
+pub const LINE_CHUNK: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Queues,
+    Groups,
+    Messages,
+    Message,
+    Help,
+}
+
+impl View {
+    pub fn scope(self) -> Scope {
+        match self {
+            View::Queues => Scope::Queues,
+            View::Groups => Scope::Groups,
+            View::Messages => Scope::Messages,
+            View::Message => Scope::Message,
+            View::Help => Scope::Help,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Queues => "Queues",
+            View::Groups => "Consumer groups",
+            View::Messages => "Messages",
+            View::Message => "Message",
+            View::Help => "Help",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conn {
+    Connecting,
+    Connected,
+    /// Failed; the next attempt is due at `retry_at` (a tick count).
+    Lost {
+        retry_at: u64,
+        failures: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub backend: String,
+    pub target: String,
+    pub profile: Option<String>,
+    pub read_only: bool,
+    pub conn: Conn,
+    pub error: Option<String>,
+    pub info: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Name,
+    Type,
+    Messages,
+    Ready,
+    Unacked,
+    Consumers,
+    InRate,
+    OutRate,
+}
+
+impl SortColumn {
+    pub const ALL: [SortColumn; 8] = [
+        SortColumn::Name,
+        SortColumn::Type,
+        SortColumn::Messages,
+        SortColumn::Ready,
+        SortColumn::Unacked,
+        SortColumn::Consumers,
+        SortColumn::InRate,
+        SortColumn::OutRate,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortColumn::Name => "name",
+            SortColumn::Type => "type",
+            SortColumn::Messages => "messages",
+            SortColumn::Ready => "ready",
+            SortColumn::Unacked => "unacked",
+            SortColumn::Consumers => "consumers",
+            SortColumn::InRate => "in/s",
+            SortColumn::OutRate => "out/s",
+        }
+    }
+}
+
+/// A scrollable list position: the selected row and the first row on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cursor {
+    pub selected: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queues {
+    pub list: Vec<QueueSummary>,
+    /// Indices into `list` after filter and sort.
+    pub visible: Vec<usize>,
+    pub cursor: Cursor,
+    pub sort: SortColumn,
+    pub descending: bool,
+    pub filter: String,
+    pub pending: Option<ReqId>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Groups {
+    pub list: Vec<ConsumerGroup>,
+    pub visible: Vec<usize>,
+    pub cursor: Cursor,
+    pub filter: String,
+    pub pending: Option<ReqId>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+/// Which way a page request extends the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDir {
+    Replace,
+    Append,
+    Prepend,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Messages {
+    pub queue: String,
+    pub kind: QueueKind,
+    /// Topics: how many partitions, and which one is shown.
+    pub partitions: u32,
+    pub partition: Option<i32>,
+    /// A contiguous run of messages; never more than [`MAX_WINDOW`].
+    pub window: Vec<Message>,
+    pub visible: Vec<usize>,
+    pub cursor: Cursor,
+    pub filter: String,
+    pub pending: Option<(ReqId, PageDir)>,
+    /// The window reaches the head (start) or the tail (end) of the queue.
+    pub at_start: bool,
+    pub at_end: bool,
+    pub notes: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadMode {
+    Auto,
+    Json,
+    Text,
+    Hex,
+}
+
+impl PayloadMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            PayloadMode::Auto => "auto",
+            PayloadMode::Json => "json",
+            PayloadMode::Text => "text",
+            PayloadMode::Hex => "hex",
+        }
+    }
+}
+
+/// What the payload pane shows once the mode is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Text,
+    Hex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Meta,
+    Payload,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDetail {
+    pub msg: Option<Message>,
+    pub mode: PayloadMode,
+    /// Resolved kind and its display lines (empty for hex, which is drawn on demand).
+    pub body_kind: BodyKind,
+    pub body: Vec<String>,
+    /// Properties, headers and dead-letter history as display lines.
+    pub meta: Vec<String>,
+    pub pane: Pane,
+    pub meta_scroll: usize,
+    pub body_scroll: usize,
+    pub wrap: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Filter,
+    Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub kind: InputKind,
+    pub text: String,
+}
+
+/// Work for the worker; replies come back as messages carrying the same request id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Connect,
+    LoadQueues(ReqId),
+    LoadGroups(ReqId),
+    LoadMessages {
+        req: ReqId,
+        queue: String,
+        partition: Option<i32>,
+        from: PeekFrom,
+        limit: usize,
+    },
+    Save {
+        path: PathBuf,
+        contents: String,
+    },
+    /// Put text on the clipboard through the terminal (OSC 52).
+    Copy(String),
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub stack: Vec<View>,
+    pub queues: Queues,
+    pub groups: Groups,
+    pub messages: Messages,
+    pub message: MessageDetail,
+    pub input: Option<Input>,
+    pub status: Status,
+    pub keymap: Keymap,
+    pub has_groups: bool,
+    /// A backend is connected (it may still fail later; see `status.conn`).
+    pub backend_ready: bool,
+    pub refresh_secs: u64,
+    /// Seconds since start, advanced by ticks.
+    pub tick: u64,
+    pub next_req: ReqId,
+    pub quit: bool,
+    pub width: u16,
+    pub height: u16,
+    pub help_scroll: usize,
+    /// Where saved messages go.
+    pub save_dir: PathBuf,
+}
+
+impl State {
+    pub fn new(
+        backend: &str,
+        target: &str,
+        profile: Option<String>,
+        read_only: bool,
+        keymap: Keymap,
+    ) -> Self {
+        Self {
+            stack: vec![View::Queues],
+            queues: Queues {
+                list: Vec::new(),
+                visible: Vec::new(),
+                cursor: Cursor::default(),
+                sort: SortColumn::Name,
+                descending: false,
+                filter: String::new(),
+                pending: None,
+                refreshed_at: None,
+            },
+            groups: Groups {
+                list: Vec::new(),
+                visible: Vec::new(),
+                cursor: Cursor::default(),
+                filter: String::new(),
+                pending: None,
+                refreshed_at: None,
+            },
+            messages: Messages {
+                queue: String::new(),
+                kind: QueueKind::Queue,
+                partitions: 0,
+                partition: None,
+                window: Vec::new(),
+                visible: Vec::new(),
+                cursor: Cursor::default(),
+                filter: String::new(),
+                pending: None,
+                at_start: true,
+                at_end: false,
+                notes: Vec::new(),
+                error: None,
+            },
+            message: MessageDetail {
+                msg: None,
+                mode: PayloadMode::Auto,
+                body_kind: BodyKind::Text,
+                body: Vec::new(),
+                meta: Vec::new(),
+                pane: Pane::Payload,
+                meta_scroll: 0,
+                body_scroll: 0,
+                wrap: false,
+            },
+            input: None,
+            status: Status {
+                backend: backend.to_string(),
+                target: target.to_string(),
+                profile,
+                read_only,
+                conn: Conn::Connecting,
+                error: None,
+                info: None,
+            },
+            keymap,
+            has_groups: false,
+            backend_ready: false,
+            refresh_secs: 2,
+            tick: 0,
+            next_req: 1,
+            quit: false,
+            width: 100,
+            height: 30,
+            help_scroll: 0,
+            save_dir: std::env::temp_dir(),
+        }
+    }
+
+    pub fn view(&self) -> View {
+        self.stack.last().copied().unwrap_or(View::Queues)
+    }
+
+    /// Rows available to a list view: the screen less title, table header, borders, the
+    /// hint bar and the status bar.
+    pub fn list_rows(&self) -> usize {
+        usize::from(self.height.saturating_sub(7)).max(1)
+    }
+
+    pub fn selected_queue(&self) -> Option<&QueueSummary> {
+        self.queues
+            .visible
+            .get(self.queues.cursor.selected)
+            .and_then(|i| self.queues.list.get(*i))
+    }
+
+    pub fn selected_message(&self) -> Option<&Message> {
+        self.messages
+            .visible
+            .get(self.messages.cursor.selected)
+            .and_then(|i| self.messages.window.get(*i))
+    }
+}

@@ -1,0 +1,1114 @@
+//! The one place state changes: `update(state, msg)` applies a key, a tick or a worker
+//! reply and returns the effects to run. No I/O and no waiting here.
+
+use super::keymap::{Action, Key, KeyCode};
+use super::state::*;
+use crate::backend::{PeekFrom, PeekPage};
+use crate::export::message_record;
+use crate::model::{ConsumerGroup, FieldTable, FieldValue, Message, QueueKind, QueueSummary};
+use crate::trace::Extractor;
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use std::cmp::Ordering;
+
+/// Everything that can happen to the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Key(Key),
+    /// Mouse wheel: positive scrolls down.
+    Scroll(i32),
+    Resize(u16, u16),
+    /// One second passed.
+    Tick,
+    Connected {
+        backend: String,
+        target: String,
+        has_groups: bool,
+    },
+    ConnectFailed(String),
+    QueuesLoaded {
+        req: ReqId,
+        result: Result<Vec<QueueSummary>, String>,
+        at: DateTime<Utc>,
+    },
+    GroupsLoaded {
+        req: ReqId,
+        result: Result<Vec<ConsumerGroup>, String>,
+        at: DateTime<Utc>,
+    },
+    MessagesLoaded {
+        req: ReqId,
+        result: Result<PeekPage, String>,
+    },
+    Saved(Result<String, String>),
+}
+
+pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(key) => on_key(s, key),
+        Msg::Scroll(n) => {
+            let action = if n > 0 { Action::Down } else { Action::Up };
+            let mut fx = Vec::new();
+            for _ in 0..n.unsigned_abs().min(10) {
+                fx.extend(act(s, action));
+            }
+            fx
+        }
+        Msg::Resize(w, h) => {
+            s.width = w;
+            s.height = h;
+            let rows = s.list_rows();
+            for c in [
+                &mut s.queues.cursor,
+                &mut s.groups.cursor,
+                &mut s.messages.cursor,
+            ] {
+                keep_in_view(c, rows);
+            }
+            Vec::new()
+        }
+        Msg::Tick => on_tick(s),
+        Msg::Connected {
+            backend,
+            target,
+            has_groups,
+        } => {
+            s.status.backend = backend;
+            s.status.target = target;
+            s.status.conn = Conn::Connected;
+            s.status.error = None;
+            s.has_groups = has_groups;
+            s.backend_ready = true;
+            vec![load_queues(s)]
+        }
+        Msg::ConnectFailed(e) => {
+            connection_failed(s, e);
+            Vec::new()
+        }
+        Msg::QueuesLoaded { req, result, at } => {
+            if s.queues.pending != Some(req) {
+                return Vec::new();
+            }
+            s.queues.pending = None;
+            match result {
+                Ok(list) => {
+                    connection_ok(s);
+                    let keep = s.selected_queue().map(|q| q.name.clone());
+                    s.queues.list = list;
+                    s.queues.refreshed_at = Some(at);
+                    refilter_queues(s, keep.as_deref());
+                }
+                Err(e) => connection_failed(s, e),
+            }
+            Vec::new()
+        }
+        Msg::GroupsLoaded { req, result, at } => {
+            if s.groups.pending != Some(req) {
+                return Vec::new();
+            }
+            s.groups.pending = None;
+            match result {
+                Ok(list) => {
+                    connection_ok(s);
+                    s.groups.list = list;
+                    s.groups.refreshed_at = Some(at);
+                    refilter_groups(s);
+                }
+                Err(e) => connection_failed(s, e),
+            }
+            Vec::new()
+        }
+        Msg::MessagesLoaded { req, result } => on_page(s, req, result),
+        Msg::Saved(r) => {
+            match r {
+                Ok(path) => s.status.info = Some(format!("saved {path}")),
+                Err(e) => s.status.error = Some(format!("save failed: {e}")),
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn next_req(s: &mut State) -> ReqId {
+    let r = s.next_req;
+    s.next_req += 1;
+    r
+}
+
+fn load_queues(s: &mut State) -> Effect {
+    let req = next_req(s);
+    s.queues.pending = Some(req);
+    Effect::LoadQueues(req)
+}
+
+fn load_groups(s: &mut State) -> Effect {
+    let req = next_req(s);
+    s.groups.pending = Some(req);
+    Effect::LoadGroups(req)
+}
+
+fn connection_ok(s: &mut State) {
+    if s.status.conn != Conn::Connected {
+        s.status.info = Some("connected".into());
+    }
+    s.status.conn = Conn::Connected;
+    s.status.error = None;
+}
+
+/// Back off 2, 4, 8, ... up to 30 seconds between attempts.
+fn connection_failed(s: &mut State, e: String) {
+    let failures = match s.status.conn {
+        Conn::Lost { failures, .. } => failures + 1,
+        _ => 1,
+    };
+    let wait = (1u64 << failures.min(5)).min(30);
+    s.status.conn = Conn::Lost {
+        retry_at: s.tick + wait,
+        failures,
+    };
+    s.status.error = Some(e);
+}
+
+fn on_tick(s: &mut State) -> Vec<Effect> {
+    s.tick += 1;
+    if let Conn::Lost { retry_at, .. } = s.status.conn {
+        if s.tick < retry_at {
+            return Vec::new();
+        }
+        if !s.backend_ready {
+            s.status.conn = Conn::Connecting;
+            return vec![Effect::Connect];
+        }
+        return refresh_current(s);
+    }
+    if !s.backend_ready || !s.tick.is_multiple_of(s.refresh_secs.max(1)) {
+        return Vec::new();
+    }
+    refresh_current(s)
+}
+
+/// Reload what the current view lists, unless a load is already under way.
+fn refresh_current(s: &mut State) -> Vec<Effect> {
+    match s.view() {
+        View::Queues if s.queues.pending.is_none() => vec![load_queues(s)],
+        View::Groups if s.groups.pending.is_none() => vec![load_groups(s)],
+        _ => Vec::new(),
+    }
+}
+
+fn on_key(s: &mut State, key: Key) -> Vec<Effect> {
+    if s.input.is_some() {
+        return on_input_key(s, key);
+    }
+    if key.ctrl && key.code == KeyCode::Char('c') {
+        s.quit = true;
+        return vec![Effect::Quit];
+    }
+    match s.keymap.lookup(s.view().scope(), &key) {
+        Some(action) => {
+            s.status.info = None;
+            act(s, action)
+        }
+        None => Vec::new(),
+    }
+}
+
+fn move_cursor(c: &mut Cursor, len: usize, delta: isize, rows: usize) {
+    if len == 0 {
+        *c = Cursor::default();
+        return;
+    }
+    let target = (c.selected as isize + delta).clamp(0, len as isize - 1);
+    c.selected = target as usize;
+    keep_in_view(c, rows);
+}
+
+fn keep_in_view(c: &mut Cursor, rows: usize) {
+    if c.selected < c.offset {
+        c.offset = c.selected;
+    } else if c.selected >= c.offset + rows {
+        c.offset = c.selected + 1 - rows;
+    }
+}
+
+pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
+    let rows = s.list_rows();
+    let page = rows as isize;
+    let view = s.view();
+    match action {
+        Action::Quit => {
+            s.quit = true;
+            vec![Effect::Quit]
+        }
+        Action::Back => {
+            if view == View::Messages {
+                s.messages.window.clear();
+                s.messages.visible.clear();
+                s.messages.pending = None;
+            }
+            if s.stack.len() > 1 {
+                s.stack.pop();
+            }
+            if s.view() == View::Queues {
+                return vec![load_queues(s)];
+            }
+            Vec::new()
+        }
+        Action::Help => {
+            if view == View::Help {
+                s.stack.pop();
+            } else {
+                s.help_scroll = 0;
+                s.stack.push(View::Help);
+            }
+            Vec::new()
+        }
+        Action::Command => {
+            s.input = Some(Input {
+                kind: InputKind::Command,
+                text: String::new(),
+            });
+            Vec::new()
+        }
+        Action::Filter => {
+            let text = match view {
+                View::Queues => s.queues.filter.clone(),
+                View::Groups => s.groups.filter.clone(),
+                View::Messages => s.messages.filter.clone(),
+                _ => return Vec::new(),
+            };
+            s.input = Some(Input {
+                kind: InputKind::Filter,
+                text,
+            });
+            Vec::new()
+        }
+        Action::Refresh => match view {
+            View::Queues => vec![load_queues(s)],
+            View::Groups => vec![load_groups(s)],
+            View::Messages => reload_messages(s, PeekFrom::Start),
+            _ => Vec::new(),
+        },
+        Action::Queues => {
+            s.stack = vec![View::Queues];
+            vec![load_queues(s)]
+        }
+        Action::Groups => open_groups(s),
+        Action::NextPane => match view {
+            View::Message => {
+                s.message.pane = match s.message.pane {
+                    Pane::Meta => Pane::Payload,
+                    Pane::Payload => Pane::Meta,
+                };
+                Vec::new()
+            }
+            View::Queues if s.has_groups => open_groups(s),
+            View::Groups => {
+                s.stack = vec![View::Queues];
+                vec![load_queues(s)]
+            }
+            _ => Vec::new(),
+        },
+        Action::SortNext | Action::SortReverse if view == View::Queues => {
+            if action == Action::SortNext {
+                let i = SortColumn::ALL
+                    .iter()
+                    .position(|c| *c == s.queues.sort)
+                    .unwrap_or(0);
+                s.queues.sort = SortColumn::ALL[(i + 1) % SortColumn::ALL.len()];
+                s.queues.descending =
+                    s.queues.sort != SortColumn::Name && s.queues.sort != SortColumn::Type;
+            } else {
+                s.queues.descending = !s.queues.descending;
+            }
+            let keep = s.selected_queue().map(|q| q.name.clone());
+            refilter_queues(s, keep.as_deref());
+            Vec::new()
+        }
+        Action::Open => match view {
+            View::Queues => match s.selected_queue().cloned() {
+                Some(q) => open_queue(s, &q),
+                None => Vec::new(),
+            },
+            View::Messages => {
+                if let Some(m) = s.selected_message().cloned() {
+                    open_message(s, m);
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Action::NextPartition | Action::PrevPartition if view == View::Messages => {
+            let (Some(p), n) = (s.messages.partition, s.messages.partitions) else {
+                return Vec::new();
+            };
+            let n = n.max(1) as i32;
+            let step = if action == Action::NextPartition {
+                1
+            } else {
+                n - 1
+            };
+            s.messages.partition = Some((p + step) % n);
+            reload_messages(s, PeekFrom::Start)
+        }
+        Action::PayloadMode if view == View::Message => {
+            s.message.mode = match s.message.mode {
+                PayloadMode::Auto => PayloadMode::Json,
+                PayloadMode::Json => PayloadMode::Text,
+                PayloadMode::Text => PayloadMode::Hex,
+                PayloadMode::Hex => PayloadMode::Auto,
+            };
+            render_body(&mut s.message);
+            Vec::new()
+        }
+        Action::Wrap if view == View::Message => {
+            s.message.wrap = !s.message.wrap;
+            Vec::new()
+        }
+        Action::Save if view == View::Message => match &s.message.msg {
+            Some(m) => {
+                let rec = message_record(m, &Extractor::default());
+                let name = format!(
+                    "mqscope-{}-{}.json",
+                    sanitize(&m.queue),
+                    m.offset.map(|o| o as u64).unwrap_or(m.position)
+                );
+                vec![Effect::Save {
+                    path: s.save_dir.join(name),
+                    contents: serde_json::to_string_pretty(&rec).unwrap_or_default() + "\n",
+                }]
+            }
+            None => Vec::new(),
+        },
+        Action::Copy if view == View::Message => match &s.message.msg {
+            Some(m) => {
+                s.status.info = Some("payload copied to the clipboard (OSC 52)".into());
+                vec![Effect::Copy(
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                )]
+            }
+            None => Vec::new(),
+        },
+        Action::Up
+        | Action::Down
+        | Action::PageUp
+        | Action::PageDown
+        | Action::Top
+        | Action::Bottom => {
+            let delta = match action {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -page,
+                Action::PageDown => page,
+                Action::Top => isize::MIN / 2,
+                _ => isize::MAX / 2,
+            };
+            navigate(s, view, action, delta, rows)
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn navigate(s: &mut State, view: View, action: Action, delta: isize, rows: usize) -> Vec<Effect> {
+    match view {
+        View::Queues => {
+            let len = s.queues.visible.len();
+            move_cursor(&mut s.queues.cursor, len, delta, rows);
+            Vec::new()
+        }
+        View::Groups => {
+            let len = s.groups.visible.len();
+            move_cursor(&mut s.groups.cursor, len, delta, rows);
+            Vec::new()
+        }
+        View::Messages => {
+            let m = &mut s.messages;
+            if action == Action::Top && !m.at_start && m.filter.is_empty() {
+                return reload_messages(s, PeekFrom::Start);
+            }
+            if action == Action::Bottom && !m.at_end && m.filter.is_empty() {
+                return reload_messages(s, PeekFrom::Last);
+            }
+            let len = m.visible.len();
+            move_cursor(&mut m.cursor, len, delta, rows);
+            prefetch(s)
+        }
+        View::Message => {
+            let d = &mut s.message;
+            let (scroll, len) = match d.pane {
+                Pane::Meta => (&mut d.meta_scroll, d.meta.len()),
+                Pane::Payload => {
+                    let len = match d.body_kind {
+                        BodyKind::Hex => d
+                            .msg
+                            .as_ref()
+                            .map(|m| m.payload.len().div_ceil(16))
+                            .unwrap_or(0),
+                        _ => d.body.len(),
+                    };
+                    (&mut d.body_scroll, len)
+                }
+            };
+            let max = len.saturating_sub(1) as isize;
+            *scroll = (*scroll as isize + delta).clamp(0, max.max(0)) as usize;
+            Vec::new()
+        }
+        View::Help => {
+            s.help_scroll = (s.help_scroll as isize + delta).clamp(0, 200) as usize;
+            Vec::new()
+        }
+    }
+}
+
+fn open_groups(s: &mut State) -> Vec<Effect> {
+    if !s.has_groups {
+        s.status.info = Some(format!(
+            "the {} backend has no consumer groups",
+            s.status.backend
+        ));
+        return Vec::new();
+    }
+    s.stack = vec![View::Queues, View::Groups];
+    vec![load_groups(s)]
+}
+
+fn open_queue(s: &mut State, q: &QueueSummary) -> Vec<Effect> {
+    let m = &mut s.messages;
+    m.queue = q.name.clone();
+    m.kind = q.kind;
+    m.partitions = q.partitions.unwrap_or(0);
+    m.partition = if q.kind == QueueKind::Topic {
+        Some(0)
+    } else {
+        None
+    };
+    m.filter.clear();
+    s.stack.push(View::Messages);
+    reload_messages(s, PeekFrom::Start)
+}
+
+/// Throw the window away and load a fresh page from `from`.
+fn reload_messages(s: &mut State, from: PeekFrom) -> Vec<Effect> {
+    let req = next_req(s);
+    let m = &mut s.messages;
+    m.window.clear();
+    m.visible.clear();
+    m.cursor = Cursor::default();
+    m.at_start = from == PeekFrom::Start;
+    m.at_end = false;
+    m.error = None;
+    m.notes.clear();
+    m.pending = Some((req, PageDir::Replace));
+    vec![Effect::LoadMessages {
+        req,
+        queue: m.queue.clone(),
+        partition: m.partition,
+        from,
+        limit: PAGE,
+    }]
+}
+
+/// Jump to a position (queue index or topic offset) or a time, from the command line.
+pub fn jump(s: &mut State, from: PeekFrom) -> Vec<Effect> {
+    if s.view() != View::Messages {
+        s.status.error = Some("open a queue or topic first (Enter on the queue list)".into());
+        return Vec::new();
+    }
+    reload_messages(s, from)
+}
+
+fn position_of(m: &Message) -> u64 {
+    m.offset
+        .and_then(|o| u64::try_from(o).ok())
+        .unwrap_or(m.position)
+}
+
+/// Load the neighbouring page when the selection nears an edge of the window.
+fn prefetch(s: &mut State) -> Vec<Effect> {
+    let m = &s.messages;
+    if m.pending.is_some() || m.window.is_empty() {
+        return Vec::new();
+    }
+    let raw = m.visible.get(m.cursor.selected).copied().unwrap_or(0);
+    let (first, last) = (
+        position_of(&m.window[0]),
+        position_of(&m.window[m.window.len() - 1]),
+    );
+    let (dir, from, limit) = if !m.at_end && raw + PREFETCH >= m.window.len() {
+        (PageDir::Append, last + 1, PAGE)
+    } else if !m.at_start && raw < PREFETCH {
+        if first == 0 {
+            return Vec::new();
+        }
+        let from = first.saturating_sub(PAGE as u64);
+        (PageDir::Prepend, from, (first - from) as usize)
+    } else {
+        return Vec::new();
+    };
+    let req = next_req(s);
+    let m = &mut s.messages;
+    m.pending = Some((req, dir));
+    vec![Effect::LoadMessages {
+        req,
+        queue: m.queue.clone(),
+        partition: m.partition,
+        from: PeekFrom::Position(from),
+        limit,
+    }]
+}
+
+fn on_page(s: &mut State, req: ReqId, result: Result<PeekPage, String>) -> Vec<Effect> {
+    let m = &mut s.messages;
+    let Some((pending, dir)) = m.pending else {
+        return Vec::new();
+    };
+    if pending != req {
+        return Vec::new();
+    }
+    m.pending = None;
+    let page = match result {
+        Ok(p) => p,
+        Err(e) => {
+            m.error = Some(e.clone());
+            s.status.error = Some(e);
+            return Vec::new();
+        }
+    };
+    let got = page.messages.len();
+    m.notes = page.notes;
+    let keep_raw = m.visible.get(m.cursor.selected).copied();
+    match dir {
+        PageDir::Replace => {
+            let requested_last = m.at_start && got < PAGE;
+            m.at_end = got < PAGE || requested_last;
+            m.at_start = m.at_start || page.messages.first().is_some_and(|f| position_of(f) == 0);
+            m.window = page.messages;
+            if !m.at_start && m.at_end {
+                // A jump to the end: select the newest.
+                m.cursor.selected = usize::MAX;
+            }
+        }
+        PageDir::Append => {
+            if got < PAGE {
+                m.at_end = true;
+            }
+            m.window.extend(page.messages);
+            if m.window.len() > MAX_WINDOW {
+                let cut = m.window.len() - MAX_WINDOW;
+                m.window.drain(..cut);
+                m.at_start = false;
+                if let Some(r) = keep_raw {
+                    m.cursor.selected = r.saturating_sub(cut);
+                }
+            }
+        }
+        PageDir::Prepend => {
+            if got == 0 || page.messages.first().is_some_and(|f| position_of(f) == 0) {
+                m.at_start = true;
+            }
+            let mut new = page.messages;
+            new.append(&mut m.window);
+            m.window = new;
+            if let Some(r) = keep_raw {
+                m.cursor.selected = r + got;
+            }
+            if m.window.len() > MAX_WINDOW {
+                m.window.truncate(MAX_WINDOW);
+                m.at_end = false;
+            }
+        }
+    }
+    refilter_messages(s);
+    let rows = s.list_rows();
+    let m = &mut s.messages;
+    if !m.visible.is_empty() {
+        m.cursor.selected = m.cursor.selected.min(m.visible.len() - 1);
+    } else {
+        m.cursor.selected = 0;
+    }
+    keep_in_view(&mut m.cursor, rows);
+    Vec::new()
+}
+
+fn on_input_key(s: &mut State, key: Key) -> Vec<Effect> {
+    let Some(input) = s.input.as_mut() else {
+        return Vec::new();
+    };
+    match key.code {
+        KeyCode::Esc => {
+            let kind = input.kind;
+            s.input = None;
+            if kind == InputKind::Filter {
+                set_filter(s, String::new());
+            }
+            Vec::new()
+        }
+        KeyCode::Enter => {
+            let Some(input) = s.input.take() else {
+                return Vec::new();
+            };
+            match input.kind {
+                InputKind::Filter => {
+                    set_filter(s, input.text);
+                    Vec::new()
+                }
+                InputKind::Command => run_command(s, input.text.trim()),
+            }
+        }
+        KeyCode::Backspace => {
+            input.text.pop();
+            if input.kind == InputKind::Filter {
+                let t = input.text.clone();
+                set_filter(s, t);
+            }
+            Vec::new()
+        }
+        KeyCode::Tab if input.kind == InputKind::Command => {
+            if let Some(done) = complete(
+                s,
+                &s.input.as_ref().map(|i| i.text.clone()).unwrap_or_default(),
+            ) && let Some(i) = s.input.as_mut()
+            {
+                i.text = done;
+            }
+            Vec::new()
+        }
+        KeyCode::Char(c) if !key.ctrl && !key.alt => {
+            input.text.push(c);
+            if input.kind == InputKind::Filter {
+                let t = input.text.clone();
+                set_filter(s, t);
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn set_filter(s: &mut State, text: String) {
+    match s.view() {
+        View::Queues => {
+            s.queues.filter = text;
+            let keep = s.selected_queue().map(|q| q.name.clone());
+            refilter_queues(s, keep.as_deref());
+        }
+        View::Groups => {
+            s.groups.filter = text;
+            refilter_groups(s);
+        }
+        View::Messages => {
+            s.messages.filter = text;
+            s.messages.cursor = Cursor::default();
+            refilter_messages(s);
+        }
+        _ => {}
+    }
+}
+
+/// A filter matches as a case-insensitive regex when it is one, else as plain text.
+pub struct Matcher(Option<Regex>, String);
+
+impl Matcher {
+    pub fn new(filter: &str) -> Self {
+        let re = regex::RegexBuilder::new(filter)
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()
+            .ok();
+        Matcher(re, filter.to_lowercase())
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        match &self.0 {
+            Some(re) => re.is_match(text),
+            None => text.to_lowercase().contains(&self.1),
+        }
+    }
+}
+
+fn cmp_opt<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+fn refilter_queues(s: &mut State, keep: Option<&str>) {
+    let q = &mut s.queues;
+    let m = Matcher::new(&q.filter);
+    let mut idx: Vec<usize> = (0..q.list.len())
+        .filter(|i| q.filter.is_empty() || m.is_match(&q.list[*i].name))
+        .collect();
+    let list = &q.list;
+    idx.sort_by(|a, b| {
+        let (a, b) = (&list[*a], &list[*b]);
+        let o = match q.sort {
+            SortColumn::Name => a.name.cmp(&b.name),
+            SortColumn::Type => a.queue_type.cmp(&b.queue_type),
+            SortColumn::Messages => cmp_opt(a.messages, b.messages),
+            SortColumn::Ready => cmp_opt(a.ready, b.ready),
+            SortColumn::Unacked => cmp_opt(a.unacked, b.unacked),
+            SortColumn::Consumers => cmp_opt(a.consumers, b.consumers),
+            SortColumn::InRate => cmp_opt(a.publish_rate, b.publish_rate),
+            SortColumn::OutRate => cmp_opt(a.deliver_rate, b.deliver_rate),
+        }
+        .then_with(|| a.name.cmp(&b.name));
+        if q.descending { o.reverse() } else { o }
+    });
+    q.visible = idx;
+    if let Some(name) = keep
+        && let Some(pos) = q.visible.iter().position(|i| q.list[*i].name == name)
+    {
+        q.cursor.selected = pos;
+    }
+    q.cursor.selected = q.cursor.selected.min(q.visible.len().saturating_sub(1));
+    let rows = s.list_rows();
+    keep_in_view(&mut s.queues.cursor, rows);
+}
+
+fn refilter_groups(s: &mut State) {
+    let g = &mut s.groups;
+    let m = Matcher::new(&g.filter);
+    g.visible = (0..g.list.len())
+        .filter(|i| g.filter.is_empty() || m.is_match(&g.list[*i].name))
+        .collect();
+    g.cursor.selected = g.cursor.selected.min(g.visible.len().saturating_sub(1));
+}
+
+/// What a message filter looks at: ids, routing, key, headers and the payload's start.
+pub fn message_haystack(m: &Message, ex: &Extractor) -> String {
+    let mut h = String::new();
+    for part in [
+        m.properties.message_id.as_deref(),
+        ex.extract(m).as_deref(),
+        m.routing_key.as_deref(),
+        m.exchange.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        h.push_str(part);
+        h.push('\n');
+    }
+    if let Some(k) = &m.key {
+        h.push_str(&String::from_utf8_lossy(k));
+        h.push('\n');
+    }
+    for (k, v) in m.headers.iter() {
+        h.push_str(k);
+        h.push('=');
+        h.push_str(&v.to_string());
+        h.push('\n');
+    }
+    for d in m.deaths() {
+        h.push_str(d.reason.as_str());
+        h.push('\n');
+    }
+    let head = &m.payload[..m.payload.len().min(4096)];
+    h.push_str(&String::from_utf8_lossy(head));
+    h
+}
+
+fn refilter_messages(s: &mut State) {
+    let m = &mut s.messages;
+    if m.filter.is_empty() {
+        m.visible = (0..m.window.len()).collect();
+        return;
+    }
+    let matcher = Matcher::new(&m.filter);
+    let ex = Extractor::default();
+    m.visible = (0..m.window.len())
+        .filter(|i| matcher.is_match(&message_haystack(&m.window[*i], &ex)))
+        .collect();
+    m.cursor.selected = m.cursor.selected.min(m.visible.len().saturating_sub(1));
+}
+
+fn open_message(s: &mut State, m: Message) {
+    let d = &mut s.message;
+    d.meta = meta_lines(&m);
+    d.msg = Some(m);
+    d.mode = PayloadMode::Auto;
+    d.pane = Pane::Payload;
+    d.meta_scroll = 0;
+    d.body_scroll = 0;
+    render_body(d);
+    s.stack.push(View::Message);
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Cut text into display lines of at most [`LINE_CHUNK`] characters, so a single huge
+/// line never has to be laid out whole.
+fn chunk_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.len() <= LINE_CHUNK {
+            out.push(line.to_string());
+            continue;
+        }
+        let mut start = 0;
+        while start < line.len() {
+            let mut end = (start + LINE_CHUNK).min(line.len());
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push(line[start..end].to_string());
+            start = end;
+        }
+    }
+    out
+}
+
+/// Resolve the payload mode and prepare the lines the payload pane shows.
+pub fn render_body(d: &mut MessageDetail) {
+    d.body_scroll = 0;
+    let Some(m) = &d.msg else {
+        d.body.clear();
+        return;
+    };
+    let text = std::str::from_utf8(&m.payload).ok();
+    let pretty = || -> Option<String> {
+        if m.payload.len() > PRETTY_LIMIT {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).ok()?;
+        serde_json::to_string_pretty(&v).ok()
+    };
+    let (kind, lines) = match d.mode {
+        PayloadMode::Hex => (BodyKind::Hex, Vec::new()),
+        PayloadMode::Text => match text {
+            Some(t) => (BodyKind::Text, chunk_lines(t)),
+            None => (
+                BodyKind::Text,
+                chunk_lines(&String::from_utf8_lossy(&m.payload)),
+            ),
+        },
+        PayloadMode::Json => match pretty() {
+            Some(p) => (BodyKind::Json, chunk_lines(&p)),
+            None => (
+                BodyKind::Text,
+                vec!["(not JSON, or too large to pretty-print; p switches mode)".to_string()],
+            ),
+        },
+        PayloadMode::Auto => match (pretty(), text) {
+            (Some(p), _) => (BodyKind::Json, chunk_lines(&p)),
+            (None, Some(t)) => (BodyKind::Text, chunk_lines(t)),
+            (None, None) => (BodyKind::Hex, Vec::new()),
+        },
+    };
+    d.body_kind = kind;
+    d.body = lines;
+}
+
+fn push_table(out: &mut Vec<String>, t: &FieldTable, depth: usize) {
+    for (k, v) in t.iter() {
+        push_value(out, k, v, depth);
+    }
+}
+
+fn push_value(out: &mut Vec<String>, name: &str, v: &FieldValue, depth: usize) {
+    let pad = "  ".repeat(depth);
+    match v {
+        FieldValue::Table(t) => {
+            out.push(format!("{pad}{name}: {{{} fields}}", t.len()));
+            push_table(out, t, depth + 1);
+        }
+        FieldValue::Array(items) => {
+            out.push(format!("{pad}{name}: [{} items]", items.len()));
+            for (i, item) in items.iter().enumerate() {
+                push_value(out, &format!("[{i}]"), item, depth + 1);
+            }
+        }
+        other => out.push(format!("{pad}{name}: {other}  ‹{}›", other.type_name())),
+    }
+}
+
+/// Properties, headers as a tree, and the dead-letter history as a timeline.
+pub fn meta_lines(m: &Message) -> Vec<String> {
+    let mut out = Vec::new();
+    let ex = Extractor::default();
+    let place = match (m.partition, m.offset) {
+        (Some(p), Some(o)) => format!("{} partition {p} offset {o}", m.queue),
+        _ => format!("{} position {}", m.queue, m.position),
+    };
+    out.push(format!("▸ {place}"));
+    if let Some(t) = m.timestamp {
+        out.push(format!("  time: {}", crate::export::rfc3339(&t)));
+    }
+    if let Some(c) = ex.extract(m) {
+        out.push(format!("  correlation: {c}"));
+    }
+    if let (Some(x), Some(k)) = (&m.exchange, &m.routing_key) {
+        let x = if x.is_empty() {
+            "(default)"
+        } else {
+            x.as_str()
+        };
+        out.push(format!("  routed: {x} / {k}"));
+    }
+    if let Some(k) = &m.key {
+        out.push(format!("  key: {}", String::from_utf8_lossy(k)));
+    }
+    out.push(format!(
+        "  size: {} B   redelivered: {}{}",
+        m.payload.len(),
+        if m.redelivered { "yes" } else { "no" },
+        m.delivery_count
+            .map(|c| format!("   delivery count: {c}"))
+            .unwrap_or_default()
+    ));
+    let deaths = m.deaths();
+    if !deaths.is_empty() {
+        out.push("▸ Dead-letter history (newest first)".into());
+        for (i, d) in deaths.iter().enumerate() {
+            let when = d
+                .time
+                .map(|t| crate::export::rfc3339(&t))
+                .unwrap_or_else(|| "-".into());
+            let mut line = format!(
+                "  {}. {when}  {} in {} ×{}",
+                i + 1,
+                d.reason,
+                d.queue,
+                d.count
+            );
+            if let Some(x) = &d.exchange {
+                let x = if x.is_empty() {
+                    "(default)"
+                } else {
+                    x.as_str()
+                };
+                line.push_str(&format!("  via {x} {}", d.routing_keys.join(",")));
+            }
+            if let (Some(p), Some(o)) = (d.partition, d.offset) {
+                line.push_str(&format!("  from partition {p} offset {o}"));
+            }
+            out.push(line);
+            if let Some(e) = &d.error {
+                out.push(format!("     {e}"));
+            }
+        }
+    }
+    if let Ok(serde_json::Value::Object(props)) = serde_json::to_value(&m.properties)
+        && !props.is_empty()
+    {
+        out.push("▸ Properties".into());
+        for (k, v) in props {
+            out.push(format!(
+                "  {k}: {}",
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            ));
+        }
+    }
+    if !m.headers.is_empty() {
+        out.push(format!("▸ Headers ({})", m.headers.len()));
+        push_table(&mut out, &m.headers, 1);
+    }
+    out
+}
+
+/// Complete a command line: command names, then queue names after `q `.
+fn complete(s: &State, text: &str) -> Option<String> {
+    const COMMANDS: &[&str] = &[
+        "queues", "groups", "q ", "help", "offset ", "time ", "since ", "quit",
+    ];
+    if let Some(prefix) = text.strip_prefix("q ") {
+        let names: Vec<&str> = s
+            .queues
+            .list
+            .iter()
+            .map(|q| q.name.as_str())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        return common_prefix(&names).map(|p| format!("q {p}"));
+    }
+    let hits: Vec<&str> = COMMANDS
+        .iter()
+        .copied()
+        .filter(|c| c.starts_with(text))
+        .collect();
+    common_prefix(&hits).map(str::to_string)
+}
+
+fn common_prefix<'a>(items: &[&'a str]) -> Option<&'a str> {
+    let first = *items.first()?;
+    let mut len = first.len();
+    for it in &items[1..] {
+        len = len.min(
+            first
+                .bytes()
+                .zip(it.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    Some(&first[..len])
+}
+
+fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
+    let (word, arg) = cmd
+        .split_once(' ')
+        .map(|(w, a)| (w, a.trim()))
+        .unwrap_or((cmd, ""));
+    match word {
+        "" => Vec::new(),
+        "queues" | "qs" => {
+            s.stack = vec![View::Queues];
+            vec![load_queues(s)]
+        }
+        "groups" | "g" => open_groups(s),
+        "help" => act(s, Action::Help),
+        "quit" | "q!" => act(s, Action::Quit),
+        "q" | "queue" if !arg.is_empty() => {
+            match s.queues.list.iter().find(|q| q.name == arg).cloned() {
+                Some(q) => {
+                    s.stack = vec![View::Queues];
+                    open_queue(s, &q)
+                }
+                None => {
+                    s.status.error = Some(format!("no queue or topic named \"{arg}\""));
+                    Vec::new()
+                }
+            }
+        }
+        "q" => act(s, Action::Quit),
+        "offset" | "pos" => match arg.parse::<u64>() {
+            Ok(n) => jump(s, PeekFrom::Position(n)),
+            Err(_) => {
+                s.status.error = Some(format!(":{word} needs a number, not \"{arg}\""));
+                Vec::new()
+            }
+        },
+        "time" | "since" => match crate::run::parse_since(arg, Utc::now()) {
+            Ok(t) => jump(s, PeekFrom::Time(t)),
+            Err(e) => {
+                s.status.error = Some(e.to_string());
+                Vec::new()
+            }
+        },
+        other => {
+            s.status.error = Some(format!(
+                "unknown command :{other} (try :queues, :groups, :q NAME, :offset N, :since 15m)"
+            ));
+            Vec::new()
+        }
+    }
+}
