@@ -261,7 +261,13 @@ impl Default for Keymap {
                     "refresh now",
                     false,
                 ),
-                b(Global, &[k(Tab)], Action::NextPane, "next view", false),
+                b(
+                    Global,
+                    &[k(Tab)],
+                    Action::NextPane,
+                    "next view or pane",
+                    false,
+                ),
                 b(
                     Queues,
                     &[k(Enter), k(Right), c('l')],

@@ -144,6 +144,8 @@ pub struct Groups {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageDir {
     Replace,
+    /// Replace with the newest messages (a jump to the end).
+    End,
     Append,
     Prepend,
 }

@@ -498,7 +498,12 @@ fn reload_messages(s: &mut State, from: PeekFrom) -> Vec<Effect> {
     m.at_end = false;
     m.error = None;
     m.notes.clear();
-    m.pending = Some((req, PageDir::Replace));
+    let dir = if from == PeekFrom::Last {
+        PageDir::End
+    } else {
+        PageDir::Replace
+    };
+    m.pending = Some((req, dir));
     vec![Effect::LoadMessages {
         req,
         queue: m.queue.clone(),
@@ -579,14 +584,15 @@ fn on_page(s: &mut State, req: ReqId, result: Result<PeekPage, String>) -> Vec<E
     let keep_raw = m.visible.get(m.cursor.selected).copied();
     match dir {
         PageDir::Replace => {
-            let requested_last = m.at_start && got < PAGE;
-            m.at_end = got < PAGE || requested_last;
+            m.at_end = got < PAGE;
             m.at_start = m.at_start || page.messages.first().is_some_and(|f| position_of(f) == 0);
             m.window = page.messages;
-            if !m.at_start && m.at_end {
-                // A jump to the end: select the newest.
-                m.cursor.selected = usize::MAX;
-            }
+        }
+        PageDir::End => {
+            m.at_end = true;
+            m.at_start = page.messages.first().is_none_or(|f| position_of(f) == 0);
+            m.window = page.messages;
+            m.cursor.selected = usize::MAX;
         }
         PageDir::Append => {
             if got < PAGE {

@@ -10,14 +10,21 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub struct Worker {
     target: Target,
+    options: ConnectOptions,
     backend: Arc<Mutex<Option<Arc<dyn Backend>>>>,
     tx: UnboundedSender<Msg>,
 }
 
 impl Worker {
+    /// A worker for the interactive app: the demo's traffic keeps moving.
     pub fn new(target: Target, tx: UnboundedSender<Msg>) -> Self {
+        Self::with_options(target, ConnectOptions { live: true }, tx)
+    }
+
+    pub fn with_options(target: Target, options: ConnectOptions, tx: UnboundedSender<Msg>) -> Self {
         Self {
             target,
+            options,
             backend: Arc::new(Mutex::new(None)),
             tx,
         }
@@ -36,10 +43,10 @@ impl Worker {
         match effect {
             Effect::Connect => {
                 let target = self.target.clone();
+                let options = self.options.clone();
                 let slot = Arc::clone(&self.backend);
                 tokio::spawn(async move {
-                    let msg = match backend::connect(&target, &ConnectOptions { live: true }).await
-                    {
+                    let msg = match backend::connect(&target, &options).await {
                         Ok(b) => {
                             let info = b.info();
                             let has_groups = b.consumer_groups().is_some();

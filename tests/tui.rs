@@ -1,0 +1,575 @@
+//! The TUI without a terminal: the pure update function driven by messages, the real
+//! worker against the fixed-clock demo, and every view drawn into ratatui's TestBackend
+//! and compared with insta snapshots (default and light themes, 100×30).
+
+use mqscope::app::keymap::{Key, KeyCode, Keymap};
+use mqscope::app::state::{Effect, InputKind, PAGE, State, View};
+use mqscope::app::update::{Msg, update};
+use mqscope::app::worker::Worker;
+use mqscope::backend::{ConnectOptions, PeekFrom, PeekPage};
+use mqscope::config::Target;
+use mqscope::model::{Message, QueueKind, QueueSummary};
+use mqscope::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tokio::sync::mpsc;
+
+fn key(c: char) -> Msg {
+    Msg::Key(Key::char(c))
+}
+
+fn special(code: KeyCode) -> Msg {
+    Msg::Key(Key::plain(code))
+}
+
+fn fresh() -> State {
+    let mut s = State::new("local", "local://demo", None, false, Keymap::default());
+    update(&mut s, Msg::Resize(100, 30));
+    s
+}
+
+fn queue(name: &str, messages: u64) -> QueueSummary {
+    let mut q = QueueSummary::new(name, QueueKind::Queue, "classic");
+    q.messages = Some(messages);
+    q
+}
+
+/// A state with a connection and a loaded queue list, without any backend.
+fn with_queues(names: &[(&str, u64)]) -> State {
+    let mut s = fresh();
+    let fx = update(
+        &mut s,
+        Msg::Connected {
+            backend: "local".into(),
+            target: "local://demo".into(),
+            has_groups: true,
+        },
+    );
+    let Some(Effect::LoadQueues(req)) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    update(
+        &mut s,
+        Msg::QueuesLoaded {
+            req,
+            result: Ok(names.iter().map(|(n, c)| queue(n, *c)).collect()),
+            at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        },
+    );
+    s
+}
+
+fn selected_name(s: &State) -> String {
+    s.selected_queue()
+        .map(|q| q.name.clone())
+        .unwrap_or_default()
+}
+
+fn page(from: u64, n: usize) -> PeekPage {
+    PeekPage {
+        messages: (from..from + n as u64)
+            .map(|i| Message::new("q", i, format!("m{i}")))
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+fn load_req(fx: &[Effect]) -> (u64, PeekFrom, usize) {
+    fx.iter()
+        .find_map(|e| match e {
+            Effect::LoadMessages {
+                req, from, limit, ..
+            } => Some((*req, from.clone(), *limit)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no load in {fx:?}"))
+}
+
+// ---- pure updates ----
+
+#[test]
+fn navigation_stays_in_bounds_and_scrolls() {
+    let names: Vec<(String, u64)> = (0..100).map(|i| (format!("q{i:03}"), i)).collect();
+    let refs: Vec<(&str, u64)> = names.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    let mut s = with_queues(&refs);
+    update(&mut s, key('k'));
+    assert_eq!(selected_name(&s), "q000");
+    update(&mut s, key('j'));
+    update(&mut s, special(KeyCode::Down));
+    assert_eq!(selected_name(&s), "q002");
+    update(&mut s, key('G'));
+    assert_eq!(selected_name(&s), "q099");
+    assert!(s.queues.cursor.offset > 0 && s.queues.cursor.offset + s.list_rows() > 99);
+    update(&mut s, Msg::Key(Key::ctrl('u')));
+    assert_eq!(s.queues.cursor.selected, 99 - s.list_rows());
+    update(&mut s, key('g'));
+    assert_eq!((s.queues.cursor.selected, s.queues.cursor.offset), (0, 0));
+    update(&mut s, Msg::Scroll(3));
+    assert_eq!(s.queues.cursor.selected, 3);
+}
+
+#[test]
+fn filter_by_text_and_regex_then_clear() {
+    let mut s = with_queues(&[
+        ("billing", 1),
+        ("billing.dlq", 2),
+        ("email", 3),
+        ("email.dlq", 4),
+    ]);
+    update(&mut s, key('/'));
+    assert_eq!(s.input.as_ref().map(|i| i.kind), Some(InputKind::Filter));
+    for c in "DLQ".chars() {
+        update(&mut s, key(c));
+    }
+    assert_eq!(
+        s.queues.visible.len(),
+        2,
+        "live filtering while typing, case-insensitive"
+    );
+    update(&mut s, special(KeyCode::Enter));
+    assert!(s.input.is_none());
+    assert_eq!(s.queues.filter, "DLQ");
+    update(&mut s, key('/'));
+    for _ in 0..3 {
+        update(&mut s, special(KeyCode::Backspace));
+    }
+    for c in "^e.*q$".chars() {
+        update(&mut s, key(c));
+    }
+    assert_eq!(s.queues.visible.len(), 1);
+    assert_eq!(selected_name(&s), "email.dlq");
+    update(&mut s, special(KeyCode::Esc));
+    assert_eq!(s.queues.visible.len(), 4, "Esc clears the filter");
+    // An invalid regex falls back to plain text instead of failing.
+    update(&mut s, key('/'));
+    update(&mut s, key('('));
+    assert_eq!(s.queues.visible.len(), 0);
+}
+
+#[test]
+fn sort_keeps_the_selection() {
+    let mut s = with_queues(&[("a", 5), ("b", 50), ("c", 1)]);
+    update(&mut s, key('j'));
+    assert_eq!(selected_name(&s), "b");
+    update(&mut s, key('s'));
+    update(&mut s, key('s'));
+    assert_eq!(s.queues.sort.label(), "messages");
+    let order: Vec<&str> = s
+        .queues
+        .visible
+        .iter()
+        .map(|i| s.queues.list[*i].name.as_str())
+        .collect();
+    assert_eq!(order, vec!["b", "a", "c"]);
+    assert_eq!(selected_name(&s), "b");
+    update(&mut s, key('S'));
+    let order: Vec<&str> = s
+        .queues
+        .visible
+        .iter()
+        .map(|i| s.queues.list[*i].name.as_str())
+        .collect();
+    assert_eq!(order, vec!["c", "a", "b"]);
+}
+
+#[test]
+fn paging_loads_on_demand_and_keeps_memory_bounded() {
+    let mut s = with_queues(&[("q", 1_000_000)]);
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert_eq!(s.view(), View::Messages);
+    let (req, from, limit) = load_req(&fx);
+    assert_eq!((from, limit), (PeekFrom::Start, PAGE));
+    // A stale reply (wrong id) is dropped.
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req: req + 100,
+            result: Ok(page(500, 5)),
+        },
+    );
+    assert!(s.messages.window.is_empty());
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(page(0, PAGE)),
+        },
+    );
+    assert_eq!(s.messages.window.len(), PAGE);
+    // Scrolling towards the end asks for the next page, once.
+    let mut loads = Vec::new();
+    for _ in 0..PAGE {
+        loads.extend(update(&mut s, key('j')));
+    }
+    let (req, from, _) = load_req(&loads);
+    assert_eq!(from, PeekFrom::Position(PAGE as u64));
+    assert_eq!(loads.len(), 1, "one request in flight at a time");
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(page(PAGE as u64, PAGE)),
+        },
+    );
+    assert_eq!(s.messages.window.len(), 2 * PAGE);
+    // Keep scrolling far: the window never holds more than its cap.
+    let mut next = 2 * PAGE as u64;
+    for _ in 0..40 {
+        let mut fx = Vec::new();
+        for _ in 0..PAGE {
+            fx.extend(update(&mut s, special(KeyCode::Down)));
+        }
+        if let Some(Effect::LoadMessages { req, from, .. }) = fx.into_iter().next() {
+            assert_eq!(from, PeekFrom::Position(next));
+            update(
+                &mut s,
+                Msg::MessagesLoaded {
+                    req,
+                    result: Ok(page(next, PAGE)),
+                },
+            );
+            next += PAGE as u64;
+        }
+        assert!(s.messages.window.len() <= mqscope::app::state::MAX_WINDOW);
+    }
+    let selected = s.selected_message().unwrap().position;
+    assert!(selected > 5_000, "scrolled to {selected}");
+    // Going back up loads the previous page in front of the window.
+    let first = s.messages.window[0].position;
+    let mut fx = Vec::new();
+    while s.messages.cursor.selected > 10 {
+        fx.extend(update(&mut s, key('k')));
+    }
+    let (req, from, limit) = load_req(&fx);
+    assert_eq!(from, PeekFrom::Position(first - PAGE as u64));
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(page(first - PAGE as u64, limit)),
+        },
+    );
+    assert_eq!(s.messages.window[0].position, first - PAGE as u64);
+    assert_eq!(
+        s.selected_message().unwrap().position,
+        first + 10,
+        "selection stays on the same message"
+    );
+}
+
+#[test]
+fn jump_to_the_end_and_back() {
+    let mut s = with_queues(&[("q", 10_000)]);
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let (req, _, _) = load_req(&fx);
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(page(0, PAGE)),
+        },
+    );
+    let fx = update(&mut s, key('G'));
+    let (req, from, _) = load_req(&fx);
+    assert_eq!(from, PeekFrom::Last);
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(page(10_000 - PAGE as u64, PAGE)),
+        },
+    );
+    assert_eq!(s.selected_message().unwrap().position, 9_999);
+    let fx = update(&mut s, key('g'));
+    assert_eq!(load_req(&fx).1, PeekFrom::Start);
+}
+
+#[test]
+fn command_line_opens_queues_with_completion() {
+    let mut s = with_queues(&[("billing", 1), ("billing.dlq", 2), ("email", 3)]);
+    update(&mut s, key(':'));
+    for c in "q bil".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, special(KeyCode::Tab));
+    assert_eq!(s.input.as_ref().unwrap().text, "q billing");
+    for c in ".dlq".chars() {
+        update(&mut s, key(c));
+    }
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert_eq!(s.view(), View::Messages);
+    assert_eq!(s.messages.queue, "billing.dlq");
+    assert!(matches!(fx[0], Effect::LoadMessages { .. }));
+    update(&mut s, key(':'));
+    for c in "bogus".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, special(KeyCode::Enter));
+    assert!(
+        s.status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("unknown command")
+    );
+    update(&mut s, key(':'));
+    for c in "offset 42".chars() {
+        update(&mut s, key(c));
+    }
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert_eq!(load_req(&fx).1, PeekFrom::Position(42));
+}
+
+#[test]
+fn lost_connection_backs_off_and_recovers() {
+    let mut s = with_queues(&[("a", 1)]);
+    let mut loads = Vec::new();
+    for _ in 0..2 {
+        loads.extend(update(&mut s, Msg::Tick));
+    }
+    let Some(Effect::LoadQueues(req)) = loads.first().cloned() else {
+        panic!("{loads:?}")
+    };
+    update(
+        &mut s,
+        Msg::QueuesLoaded {
+            req,
+            result: Err("connection reset".into()),
+            at: chrono::Utc::now(),
+        },
+    );
+    assert!(matches!(
+        s.status.conn,
+        mqscope::app::state::Conn::Lost { failures: 1, .. }
+    ));
+    assert_eq!(s.queues.list.len(), 1, "the last list stays on screen");
+    let fx = update(&mut s, Msg::Tick);
+    assert!(fx.is_empty(), "waits before retrying");
+    let mut retry = Vec::new();
+    for _ in 0..3 {
+        retry.extend(update(&mut s, Msg::Tick));
+    }
+    let Some(Effect::LoadQueues(req)) = retry.first().cloned() else {
+        panic!("{retry:?}")
+    };
+    update(
+        &mut s,
+        Msg::QueuesLoaded {
+            req,
+            result: Ok(vec![queue("a", 2)]),
+            at: chrono::Utc::now(),
+        },
+    );
+    assert_eq!(s.status.conn, mqscope::app::state::Conn::Connected);
+    assert!(s.status.error.is_none());
+}
+
+#[test]
+fn quit_and_ctrl_c() {
+    let mut s = with_queues(&[("a", 1)]);
+    assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
+    let mut s = with_queues(&[("a", 1)]);
+    update(&mut s, key('/'));
+    update(&mut s, key('q'));
+    assert!(!s.quit, "q types into the filter");
+    update(&mut s, Msg::Key(Key::ctrl('c')));
+    update(&mut s, special(KeyCode::Esc));
+    update(&mut s, Msg::Key(Key::ctrl('c')));
+    assert!(s.quit);
+}
+
+// ---- the real worker against the demo, drawn into a test terminal ----
+
+struct Harness {
+    state: State,
+    worker: Worker,
+    rx: mpsc::UnboundedReceiver<Msg>,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let target = Target::parse("local://demo?clock=fixed&seed=42").unwrap();
+        let worker = Worker::with_options(target, ConnectOptions { live: false }, tx);
+        let mut h = Harness {
+            state: fresh(),
+            worker,
+            rx,
+        };
+        h.run(vec![Effect::Connect]).await;
+        h
+    }
+
+    /// Run effects through the worker and feed every reply back until nothing is pending.
+    async fn run(&mut self, effects: Vec<Effect>) {
+        let mut outstanding = 0;
+        for e in effects {
+            if !matches!(e, Effect::Copy(_) | Effect::Quit) {
+                self.worker.run(e);
+                outstanding += 1;
+            }
+        }
+        while outstanding > 0 {
+            let msg = self.rx.recv().await.expect("worker reply");
+            outstanding -= 1;
+            let fx = update(&mut self.state, msg);
+            for e in fx {
+                if !matches!(e, Effect::Copy(_) | Effect::Quit) {
+                    self.worker.run(e);
+                    outstanding += 1;
+                }
+            }
+        }
+        // Pin the wall-clock times the worker stamps, so drawings repeat.
+        let t = chrono::DateTime::from_timestamp(1_767_225_600, 0);
+        self.state.queues.refreshed_at = self.state.queues.refreshed_at.and(t);
+        self.state.groups.refreshed_at = self.state.groups.refreshed_at.and(t);
+    }
+
+    async fn send(&mut self, msg: Msg) {
+        let fx = update(&mut self.state, msg);
+        self.run(fx).await;
+    }
+
+    async fn keys(&mut self, keys: &str) {
+        for c in keys.chars() {
+            self.send(key(c)).await;
+        }
+    }
+
+    fn draw(&self, theme: &Theme, w: u16, h: u16) -> String {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| mqscope::ui::draw(f, &self.state, theme))
+            .unwrap();
+        format!("{:?}", term.backend().buffer())
+    }
+
+    fn text(&self) -> String {
+        let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        term.draw(|f| mqscope::ui::draw(f, &self.state, &Theme::default_theme()))
+            .unwrap();
+        let buf = term.backend().buffer();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn snap(name: &str, h: &Harness) {
+    for theme in ["default", "light"] {
+        let t = Theme::builtin(theme).unwrap();
+        insta::assert_snapshot!(format!("{name}__{theme}"), h.draw(&t, 100, 30));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_snapshot() {
+    let mut h = Harness::new().await;
+    assert!(h.text().contains("billing.dlq"), "{}", h.text());
+    snap("queues", &h);
+
+    h.keys("/dlq").await;
+    snap("queues_filtering", &h);
+    h.send(special(KeyCode::Enter)).await;
+
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(h.state.messages.queue, "billing.dlq");
+    snap("messages", &h);
+
+    h.send(special(KeyCode::Enter)).await;
+    assert!(h.text().contains("rejected in billing"), "{}", h.text());
+    snap("message", &h);
+
+    h.keys("p").await;
+    h.keys("p").await;
+    h.keys("p").await;
+    snap("message_hex", &h);
+
+    h.keys("?").await;
+    snap("help", &h);
+    h.send(special(KeyCode::Esc)).await;
+    h.send(special(KeyCode::Esc)).await;
+    h.send(special(KeyCode::Esc)).await;
+    h.send(special(KeyCode::Esc)).await;
+    h.keys("c").await;
+    assert_eq!(h.state.view(), View::Groups);
+    snap("groups", &h);
+
+    let t = Theme::default_theme();
+    insta::assert_snapshot!("too_small", h.draw(&t, 40, 12));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_page_by_partition_and_binary_opens_as_hex() {
+    let mut h = Harness::new().await;
+    h.send(special(KeyCode::Esc)).await;
+    h.send(key(':')).await;
+    h.keys("q payments").await;
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(h.state.messages.partition, Some(0));
+    assert!(
+        h.state
+            .messages
+            .window
+            .iter()
+            .all(|m| m.partition == Some(0))
+    );
+    h.keys("]").await;
+    assert!(
+        h.state
+            .messages
+            .window
+            .iter()
+            .all(|m| m.partition == Some(1))
+    );
+    h.send(special(KeyCode::Esc)).await;
+    h.send(key(':')).await;
+    h.keys("q labels").await;
+    h.send(special(KeyCode::Enter)).await;
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(
+        h.state.message.body_kind,
+        mqscope::app::state::BodyKind::Hex
+    );
+    assert!(h.text().contains("00000000"), "{}", h.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_payload_opens_without_laying_out_everything() {
+    let mut m = Message::new("q", 0, vec![b'x'; 10 * 1024 * 1024]);
+    m.properties.content_type = Some("text/plain".into());
+    let mut s2 = with_queues(&[("q", 1)]);
+    let fx = update(&mut s2, special(KeyCode::Enter));
+    let (req, _, _) = load_req(&fx);
+    update(
+        &mut s2,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(PeekPage {
+                messages: vec![m],
+                notes: vec![],
+            }),
+        },
+    );
+    update(&mut s2, special(KeyCode::Enter));
+    assert_eq!(s2.view(), View::Message);
+    assert!(
+        s2.message
+            .body
+            .iter()
+            .all(|l| l.len() <= mqscope::app::state::LINE_CHUNK)
+    );
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| mqscope::ui::draw(f, &s2, &Theme::default_theme()))
+        .unwrap();
+    update(&mut s2, key('w'));
+    term.draw(|f| mqscope::ui::draw(f, &s2, &Theme::default_theme()))
+        .unwrap();
+    let buf = term.backend().buffer();
+    assert_eq!(buf[(1, 20)].symbol(), "x");
+}
