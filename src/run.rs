@@ -29,6 +29,10 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
         config: cli.global.config.clone(),
         read_only: cli.global.read_only,
     };
+    // A bad --theme is a usage mistake wherever it is given; say so before doing anything.
+    if let Some(name) = cli.global.theme.as_deref() {
+        Theme::load(name, crate::theme::user_themes_dir().as_deref())?;
+    }
     match cli.command {
         Some(Command::Demo(args)) => demo(&args, &sel, cli.global.theme.as_deref(), out).await,
         Some(Command::Queues(args)) => {

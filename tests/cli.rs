@@ -350,6 +350,14 @@ fn errors_are_one_line_with_the_right_exit_code() {
     assert_eq!(code, 1);
     one_clear_line(&err);
 
+    let (code, err) = fails(mqscope(&home).args(["demo", "--theme", "no-such-theme"]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+    assert!(
+        err.contains("no-such-theme") && err.contains("high-contrast"),
+        "{err}"
+    );
+
     let (code, _) = fails(mqscope(&home).args(["peek"]));
     assert_eq!(code, 2);
     let (code, _) = fails(mqscope(&home).args(["queues", "--bogus"]));
