@@ -64,8 +64,15 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
 /// Resolve the selection and connect.
 pub async fn open(sel: &Selection) -> Result<(Resolved, Arc<dyn Backend>)> {
     let resolved = config::resolve(sel)?;
-    let backend = backend::connect(&resolved.target, &ConnectOptions::default()).await?;
+    let backend = backend::connect(&resolved.target, &connect_options(&resolved)).await?;
     Ok((resolved, backend))
+}
+
+fn connect_options(resolved: &Resolved) -> ConnectOptions {
+    ConnectOptions {
+        live: false,
+        profile: Some(resolved.profile.clone()),
+    }
 }
 
 async fn queues(backend: &dyn Backend, args: &QueuesArgs, out: &mut dyn Write) -> Result<()> {

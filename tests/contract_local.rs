@@ -19,17 +19,17 @@ struct LocalFixture {
 }
 
 impl LocalFixture {
-    async fn new(topics: bool) -> Self {
+    async fn new(topics: bool) -> Option<Self> {
         let broker = Arc::new(LocalBroker::new(
             "contract",
             Clock::system(),
             LocalConfig::default(),
         ));
-        Self {
+        Some(Self {
             backend: Arc::new(LocalBackend::new(broker, "local://empty")),
             topics,
             next: AtomicU32::new(0),
-        }
+        })
     }
 }
 

@@ -88,7 +88,14 @@ pub async fn run(
     let mut terminal = ratatui::try_init()
         .context("cannot open the terminal (is this an interactive terminal?)")?;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
-    let result = event_loop(&mut terminal, &mut state, &theme, target).await;
+    let result = event_loop(
+        &mut terminal,
+        &mut state,
+        &theme,
+        target,
+        resolved.profile.clone(),
+    )
+    .await;
     restore_terminal();
     result
 }
@@ -98,9 +105,10 @@ async fn event_loop(
     state: &mut State,
     theme: &Theme,
     target: crate::config::Target,
+    profile: crate::config::Profile,
 ) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(target, tx);
+    let worker = Worker::new(target, profile, tx);
     let size = terminal.size()?;
     update(state, Msg::Resize(size.width, size.height));
     terminal.draw(|f| crate::ui::draw(f, state, theme))?;

@@ -17,8 +17,12 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for the interactive app: the demo's traffic keeps moving.
-    pub fn new(target: Target, tx: UnboundedSender<Msg>) -> Self {
-        Self::with_options(target, ConnectOptions { live: true }, tx)
+    pub fn new(target: Target, profile: crate::config::Profile, tx: UnboundedSender<Msg>) -> Self {
+        let options = ConnectOptions {
+            live: true,
+            profile: Some(profile),
+        };
+        Self::with_options(target, options, tx)
     }
 
     pub fn with_options(target: Target, options: ConnectOptions, tx: UnboundedSender<Msg>) -> Self {

@@ -3,6 +3,7 @@
 //! for, and the factory that picks a backend for a target.
 
 pub mod local;
+pub mod rabbitmq;
 
 use crate::config::Target;
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
@@ -202,19 +203,17 @@ pub trait LiveTail: Send + Sync {
 pub struct ConnectOptions {
     /// Start the demo's live traffic (the TUI wants moving numbers; one-shot commands do not).
     pub live: bool,
+    /// The profile the target came from: management URL, TLS and client settings.
+    pub profile: Option<crate::config::Profile>,
 }
 
 /// Open a backend for a target.
 pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn Backend>> {
     match target {
         Target::Local(local) => local::connect(local, opts),
-        Target::Amqp(_) => Err(BackendError::Unsupported {
-            what: format!(
-                "{} (the RabbitMQ backend is not in this build yet)",
-                target.redacted()
-            ),
-            backend: "rabbitmq",
-        }),
+        Target::Amqp(amqp) => Ok(Arc::new(
+            rabbitmq::RabbitBackend::connect(amqp, opts).await?,
+        )),
         Target::Kafka(_) => Err(BackendError::Unsupported {
             what: format!(
                 "{} (the Kafka backend is not in this build yet)",

@@ -271,7 +271,8 @@ pub async fn purge_empties_queue(f: &dyn Fixture) {
     assert_eq!(wait_depth(f, &name, 0).await, Some(0));
 }
 
-/// One `#[tokio::test]` per contract check, for the fixture built by `$make`.
+/// One `#[tokio::test]` per contract check, for the fixture built by `$make` (an
+/// `Option<impl Fixture>` future).
 #[macro_export]
 macro_rules! contract_tests {
     ($make:expr) => {
@@ -284,7 +285,8 @@ macro_rules! contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let fixture = $make.await;
+                // `$make` gives None only when its server is unreachable outside CI.
+                let Some(fixture) = $make.await else { return };
                 contract::$check(&fixture).await;
             }
         )*

@@ -1,0 +1,312 @@
+//! RabbitMQ's management HTTP API: listing queues (paged), exchanges and bindings, and the
+//! effective settings (arguments and policies) a peek needs to stay safe.
+
+use crate::backend::BackendError;
+use crate::config::{Secret, encode_vhost};
+use crate::model::topology::{Binding, DestinationKind, Exchange, ExchangeKind, Topology};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// One page of a paginated listing.
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    items: Vec<T>,
+    #[serde(default)]
+    page_count: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Rate {
+    #[serde(default)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageStats {
+    #[serde(default)]
+    pub publish_details: Option<Rate>,
+    #[serde(default)]
+    pub deliver_get_details: Option<Rate>,
+}
+
+/// A queue as the management API describes it.
+#[derive(Debug, Default, Deserialize)]
+pub struct MgmtQueue {
+    pub name: String,
+    #[serde(default)]
+    pub vhost: String,
+    #[serde(rename = "type", default)]
+    pub queue_type: Option<String>,
+    #[serde(default)]
+    pub messages: Option<u64>,
+    #[serde(default)]
+    pub messages_ready: Option<u64>,
+    #[serde(default)]
+    pub messages_unacknowledged: Option<u64>,
+    #[serde(default)]
+    pub consumers: Option<u64>,
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub effective_policy_definition: Option<Value>,
+    #[serde(default)]
+    pub message_stats: Option<MessageStats>,
+}
+
+impl MgmtQueue {
+    /// A setting from the queue's arguments (`x-NAME`), else from its policy (`NAME`).
+    pub fn setting(&self, name: &str) -> Option<&Value> {
+        self.arguments.get(&format!("x-{name}")).or_else(|| {
+            self.effective_policy_definition
+                .as_ref()
+                .and_then(|p| p.as_object())
+                .and_then(|p| p.get(name))
+        })
+    }
+
+    pub fn setting_u64(&self, name: &str) -> Option<u64> {
+        self.setting(name).and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    }
+
+    pub fn setting_str(&self, name: &str) -> Option<String> {
+        self.setting(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    pub fn kind(&self) -> &str {
+        self.queue_type.as_deref().unwrap_or("classic")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MgmtExchange {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct MgmtBinding {
+    source: String,
+    destination: String,
+    destination_type: String,
+    #[serde(default)]
+    routing_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Overview {
+    #[serde(default)]
+    pub rabbitmq_version: String,
+    #[serde(default)]
+    pub cluster_name: String,
+}
+
+impl Overview {
+    /// The major version, for defaults that changed (quorum delivery limit in 4.0).
+    pub fn major(&self) -> u32 {
+        self.rabbitmq_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(3)
+    }
+}
+
+pub struct Mgmt {
+    client: reqwest::Client,
+    base: String,
+    user: String,
+    password: Option<Secret>,
+}
+
+const PAGE_SIZE: usize = 500;
+
+impl Mgmt {
+    pub fn new(
+        base: &str,
+        user: &str,
+        password: Option<Secret>,
+        insecure: bool,
+    ) -> Result<Self, BackendError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(5))
+            .tls_danger_accept_invalid_certs(insecure)
+            .user_agent(concat!("mqscope/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BackendError::Broker(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            user: user.to_string(),
+            password,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, BackendError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .client
+            .get(&url)
+            .basic_auth(&self.user, self.password.as_ref().map(Secret::expose))
+            .send()
+            .await
+            .map_err(|e| {
+                let reason = if e.is_connect() {
+                    "connection refused or host unreachable; is the rabbitmq_management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?".to_string()
+                } else if e.is_timeout() {
+                    "no answer within 15 s".to_string()
+                } else {
+                    e.to_string()
+                };
+                BackendError::Unreachable {
+                    target: format!("the management API at {}", self.base),
+                    reason,
+                }
+            })?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(BackendError::Auth {
+                target: format!("the management API at {}", self.base),
+                reason: format!(
+                    "user \"{}\" was refused: a wrong password, or a user without the management or monitoring tag (rabbitmqctl set_user_tags {} monitoring)",
+                    self.user, self.user
+                ),
+            });
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(BackendError::QueueNotFound(
+                path.rsplit('/').next().unwrap_or(path).to_string(),
+            ));
+        }
+        if !status.is_success() {
+            return Err(BackendError::Broker(format!(
+                "management API {path}: HTTP {status}"
+            )));
+        }
+        resp.json::<T>().await.map_err(|e| {
+            BackendError::Broker(format!("management API {path}: unreadable answer: {e}"))
+        })
+    }
+
+    pub async fn overview(&self) -> Result<Overview, BackendError> {
+        self.get("/api/overview").await
+    }
+
+    /// Every queue of a vhost, a page of 500 at a time.
+    pub async fn queues(&self, vhost: &str) -> Result<Vec<MgmtQueue>, BackendError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let p: Page<MgmtQueue> = self
+                .get(&format!(
+                    "/api/queues/{}?page={page}&page_size={PAGE_SIZE}&disable_stats=false",
+                    encode_vhost(vhost)
+                ))
+                .await?;
+            let n = p.items.len();
+            out.extend(p.items);
+            if (page as u64) >= p.page_count || n == 0 {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    pub async fn queue(&self, vhost: &str, name: &str) -> Result<MgmtQueue, BackendError> {
+        self.get(&format!(
+            "/api/queues/{}/{}",
+            encode_vhost(vhost),
+            encode_vhost(name)
+        ))
+        .await
+        .map_err(|e| match e {
+            BackendError::QueueNotFound(_) => BackendError::QueueNotFound(name.to_string()),
+            other => other,
+        })
+    }
+
+    /// Exchanges and bindings of a vhost, for resolving dead-letter targets.
+    pub async fn topology(&self, vhost: &str) -> Result<Topology, BackendError> {
+        let v = encode_vhost(vhost);
+        let exchanges: Vec<MgmtExchange> = self.get(&format!("/api/exchanges/{v}")).await?;
+        let bindings: Vec<MgmtBinding> = self.get(&format!("/api/bindings/{v}")).await?;
+        Ok(Topology {
+            exchanges: exchanges
+                .into_iter()
+                .filter(|e| !e.name.is_empty())
+                .filter_map(|e| {
+                    ExchangeKind::parse(&e.kind).map(|kind| Exchange { name: e.name, kind })
+                })
+                .collect(),
+            queues: Default::default(),
+            bindings: bindings
+                .into_iter()
+                .filter(|b| !b.source.is_empty())
+                .map(|b| Binding {
+                    source: b.source,
+                    destination: b.destination,
+                    destination_kind: if b.destination_type == "exchange" {
+                        DestinationKind::Exchange
+                    } else {
+                        DestinationKind::Queue
+                    },
+                    routing_key: b.routing_key,
+                    arguments: Default::default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Create a vhost and give `user` full rights on it (tests and fixtures).
+    pub async fn create_vhost(&self, vhost: &str) -> Result<(), BackendError> {
+        let v = encode_vhost(vhost);
+        for (path, body) in [
+            (format!("/api/vhosts/{v}"), serde_json::json!({})),
+            (
+                format!("/api/permissions/{v}/{}", encode_vhost(&self.user)),
+                serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}),
+            ),
+        ] {
+            let resp = self
+                .client
+                .put(format!("{}{path}", self.base))
+                .basic_auth(&self.user, self.password.as_ref().map(Secret::expose))
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| BackendError::Broker(e.to_string()))?;
+            if !resp.status().is_success() {
+                return Err(BackendError::Broker(format!(
+                    "PUT {path}: HTTP {}",
+                    resp.status()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_vhost(&self, vhost: &str) -> Result<(), BackendError> {
+        let path = format!("/api/vhosts/{}", encode_vhost(vhost));
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .basic_auth(&self.user, self.password.as_ref().map(Secret::expose))
+            .send()
+            .await
+            .map_err(|e| BackendError::Broker(e.to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,607 @@
+//! RabbitMQ: listing through the management API, reading and publishing over AMQP 0-9-1
+//! with lapin. Peeks never lose, reorder or dead-letter a message: classic queues are read
+//! by a consumer whose messages all go back with one `basic.nack(multiple, requeue)`;
+//! quorum queues with a delivery limit are refused unless forced, because every return
+//! counts towards the limit; streams are read by offset, which removes nothing.
+
+pub mod convert;
+pub mod mgmt;
+
+use super::{
+    Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, Destination, PeekFrom,
+    PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result,
+};
+use crate::config::{AmqpTarget, Secret, encode_vhost};
+use crate::model::{DeadLetterTarget, Message, QueueDetail, QueueKind, QueueSummary};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use lapin::Confirmation;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable as AmqpTable, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties};
+use mgmt::{Mgmt, MgmtQueue};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How long connecting may take before we say the broker is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A consumer's prefetch is a 16-bit number: the deepest a queue can be peeked.
+pub const MAX_PEEK_DEPTH: u64 = 65_535;
+/// How long to wait for the next message of a peek before deciding there are no more.
+const IDLE: Duration = Duration::from_millis(400);
+
+pub struct RabbitBackend {
+    target: AmqpTarget,
+    shown: String,
+    mgmt: Mgmt,
+    conn: Mutex<Option<Arc<Connection>>>,
+    peek_seq: std::sync::atomic::AtomicU64,
+}
+
+fn amqp_uri(t: &AmqpTarget) -> String {
+    let scheme = if t.tls { "amqps" } else { "amqp" };
+    let auth = match (&t.user, &t.password) {
+        (Some(u), Some(p)) => format!("{}:{}@", encode_vhost(u), encode_vhost(p.expose())),
+        (Some(u), None) => format!("{}@", encode_vhost(u)),
+        _ => String::new(),
+    };
+    let host = if t.host.contains(':') {
+        format!("[{}]", t.host)
+    } else {
+        t.host.clone()
+    };
+    format!(
+        "{scheme}://{auth}{host}:{}/{}?heartbeat=30",
+        t.port,
+        encode_vhost(&t.vhost)
+    )
+}
+
+/// Turn a lapin error into one line that says what to do, without the URI.
+fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("access_refused")
+        || lower.contains("authentication")
+        || lower.contains("login was refused")
+    {
+        BackendError::Auth {
+            target: shown.to_string(),
+            reason: "wrong user name or password (ACCESS_REFUSED)".into(),
+        }
+    } else if lower.contains("not_allowed")
+        || lower.contains("vhost") && lower.contains("not found")
+    {
+        BackendError::Auth {
+            target: shown.to_string(),
+            reason: format!(
+                "virtual host \"{vhost}\" does not exist, or this user has no access to it"
+            ),
+        }
+    } else if lower.contains("refused") || lower.contains("io error") || lower.contains("connect") {
+        BackendError::Unreachable {
+            target: shown.to_string(),
+            reason: format!("{text}; is RabbitMQ running and the port right?"),
+        }
+    } else {
+        BackendError::Broker(text)
+    }
+}
+
+fn short(s: &str) -> Result<ShortString> {
+    ShortString::try_new(s.to_string()).map_err(|_| {
+        BackendError::InvalidArgument(format!("\"{s}\" is longer than AMQP's 255-byte names"))
+    })
+}
+
+impl RabbitBackend {
+    pub async fn connect(target: &AmqpTarget, opts: &ConnectOptions) -> Result<Self> {
+        let shown = crate::config::Target::Amqp(target.clone()).redacted();
+        let profile = opts.profile.clone().unwrap_or_default();
+        let base = profile.management_url.clone().unwrap_or_else(|| {
+            let (scheme, port) = if target.tls {
+                ("https", 15671)
+            } else {
+                ("http", 15672)
+            };
+            let host = if target.host.contains(':') {
+                format!("[{}]", target.host)
+            } else {
+                target.host.clone()
+            };
+            format!("{scheme}://{host}:{port}")
+        });
+        let user = target.user.clone().unwrap_or_else(|| "guest".into());
+        let password = target
+            .password
+            .clone()
+            .or_else(|| target.user.is_none().then(|| Secret::new("guest")));
+        let mut t = target.clone();
+        t.user = Some(user.clone());
+        t.password = password.clone();
+        let mgmt = Mgmt::new(&base, &user, password, profile.tls.insecure)?;
+        let backend = Self {
+            target: t,
+            shown,
+            mgmt,
+            conn: Mutex::new(None),
+            peek_seq: Default::default(),
+        };
+        // Fail fast and clearly: the AMQP port and the management API must both answer.
+        backend.connection().await?;
+        backend.mgmt.overview().await?;
+        Ok(backend)
+    }
+
+    /// The open connection, reconnecting if it was lost.
+    async fn connection(&self) -> Result<Arc<Connection>> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref()
+            && c.status().connected()
+        {
+            return Ok(Arc::clone(c));
+        }
+        let props = ConnectionProperties::default();
+        let uri = amqp_uri(&self.target);
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&uri, props))
+            .await
+            .map_err(|_| BackendError::Unreachable {
+                target: self.shown.clone(),
+                reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            })?
+            .map_err(|e| amqp_error(&self.shown, &self.target.vhost, &e))?;
+        let conn = Arc::new(conn);
+        *guard = Some(Arc::clone(&conn));
+        Ok(conn)
+    }
+
+    async fn channel(&self) -> Result<Channel> {
+        let conn = self.connection().await?;
+        match conn.create_channel().await {
+            Ok(c) => Ok(c),
+            Err(_) => {
+                // The connection died under us: drop it and try once more.
+                self.conn.lock().await.take();
+                let conn = self.connection().await?;
+                conn.create_channel()
+                    .await
+                    .map_err(|e| amqp_error(&self.shown, &self.target.vhost, &e))
+            }
+        }
+    }
+
+    fn vhost(&self) -> &str {
+        &self.target.vhost
+    }
+
+    /// Exact ready count now (the management API lags by its stats interval).
+    async fn ready_count(&self, ch: &Channel, queue: &str) -> Result<u64> {
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match ch
+            .queue_declare(short(queue)?, opts, AmqpTable::default())
+            .await
+        {
+            Ok(q) => Ok(u64::from(q.message_count())),
+            Err(e) if e.to_string().contains("NOT_FOUND") || e.to_string().contains("no queue") => {
+                Err(BackendError::QueueNotFound(queue.to_string()))
+            }
+            Err(e) => Err(amqp_error(&self.shown, self.vhost(), &e)),
+        }
+    }
+
+    /// The delivery limit a quorum queue enforces: its argument or policy, or RabbitMQ
+    /// 4's default of 20 when neither sets one.
+    async fn delivery_limit(&self, q: &MgmtQueue) -> Result<Option<u64>> {
+        if q.kind() != "quorum" {
+            return Ok(None);
+        }
+        if let Some(limit) = q.setting_u64("delivery-limit") {
+            // -1 (or anything negative) means unlimited on RabbitMQ 4.
+            return Ok(Some(limit));
+        }
+        let unlimited_negative = q
+            .setting("delivery-limit")
+            .and_then(|v| v.as_i64())
+            .is_some_and(|v| v < 0);
+        if unlimited_negative {
+            return Ok(None);
+        }
+        Ok((self.mgmt.overview().await?.major() >= 4).then_some(20))
+    }
+
+    fn summary(&self, q: &MgmtQueue) -> QueueSummary {
+        let kind = if q.kind() == "stream" {
+            QueueKind::Stream
+        } else {
+            QueueKind::Queue
+        };
+        let mut s = QueueSummary::new(&q.name, kind, q.kind());
+        s.vhost = Some(q.vhost.clone());
+        s.messages = q.messages;
+        s.ready = q.messages_ready;
+        s.unacked = q.messages_unacknowledged;
+        s.consumers = q.consumers;
+        let stats = q.message_stats.as_ref();
+        s.publish_rate = Some(
+            stats
+                .and_then(|m| m.publish_details.as_ref())
+                .map(|r| r.rate)
+                .unwrap_or(0.0),
+        );
+        s.deliver_rate = Some(
+            stats
+                .and_then(|m| m.deliver_get_details.as_ref())
+                .map(|r| r.rate)
+                .unwrap_or(0.0),
+        );
+        s.delivery_limit = q.setting_u64("delivery-limit");
+        s.message_ttl_ms = q.setting_u64("message-ttl");
+        s.max_length = q.setting_u64("max-length");
+        if let Some(dlx) = q.setting_str("dead-letter-exchange") {
+            s.dead_letter = Some(DeadLetterTarget {
+                exchange: dlx,
+                routing_key: q.setting_str("dead-letter-routing-key"),
+            });
+        }
+        s
+    }
+
+    async fn peek_stream(
+        &self,
+        name: &str,
+        req: &PeekRequest,
+        messages: Option<u64>,
+    ) -> Result<PeekPage> {
+        let ch = self.channel().await?;
+        let offset = match &req.from {
+            PeekFrom::Start => AMQPValue::LongString("first".into()),
+            PeekFrom::Position(p) => AMQPValue::LongLongInt(i64::try_from(*p).unwrap_or(i64::MAX)),
+            PeekFrom::Time(t) => AMQPValue::Timestamp(u64::try_from(t.timestamp()).unwrap_or(0)),
+            PeekFrom::Last => AMQPValue::LongLongInt(
+                i64::try_from(messages.unwrap_or(0).saturating_sub(req.limit as u64)).unwrap_or(0),
+            ),
+        };
+        let mut args = AmqpTable::default();
+        args.insert("x-stream-offset".into(), offset);
+        let prefetch =
+            u16::try_from(req.limit.clamp(1, MAX_PEEK_DEPTH as usize)).unwrap_or(u16::MAX);
+        ch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        let tag = self.consumer_tag();
+        let mut consumer = ch
+            .basic_consume(
+                short(name)?,
+                short(&tag)?,
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await
+            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        let mut out = Vec::new();
+        while out.len() < req.limit {
+            match tokio::time::timeout(IDLE * 2, consumer.next()).await {
+                Ok(Some(Ok(d))) => {
+                    let offset = d
+                        .properties
+                        .headers()
+                        .as_ref()
+                        .and_then(|h| h.inner().get("x-stream-offset").cloned())
+                        .and_then(|v| match v {
+                            AMQPValue::LongLongInt(o) => Some(o),
+                            _ => None,
+                        });
+                    let mut m = to_message(
+                        name,
+                        offset.and_then(|o| u64::try_from(o).ok()).unwrap_or(0),
+                        &d,
+                    );
+                    m.offset = offset;
+                    out.push(m);
+                }
+                Ok(Some(Err(e))) => return Err(amqp_error(&self.shown, self.vhost(), &e)),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let _ = ch
+            .basic_cancel(short(&tag)?, BasicCancelOptions::default())
+            .await;
+        let _ = ch.close(200, "peek done".into()).await;
+        Ok(PeekPage {
+            messages: out,
+            notes: Vec::new(),
+        })
+    }
+
+    fn consumer_tag(&self) -> String {
+        let n = self
+            .peek_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("mqscope-peek-{}-{n}", std::process::id())
+    }
+
+    /// Read the first `want` ready messages with a prefetching consumer, then give every one
+    /// back with a single multiple nack: order is kept, nothing is acked, nothing is
+    /// rejected, and no delivery tag is settled twice.
+    async fn take_and_return(
+        &self,
+        name: &str,
+        want: u64,
+    ) -> Result<Vec<lapin::message::Delivery>> {
+        let ch = self.channel().await?;
+        let prefetch = u16::try_from(want.clamp(1, MAX_PEEK_DEPTH)).unwrap_or(u16::MAX);
+        ch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        let tag = self.consumer_tag();
+        let mut consumer = ch
+            .basic_consume(
+                short(name)?,
+                short(&tag)?,
+                BasicConsumeOptions::default(),
+                AmqpTable::default(),
+            )
+            .await
+            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        let mut got = Vec::new();
+        let mut failure = None;
+        while (got.len() as u64) < want {
+            match tokio::time::timeout(IDLE, consumer.next()).await {
+                Ok(Some(Ok(d))) => got.push(d),
+                Ok(Some(Err(e))) => {
+                    failure = Some(amqp_error(&self.shown, self.vhost(), &e));
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Stop deliveries first, so returned messages are not handed straight back to us.
+        let _ = ch
+            .basic_cancel(short(&tag)?, BasicCancelOptions::default())
+            .await;
+        if let Some(last) = got.last() {
+            let nack = ch
+                .basic_nack(
+                    last.delivery_tag,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                )
+                .await;
+            if let Err(e) = nack {
+                // Closing the channel returns every unacked message too.
+                let _ = ch.close(200, "peek done".into()).await;
+                return Err(amqp_error(&self.shown, self.vhost(), &e));
+            }
+        }
+        let _ = ch.close(200, "peek done".into()).await;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(got),
+        }
+    }
+}
+
+fn to_message(queue: &str, position: u64, d: &lapin::message::Delivery) -> Message {
+    let mut m = Message::new(queue, position, Bytes::copy_from_slice(&d.data));
+    m.exchange = Some(d.exchange.as_str().to_string());
+    m.routing_key = Some(d.routing_key.as_str().to_string());
+    m.properties = convert::properties_from_amqp(&d.properties);
+    if let Some(h) = d.properties.headers() {
+        m.headers = convert::table_from_amqp(h);
+    }
+    m.timestamp = m
+        .properties
+        .timestamp
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+    m.redelivered = d.redelivered;
+    m.delivery_count = m
+        .headers
+        .get("x-delivery-count")
+        .and_then(|v| v.as_i64())
+        .and_then(|c| u64::try_from(c).ok());
+    m
+}
+
+#[async_trait]
+impl Backend for RabbitBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: BackendKind::RabbitMq,
+            target: self.shown.clone(),
+        }
+    }
+
+    async fn list_queues(&self) -> Result<Vec<QueueSummary>> {
+        let queues = self.mgmt.queues(self.vhost()).await?;
+        let mut topology = self.mgmt.topology(self.vhost()).await?;
+        topology.queues = queues.iter().map(|q| q.name.clone()).collect();
+        let mut out: Vec<QueueSummary> = queues.iter().map(|q| self.summary(q)).collect();
+        crate::backend::local::broker::resolve_dead_letters(&mut out, &topology);
+        Ok(out)
+    }
+
+    async fn describe_queue(&self, name: &str) -> Result<QueueDetail> {
+        let q = self.mgmt.queue(self.vhost(), name).await?;
+        let mut topology = self.mgmt.topology(self.vhost()).await?;
+        let all = self.mgmt.queues(self.vhost()).await?;
+        topology.queues = all.iter().map(|q| q.name.clone()).collect();
+        let mut list: Vec<QueueSummary> = all.iter().map(|q| self.summary(q)).collect();
+        crate::backend::local::broker::resolve_dead_letters(&mut list, &topology);
+        let summary = list
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| self.summary(&q));
+        let bindings = topology
+            .bindings
+            .iter()
+            .filter(|b| b.destination == name)
+            .map(|b| format!("{} -> {} ({})", b.source, b.destination, b.routing_key))
+            .collect();
+        let mut arguments = q.arguments.clone();
+        if let Some(p) = &q.policy {
+            arguments.insert("policy".into(), serde_json::Value::String(p.clone()));
+        }
+        Ok(QueueDetail {
+            summary,
+            partitions_detail: Vec::new(),
+            arguments,
+            bindings,
+        })
+    }
+
+    async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage> {
+        let info = self.mgmt.queue(self.vhost(), name).await?;
+        if info.kind() == "stream" {
+            return self.peek_stream(name, req, info.messages).await;
+        }
+        let mut notes = Vec::new();
+        if let Some(limit) = self.delivery_limit(&info).await? {
+            if !req.force {
+                return Err(BackendError::Refused(format!(
+                    "\"{name}\" is a quorum queue with a delivery limit of {limit}: a peek returns every message it reads, each return counts towards the limit, and messages that reach it are dead-lettered or dropped. Peek anyway with --force (each peeked message's delivery count rises by one)"
+                )));
+            }
+            notes.push(format!(
+                "forced peek of a quorum queue with delivery limit {limit}: each peeked message's delivery count rose by one"
+            ));
+        }
+        if req.partition.is_some() {
+            notes.push(format!("\"{name}\" is a queue; the partition was ignored"));
+        }
+        let ch = self.channel().await?;
+        let ready = self.ready_count(&ch, name).await?;
+        let _ = ch.close(200, "counted".into()).await;
+        let start = match &req.from {
+            PeekFrom::Start | PeekFrom::Time(_) => 0,
+            PeekFrom::Position(p) => *p,
+            PeekFrom::Last => ready.saturating_sub(req.limit as u64),
+        };
+        if start >= ready || req.limit == 0 {
+            return Ok(PeekPage {
+                messages: Vec::new(),
+                notes,
+            });
+        }
+        let want = match &req.from {
+            // Queues have no time index: read from the head and keep the later ones.
+            PeekFrom::Time(_) => ready.min(MAX_PEEK_DEPTH),
+            _ => (start + req.limit as u64).min(ready),
+        };
+        if want > MAX_PEEK_DEPTH {
+            return Err(BackendError::Refused(format!(
+                "a queue can be peeked at most {MAX_PEEK_DEPTH} messages deep (AMQP's prefetch limit); position {start} is beyond that"
+            )));
+        }
+        let deliveries = self.take_and_return(name, want).await?;
+        let mut messages: Vec<Message> = deliveries
+            .iter()
+            .enumerate()
+            .map(|(i, d)| to_message(name, i as u64, d))
+            .collect();
+        match &req.from {
+            PeekFrom::Time(t) => {
+                messages.retain(|m| m.timestamp.is_some_and(|ts| ts >= *t));
+                if ready > MAX_PEEK_DEPTH {
+                    notes.push(format!(
+                        "only the first {MAX_PEEK_DEPTH} messages were searched for that time"
+                    ));
+                }
+            }
+            _ => {
+                messages.drain(..(start as usize).min(messages.len()));
+            }
+        }
+        messages.truncate(req.limit);
+        Ok(PeekPage { messages, notes })
+    }
+
+    fn publisher(&self) -> Option<&dyn Publish> {
+        Some(self)
+    }
+
+    fn purger(&self) -> Option<&dyn Purge> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Publish for RabbitBackend {
+    async fn publish(&self, dest: &Destination, msg: &Message) -> Result<PublishReceipt> {
+        let Destination::Exchange {
+            exchange,
+            routing_key,
+        } = dest
+        else {
+            return Err(BackendError::InvalidArgument(
+                "RabbitMQ publishes to an exchange with a routing key, not to a topic".into(),
+            ));
+        };
+        let props = convert::properties_to_amqp(msg)
+            .map_err(|e| BackendError::InvalidArgument(e.to_string()))?;
+        let ch = self.channel().await?;
+        let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(fail)?;
+        let confirm = ch
+            .basic_publish(
+                short(exchange)?,
+                short(routing_key)?,
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &msg.payload,
+                props,
+            )
+            .await
+            .map_err(fail)?
+            .await
+            .map_err(fail)?;
+        let _ = ch.close(200, "published".into()).await;
+        match confirm {
+            Confirmation::Ack(None) => Ok(PublishReceipt {
+                // AMQP does not say which queues took it; the default exchange names one.
+                routed_to: if exchange.is_empty() {
+                    vec![routing_key.clone()]
+                } else {
+                    Vec::new()
+                },
+                ..PublishReceipt::default()
+            }),
+            Confirmation::Ack(Some(_)) => Err(BackendError::Unroutable(format!(
+                "no queue is bound to exchange \"{exchange}\" for routing key \"{routing_key}\""
+            ))),
+            Confirmation::Nack(_) => Err(BackendError::Broker(format!(
+                "the broker refused the message (nack) on exchange \"{exchange}\""
+            ))),
+            Confirmation::NotRequested => Err(BackendError::Broker(
+                "publisher confirms were not enabled".into(),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Purge for RabbitBackend {
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        let ch = self.channel().await?;
+        let n = ch
+            .queue_purge(short(queue)?, QueuePurgeOptions::default())
+            .await
+            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        let _ = ch.close(200, "purged".into()).await;
+        Ok(u64::from(n))
+    }
+}

@@ -1,0 +1,546 @@
+//! The RabbitMQ backend against a real server (scripts/test starts Debian's rabbitmq-server
+//! on loopback): the shared contract suite, then what is special to RabbitMQ: peeks that
+//! leave queues untouched, quorum delivery limits, streams, odd vhost and queue names,
+//! dead-letter wiring from arguments and policies, and header types on a round trip.
+//! Every test makes its own uniquely named queues (which expire when unused) or vhost.
+//! Without a reachable server the tests skip, except under CI=true, where they fail.
+
+mod contract;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use contract::Fixture;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable as AmqpTable};
+use lapin::{Connection, ConnectionProperties};
+use mqscope::backend::rabbitmq::RabbitBackend;
+use mqscope::backend::rabbitmq::mgmt::Mgmt;
+use mqscope::backend::{Backend, BackendError, ConnectOptions, Destination, PeekFrom, PeekRequest};
+use mqscope::config::{AmqpTarget, Secret, Target, encode_vhost};
+use mqscope::model::{FieldTable, FieldValue, Message, QueueKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn url_for(vhost: &str) -> String {
+    let base = std::env::var("MQSCOPE_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+    match base.rfind('/') {
+        Some(i) if i > "amqp://".len() => format!("{}/{}", &base[..i], encode_vhost(vhost)),
+        _ => base,
+    }
+}
+
+fn target(vhost: &str) -> AmqpTarget {
+    match Target::parse(&url_for(vhost)) {
+        Ok(Target::Amqp(a)) => a,
+        other => panic!("MQSCOPE_TEST_AMQP_URL must be an amqp:// URL: {other:?}"),
+    }
+}
+
+fn mgmt() -> Mgmt {
+    let t = target("/");
+    Mgmt::new(
+        &format!("http://{}:15672", t.host),
+        t.user.as_deref().unwrap_or("guest"),
+        Some(t.password.unwrap_or_else(|| Secret::new("guest"))),
+        false,
+    )
+    .unwrap()
+}
+
+/// Connect, or explain: skip outside CI, fail loudly in CI.
+async fn backend_for(vhost: &str) -> Option<RabbitBackend> {
+    match RabbitBackend::connect(&target(vhost), &ConnectOptions::default()).await {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("RabbitMQ is not reachable in CI ({e}); scripts/test should have started it")
+        }
+        Err(e) => {
+            eprintln!("skipping RabbitMQ test: {e}");
+            None
+        }
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn unique(hint: &str) -> String {
+    format!(
+        "mqscope-test-{}-{}-{hint}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct Rabbit {
+    backend: Arc<RabbitBackend>,
+    conn: Connection,
+    vhost: String,
+}
+
+impl Rabbit {
+    async fn on(vhost: &str) -> Option<Rabbit> {
+        let backend = backend_for(vhost).await?;
+        let conn = Connection::connect(&url_for(vhost), ConnectionProperties::default())
+            .await
+            .expect("second connection for fixtures");
+        Some(Rabbit {
+            backend: Arc::new(backend),
+            conn,
+            vhost: vhost.to_string(),
+        })
+    }
+
+    async fn new() -> Option<Rabbit> {
+        Rabbit::on("/").await
+    }
+
+    /// Declare a queue that RabbitMQ deletes two minutes after its last use.
+    async fn declare(&self, name: &str, mut args: AmqpTable) {
+        let stream = matches!(args.inner().get("x-queue-type"), Some(AMQPValue::LongString(t)) if t.as_bytes() == b"stream");
+        if !stream {
+            // Streams cannot expire; their tests delete them.
+            args.insert("x-expires".into(), AMQPValue::LongInt(120_000));
+        }
+        let ch = self.conn.create_channel().await.unwrap();
+        let durable = args.inner().contains_key("x-queue-type");
+        ch.queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn publish_all(&self, exchange: &str, key: &str, messages: &[Message]) {
+        let ch = self.conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        for m in messages {
+            let mut m = m.clone();
+            // Producers usually stamp a time; peeks from a time rely on it.
+            m.properties
+                .timestamp
+                .get_or_insert(chrono::Utc::now().timestamp() as u64);
+            let props = mqscope::backend::rabbitmq::convert::properties_to_amqp(&m).unwrap();
+            ch.basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                &m.payload,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    }
+
+    async fn ready(&self, name: &str) -> u32 {
+        let ch = self.conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                AmqpTable::default(),
+            )
+            .await
+            .unwrap();
+        q.message_count()
+    }
+}
+
+#[async_trait]
+impl Fixture for Rabbit {
+    fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
+    async fn seed(&self, hint: &str, messages: &[Message]) -> String {
+        let name = unique(hint);
+        self.declare(&name, AmqpTable::default()).await;
+        self.publish_all("", &name, messages).await;
+        name
+    }
+
+    fn destination(&self, queue: &str) -> Destination {
+        Destination::Exchange {
+            exchange: String::new(),
+            routing_key: queue.to_string(),
+        }
+    }
+
+    fn kind(&self) -> QueueKind {
+        QueueKind::Queue
+    }
+
+    fn typed_headers(&self) -> bool {
+        true
+    }
+
+    fn count_settle(&self) -> Duration {
+        // The management API refreshes its counts every 5 s.
+        Duration::from_secs(12)
+    }
+}
+
+mod contract_suite {
+    use super::*;
+    contract_tests!(Rabbit::new());
+}
+
+fn bodies(ms: &[Message]) -> Vec<Bytes> {
+    ms.iter().map(|m| m.payload.clone()).collect()
+}
+
+fn numbered(n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| Message::new("", 0, format!("message {i}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_peek_three_times_changes_nothing() {
+    let Some(r) = Rabbit::new().await else { return };
+    let name = unique("classic");
+    r.declare(&name, AmqpTable::default()).await;
+    r.publish_all("", &name, &numbered(100)).await;
+    let req = PeekRequest::first(100);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let page = r.backend.peek(&name, &req).await.unwrap();
+        seen.push(bodies(&page.messages));
+        assert_eq!(r.ready(&name).await, 100, "depth unchanged after a peek");
+    }
+    assert_eq!(seen[0], bodies(&numbered(100)));
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[1], seen[2]);
+    let later = r.backend.peek(&name, &req).await.unwrap();
+    assert!(
+        later.messages.iter().all(|m| m.redelivered),
+        "peeked messages show as redelivered"
+    );
+    let window = r
+        .backend
+        .peek(
+            &name,
+            &PeekRequest {
+                from: PeekFrom::Position(40),
+                limit: 5,
+                ..PeekRequest::first(5)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(bodies(&window.messages), bodies(&numbered(45)[40..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queue_with_delivery_limit_is_never_pushed_to_its_dlq() {
+    let Some(r) = Rabbit::new().await else { return };
+    let name = unique("quorum");
+    let dlq = format!("{name}.dlq");
+    r.declare(&dlq, AmqpTable::default()).await;
+    let mut args = AmqpTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args.insert("x-delivery-limit".into(), AMQPValue::LongInt(2));
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(dlq.clone().into()),
+    );
+    r.declare(&name, args).await;
+    r.publish_all("", &name, &numbered(3)).await;
+    for _ in 0..5 {
+        match r.backend.peek(&name, &PeekRequest::first(10)).await {
+            Err(BackendError::Refused(why)) => assert!(
+                why.contains("delivery limit of 2") && why.contains("--force"),
+                "{why}"
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(r.ready(&name).await, 3);
+    assert_eq!(r.ready(&dlq).await, 0, "nothing dead-lettered");
+    // Forced, it reads and shows the delivery count it raised.
+    let forced = PeekRequest {
+        force: true,
+        ..PeekRequest::first(10)
+    };
+    let page = r.backend.peek(&name, &forced).await.unwrap();
+    assert_eq!(bodies(&page.messages), bodies(&numbered(3)));
+    assert!(page.notes.iter().any(|n| n.contains("forced")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.ready(&name).await, 3);
+    assert_eq!(r.ready(&dlq).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_read_by_offset_and_paged() {
+    let Some(r) = Rabbit::new().await else { return };
+    let name = unique("stream");
+    let mut args = AmqpTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("stream".into()),
+    );
+    r.declare(&name, args).await;
+    r.publish_all("", &name, &numbered(20)).await;
+    let first = r.backend.peek(&name, &PeekRequest::first(5)).await.unwrap();
+    assert_eq!(bodies(&first.messages), bodies(&numbered(5)));
+    assert_eq!(first.messages[0].offset, Some(0));
+    let page = PeekRequest {
+        from: PeekFrom::Position(10),
+        ..PeekRequest::first(5)
+    };
+    let second = r.backend.peek(&name, &page).await.unwrap();
+    assert_eq!(bodies(&second.messages), bodies(&numbered(15)[10..]));
+    assert_eq!(second.messages[0].offset, Some(10));
+    let again = r
+        .backend
+        .peek(&name, &PeekRequest::first(20))
+        .await
+        .unwrap();
+    assert_eq!(again.messages.len(), 20, "a stream read removes nothing");
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.queue_delete(name.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_vhost_and_queue_names() {
+    let Some(_) = Rabbit::new().await else { return };
+    let vhost = format!("mqscope test/ü {}", std::process::id());
+    let m = mgmt();
+    m.create_vhost(&vhost).await.unwrap();
+    let vh = vhost.clone();
+    let result = async move {
+        let r = Rabbit::on(&vh).await.expect("connect to the new vhost");
+        let name = format!("queue with spaces/and ü {}", unique("odd"));
+        r.declare(&name, AmqpTable::default()).await;
+        r.publish_all("", &name, &numbered(2)).await;
+        let page = r.backend.peek(&name, &PeekRequest::first(5)).await.unwrap();
+        assert_eq!(bodies(&page.messages), bodies(&numbered(2)));
+        let list = r.backend.list_queues().await.unwrap();
+        let q = list.iter().find(|q| q.name == name).expect("listed");
+        assert_eq!(q.vhost.as_deref(), Some(r.vhost.as_str()));
+        r.backend.describe_queue(&name).await.unwrap();
+    };
+    // Clean up even when an assertion fails.
+    let outcome = tokio::spawn(result).await;
+    m.delete_vhost(&vhost).await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_queues_resolve_from_arguments_and_policies() {
+    let Some(r) = Rabbit::new().await else { return };
+    let base = unique("dlx");
+    let (dlx, by_arg, by_policy, dlq) = (
+        format!("{base}.x"),
+        format!("{base}.arg"),
+        format!("{base}.pol"),
+        format!("{base}.dlq"),
+    );
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.exchange_declare(
+        dlx.as_str().into(),
+        lapin::ExchangeKind::Direct,
+        Default::default(),
+        AmqpTable::default(),
+    )
+    .await
+    .unwrap();
+    r.declare(&dlq, AmqpTable::default()).await;
+    ch.queue_bind(
+        dlq.as_str().into(),
+        dlx.as_str().into(),
+        "dead".into(),
+        QueueBindOptions::default(),
+        AmqpTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut args = AmqpTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(dlx.clone().into()),
+    );
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString("dead".into()),
+    );
+    r.declare(&by_arg, args).await;
+    r.declare(&by_policy, AmqpTable::default()).await;
+    let policy = format!("{base}-policy");
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!(
+            "http://127.0.0.1:15672/api/policies/%2F/{}",
+            encode_vhost(&policy)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .json(&serde_json::json!({
+            "pattern": format!("^{}$", regex::escape(&by_policy)),
+            "definition": {"dead-letter-exchange": dlx, "dead-letter-routing-key": "dead"},
+            "apply-to": "queues",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let mut resolved = false;
+    for _ in 0..40 {
+        let list = r.backend.list_queues().await.unwrap();
+        let find = |n: &str| list.iter().find(|q| q.name == n).cloned();
+        if let (Some(a), Some(p), Some(d)) = (find(&by_arg), find(&by_policy), find(&dlq))
+            && a.dead_letter_queue.as_deref() == Some(dlq.as_str())
+            && p.dead_letter_queue.as_deref() == Some(dlq.as_str())
+        {
+            assert!(d.is_dead_letter);
+            assert!(
+                d.dead_letter_sources.contains(&by_arg)
+                    && d.dead_letter_sources.contains(&by_policy)
+            );
+            resolved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = client
+        .delete(format!(
+            "http://127.0.0.1:15672/api/policies/%2F/{}",
+            encode_vhost(&policy)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await;
+    assert!(
+        resolved,
+        "both queues show {dlq} as their dead-letter queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_header_type_survives_publish_and_peek() {
+    let Some(r) = Rabbit::new().await else { return };
+    let name = unique("headers");
+    r.declare(&name, AmqpTable::default()).await;
+    let mut nested = FieldTable::new();
+    nested.insert("inner", FieldValue::I16(-2));
+    let headers = FieldTable(vec![
+        ("bool".into(), FieldValue::Bool(true)),
+        ("i8".into(), FieldValue::I8(-8)),
+        ("u8".into(), FieldValue::U8(200)),
+        ("i16".into(), FieldValue::I16(-1600)),
+        ("u16".into(), FieldValue::U16(65000)),
+        ("i32".into(), FieldValue::I32(-70000)),
+        ("u32".into(), FieldValue::U32(4_000_000_000)),
+        ("i64".into(), FieldValue::I64(i64::MIN)),
+        ("f32".into(), FieldValue::F32(1.5)),
+        ("f64".into(), FieldValue::F64(0.1)),
+        (
+            "decimal".into(),
+            FieldValue::Decimal {
+                scale: 2,
+                value: 12345,
+            },
+        ),
+        ("longstr".into(), FieldValue::string("héllo")),
+        (
+            "binary".into(),
+            FieldValue::LongString(Bytes::from_static(b"\x00\xff")),
+        ),
+        ("timestamp".into(), FieldValue::Timestamp(1_700_000_000)),
+        (
+            "array".into(),
+            FieldValue::Array(vec![FieldValue::I64(1), FieldValue::string("two")]),
+        ),
+        ("table".into(), FieldValue::Table(nested)),
+        (
+            "bytes".into(),
+            FieldValue::ByteArray(Bytes::from_static(b"\x01\x02")),
+        ),
+        ("void".into(), FieldValue::Void),
+    ]);
+    let mut m = Message::new("", 0, Bytes::from_static(b"\x89PNG\r\n\x1a\n\x00binary"));
+    m.headers = headers.clone();
+    m.properties.content_type = Some("image/png".into());
+    m.properties.correlation_id = Some("corr-1".into());
+    m.properties.delivery_mode = Some(2);
+    m.properties.priority = Some(3);
+    m.properties.timestamp = Some(1_700_000_000);
+    let publisher = r.backend.publisher().unwrap();
+    publisher
+        .publish(
+            &Destination::Exchange {
+                exchange: String::new(),
+                routing_key: name.clone(),
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+    let got = r
+        .backend
+        .peek(&name, &PeekRequest::first(1))
+        .await
+        .unwrap()
+        .messages;
+    let got = &got[0];
+    assert_eq!(got.payload, m.payload);
+    assert_eq!(got.properties, m.properties);
+    let mut want: Vec<_> = headers.0.clone();
+    let mut have: Vec<_> = got.headers.0.clone();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    have.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(have, want);
+    // Through the JSON Lines format and back: the same message.
+    let rec = mqscope::export::message_record(got, &Default::default());
+    let back =
+        mqscope::export::parse_record(&serde_json::from_str(&rec.to_string()).unwrap()).unwrap();
+    assert_eq!(back.headers, got.headers);
+    assert_eq!(back.properties, got.properties);
+    assert_eq!(back.payload, got.payload);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unroutable_publish_is_an_error_not_a_loss() {
+    let Some(r) = Rabbit::new().await else { return };
+    let err = r
+        .backend
+        .publisher()
+        .unwrap()
+        .publish(
+            &Destination::Exchange {
+                exchange: "amq.direct".into(),
+                routing_key: unique("nobody"),
+            },
+            &Message::new("", 0, "x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Unroutable(_)), "{err:?}");
+}
