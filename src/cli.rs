@@ -52,6 +52,8 @@ pub enum Command {
     Peek(PeekArgs),
     /// List consumer groups with their lag.
     Groups(JsonFlag),
+    /// Publish messages: from a `peek --json` export (or backup) or a single body.
+    Publish(PublishArgs),
     /// Open the built-in demo broker (an e-commerce fan-out with dead letters).
     Demo(DemoArgs),
 }
@@ -107,4 +109,37 @@ pub struct DemoArgs {
     /// Start the clock at 2026-01-01T00:00:00Z instead of now, so output is fully repeatable.
     #[arg(long)]
     pub fixed_clock: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from", "body"])))]
+pub struct PublishArgs {
+    /// JSON Lines in the `peek --json` format ("-" for standard input). Every line is read
+    /// and checked before the first message is sent.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<String>,
+    /// A single message with this body (UTF-8 text).
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+    /// Send to this queue (through the default exchange).
+    #[arg(long, value_name = "QUEUE", conflicts_with_all = ["exchange", "topic"])]
+    pub queue: Option<String>,
+    /// Send to this exchange...
+    #[arg(long, value_name = "EXCHANGE", conflicts_with = "topic")]
+    pub exchange: Option<String>,
+    /// ...with this routing key (default: each record's own).
+    #[arg(long, value_name = "KEY")]
+    pub routing_key: Option<String>,
+    /// Send to this topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Topics: this partition (default: by key).
+    #[arg(long, value_name = "P")]
+    pub partition: Option<i32>,
+    /// Topics: keep each record's own partition.
+    #[arg(long, conflicts_with = "partition")]
+    pub keep_partition: bool,
+    /// One JSON receipt per message instead of a summary.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -2,10 +2,13 @@
 //! JSON Lines. Errors carry one line of context and go up to `main`.
 
 use crate::app::keymap::Keymap;
+use crate::backend::Destination;
 use crate::backend::{self, Backend, BackendError, ConnectOptions, PeekFrom, PeekRequest};
-use crate::cli::{Cli, Command, DemoArgs, PeekArgs, QueuesArgs};
+use crate::cli::{Cli, Command, DemoArgs, PeekArgs, PublishArgs, QueuesArgs};
 use crate::config::{self, LocalTarget, Resolved, Selection, Target};
 use crate::export::message_record;
+use crate::export::parse_record;
+use crate::model::Message;
 use crate::output;
 use crate::theme::Theme;
 use crate::trace::Extractor;
@@ -42,6 +45,10 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Some(Command::Peek(args)) => {
             let (_, backend) = open(&sel).await?;
             peek(backend.as_ref(), &args, out).await
+        }
+        Some(Command::Publish(args)) => {
+            let (resolved, backend) = open(&sel).await?;
+            publish(backend.as_ref(), &resolved, &args, out).await
         }
         Some(Command::Groups(flag)) => {
             let (_, backend) = open(&sel).await?;
@@ -172,6 +179,163 @@ async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Re
     }
     if !args.out.json && page.messages.is_empty() {
         writeln!(out, "(no messages at that position)")?;
+    }
+    Ok(())
+}
+
+/// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
+/// before a single message is sent.
+pub fn read_records(path: &str) -> Result<Vec<(usize, Message)>> {
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| anyhow!("{path} line {}: not JSON: {e}", i + 1))?;
+        let m = parse_record(&v).map_err(|e| anyhow!("{path} line {}: {e}", i + 1))?;
+        out.push((i + 1, m));
+    }
+    Ok(out)
+}
+
+/// Where one message goes: the flags, else where the record itself came from.
+fn destination_for(args: &PublishArgs, m: &Message) -> Option<Destination> {
+    if let Some(q) = &args.queue {
+        return Some(Destination::Exchange {
+            exchange: String::new(),
+            routing_key: q.clone(),
+        });
+    }
+    if let Some(x) = &args.exchange {
+        return Some(Destination::Exchange {
+            exchange: x.clone(),
+            routing_key: args
+                .routing_key
+                .clone()
+                .or_else(|| m.routing_key.clone())
+                .unwrap_or_default(),
+        });
+    }
+    let partition = |m: &Message| {
+        args.partition.or(if args.keep_partition {
+            m.partition
+        } else {
+            None
+        })
+    };
+    if let Some(t) = &args.topic {
+        return Some(Destination::Topic {
+            topic: t.clone(),
+            partition: partition(m),
+        });
+    }
+    if m.partition.is_some() && !m.queue.is_empty() {
+        return Some(Destination::Topic {
+            topic: m.queue.clone(),
+            partition: partition(m),
+        });
+    }
+    m.exchange.as_ref().map(|x| Destination::Exchange {
+        exchange: x.clone(),
+        routing_key: args
+            .routing_key
+            .clone()
+            .or_else(|| m.routing_key.clone())
+            .unwrap_or_default(),
+    })
+}
+
+async fn publish(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &PublishArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if resolved.read_only {
+        bail!("refused: read-only mode (--read-only or the profile's read_only) does not publish");
+    }
+    let Some(publisher) = backend.publisher() else {
+        bail!(
+            "the {} backend cannot publish",
+            backend.info().kind.as_str()
+        );
+    };
+    let records = match (&args.from, &args.body) {
+        (Some(path), _) => read_records(path)?,
+        (None, Some(body)) => vec![(1, Message::new("", 0, body.clone().into_bytes()))],
+        (None, None) => bail!("say what to publish: --from FILE or --body TEXT"),
+    };
+    let mut items = Vec::with_capacity(records.len());
+    for (line, m) in records {
+        let dest = destination_for(args, &m).ok_or_else(|| {
+            anyhow!("message {line}: it names no exchange or topic; say where with --queue, --exchange or --topic")
+        })?;
+        items.push((line, dest, m));
+    }
+    let batch: Vec<(Destination, Message)> = items
+        .iter()
+        .map(|(_, d, m)| (d.clone(), m.clone()))
+        .collect();
+    let results = publisher.publish_batch(&batch).await;
+    let mut failed = Vec::new();
+    for ((line, dest, _), r) in items.iter().zip(&results) {
+        if args.json {
+            let (target, key) = match dest {
+                Destination::Exchange {
+                    exchange,
+                    routing_key,
+                } => (exchange.clone(), Some(routing_key.clone())),
+                Destination::Topic { topic, .. } => (topic.clone(), None),
+            };
+            let rec = match r {
+                Ok(receipt) => {
+                    serde_json::json!({"line": line, "ok": true, "to": target, "routing_key": key,
+                    "partition": receipt.partition, "offset": receipt.offset})
+                }
+                Err(e) => {
+                    serde_json::json!({"line": line, "ok": false, "to": target, "routing_key": key, "error": e.to_string()})
+                }
+            };
+            writeln!(out, "{rec}")?;
+        }
+        if let Err(e) = r {
+            failed.push(format!("message {line}: {e}"));
+        }
+    }
+    let sent = results.len() - failed.len();
+    if !args.json {
+        let confirmed = if sent > 0 {
+            " (each confirmed by the broker)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "published {sent} of {} messages{confirmed}",
+            results.len()
+        )?;
+    }
+    if !failed.is_empty() {
+        let first = failed
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        bail!(
+            "{} of {} messages were not published: {first}",
+            failed.len(),
+            results.len()
+        );
     }
     Ok(())
 }

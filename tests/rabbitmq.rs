@@ -544,3 +544,85 @@ async fn unroutable_publish_is_an_error_not_a_loss() {
         .unwrap_err();
     assert!(matches!(err, BackendError::Unroutable(_)), "{err:?}");
 }
+
+fn mqscope(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"))
+        .args(args)
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("mqscope-test-no-config"),
+        )
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peek_export_then_publish_reproduces_messages_exactly() {
+    let Some(r) = Rabbit::new().await else { return };
+    let (from, to) = (unique("export-from"), unique("export-to"));
+    r.declare(&from, AmqpTable::default()).await;
+    r.declare(&to, AmqpTable::default()).await;
+    let mut sent = contract::sample_messages(30);
+    sent[0]
+        .headers
+        .insert("x-typed", FieldValue::Decimal { scale: 1, value: 5 });
+    sent[1]
+        .headers
+        .insert("x-when", FieldValue::Timestamp(1_700_000_000));
+    sent[2].headers.insert(
+        "x-list",
+        FieldValue::Array(vec![FieldValue::I8(1), FieldValue::Void]),
+    );
+    r.publish_all("", &from, &sent).await;
+    let url = url_for("/");
+    let export = mqscope(&["peek", &from, "-n", "100", "--json", "--url", &url]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let file = std::env::temp_dir().join(format!("{from}.jsonl"));
+    std::fs::write(&file, &export.stdout).unwrap();
+    let publish = mqscope(&[
+        "publish",
+        "--from",
+        file.to_str().unwrap(),
+        "--queue",
+        &to,
+        "--url",
+        &url,
+    ]);
+    assert!(
+        publish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&publish.stdout).trim(),
+        "published 30 of 30 messages (each confirmed by the broker)"
+    );
+    let again = mqscope(&["peek", &to, "-n", "100", "--json", "--url", &url]);
+    let parse = |out: &[u8]| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (parse(&export.stdout), parse(&again.stdout));
+    assert_eq!(a.len(), 30);
+    assert_eq!(b.len(), 30);
+    for (x, y) in a.iter().zip(&b) {
+        for field in [
+            "payload",
+            "payload_encoding",
+            "size",
+            "properties",
+            "headers",
+            "message_id",
+            "correlation_id",
+        ] {
+            assert_eq!(x[field], y[field], "{field}");
+        }
+    }
+    std::fs::remove_file(file).ok();
+}

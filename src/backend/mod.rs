@@ -167,6 +167,16 @@ pub struct PublishReceipt {
 #[async_trait]
 pub trait Publish: Send + Sync {
     async fn publish(&self, dest: &Destination, msg: &Message) -> Result<PublishReceipt>;
+
+    /// Publish many, one result per item in order. Backends that can pipeline (send all,
+    /// then collect confirms) override this; the default sends one at a time.
+    async fn publish_batch(&self, items: &[(Destination, Message)]) -> Vec<Result<PublishReceipt>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (dest, msg) in items {
+            out.push(self.publish(dest, msg).await);
+        }
+        out
+    }
 }
 
 /// Capability: remove every ready message from a queue, returning how many went.

@@ -40,8 +40,13 @@ pub struct RabbitBackend {
     shown: String,
     mgmt: Mgmt,
     conn: Mutex<Option<Arc<Connection>>>,
+    /// A channel in confirm mode, kept for publishing.
+    publish_ch: Mutex<Option<Channel>>,
     peek_seq: std::sync::atomic::AtomicU64,
 }
+
+/// Confirms awaited together: enough to keep the pipe full, few enough to bound memory.
+const PUBLISH_WINDOW: usize = 1_000;
 
 fn amqp_uri(t: &AmqpTarget) -> String {
     let scheme = if t.tls { "amqps" } else { "amqp" };
@@ -130,6 +135,7 @@ impl RabbitBackend {
             shown,
             mgmt,
             conn: Mutex::new(None),
+            publish_ch: Mutex::new(None),
             peek_seq: Default::default(),
         };
         // Fail fast and clearly: the AMQP port and the management API must both answer.
@@ -535,61 +541,123 @@ impl Backend for RabbitBackend {
     }
 }
 
-#[async_trait]
-impl Publish for RabbitBackend {
-    async fn publish(&self, dest: &Destination, msg: &Message) -> Result<PublishReceipt> {
-        let Destination::Exchange {
-            exchange,
-            routing_key,
-        } = dest
-        else {
-            return Err(BackendError::InvalidArgument(
-                "RabbitMQ publishes to an exchange with a routing key, not to a topic".into(),
-            ));
-        };
-        let props = convert::properties_to_amqp(msg)
-            .map_err(|e| BackendError::InvalidArgument(e.to_string()))?;
+impl RabbitBackend {
+    /// The kept confirm-mode channel, opened on first use or after it closed.
+    async fn publish_channel(&self) -> Result<Channel> {
+        let mut guard = self.publish_ch.lock().await;
+        if let Some(ch) = guard.as_ref()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
         let ch = self.channel().await?;
-        let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(fail)?;
-        let confirm = ch
-            .basic_publish(
-                short(exchange)?,
-                short(routing_key)?,
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &msg.payload,
-                props,
-            )
-            .await
-            .map_err(fail)?
-            .await
-            .map_err(fail)?;
-        let _ = ch.close(200, "published".into()).await;
-        match confirm {
-            Confirmation::Ack(None) => Ok(PublishReceipt {
+            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        *guard = Some(ch.clone());
+        Ok(ch)
+    }
+
+    fn outcome(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        c: std::result::Result<Confirmation, lapin::Error>,
+    ) -> Result<PublishReceipt> {
+        match c {
+            Ok(Confirmation::Ack(None)) => Ok(PublishReceipt {
                 // AMQP does not say which queues took it; the default exchange names one.
                 routed_to: if exchange.is_empty() {
-                    vec![routing_key.clone()]
+                    vec![routing_key.to_string()]
                 } else {
                     Vec::new()
                 },
                 ..PublishReceipt::default()
             }),
-            Confirmation::Ack(Some(_)) => Err(BackendError::Unroutable(format!(
+            Ok(Confirmation::Ack(Some(_))) => Err(BackendError::Unroutable(format!(
                 "no queue is bound to exchange \"{exchange}\" for routing key \"{routing_key}\""
             ))),
-            Confirmation::Nack(_) => Err(BackendError::Broker(format!(
+            Ok(Confirmation::Nack(_)) => Err(BackendError::Broker(format!(
                 "the broker refused the message (nack) on exchange \"{exchange}\""
             ))),
-            Confirmation::NotRequested => Err(BackendError::Broker(
+            Ok(Confirmation::NotRequested) => Err(BackendError::Broker(
                 "publisher confirms were not enabled".into(),
             )),
+            Err(e) => Err(self.publish_error(exchange, &e)),
         }
+    }
+
+    fn publish_error(&self, exchange: &str, e: &lapin::Error) -> BackendError {
+        if e.to_string().contains("NOT_FOUND") {
+            BackendError::ExchangeNotFound(exchange.to_string())
+        } else {
+            amqp_error(&self.shown, self.vhost(), e)
+        }
+    }
+}
+
+#[async_trait]
+impl Publish for RabbitBackend {
+    async fn publish(&self, dest: &Destination, msg: &Message) -> Result<PublishReceipt> {
+        let mut results = self.publish_batch(&[(dest.clone(), msg.clone())]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(BackendError::Broker("nothing was published".into())))
+    }
+
+    /// Send a window of messages, then wait for all their confirms; every message is
+    /// mandatory, so an unroutable one comes back as an error instead of vanishing.
+    async fn publish_batch(&self, items: &[(Destination, Message)]) -> Vec<Result<PublishReceipt>> {
+        let mut out: Vec<Result<PublishReceipt>> = Vec::with_capacity(items.len());
+        for window in items.chunks(PUBLISH_WINDOW) {
+            let ch = match self.publish_channel().await {
+                Ok(ch) => ch,
+                Err(e) => {
+                    out.extend(window.iter().map(|_| Err(e.clone())));
+                    continue;
+                }
+            };
+            let mut pending = Vec::with_capacity(window.len());
+            for (dest, msg) in window {
+                let Destination::Exchange {
+                    exchange,
+                    routing_key,
+                } = dest
+                else {
+                    pending.push(Err(BackendError::InvalidArgument(
+                        "RabbitMQ publishes to an exchange with a routing key, not to a topic"
+                            .into(),
+                    )));
+                    continue;
+                };
+                let sent = async {
+                    let props = convert::properties_to_amqp(msg)
+                        .map_err(|e| BackendError::InvalidArgument(e.to_string()))?;
+                    let opts = BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    };
+                    ch.basic_publish(
+                        short(exchange)?,
+                        short(routing_key)?,
+                        opts,
+                        &msg.payload,
+                        props,
+                    )
+                    .await
+                    .map_err(|e| self.publish_error(exchange, &e))
+                }
+                .await;
+                pending.push(sent.map(|confirm| (exchange.clone(), routing_key.clone(), confirm)));
+            }
+            for p in pending {
+                out.push(match p {
+                    Ok((exchange, key, confirm)) => self.outcome(&exchange, &key, confirm.await),
+                    Err(e) => Err(e),
+                });
+            }
+        }
+        out
     }
 }
 
