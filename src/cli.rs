@@ -54,6 +54,9 @@ pub enum Command {
     Groups(JsonFlag),
     /// Publish messages: from a `peek --json` export (or backup) or a single body.
     Publish(PublishArgs),
+    /// Follow new messages on exchanges or topics as they are published, without
+    /// disturbing their delivery.
+    Tail(TailArgs),
     /// Open the built-in demo broker (an e-commerce fan-out with dead letters).
     Demo(DemoArgs),
 }
@@ -142,4 +145,18 @@ pub struct PublishArgs {
     /// One JSON receipt per message instead of a summary.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TailArgs {
+    /// Exchanges (RabbitMQ, local) or topics to follow; none means all.
+    pub sources: Vec<String>,
+    /// Stop after this many messages.
+    #[arg(short = 'n', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this long without a message: 30s, 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub idle: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }

@@ -4,7 +4,7 @@
 use crate::app::keymap::Keymap;
 use crate::backend::Destination;
 use crate::backend::{self, Backend, BackendError, ConnectOptions, PeekFrom, PeekRequest};
-use crate::cli::{Cli, Command, DemoArgs, PeekArgs, PublishArgs, QueuesArgs};
+use crate::cli::{Cli, Command, DemoArgs, PeekArgs, PublishArgs, QueuesArgs, TailArgs};
 use crate::config::{self, LocalTarget, Resolved, Selection, Target};
 use crate::export::message_record;
 use crate::export::parse_record;
@@ -49,6 +49,16 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Some(Command::Publish(args)) => {
             let (resolved, backend) = open(&sel).await?;
             publish(backend.as_ref(), &resolved, &args, out).await
+        }
+        Some(Command::Tail(args)) => {
+            let resolved = config::resolve(&sel)?;
+            // The demo broker only has new messages while its traffic runs.
+            let opts = ConnectOptions {
+                live: true,
+                ..connect_options(&resolved)
+            };
+            let backend = backend::connect(&resolved.target, &opts).await?;
+            tail(backend.as_ref(), &args, out).await
         }
         Some(Command::Groups(flag)) => {
             let (_, backend) = open(&sel).await?;
@@ -338,6 +348,57 @@ async fn publish(
         );
     }
     Ok(())
+}
+
+/// Parse a duration such as 90s, 15m, 2h.
+fn parse_duration(text: &str) -> Result<std::time::Duration> {
+    let now = Utc::now();
+    let then = parse_since(text, now)?;
+    (now - then)
+        .to_std()
+        .map_err(|_| anyhow!("\"{text}\" is not a duration like 30s or 5m"))
+}
+
+async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Result<()> {
+    let Some(live) = backend.live_tail() else {
+        bail!(
+            "the {} backend cannot follow live messages",
+            backend.info().kind.as_str()
+        );
+    };
+    let idle = args.idle.as_deref().map(parse_duration).transpose()?;
+    let filter = crate::backend::TailFilter {
+        sources: args.sources.clone(),
+    };
+    let mut stream = live.tail(&filter).await?;
+    let extractor = Extractor::default();
+    let mut seen = 0u64;
+    // Print as they come: flush each one, a tail is read by people and pipes alike.
+    loop {
+        if args.count.is_some_and(|n| seen >= n) {
+            return Ok(());
+        }
+        let next = match idle {
+            Some(d) => match tokio::time::timeout(d, stream.messages.recv()).await {
+                Ok(m) => m,
+                Err(_) => return Ok(()),
+            },
+            None => tokio::select! {
+                m = stream.messages.recv() => m,
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            },
+        };
+        let Some(item) = next else { return Ok(()) };
+        let m = item?;
+        if args.out.json {
+            serde_json::to_writer(&mut *out, &message_record(&m, &extractor))?;
+            writeln!(out)?;
+        } else {
+            output::write_message(&m, &extractor, out)?;
+        }
+        out.flush()?;
+        seen += 1;
+    }
 }
 
 /// "no queue named X", with the closest names the broker does have.

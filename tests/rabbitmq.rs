@@ -626,3 +626,72 @@ async fn peek_export_then_publish_reproduces_messages_exactly() {
     }
     std::fs::remove_file(file).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_tail_sees_copies_and_leaves_delivery_alone() {
+    let Some(r) = Rabbit::new().await else { return };
+    let ex = unique("tail-x");
+    let q = unique("tail-q");
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.exchange_declare(
+        ex.as_str().into(),
+        lapin::ExchangeKind::Fanout,
+        Default::default(),
+        AmqpTable::default(),
+    )
+    .await
+    .unwrap();
+    r.declare(&q, AmqpTable::default()).await;
+    ch.queue_bind(
+        q.as_str().into(),
+        ex.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        AmqpTable::default(),
+    )
+    .await
+    .unwrap();
+    let live = r.backend.live_tail().unwrap();
+    let mut tail = live
+        .tail(&mqscope::backend::TailFilter {
+            sources: vec![ex.clone()],
+        })
+        .await
+        .unwrap();
+    r.publish_all(&ex, "k", &numbered(3)).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = tokio::time::timeout(Duration::from_secs(5), tail.messages.recv())
+            .await
+            .expect("a tailed message within 5 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.exchange.as_deref(), Some(ex.as_str()));
+        got.push(m.payload);
+    }
+    assert_eq!(got, bodies(&numbered(3)));
+    assert_eq!(r.ready(&q).await, 3, "real delivery is untouched");
+    let taps = |list: &[mqscope::model::QueueSummary]| {
+        list.iter()
+            .filter(|s| s.name.starts_with("amq.gen-"))
+            .count()
+    };
+    drop(tail);
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if taps(&r.backend.list_queues().await.unwrap()) == 0 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the tap queue is deleted when the tail stops");
+    let err = live
+        .tail(&mqscope::backend::TailFilter {
+            sources: vec![unique("no-such-exchange")],
+        })
+        .await
+        .err()
+        .expect("tailing a missing exchange fails");
+    assert!(matches!(err, BackendError::ExchangeNotFound(_)), "{err:?}");
+}

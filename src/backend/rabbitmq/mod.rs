@@ -8,10 +8,11 @@ pub mod convert;
 pub mod mgmt;
 
 use super::{
-    Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, Destination, PeekFrom,
-    PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result,
+    Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, Destination, LiveTail,
+    PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result, Tail, TailFilter,
 };
 use crate::config::{AmqpTarget, Secret, encode_vhost};
+use crate::model::topology::ExchangeKind;
 use crate::model::{DeadLetterTarget, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -538,6 +539,126 @@ impl Backend for RabbitBackend {
 
     fn purger(&self) -> Option<&dyn Purge> {
         Some(self)
+    }
+
+    fn live_tail(&self) -> Option<&dyn LiveTail> {
+        Some(self)
+    }
+}
+
+/// Messages a tap queue may hold before the oldest are dropped: if mqscope falls behind,
+/// the broker sheds the copies, not the real traffic.
+const TAP_MAX_LENGTH: i64 = 10_000;
+
+#[async_trait]
+impl LiveTail for RabbitBackend {
+    /// Follow exchanges through a server-named, exclusive, auto-delete queue: it receives
+    /// copies, so real consumers see every message as before, and the broker deletes it
+    /// when the tail stops or mqscope dies.
+    async fn tail(&self, filter: &TailFilter) -> Result<Tail> {
+        let topology = self.mgmt.topology(self.vhost()).await?;
+        let wanted: Vec<String> = if filter.sources.is_empty() {
+            topology
+                .exchanges
+                .iter()
+                .map(|e| e.name.clone())
+                .filter(|n| !n.starts_with("amq."))
+                .collect()
+        } else {
+            filter.sources.clone()
+        };
+        let ch = self.channel().await?;
+        let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
+        let mut args = AmqpTable::default();
+        args.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(TAP_MAX_LENGTH),
+        );
+        let opts = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        let tap = ch
+            .queue_declare("".into(), opts, args)
+            .await
+            .map_err(fail)?;
+        let tap_name = tap.name().as_str().to_string();
+        for ex in &wanted {
+            let kind = topology.exchange(ex).map(|e| e.kind);
+            let keys: Vec<String> = match kind {
+                Some(ExchangeKind::Fanout) | Some(ExchangeKind::Headers) => vec![String::new()],
+                Some(ExchangeKind::Direct) => {
+                    // A direct exchange has no wildcard: follow every key it is bound with.
+                    let mut k: Vec<String> = topology
+                        .bindings
+                        .iter()
+                        .filter(|b| b.source == *ex)
+                        .map(|b| b.routing_key.clone())
+                        .collect();
+                    k.sort();
+                    k.dedup();
+                    k
+                }
+                Some(ExchangeKind::Topic) | None => vec!["#".to_string()],
+            };
+            for key in keys {
+                ch.queue_bind(
+                    short(&tap_name)?,
+                    short(ex)?,
+                    short(&key)?,
+                    lapin::options::QueueBindOptions::default(),
+                    AmqpTable::default(),
+                )
+                .await
+                .map_err(|e| match e.to_string().contains("NOT_FOUND") {
+                    true => BackendError::ExchangeNotFound(ex.clone()),
+                    false => fail(e),
+                })?;
+            }
+        }
+        let opts = BasicConsumeOptions {
+            no_ack: true,
+            exclusive: true,
+            ..BasicConsumeOptions::default()
+        };
+        let mut consumer = ch
+            .basic_consume(
+                short(&tap_name)?,
+                short(&self.consumer_tag())?,
+                opts,
+                AmqpTable::default(),
+            )
+            .await
+            .map_err(fail)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let shown = self.shown.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => break,
+                    next = consumer.next() => match next {
+                        Some(Ok(d)) => {
+                            let mut m = to_message(d.exchange.as_str(), n, &d);
+                            m.queue = d.exchange.as_str().to_string();
+                            n += 1;
+                            if tx.send(Ok(m)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(BackendError::Broker(format!("live tail on {shown} stopped: {e}")))).await;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            // Closing the channel deletes the auto-delete tap queue.
+            let _ = ch.close(200, "tail done".into()).await;
+        });
+        Ok(Tail { messages: rx })
     }
 }
 
