@@ -110,12 +110,13 @@ fn drive(rt: &tokio::runtime::Runtime, s: &mut State, b: &Generated, msg: Msg) {
                     partition,
                     from,
                     limit,
+                    force,
                 } => {
                     let r = PeekRequest {
                         from,
                         partition,
                         limit,
-                        force: false,
+                        force,
                     };
                     let result = rt.block_on(b.peek(&q, &r)).map_err(|e| e.to_string());
                     queue.push(Msg::MessagesLoaded { req, result });

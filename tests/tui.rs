@@ -365,6 +365,70 @@ fn lost_connection_backs_off_and_recovers() {
 }
 
 #[test]
+fn a_refused_peek_asks_before_forcing_and_remembers_the_answer() {
+    let mut s = with_queues(&[("orders.qq", 3)]);
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let (req, _, _) = load_req(&fx);
+    let refusal = "refused: \"orders.qq\" is a quorum queue with a delivery limit of 2".to_string();
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Err(refusal.clone()),
+        },
+    );
+    let c = s.confirm.clone().expect("a question");
+    assert!(c.body.contains("delivery limit of 2"));
+    // Other keys neither answer nor act.
+    assert!(update(&mut s, key('j')).is_empty());
+    assert!(update(&mut s, key('q')).is_empty() && !s.quit);
+    assert!(s.confirm.is_some());
+    // No: nothing happens.
+    assert!(update(&mut s, key('n')).is_empty());
+    assert!(s.confirm.is_none());
+    // Ask again (Ctrl-R reloads, is refused again), and say yes this time.
+    let fx = update(&mut s, Msg::Key(Key::ctrl('r')));
+    let (req, _, _) = load_req(&fx);
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Err(refusal),
+        },
+    );
+    assert!(s.confirm.is_some());
+    let fx = update(&mut s, key('y'));
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadMessages { force: true, .. }]),
+        "{fx:?}"
+    );
+    let (req, _, _) = load_req(&fx);
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(page(0, PAGE)),
+        },
+    );
+    // Later pages of the same queue stay forced, without asking each time.
+    let mut fx = Vec::new();
+    for _ in 0..PAGE {
+        fx.extend(update(&mut s, key('j')));
+    }
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadMessages { force: true, .. }]),
+        "{fx:?}"
+    );
+    // Leaving the queue forgets the answer.
+    update(&mut s, special(KeyCode::Esc));
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadMessages { force: false, .. }]),
+        "{fx:?}"
+    );
+}
+
+#[test]
 fn quit_and_ctrl_c() {
     let mut s = with_queues(&[("a", 1)]);
     assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
@@ -509,6 +573,13 @@ async fn every_view_snapshot() {
 
     let t = Theme::default_theme();
     insta::assert_snapshot!("too_small", h.draw(&t, 40, 12));
+
+    h.state.confirm = Some(mqscope::app::state::Confirm {
+        title: "Peek orders.qq anyway?".into(),
+        body: "\"orders.qq\" is a quorum queue with a delivery limit of 2: a peek returns every message it reads, each return counts towards the limit.".into(),
+        action: mqscope::app::state::ConfirmAction::ForcePeek,
+    });
+    snap("confirm", &h);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

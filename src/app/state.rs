@@ -168,6 +168,26 @@ pub struct Messages {
     pub at_end: bool,
     pub notes: Vec<String>,
     pub error: Option<String>,
+    /// Where the window was last (re)loaded from, to repeat it after a confirmation.
+    pub last_from: PeekFrom,
+    /// Peeks of this queue go ahead despite the backend's warning (confirmed by the user;
+    /// reset when the queue is left).
+    pub force: bool,
+}
+
+/// Something that needs a yes before it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmAction {
+    /// Peek although every read raises the messages' delivery counts.
+    ForcePeek,
+}
+
+/// A question on screen: `y` does `action`, `n` or `Esc` does nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub title: String,
+    pub body: String,
+    pub action: ConfirmAction,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +262,8 @@ pub enum Effect {
         partition: Option<i32>,
         from: PeekFrom,
         limit: usize,
+        /// The user agreed to a peek the backend warned about.
+        force: bool,
     },
     Save {
         path: PathBuf,
@@ -260,6 +282,7 @@ pub struct State {
     pub messages: Messages,
     pub message: MessageDetail,
     pub input: Option<Input>,
+    pub confirm: Option<Confirm>,
     pub status: Status,
     pub keymap: Keymap,
     pub has_groups: bool,
@@ -319,6 +342,8 @@ impl State {
                 at_end: false,
                 notes: Vec::new(),
                 error: None,
+                last_from: PeekFrom::Start,
+                force: false,
             },
             message: MessageDetail {
                 msg: None,
@@ -332,6 +357,7 @@ impl State {
                 wrap: false,
             },
             input: None,
+            confirm: None,
             status: Status {
                 backend: backend.to_string(),
                 target: target.to_string(),

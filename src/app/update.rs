@@ -197,6 +197,28 @@ fn refresh_current(s: &mut State) -> Vec<Effect> {
 }
 
 fn on_key(s: &mut State, key: Key) -> Vec<Effect> {
+    if let Some(c) = s.confirm.clone() {
+        return match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => {
+                s.confirm = None;
+                match c.action {
+                    ConfirmAction::ForcePeek => {
+                        s.messages.force = true;
+                        s.status.error = None;
+                        let from = s.messages.last_from.clone();
+                        reload_messages(s, from)
+                    }
+                }
+            }
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                s.confirm = None;
+                s.status.info = Some("nothing was done".into());
+                Vec::new()
+            }
+            // Anything else, Ctrl-C included, leaves the question on screen unanswered.
+            _ => Vec::new(),
+        };
+    }
     if s.input.is_some() {
         return on_input_key(s, key);
     }
@@ -245,6 +267,7 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
                 s.messages.window.clear();
                 s.messages.visible.clear();
                 s.messages.pending = None;
+                s.messages.force = false;
             }
             if s.stack.len() > 1 {
                 s.stack.pop();
@@ -504,12 +527,14 @@ fn reload_messages(s: &mut State, from: PeekFrom) -> Vec<Effect> {
         PageDir::Replace
     };
     m.pending = Some((req, dir));
+    m.last_from = from.clone();
     vec![Effect::LoadMessages {
         req,
         queue: m.queue.clone(),
         partition: m.partition,
         from,
         limit: PAGE,
+        force: m.force,
     }]
 }
 
@@ -559,6 +584,7 @@ fn prefetch(s: &mut State) -> Vec<Effect> {
         partition: m.partition,
         from: PeekFrom::Position(from),
         limit,
+        force: m.force,
     }]
 }
 
@@ -574,6 +600,16 @@ fn on_page(s: &mut State, req: ReqId, result: Result<PeekPage, String>) -> Vec<E
     let page = match result {
         Ok(p) => p,
         Err(e) => {
+            // A refusal is the backend protecting messages: ask before overriding it.
+            if let Some(why) = e.strip_prefix("refused: ")
+                && !m.force
+            {
+                s.confirm = Some(Confirm {
+                    title: format!("Peek {} anyway?", m.queue),
+                    body: why.to_string(),
+                    action: ConfirmAction::ForcePeek,
+                });
+            }
             m.error = Some(e.clone());
             s.status.error = Some(e);
             return Vec::new();

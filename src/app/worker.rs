@@ -100,6 +100,7 @@ impl Worker {
                 partition,
                 from,
                 limit,
+                force,
             } => {
                 let b = self.current();
                 tokio::spawn(async move {
@@ -107,7 +108,7 @@ impl Worker {
                         from,
                         partition,
                         limit,
-                        force: false,
+                        force,
                     };
                     let result = match b {
                         Some(b) => b.peek(&queue, &peek).await.map_err(|e| e.to_string()),

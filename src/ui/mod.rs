@@ -63,8 +63,49 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme) {
         ]);
         f.render_widget(Paragraph::new(line), input);
     }
+    if let Some(c) = &s.confirm {
+        draw_confirm(f, c, t, main);
+    }
     draw_hints(f, s, t, hints);
     draw_status(f, s, t, status);
+}
+
+/// A question over the view: what will happen, and the two keys that answer it.
+fn draw_confirm(f: &mut Frame, c: &crate::app::state::Confirm, t: &Theme, area: Rect) {
+    let width = area.width.saturating_sub(8).min(76);
+    let inner = usize::from(width.saturating_sub(4)).max(10);
+    let body_rows = c.body.chars().count().div_ceil(inner) as u16 + 1;
+    let height = (body_rows + 5).min(area.height);
+    let r = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height.saturating_sub(height)) / 2,
+        width,
+        height,
+    );
+    f.render_widget(ratatui::widgets::Clear, r);
+    let text = vec![
+        Line::from(Span::styled(c.body.clone(), t.fg(Role::Text))),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(" y ", t.fg(Role::HintKey).add_modifier(Modifier::BOLD)),
+            Span::styled("yes, go ahead    ", t.fg(Role::Text)),
+            Span::styled(" n ", t.fg(Role::HintKey).add_modifier(Modifier::BOLD)),
+            Span::styled("/", t.fg(Role::Dim)),
+            Span::styled(" Esc ", t.fg(Role::HintKey).add_modifier(Modifier::BOLD)),
+            Span::styled("no", t.fg(Role::Text)),
+        ]),
+    ];
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.fg(Role::Warning))
+        .title(
+            Line::from(format!(" {} ", c.title))
+                .style(t.fg(Role::Warning).add_modifier(Modifier::BOLD)),
+        );
+    f.render_widget(
+        Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+        r,
+    );
 }
 
 /// A bordered block titled in the theme's colours.
@@ -98,7 +139,15 @@ fn draw_title(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
 
 fn draw_hints(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let mut spans = Vec::new();
-    if s.input.is_some() {
+    if s.confirm.is_some() {
+        for (k, d) in [("y", "yes"), ("n", "no"), ("Esc", "no")] {
+            spans.push(Span::styled(
+                format!(" {k} "),
+                t.fg(Role::HintKey).add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::styled(format!("{d} "), t.fg(Role::HintText)));
+        }
+    } else if s.input.is_some() {
         for (k, d) in [("Enter", "apply"), ("Esc", "cancel"), ("Tab", "complete")] {
             spans.push(Span::styled(
                 format!(" {k} "),
