@@ -107,6 +107,15 @@ pub enum Target {
     Kafka(KafkaTarget),
 }
 
+/// A host as it goes in a URL: IPv6 addresses in brackets.
+pub fn url_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
 /// Percent-encode a vhost for a URL path segment (`/` becomes `%2F`).
 pub fn encode_vhost(vhost: &str) -> String {
     url::form_urlencoded::byte_serialize(vhost.as_bytes())
@@ -153,11 +162,7 @@ impl fmt::Display for Target {
                     .as_deref()
                     .map(|u| format!("{}@", encode_vhost(u)))
                     .unwrap_or_default();
-                let host = if a.host.contains(':') {
-                    format!("[{}]", a.host)
-                } else {
-                    a.host.clone()
-                };
+                let host = url_host(&a.host);
                 write!(
                     f,
                     "{scheme}://{user}{host}:{}/{}",

@@ -225,15 +225,17 @@ fn destination_for(args: &PublishArgs, m: &Message) -> Option<Destination> {
             routing_key: q.clone(),
         });
     }
+    // An exchange keeps the record's routing key unless --routing-key replaces it.
+    let to_exchange = |x: &String| Destination::Exchange {
+        exchange: x.clone(),
+        routing_key: args
+            .routing_key
+            .clone()
+            .or_else(|| m.routing_key.clone())
+            .unwrap_or_default(),
+    };
     if let Some(x) = &args.exchange {
-        return Some(Destination::Exchange {
-            exchange: x.clone(),
-            routing_key: args
-                .routing_key
-                .clone()
-                .or_else(|| m.routing_key.clone())
-                .unwrap_or_default(),
-        });
+        return Some(to_exchange(x));
     }
     let partition = |m: &Message| {
         args.partition.or(if args.keep_partition {
@@ -254,14 +256,7 @@ fn destination_for(args: &PublishArgs, m: &Message) -> Option<Destination> {
             partition: partition(m),
         });
     }
-    m.exchange.as_ref().map(|x| Destination::Exchange {
-        exchange: x.clone(),
-        routing_key: args
-            .routing_key
-            .clone()
-            .or_else(|| m.routing_key.clone())
-            .unwrap_or_default(),
-    })
+    m.exchange.as_ref().map(to_exchange)
 }
 
 async fn publish(

@@ -11,7 +11,7 @@ use super::{
     Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, Destination, LiveTail,
     PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result, Tail, TailFilter,
 };
-use crate::config::{AmqpTarget, Secret, encode_vhost};
+use crate::config::{AmqpTarget, Secret, encode_vhost, url_host};
 use crate::model::topology::ExchangeKind;
 use crate::model::{DeadLetterTarget, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
@@ -56,11 +56,7 @@ fn amqp_uri(t: &AmqpTarget) -> String {
         (Some(u), None) => format!("{}@", encode_vhost(u)),
         _ => String::new(),
     };
-    let host = if t.host.contains(':') {
-        format!("[{}]", t.host)
-    } else {
-        t.host.clone()
-    };
+    let host = url_host(&t.host);
     format!(
         "{scheme}://{auth}{host}:{}/{}?heartbeat=30",
         t.port,
@@ -115,11 +111,7 @@ impl RabbitBackend {
             } else {
                 ("http", 15672)
             };
-            let host = if target.host.contains(':') {
-                format!("[{}]", target.host)
-            } else {
-                target.host.clone()
-            };
+            let host = url_host(&target.host);
             format!("{scheme}://{host}:{port}")
         });
         let user = target.user.clone().unwrap_or_else(|| "guest".into());
@@ -278,21 +270,9 @@ impl RabbitBackend {
         };
         let mut args = AmqpTable::default();
         args.insert("x-stream-offset".into(), offset);
-        let prefetch =
-            u16::try_from(req.limit.clamp(1, MAX_PEEK_DEPTH as usize)).unwrap_or(u16::MAX);
-        ch.basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
-        let tag = self.consumer_tag();
-        let mut consumer = ch
-            .basic_consume(
-                short(name)?,
-                short(&tag)?,
-                BasicConsumeOptions::default(),
-                args,
-            )
-            .await
-            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        let (mut consumer, tag) = self
+            .peek_consumer(&ch, name, req.limit as u64, args)
+            .await?;
         let mut out = Vec::new();
         while out.len() < req.limit {
             match tokio::time::timeout(IDLE * 2, consumer.next()).await {
@@ -328,6 +308,33 @@ impl RabbitBackend {
         })
     }
 
+    /// A manual-ack consumer whose prefetch covers the whole window (at most 65,535),
+    /// so the broker sends it without waiting for acks; returns it with its tag.
+    async fn peek_consumer(
+        &self,
+        ch: &Channel,
+        name: &str,
+        window: u64,
+        args: AmqpTable,
+    ) -> Result<(lapin::Consumer, String)> {
+        let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
+        let prefetch = u16::try_from(window.clamp(1, MAX_PEEK_DEPTH)).unwrap_or(u16::MAX);
+        ch.basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(fail)?;
+        let tag = self.consumer_tag();
+        let consumer = ch
+            .basic_consume(
+                short(name)?,
+                short(&tag)?,
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await
+            .map_err(fail)?;
+        Ok((consumer, tag))
+    }
+
     fn consumer_tag(&self) -> String {
         let n = self
             .peek_seq
@@ -344,20 +351,9 @@ impl RabbitBackend {
         want: u64,
     ) -> Result<Vec<lapin::message::Delivery>> {
         let ch = self.channel().await?;
-        let prefetch = u16::try_from(want.clamp(1, MAX_PEEK_DEPTH)).unwrap_or(u16::MAX);
-        ch.basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
-        let tag = self.consumer_tag();
-        let mut consumer = ch
-            .basic_consume(
-                short(name)?,
-                short(&tag)?,
-                BasicConsumeOptions::default(),
-                AmqpTable::default(),
-            )
-            .await
-            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
+        let (mut consumer, tag) = self
+            .peek_consumer(&ch, name, want, AmqpTable::default())
+            .await?;
         let mut got = Vec::new();
         let mut failure = None;
         while (got.len() as u64) < want {
