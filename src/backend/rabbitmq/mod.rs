@@ -43,6 +43,8 @@ pub struct RabbitBackend {
     conn: Mutex<Option<Arc<Connection>>>,
     /// A channel in confirm mode, kept for publishing.
     publish_ch: Mutex<Option<Channel>>,
+    /// CA chain and client identity for amqps://, from the profile.
+    tls: lapin::tcp::OwnedTLSConfig,
     peek_seq: std::sync::atomic::AtomicU64,
 }
 
@@ -95,6 +97,42 @@ fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
     }
 }
 
+/// The profile's TLS files for lapin: a PEM CA chain to trust (instead of the system
+/// roots) and a PEM certificate with its PKCS#8 key for client authentication. Files are
+/// read once, at connect, so a missing one is reported before anything else happens.
+pub fn tls_config(tls: &crate::config::TlsSettings) -> Result<lapin::tcp::OwnedTLSConfig> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| {
+            BackendError::InvalidArgument(format!("cannot read TLS file {}: {e}", p.display()))
+        })
+    };
+    let cert_chain = match &tls.ca_file {
+        Some(p) => Some(String::from_utf8(read(p)?).map_err(|_| {
+            BackendError::InvalidArgument(format!(
+                "{} is not a PEM file (it is not text)",
+                p.display()
+            ))
+        })?),
+        None => None,
+    };
+    let identity = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(BackendError::InvalidArgument(
+                "a client certificate needs both tls.cert_file and tls.key_file".into(),
+            ));
+        }
+    };
+    Ok(lapin::tcp::OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
+}
+
 fn short(s: &str) -> Result<ShortString> {
     ShortString::try_new(s.to_string()).map_err(|_| {
         BackendError::InvalidArgument(format!("\"{s}\" is longer than AMQP's 255-byte names"))
@@ -129,6 +167,7 @@ impl RabbitBackend {
             mgmt,
             conn: Mutex::new(None),
             publish_ch: Mutex::new(None),
+            tls: tls_config(&profile.tls)?,
             peek_seq: Default::default(),
         };
         // Fail fast and clearly: the AMQP port and the management API must both answer.
@@ -147,7 +186,11 @@ impl RabbitBackend {
         }
         let props = ConnectionProperties::default();
         let uri = amqp_uri(&self.target);
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&uri, props))
+        let runtime = lapin::runtime::default_runtime().map_err(|e| {
+            BackendError::Broker(format!("cannot start the AMQP client runtime: {e}"))
+        })?;
+        let connect = Connection::connect_with_config(&uri, props, self.tls.clone(), runtime);
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| BackendError::Unreachable {
                 target: self.shown.clone(),
@@ -788,5 +831,52 @@ impl Purge for RabbitBackend {
             .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
         let _ = ch.close(200, "purged".into()).await;
         Ok(u64::from(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsSettings;
+
+    #[test]
+    fn tls_files_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let cfg = tls_config(&TlsSettings {
+            ca_file: Some(ca.clone()),
+            ..TlsSettings::default()
+        })
+        .unwrap();
+        assert!(cfg.cert_chain.unwrap().contains("BEGIN CERTIFICATE"));
+        assert!(cfg.identity.is_none());
+        let missing = dir.path().join("missing.pem");
+        let e = tls_config(&TlsSettings {
+            ca_file: Some(missing),
+            ..TlsSettings::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        let e = tls_config(&TlsSettings {
+            cert_file: Some(ca.clone()),
+            ..TlsSettings::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("key_file"), "{e}");
+        let with_key = tls_config(&TlsSettings {
+            cert_file: Some(ca.clone()),
+            key_file: Some(ca),
+            ..TlsSettings::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            with_key.identity,
+            Some(lapin::tcp::OwnedIdentity::PKCS8 { .. })
+        ));
     }
 }
