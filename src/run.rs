@@ -54,17 +54,25 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             } else {
                 // Not a terminal (a pipe, a script): print what the target holds instead.
                 let backend =
-                    backend::connect(&resolved.target, &ConnectOptions::default()).await?;
+                    backend::connect(&resolved.target, &connect_options(&resolved)).await?;
                 overview(&resolved, backend.as_ref(), out).await
             }
         }
     }
 }
 
+/// How to connect to a resolved target: one-shot, with its profile's settings.
+fn connect_options(resolved: &Resolved) -> ConnectOptions {
+    ConnectOptions {
+        profile: Some(resolved.profile.clone()),
+        ..ConnectOptions::default()
+    }
+}
+
 /// Resolve the selection and connect.
 pub async fn open(sel: &Selection) -> Result<(Resolved, Arc<dyn Backend>)> {
     let resolved = config::resolve(sel)?;
-    let backend = backend::connect(&resolved.target, &ConnectOptions::default()).await?;
+    let backend = backend::connect(&resolved.target, &connect_options(&resolved)).await?;
     Ok((resolved, backend))
 }
 
@@ -241,7 +249,7 @@ async fn demo(
     if std::io::stdout().is_terminal() {
         return tui(&resolved, theme).await;
     }
-    let backend = backend::connect(&resolved.target, &ConnectOptions::default()).await?;
+    let backend = backend::connect(&resolved.target, &connect_options(&resolved)).await?;
     overview(&resolved, backend.as_ref(), out).await
 }
 

@@ -197,7 +197,14 @@ async fn connect_with_live_traffic_runs_in_the_background() {
         fixed_clock: true,
         ..LocalTarget::demo(42)
     };
-    let backend = local::connect(&target, &ConnectOptions { live: true }).unwrap();
+    let backend = local::connect(
+        &target,
+        &ConnectOptions {
+            live: true,
+            ..ConnectOptions::default()
+        },
+    )
+    .unwrap();
     let before = backend
         .peek(
             "analytics",

@@ -390,7 +390,14 @@ impl Harness {
     async fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let target = Target::parse("local://demo?clock=fixed&seed=42").unwrap();
-        let worker = Worker::with_options(target, ConnectOptions { live: false }, tx);
+        let worker = Worker::with_options(
+            target,
+            ConnectOptions {
+                live: false,
+                ..ConnectOptions::default()
+            },
+            tx,
+        );
         let mut h = Harness {
             state: fresh(),
             worker,

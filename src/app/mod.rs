@@ -88,7 +88,11 @@ pub async fn run(
     let mut terminal = ratatui::try_init()
         .context("cannot open the terminal (is this an interactive terminal?)")?;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
-    let result = event_loop(&mut terminal, &mut state, &theme, target).await;
+    let options = crate::backend::ConnectOptions {
+        live: true,
+        profile: Some(resolved.profile.clone()),
+    };
+    let result = event_loop(&mut terminal, &mut state, &theme, target, options).await;
     restore_terminal();
     result
 }
@@ -98,9 +102,10 @@ async fn event_loop(
     state: &mut State,
     theme: &Theme,
     target: crate::config::Target,
+    options: crate::backend::ConnectOptions,
 ) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(target, tx);
+    let worker = Worker::with_options(target, options, tx);
     let size = terminal.size()?;
     update(state, Msg::Resize(size.width, size.height));
     terminal.draw(|f| crate::ui::draw(f, state, theme))?;

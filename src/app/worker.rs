@@ -18,7 +18,14 @@ pub struct Worker {
 impl Worker {
     /// A worker for the interactive app: the demo's traffic keeps moving.
     pub fn new(target: Target, tx: UnboundedSender<Msg>) -> Self {
-        Self::with_options(target, ConnectOptions { live: true }, tx)
+        Self::with_options(
+            target,
+            ConnectOptions {
+                live: true,
+                ..ConnectOptions::default()
+            },
+            tx,
+        )
     }
 
     pub fn with_options(target: Target, options: ConnectOptions, tx: UnboundedSender<Msg>) -> Self {

@@ -2,9 +2,10 @@
 //! optional capabilities (publish, purge, consumer groups, live tail) that callers check
 //! for, and the factory that picks a backend for a target.
 
+pub mod kafka;
 pub mod local;
 
-use crate::config::Target;
+use crate::config::{Profile, Target};
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -202,6 +203,9 @@ pub trait LiveTail: Send + Sync {
 pub struct ConnectOptions {
     /// Start the demo's live traffic (the TUI wants moving numbers; one-shot commands do not).
     pub live: bool,
+    /// The profile the target came from: Kafka takes its librdkafka properties,
+    /// credentials and TLS files from here.
+    pub profile: Option<Profile>,
 }
 
 /// Open a backend for a target.
@@ -215,12 +219,6 @@ pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn B
             ),
             backend: "rabbitmq",
         }),
-        Target::Kafka(_) => Err(BackendError::Unsupported {
-            what: format!(
-                "{} (the Kafka backend is not in this build yet)",
-                target.redacted()
-            ),
-            backend: "kafka",
-        }),
+        Target::Kafka(k) => kafka::connect(k, opts).await,
     }
 }
