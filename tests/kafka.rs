@@ -253,7 +253,33 @@ async fn listing_hides_internal_topics_and_pairs_dead_letters() {
     let dlt = list.iter().find(|q| q.name == "payments-dlt").unwrap();
     assert!(dlt.is_dead_letter);
     assert_eq!(dlt.dead_letter_sources, ["payments"]);
+    // The mock leaves DescribeConfigs unanswered: the first describe waits a bounded
+    // while for it, later ones do not ask again; both show partitions without configs.
+    let start = Instant::now();
+    let first = b.describe_queue("payments-dlt").await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(first.arguments.is_empty(), "{:?}", first.arguments);
+    let start = Instant::now();
     let d = b.describe_queue("payments").await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(d.arguments.is_empty(), "{:?}", d.arguments);
+    let e = b.topic_configs("payments").await.unwrap_err();
+    eprintln!("describe configs on the mock: {e}");
+    assert!(
+        matches!(
+            e,
+            BackendError::Timeout { .. } | BackendError::Unreachable { .. }
+        ),
+        "{e:?}"
+    );
     assert_eq!(d.partitions_detail.len(), 2);
     let p1 = &d.partitions_detail[1];
     assert_eq!((p1.partition, p1.low, p1.high), (1, 0, 2));

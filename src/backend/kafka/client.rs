@@ -196,7 +196,11 @@ impl Settings {
 /// Turn a librdkafka error into a backend error; `what` says what we were doing.
 pub fn map_err(e: &KafkaError, what: &str, shown: &str, ctx: &Ctx) -> BackendError {
     use RDKafkaErrorCode as C;
-    let code = e.rdkafka_error_code();
+    // rdkafka leaves admin errors without a code, though they carry one.
+    let code = match e {
+        KafkaError::AdminOp(c) => Some(*c),
+        other => other.rdkafka_error_code(),
+    };
     let detail = || match ctx.last_error() {
         Some(last) => format!("{what}: {e} ({last})"),
         None => format!("{what}: {e}"),

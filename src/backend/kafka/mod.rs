@@ -19,6 +19,7 @@ use crate::model::{
 };
 use async_trait::async_trait;
 use client::{Ctx, Settings, map_err};
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -29,6 +30,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use read::{Marks, check_time_lookup, merge, plan, read_ranges, to_message};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc};
 
@@ -39,6 +41,11 @@ pub struct KafkaBackend {
     meta: Arc<BaseConsumer<Ctx>>,
     /// Built on first publish; the context is kept to explain delivery failures.
     producer: OnceCell<(FutureProducer<Ctx>, Ctx)>,
+    /// Built on first describe, for DescribeConfigs.
+    admin: OnceCell<AdminClient<Ctx>>,
+    /// Set once the cluster has left DescribeConfigs unanswered, so later describes do
+    /// not wait for it again.
+    no_configs: AtomicBool,
     /// The throwaway group id readers carry because librdkafka's `assign` needs one.
     reader_group: String,
 }
@@ -58,6 +65,9 @@ fn throwaway_group() -> String {
     )
 }
 
+/// The longest a describe waits for topic configs.
+const CONFIGS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Topics whose names start with `__` are the broker's own (offsets, transactions).
 pub fn is_internal(topic: &str) -> bool {
     topic.starts_with("__")
@@ -76,6 +86,8 @@ impl KafkaBackend {
             settings,
             meta: Arc::new(meta),
             producer: OnceCell::new(),
+            admin: OnceCell::new(),
+            no_configs: AtomicBool::new(false),
             reader_group: throwaway_group(),
         };
         backend.metadata(None).await.map_err(|e| match e {
@@ -220,6 +232,67 @@ impl KafkaBackend {
                 .collect())
         })
         .await
+    }
+
+    /// A topic's configs that matter to a reader (retention, cleanup) and every one set
+    /// away from its default; sensitive values masked. Brokers without DescribeConfigs
+    /// (librdkafka's mock) give an error the caller may ignore.
+    pub async fn topic_configs(
+        &self,
+        name: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let shown = self.shown();
+        let admin = self
+            .admin
+            .get_or_try_init(|| async {
+                self.settings
+                    .querier(None)
+                    .create_with_context::<Ctx, AdminClient<Ctx>>(Ctx::default())
+                    .map_err(|e| {
+                        BackendError::InvalidArgument(format!("kafka client settings: {e}"))
+                    })
+            })
+            .await?;
+        // Configs are optional extras: a broker that does not answer (librdkafka's mock
+        // leaves DescribeConfigs unanswered) must not hold up a describe for long.
+        let wait = self.settings.timeout.min(CONFIGS_TIMEOUT);
+        let opts = AdminOptions::new().request_timeout(Some(wait));
+        let spec = ResourceSpecifier::Topic(name);
+        let answer = tokio::time::timeout(wait, admin.describe_configs([&spec], &opts))
+            .await
+            .map_err(|_| BackendError::Timeout {
+                after: wait,
+                what: format!("describing the configs of \"{name}\""),
+            })?
+            .map_err(|e| {
+                map_err(
+                    &e,
+                    "describing topic configs",
+                    &shown,
+                    admin.inner().context(),
+                )
+            })?;
+        let mut out = serde_json::Map::new();
+        for r in answer {
+            let r = r.map_err(|code| {
+                BackendError::Broker(format!("describing the configs of \"{name}\": {code}"))
+            })?;
+            for e in r.entries {
+                let wanted = ["cleanup.policy", "retention.ms", "retention.bytes"]
+                    .contains(&e.name.as_str())
+                    || !(e.is_default || matches!(e.source, ConfigSource::Default));
+                if !wanted {
+                    continue;
+                }
+                let v = if e.is_sensitive {
+                    serde_json::json!("***")
+                } else {
+                    serde_json::json!(e.value)
+                };
+                out.insert(e.name, v);
+            }
+        }
+        Ok(out)
     }
 
     /// Committed offsets and lag of one group over every partition it has committed on.
@@ -427,10 +500,29 @@ impl Backend for KafkaBackend {
             s.dead_letter_sources = listed.dead_letter_sources;
             s.is_dead_letter = listed.is_dead_letter;
         }
+        // Configs are extra: a broker without DescribeConfigs still gets its partitions shown.
+        let arguments = if self.no_configs.load(Ordering::Relaxed) {
+            serde_json::Map::new()
+        } else {
+            match self.topic_configs(name).await {
+                Ok(a) => a,
+                // The cluster answered metadata a moment ago, so "unreachable" here means
+                // this request went unanswered.
+                Err(
+                    BackendError::Timeout { .. }
+                    | BackendError::Unsupported { .. }
+                    | BackendError::Unreachable { .. },
+                ) => {
+                    self.no_configs.store(true, Ordering::Relaxed);
+                    serde_json::Map::new()
+                }
+                Err(_) => serde_json::Map::new(),
+            }
+        };
         Ok(QueueDetail {
             summary: s,
             partitions_detail: parts,
-            arguments: serde_json::Map::new(),
+            arguments,
             bindings: Vec::new(),
         })
     }
