@@ -97,6 +97,13 @@ pub struct PeekArgs {
     /// Topics: read one partition (default: all partitions merged by time).
     #[arg(long, value_name = "P")]
     pub partition: Option<i32>,
+    /// Every message instead of -n: topics partition by partition (not merged by time) up
+    /// to the end as it was when the read started, in pages so memory stays bounded.
+    #[arg(long, conflicts_with_all = ["last", "since", "count"])]
+    pub all: bool,
+    /// How many messages `--all` holds at a time (memory against round trips).
+    #[arg(long, hide = true, default_value_t = 10_000, value_name = "N")]
+    pub page_size: usize,
     /// Peek even where it could push a message towards its delivery limit.
     #[arg(long)]
     pub force: bool,

@@ -438,3 +438,54 @@ fn closed_pipe_is_not_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn peek_all_reads_every_message_of_topics_and_queues() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "local://demo?clock=fixed";
+    let listed = json_lines(
+        &mqscope(&home)
+            .args(["queues", "--json", "--url", url])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    for name in ["payments", "billing.dlq"] {
+        let depth = listed.iter().find(|q| q["name"] == name).unwrap()["messages"]
+            .as_u64()
+            .unwrap();
+        let rows = json_lines(
+            &mqscope(&home)
+                .args([
+                    "peek",
+                    name,
+                    "--all",
+                    "--json",
+                    "--page-size",
+                    "7",
+                    "--url",
+                    url,
+                ])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        assert!(depth > 0);
+        assert_eq!(rows.len() as u64, depth, "{name}");
+        let mut seen: Vec<(i64, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["partition"].as_i64().unwrap_or(-1),
+                    r["offset"]
+                        .as_i64()
+                        .unwrap_or(r["position"].as_i64().unwrap()),
+                )
+            })
+            .collect();
+        seen.dedup();
+        assert_eq!(seen.len(), rows.len(), "no message twice in {name}");
+    }
+    let (code, _) = fails(mqscope(&home).args(["peek", "payments", "--all", "-n", "3"]));
+    assert_eq!(code, 2);
+}

@@ -2,10 +2,11 @@
 //! optional capabilities (publish, purge, consumer groups, live tail) that callers check
 //! for, and the factory that picks a backend for a target.
 
+pub mod kafka;
 pub mod local;
 pub mod rabbitmq;
 
-use crate::config::Target;
+use crate::config::{Profile, Target};
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -213,8 +214,9 @@ pub trait LiveTail: Send + Sync {
 pub struct ConnectOptions {
     /// Start the demo's live traffic (the TUI wants moving numbers; one-shot commands do not).
     pub live: bool,
-    /// The profile the target came from: management URL, TLS and client settings.
-    pub profile: Option<crate::config::Profile>,
+    /// The profile the target came from: the management URL and TLS files (RabbitMQ),
+    /// librdkafka properties, credentials and TLS files (Kafka).
+    pub profile: Option<Profile>,
 }
 
 /// Open a backend for a target.
@@ -224,12 +226,6 @@ pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn B
         Target::Amqp(amqp) => Ok(Arc::new(
             rabbitmq::RabbitBackend::connect(amqp, opts).await?,
         )),
-        Target::Kafka(_) => Err(BackendError::Unsupported {
-            what: format!(
-                "{} (the Kafka backend is not in this build yet)",
-                target.redacted()
-            ),
-            backend: "kafka",
-        }),
+        Target::Kafka(k) => kafka::connect(k, opts).await,
     }
 }

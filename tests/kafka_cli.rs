@@ -1,0 +1,247 @@
+//! The binary against librdkafka's mock cluster: `queues --json`, `peek --all --json`
+//! cross-checked with kcat, and the one-line errors of `groups` and an unreachable cluster.
+
+mod kafka_mock;
+
+use assert_cmd::Command;
+use bytes::Bytes;
+use kafka_mock::Cluster;
+use mqscope::model::{FieldValue, Message};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn mqscope(home: &tempfile::TempDir) -> Command {
+    let mut c = Command::cargo_bin("mqscope").unwrap();
+    c.env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env_remove("MQSCOPE_URL")
+        .env_remove("MQSCOPE_PROFILE")
+        .env_remove("MQSCOPE_CONFIG")
+        .env_remove("MQSCOPE_PASSWORD");
+    c
+}
+
+fn lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8(out.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}")))
+        .collect()
+}
+
+/// A topic of `n` messages over 3 partitions with keys (some absent), headers and JSON
+/// payloads: what the cross-check compares.
+async fn seed(c: &Cluster, n: usize) -> String {
+    let t = c.topic("export", 3);
+    for i in 0..n {
+        let mut m = Message::new(
+            "",
+            0,
+            Bytes::from(format!("{{\"id\":{i},\"note\":\"ünï\"}}")),
+        );
+        if i % 4 != 0 {
+            m.key = Some(Bytes::from(format!("key-{}", i % 7)));
+        }
+        m.headers
+            .insert("trace", FieldValue::string(format!("t-{i}")));
+        m.headers.insert("source", FieldValue::string("billing"));
+        c.produce(&t, (i % 3) as i32, &m, None).await;
+    }
+    t
+}
+
+/// (partition, offset) -> (key, headers as [name, value] pairs, payload).
+type Records = BTreeMap<(i64, i64), (Value, Vec<(String, String)>, String)>;
+
+fn from_mqscope(rows: &[Value]) -> Records {
+    rows.iter()
+        .map(|r| {
+            assert_eq!(r["payload_encoding"], "utf8");
+            let headers = r["headers"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            (
+                (
+                    r["partition"].as_i64().unwrap(),
+                    r["offset"].as_i64().unwrap(),
+                ),
+                (
+                    r["key"].clone(),
+                    headers,
+                    r["payload"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// kcat -J writes headers as a flat [name, value, name, value, ...] array.
+fn from_kcat(rows: &[Value]) -> Records {
+    rows.iter()
+        .map(|r| {
+            let flat = r["headers"].as_array().cloned().unwrap_or_default();
+            let headers = flat
+                .chunks(2)
+                .map(|kv| {
+                    (
+                        kv[0].as_str().unwrap().to_string(),
+                        kv[1].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            (
+                (
+                    r["partition"].as_i64().unwrap(),
+                    r["offset"].as_i64().unwrap(),
+                ),
+                (
+                    r["key"].clone(),
+                    headers,
+                    r["payload"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peek_all_agrees_with_kcat() {
+    let c = Cluster::new();
+    let t = seed(&c, 300).await;
+    let url = format!("kafka://{}", c.bootstrap());
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args([
+            "peek",
+            &t,
+            "--all",
+            "--json",
+            "--page-size",
+            "37",
+            "--url",
+            &url,
+        ])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = from_mqscope(&lines(&out.stdout));
+    assert_eq!(ours.len(), 300);
+
+    let Ok(kcat) = std::process::Command::new("kcat")
+        .args(["-C", "-J", "-e", "-q", "-b", &c.bootstrap(), "-t", &t])
+        .output()
+    else {
+        panic!("kcat is needed for this cross-check (Debian package kcat)");
+    };
+    assert!(
+        kcat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kcat.stderr)
+    );
+    let theirs = from_kcat(&lines(&kcat.stdout));
+    assert_eq!(theirs.len(), 300);
+    for (k, v) in &theirs {
+        assert_eq!(ours.get(k), Some(v), "record {k:?}");
+    }
+    // A key that is absent is null in both, not an empty string; headers keep their order.
+    assert_eq!(ours[&(0, 0)].0, Value::Null);
+    assert_eq!(theirs[&(1, 0)].0, json!("key-1"));
+    assert_eq!(
+        theirs[&(1, 0)].1,
+        [
+            ("trace".to_string(), "t-1".to_string()),
+            ("source".to_string(), "billing".to_string())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_and_peek_json_on_kafka() {
+    let c = Cluster::new();
+    let t = seed(&c, 12).await;
+    let url = format!("kafka://{}", c.bootstrap());
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args(["queues", "--json", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = lines(&out.stdout);
+    let row = rows.iter().find(|r| r["name"] == json!(t)).unwrap();
+    assert_eq!(row["kind"], "topic");
+    assert_eq!(row["type"], "topic");
+    assert_eq!(row["partitions"], 3);
+    assert_eq!(row["messages"], 12);
+
+    let out = mqscope(&home)
+        .args([
+            "peek",
+            &t,
+            "--partition",
+            "1",
+            "--last",
+            "-n",
+            "2",
+            "--json",
+            "--url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = lines(&out.stdout);
+    let offs: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(offs, [(1, 2), (1, 3)]);
+    assert_eq!(rows[1]["payload"], "{\"id\":10,\"note\":\"ünï\"}");
+
+    let out = mqscope(&home)
+        .args(["groups", "--json", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("listing consumer groups"), "{err}");
+}
+
+#[test]
+fn unreachable_cluster_is_one_line_within_ten_seconds() {
+    let home = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = mqscope(&home)
+        .args(["queues", "--url", "kafka://127.0.0.1:1"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert!(!out.status.success());
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot reach kafka://127.0.0.1:1"), "{err}");
+}
