@@ -9,6 +9,7 @@ pub mod export;
 pub mod model;
 pub mod output;
 pub mod run;
+pub mod scan;
 pub mod theme;
 pub mod trace;
 pub mod ui;

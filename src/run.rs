@@ -349,85 +349,41 @@ async fn publish(
     Ok(())
 }
 
-/// `peek --all`: page through every message. Logs are read partition by partition from
-/// `--from` (or their start) to the high watermark seen when the read started, so a topic
-/// that keeps growing still ends; queues page by position until a short page.
+/// `peek --all`: page through every message (see `scan::read_all`), writing each page as
+/// it arrives so memory stays at one page whatever the size of the topic.
 async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Result<()> {
     let detail = match backend.describe_queue(&args.queue).await {
         Ok(d) => d,
         Err(BackendError::QueueNotFound(name)) => return Err(not_found(backend, &name).await),
         Err(e) => return Err(e.into()),
     };
-    let page_size = args.page_size.max(1);
     let extractor = Extractor::default();
     let mut written = 0usize;
-    let mut write_page = |page: &[crate::model::Message], out: &mut dyn Write| -> Result<()> {
-        for m in page {
-            if args.out.json {
-                serde_json::to_writer(&mut *out, &message_record(m, &extractor))?;
-                writeln!(out)?;
-            } else {
-                output::write_message(m, &extractor, out)?;
-            }
-        }
-        written += page.len();
-        Ok(())
-    };
-    let request = |from: u64, partition: Option<i32>| PeekRequest {
-        from: PeekFrom::Position(from),
-        partition,
-        limit: page_size,
+    let opts = crate::scan::ScanOptions {
+        from: args.from,
+        partition: args.partition,
+        page_size: args.page_size,
         force: args.force,
     };
-    if detail.summary.kind.is_log() && !detail.partitions_detail.is_empty() {
-        let parts: Vec<_> = detail
-            .partitions_detail
-            .iter()
-            .filter(|p| args.partition.is_none_or(|want| want == p.partition))
-            .collect();
-        if let Some(want) = args.partition
-            && parts.is_empty()
-        {
-            bail!("\"{}\" has no partition {want}", args.queue);
-        }
-        for p in parts {
-            let mut next = args
-                .from
-                .unwrap_or(0)
-                .max(u64::try_from(p.low).unwrap_or(0));
-            let end = u64::try_from(p.high).unwrap_or(0);
-            while next < end {
-                let page = backend
-                    .peek(&args.queue, &request(next, Some(p.partition)))
-                    .await?;
-                for note in &page.notes {
-                    eprintln!("mqscope: note: {note}");
+    crate::scan::read_all::<anyhow::Error>(
+        backend,
+        &detail,
+        &opts,
+        |page| {
+            for m in page {
+                if args.out.json {
+                    serde_json::to_writer(&mut *out, &message_record(m, &extractor))?;
+                    writeln!(out)?;
+                } else {
+                    output::write_message(m, &extractor, out)?;
                 }
-                let page: Vec<_> = page
-                    .messages
-                    .into_iter()
-                    .take_while(|m| m.position < end)
-                    .collect();
-                let Some(last) = page.last() else { break };
-                next = last.position + 1;
-                write_page(&page, out)?;
             }
-        }
-    } else {
-        let mut next = args.from.unwrap_or(0);
-        loop {
-            let page = backend.peek(&args.queue, &request(next, None)).await?;
-            for note in &page.notes {
-                eprintln!("mqscope: note: {note}");
-            }
-            let n = page.messages.len();
-            write_page(&page.messages, out)?;
-            if n < page_size {
-                break;
-            }
-            next += n as u64;
-        }
-    }
+            written += page.len();
+            Ok(())
+        },
+        |note| eprintln!("mqscope: note: {note}"),
+    )
+    .await?;
     if !args.out.json && written == 0 {
         writeln!(out, "(no messages at that position)")?;
     }

@@ -1,0 +1,99 @@
+//! Reading a whole queue or topic page by page through a backend's safe peek, with memory
+//! bounded by one page: logs partition by partition up to the high watermark seen when the
+//! read began (so a growing topic still ends), queues by position until a short page.
+
+use crate::backend::{Backend, BackendError, PeekFrom, PeekRequest};
+use crate::model::{Message, QueueDetail};
+
+/// What to read and how.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Start at this position (queue index or log offset).
+    pub from: Option<u64>,
+    /// Logs: only this partition.
+    pub partition: Option<i32>,
+    pub page_size: usize,
+    pub force: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            from: None,
+            partition: None,
+            page_size: 1_000,
+            force: false,
+        }
+    }
+}
+
+/// Call `on_page` with every page of `detail`'s queue or topic, in order; notes the backend
+/// adds are passed to `on_note`. Stops at the first error from the backend or a callback.
+pub async fn read_all<E>(
+    backend: &dyn Backend,
+    detail: &QueueDetail,
+    opts: &ScanOptions,
+    mut on_page: impl FnMut(&[Message]) -> Result<(), E>,
+    mut on_note: impl FnMut(&str),
+) -> Result<(), E>
+where
+    E: From<BackendError>,
+{
+    let name = &detail.summary.name;
+    let page_size = opts.page_size.max(1);
+    let request = |from: u64, partition: Option<i32>| PeekRequest {
+        from: PeekFrom::Position(from),
+        partition,
+        limit: page_size,
+        force: opts.force,
+    };
+    if detail.summary.kind.is_log() && !detail.partitions_detail.is_empty() {
+        let parts: Vec<_> = detail
+            .partitions_detail
+            .iter()
+            .filter(|p| opts.partition.is_none_or(|want| want == p.partition))
+            .collect();
+        if let Some(want) = opts.partition
+            && parts.is_empty()
+        {
+            return Err(BackendError::InvalidArgument(format!(
+                "\"{name}\" has no partition {want}"
+            ))
+            .into());
+        }
+        for p in parts {
+            let mut next = opts
+                .from
+                .unwrap_or(0)
+                .max(u64::try_from(p.low).unwrap_or(0));
+            let end = u64::try_from(p.high).unwrap_or(0);
+            while next < end {
+                let page = backend
+                    .peek(name, &request(next, Some(p.partition)))
+                    .await?;
+                page.notes.iter().for_each(|n| on_note(n));
+                let page: Vec<_> = page
+                    .messages
+                    .into_iter()
+                    .take_while(|m| m.position < end)
+                    .collect();
+                let Some(last) = page.last() else { break };
+                next = last.position + 1;
+                on_page(&page)?;
+            }
+        }
+    } else {
+        let mut next = opts.from.unwrap_or(0);
+        loop {
+            let page = backend.peek(name, &request(next, None)).await?;
+            page.notes.iter().for_each(|n| on_note(n));
+            let n = page.messages.len();
+            on_page(&page.messages)?;
+            if n < page_size {
+                break;
+            }
+            next += n as u64;
+        }
+    }
+    Ok(())
+}
