@@ -57,6 +57,9 @@ pub enum Command {
     /// Follow new messages on exchanges or topics as they are published, without
     /// disturbing their delivery.
     Tail(TailArgs),
+    /// Find every copy and follow-up of a correlation ID across all queues and topics, with
+    /// its dead-letter hops, in time order. Reads only; nothing is consumed.
+    Trace(TraceArgs),
     /// Open the built-in demo broker (an e-commerce fan-out with dead letters).
     Demo(DemoArgs),
 }
@@ -166,4 +169,20 @@ pub struct TailArgs {
     pub idle: Option<String>,
     #[command(flatten)]
     pub out: JsonFlag,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TraceArgs {
+    /// The correlation ID to follow.
+    pub id: String,
+    /// Only queues and topics whose names match this pattern (`*`, `?`).
+    #[arg(long, value_name = "GLOB")]
+    pub queues: Option<String>,
+    /// Only messages since this time: RFC 3339 or a duration ago (15m, 2h); topics start
+    /// reading there.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// One JSON object: correlation_id, scanned, queues_scanned, hops, skipped, elapsed_ms.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,7 +4,7 @@
 use crate::app::keymap::Keymap;
 use crate::backend::Destination;
 use crate::backend::{self, Backend, BackendError, ConnectOptions, PeekFrom, PeekRequest};
-use crate::cli::{Cli, Command, DemoArgs, PeekArgs, PublishArgs, QueuesArgs, TailArgs};
+use crate::cli::{Cli, Command, DemoArgs, PeekArgs, PublishArgs, QueuesArgs, TailArgs, TraceArgs};
 use crate::config::{self, LocalTarget, Resolved, Selection, Target};
 use crate::export::message_record;
 use crate::export::parse_record;
@@ -59,6 +59,10 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             };
             let backend = backend::connect(&resolved.target, &opts).await?;
             tail(backend.as_ref(), &args, out).await
+        }
+        Some(Command::Trace(args)) => {
+            let (_, backend) = open(&sel).await?;
+            trace(backend.as_ref(), &args, out).await
         }
         Some(Command::Groups(flag)) => {
             let (_, backend) = open(&sel).await?;
@@ -364,6 +368,7 @@ async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -
         partition: args.partition,
         page_size: args.page_size,
         force: args.force,
+        since: None,
     };
     crate::scan::read_all::<anyhow::Error>(
         backend,
@@ -387,6 +392,61 @@ async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -
     if !args.out.json && written == 0 {
         writeln!(out, "(no messages at that position)")?;
     }
+    Ok(())
+}
+
+async fn trace(backend: &dyn Backend, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
+    let opts = crate::trace::TraceOptions {
+        queues: args.queues.clone(),
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_since(s, Utc::now()))
+            .transpose()?,
+        ..Default::default()
+    };
+    let t = crate::trace::trace(backend, &args.id, &opts).await?;
+    if args.json {
+        serde_json::to_writer(&mut *out, &t)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{}: {}", t.correlation_id, t.summary())?;
+    let start = t.hops.iter().find_map(|h| h.time);
+    for h in &t.hops {
+        let delta = match (start, h.time) {
+            (Some(a), Some(b)) => format!("+{:>8.3}s", (b - a).num_milliseconds() as f64 / 1000.0),
+            _ => format!("{:>10}", "?"),
+        };
+        let place = match (h.partition, h.offset) {
+            (Some(p), Some(o)) => format!("{}[{p}]@{o}", h.queue),
+            _ => format!("{}#{}", h.queue, h.position.unwrap_or(0)),
+        };
+        let route = match (&h.exchange, &h.routing_key) {
+            (Some(x), Some(k)) if !x.is_empty() => format!("  via {x} / {k}"),
+            (Some(_), Some(k)) => format!("  via (default) / {k}"),
+            _ => String::new(),
+        };
+        let dead = h
+            .dead_letter
+            .as_ref()
+            .map(|d| {
+                format!(
+                    "  ← dead-lettered from {} ({} ×{})",
+                    d.from, d.reason, d.count
+                )
+            })
+            .unwrap_or_default();
+        writeln!(out, "  {delta}  {place}{route}{dead}")?;
+    }
+    for s in &t.skipped {
+        writeln!(out, "  skipped {}: {}", s.queue, s.reason)?;
+    }
+    writeln!(
+        out,
+        "scanned {} messages in {} queues and topics in {} ms",
+        t.scanned, t.queues_scanned, t.elapsed_ms
+    )?;
     Ok(())
 }
 

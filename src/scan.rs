@@ -14,6 +14,9 @@ pub struct ScanOptions {
     pub partition: Option<i32>,
     pub page_size: usize,
     pub force: bool,
+    /// Logs: start each partition at the first record at or after this time (the broker's
+    /// time index); queues have none, so callers filter their messages themselves.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for ScanOptions {
@@ -23,6 +26,7 @@ impl Default for ScanOptions {
             partition: None,
             page_size: 1_000,
             force: false,
+            since: None,
         }
     }
 }
@@ -67,10 +71,13 @@ where
                 .unwrap_or(0)
                 .max(u64::try_from(p.low).unwrap_or(0));
             let end = u64::try_from(p.high).unwrap_or(0);
+            let mut first = opts.since.map(PeekFrom::Time);
             while next < end {
-                let page = backend
-                    .peek(name, &request(next, Some(p.partition)))
-                    .await?;
+                let mut req = request(next, Some(p.partition));
+                if let Some(from) = first.take() {
+                    req.from = from;
+                }
+                let page = backend.peek(name, &req).await?;
                 page.notes.iter().for_each(|n| on_note(n));
                 let page: Vec<_> = page
                     .messages

@@ -1,8 +1,14 @@
 //! Correlation-ID extraction, backend-neutral: which ID ties a message to its copies and
 //! follow-ups. Rules are tried in order; header rules run before any payload is decoded.
 
-use crate::model::{FieldValue, Message};
+use crate::backend::{Backend, BackendError};
+use crate::model::{DeathReason, FieldValue, Message, QueueKind};
+use crate::scan::{ScanOptions, read_all};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// One place a correlation ID can live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +138,253 @@ pub fn traceparent_trace_id(value: &str) -> Option<&str> {
     valid.then_some(trace_id)
 }
 
+/// How a copy got into a dead-letter queue: from where, why, how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetterHop {
+    pub from: String,
+    pub reason: DeathReason,
+    pub count: u64,
+}
+
+/// One place the correlation ID was found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hop {
+    pub queue: String,
+    pub kind: QueueKind,
+    pub position: Option<u64>,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    /// When it reached this queue: the dead-lettering time for a dead letter, else the
+    /// message's own time.
+    pub timestamp: Option<String>,
+    pub exchange: Option<String>,
+    pub routing_key: Option<String>,
+    pub message_id: Option<String>,
+    pub dead_letter: Option<DeadLetterHop>,
+    /// `x-mqscope-replayed-from`, when mqscope replayed this copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed_from: Option<String>,
+    #[serde(skip)]
+    pub time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub queue: String,
+    pub reason: String,
+}
+
+/// Everything one trace found, hops in time order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    pub correlation_id: String,
+    pub scanned: u64,
+    pub queues_scanned: u64,
+    pub hops: Vec<Hop>,
+    /// Queues that could not be read safely or at all, and why.
+    pub skipped: Vec<Skipped>,
+    pub elapsed_ms: u64,
+}
+
+impl Trace {
+    /// One line: how many queues it reached, how many copies died, where it was last seen.
+    pub fn summary(&self) -> String {
+        let mut queues: Vec<&str> = self.hops.iter().map(|h| h.queue.as_str()).collect();
+        queues.sort();
+        queues.dedup();
+        let dead = self.hops.iter().filter(|h| h.dead_letter.is_some()).count();
+        let last = self
+            .hops
+            .last()
+            .map(|h| h.queue.as_str())
+            .unwrap_or("nowhere");
+        format!(
+            "reached {} queue{}, {dead} dead-lettered, last seen in {last}",
+            queues.len(),
+            if queues.len() == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// Which queues to search and from when.
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    /// Shell-style pattern on queue and topic names (`*`, `?`); None searches everything.
+    pub queues: Option<String>,
+    /// Skip messages older than this; on logs the read starts there.
+    pub since: Option<DateTime<Utc>>,
+    pub extractor: Extractor,
+    /// Queues read at the same time.
+    pub concurrency: usize,
+    pub page_size: usize,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        Self {
+            queues: None,
+            since: None,
+            extractor: Extractor::default(),
+            concurrency: 4,
+            page_size: 1_000,
+        }
+    }
+}
+
+/// `*` and `?` as in a shell, everything else literal.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let mut re = String::from("^");
+    for c in pattern.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).is_ok_and(|r| r.is_match(name))
+}
+
+/// The hop a matching message makes.
+pub fn hop_of(m: &Message, kind: QueueKind) -> Hop {
+    let deaths = m.deaths();
+    let newest = deaths.first();
+    let dead_letter = newest.map(|d| DeadLetterHop {
+        from: d.queue.clone(),
+        reason: d.reason,
+        count: d.count,
+    });
+    let time = newest.and_then(|d| d.time).or(m.timestamp);
+    Hop {
+        queue: m.queue.clone(),
+        kind,
+        position: (kind == QueueKind::Queue).then_some(m.position),
+        partition: m.partition,
+        offset: m.offset,
+        timestamp: time.as_ref().map(crate::export::rfc3339),
+        exchange: m.exchange.clone(),
+        routing_key: m.routing_key.clone(),
+        message_id: m.properties.message_id.clone(),
+        dead_letter,
+        replayed_from: m
+            .headers
+            .get("x-mqscope-replayed-from")
+            .and_then(FieldValue::as_str)
+            .map(str::to_string),
+        time,
+    }
+}
+
+/// Search every queue and topic (or those `opts.queues` names) for `id`, reading through
+/// the backend's peek, so nothing is consumed, reordered or dead-lettered. Queues are read
+/// `opts.concurrency` at a time; a queue the backend refuses to read safely (a quorum queue
+/// near its delivery limit) is skipped and named.
+pub async fn trace(
+    backend: &dyn Backend,
+    id: &str,
+    opts: &TraceOptions,
+) -> Result<Trace, BackendError> {
+    let started = Instant::now();
+    let mut queues = backend.list_queues().await?;
+    if let Some(p) = &opts.queues {
+        queues.retain(|q| glob_matches(p, &q.name));
+    }
+    let scanned = AtomicU64::new(0);
+    let scan = |name: String, kind: QueueKind| {
+        let scanned = &scanned;
+        async move {
+            let detail = match backend.describe_queue(&name).await {
+                Ok(d) => d,
+                Err(e) => {
+                    return Err(Skipped {
+                        queue: name,
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            let scan_opts = ScanOptions {
+                page_size: opts.page_size,
+                since: opts.since,
+                ..ScanOptions::default()
+            };
+            let mut hops = Vec::new();
+            let result = read_all::<BackendError>(
+                backend,
+                &detail,
+                &scan_opts,
+                |page| {
+                    scanned.fetch_add(page.len() as u64, Ordering::Relaxed);
+                    for m in page {
+                        if opts
+                            .since
+                            .is_some_and(|t| m.timestamp.is_some_and(|ts| ts < t))
+                        {
+                            continue;
+                        }
+                        if opts.extractor.extract(m).as_deref() == Some(id) {
+                            hops.push(hop_of(m, kind));
+                        }
+                    }
+                    Ok(())
+                },
+                |_| {},
+            )
+            .await;
+            match result {
+                Ok(()) => Ok(hops),
+                Err(e) => Err(Skipped {
+                    queue: name,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+    };
+    let results: Vec<_> =
+        futures::stream::iter(queues.iter().map(|q| scan(q.name.clone(), q.kind)))
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let mut hops = Vec::new();
+    let mut skipped = Vec::new();
+    let mut done = 0;
+    for r in results {
+        match r {
+            Ok(h) => {
+                done += 1;
+                hops.extend(h);
+            }
+            Err(s) => skipped.push(s),
+        }
+    }
+    hops.sort_by(|a, b| {
+        (
+            a.time.is_none(),
+            a.time,
+            &a.queue,
+            a.partition,
+            a.offset,
+            a.position,
+        )
+            .cmp(&(
+                b.time.is_none(),
+                b.time,
+                &b.queue,
+                b.partition,
+                b.offset,
+                b.position,
+            ))
+    });
+    skipped.sort_by(|a, b| a.queue.cmp(&b.queue));
+    Ok(Trace {
+        correlation_id: id.to_string(),
+        scanned: scanned.load(Ordering::Relaxed),
+        queues_scanned: done,
+        hops,
+        skipped,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +454,15 @@ mod tests {
             let m = Message::new("q", 0, Bytes::copy_from_slice(body));
             assert_eq!(ex.extract(&m), None);
         }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_matches("billing*", "billing.dlq"));
+        assert!(glob_matches("*.dlq", "email.dlq"));
+        assert!(!glob_matches("*.dlq", "email"));
+        assert!(glob_matches("pay?ents", "payments"));
+        assert!(glob_matches("a.b", "a.b") && !glob_matches("a.b", "axb"));
     }
 
     #[test]

@@ -695,3 +695,124 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
         .expect("tailing a missing exchange fails");
     assert!(matches!(err, BackendError::ExchangeNotFound(_)), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
+    let Some(r) = Rabbit::new().await else { return };
+    let base = unique("trace");
+    let (ex, dlx) = (format!("{base}.orders"), format!("{base}.dlx"));
+    let queues = [
+        format!("{base}.a"),
+        format!("{base}.b"),
+        format!("{base}.c"),
+    ];
+    let dlq = format!("{base}.dlq");
+    let ch = r.conn.create_channel().await.unwrap();
+    for (x, kind) in [
+        (&ex, lapin::ExchangeKind::Fanout),
+        (&dlx, lapin::ExchangeKind::Fanout),
+    ] {
+        ch.exchange_declare(
+            x.as_str().into(),
+            kind,
+            Default::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    r.declare(&dlq, AmqpTable::default()).await;
+    ch.queue_bind(
+        dlq.as_str().into(),
+        dlx.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        AmqpTable::default(),
+    )
+    .await
+    .unwrap();
+    for (i, q) in queues.iter().enumerate() {
+        let mut args = AmqpTable::default();
+        if i == 0 {
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(dlx.clone().into()),
+            );
+        }
+        r.declare(q, args).await;
+        ch.queue_bind(
+            q.as_str().into(),
+            ex.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let id = format!("trace-{base}");
+    let mut by_property = Message::new("", 0, "order");
+    by_property.properties.correlation_id = Some(id.clone());
+    let mut by_header = Message::new("", 0, "invoice");
+    by_header
+        .headers
+        .insert("x-correlation-id", FieldValue::string(id.clone()));
+    let by_body = Message::new("", 0, format!("{{\"correlationId\": \"{id}\"}}"));
+    let noise = Message::new("", 0, "{\"correlationId\": \"someone-else\"}");
+    r.publish_all(&ex, "", &[by_property, noise, by_header, by_body])
+        .await;
+    // Dead-letter the first queue's copy of the first message (reject, no requeue).
+    let got = ch
+        .basic_get(
+            queues[0].as_str().into(),
+            lapin::options::BasicGetOptions::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    got.delivery
+        .acker
+        .reject(lapin::options::BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let names: Vec<String> = queues.iter().chain([&dlq]).cloned().collect();
+    async fn depths(r: &Rabbit, names: &[String]) -> Vec<u32> {
+        let mut v = Vec::new();
+        for n in names {
+            v.push(r.ready(n).await);
+        }
+        v
+    }
+    let before = depths(&r, &names).await;
+    assert_eq!(before, vec![3, 4, 4, 1]);
+    let opts = mqscope::trace::TraceOptions {
+        queues: Some(format!("{base}.*")),
+        ..Default::default()
+    };
+    let t = mqscope::trace::trace(r.backend.as_ref(), &id, &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        depths(&r, &names).await,
+        before,
+        "a trace consumes and moves nothing"
+    );
+    assert_eq!(t.queues_scanned, 4);
+    let count = |q: &str| t.hops.iter().filter(|h| h.queue == q).count();
+    assert_eq!(
+        (
+            count(&queues[0]),
+            count(&queues[1]),
+            count(&queues[2]),
+            count(&dlq)
+        ),
+        (2, 3, 3, 1)
+    );
+    let dead = t.hops.iter().find(|h| h.queue == dlq).unwrap();
+    let d = dead.dead_letter.as_ref().unwrap();
+    assert_eq!(
+        (d.from.as_str(), d.reason),
+        (queues[0].as_str(), mqscope::model::DeathReason::Rejected)
+    );
+}
