@@ -356,6 +356,9 @@ async fn publish(
 /// `peek --all`: page through every message (see `scan::read_all`), writing each page as
 /// it arrives so memory stays at one page whatever the size of the topic.
 async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(exporter) = backend.exporter() {
+        return export_all(backend, exporter, args, out).await;
+    }
     let detail = match backend.describe_queue(&args.queue).await {
         Ok(d) => d,
         Err(BackendError::QueueNotFound(name)) => return Err(not_found(backend, &name).await),
@@ -499,6 +502,55 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
         out.flush()?;
         seen += 1;
     }
+}
+
+/// Messages per hand-off from an export to the writer.
+const EXPORT_BATCH: usize = 1_000;
+
+/// `peek --all` through a backend's streaming export: fetching and writing overlap, and the
+/// channel bounds what is held.
+async fn export_all(
+    backend: &dyn Backend,
+    exporter: &dyn backend::Export,
+    args: &PeekArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    // Up to four batches in flight: the reader fetches while the writer formats.
+    let batch = args.page_size.clamp(1, EXPORT_BATCH);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let extractor = Extractor::default();
+    let mut written = 0usize;
+    let writing = async {
+        // Owning the receiver drops it when writing fails, which stops the export.
+        let mut rx: tokio::sync::mpsc::Receiver<Vec<crate::model::Message>> = rx;
+        while let Some(batch) = rx.recv().await {
+            for m in &batch {
+                if args.out.json {
+                    serde_json::to_writer(&mut *out, &message_record(m, &extractor))?;
+                    writeln!(out)?;
+                } else {
+                    output::write_message(m, &extractor, out)?;
+                }
+            }
+            written += batch.len();
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let (exported, wrote) = tokio::join!(
+        exporter.export(&args.queue, args.partition, args.from, batch, tx),
+        writing
+    );
+    // A write error (a closed pipe) explains an export cut short, so it goes first.
+    wrote?;
+    match exported {
+        Ok(_) => {}
+        Err(BackendError::QueueNotFound(name)) => return Err(not_found(backend, &name).await),
+        Err(e) => return Err(e.into()),
+    }
+    if !args.out.json && written == 0 {
+        writeln!(out, "(no messages at that position)")?;
+    }
+    Ok(())
 }
 
 /// "no queue named X", with the closest names the broker does have.

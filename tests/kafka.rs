@@ -428,3 +428,53 @@ async fn broker_down_is_reported_then_recovers() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_streams_every_partition_and_stops_when_dropped() {
+    let c = Cluster::new();
+    let b = c.backend().await;
+    let t = c.topic("export", 3);
+    for i in 0..60 {
+        c.produce(&t, i % 3, &text(&format!("e{i}")), None).await;
+    }
+    let exporter = b.exporter().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(2);
+    let reading = async {
+        let mut got = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            assert!(batch.len() <= 7);
+            got.extend(batch);
+        }
+        got
+    };
+    let (sent, got) = tokio::join!(exporter.export(&t, None, None, 7, tx), reading);
+    assert_eq!(sent.unwrap(), 60);
+    let mut keys: Vec<(i32, i64)> = got
+        .iter()
+        .map(|m| (m.partition.unwrap(), m.offset.unwrap()))
+        .collect();
+    keys.sort_unstable();
+    let want: Vec<(i32, i64)> = (0..3).flat_map(|p| (0..20).map(move |o| (p, o))).collect();
+    assert_eq!(keys, want);
+    // From an offset, one partition.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let n = exporter
+        .export(&t, Some(2), Some(15), 100, tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    let batch = rx.recv().await.unwrap();
+    assert_eq!(batch.first().and_then(|m| m.offset), Some(15));
+    // A receiver that goes away ends the export early, without an error or a hang.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let start = Instant::now();
+    let first = async {
+        let b = rx.recv().await;
+        drop(rx);
+        b
+    };
+    let (sent, first) = tokio::join!(exporter.export(&t, None, None, 5, tx), first);
+    assert_eq!(first.map(|b| b.len()), Some(5));
+    assert!(sent.unwrap() < 60);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

@@ -139,6 +139,10 @@ pub trait Backend: Send + Sync {
     fn live_tail(&self) -> Option<&dyn LiveTail> {
         None
     }
+
+    fn exporter(&self) -> Option<&dyn Export> {
+        None
+    }
 }
 
 /// Where a published message goes.
@@ -207,6 +211,25 @@ pub struct Tail {
 #[async_trait]
 pub trait LiveTail: Send + Sync {
     async fn tail(&self, filter: &TailFilter) -> Result<Tail>;
+}
+
+/// Capability: stream every message of a log, all partitions at once, in the order they
+/// arrive (not merged by time), up to the end as it was when the export started. Messages
+/// travel in batches (a hand-off per message costs more than the message); memory is
+/// bounded by the channel: the export waits while the receiver is behind.
+#[async_trait]
+pub trait Export: Send + Sync {
+    /// Send every message of `name` (one partition, or all), starting at offset `from` (or
+    /// each partition's start), into `into` in batches of at most `batch`; returns how many
+    /// were sent. Stops early, without error, when the receiver is dropped.
+    async fn export(
+        &self,
+        name: &str,
+        partition: Option<i32>,
+        from: Option<u64>,
+        batch: usize,
+        into: mpsc::Sender<Vec<Message>>,
+    ) -> Result<u64>;
 }
 
 /// How to connect, beyond the target itself.

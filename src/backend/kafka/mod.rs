@@ -8,7 +8,8 @@ pub mod read;
 
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups, Destination,
-    LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Result, Tail, TailFilter,
+    Export, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Result, Tail,
+    TailFilter,
 };
 use crate::backend::local::broker::pair_dead_letter_topics;
 use crate::config::KafkaTarget;
@@ -632,6 +633,85 @@ impl Backend for KafkaBackend {
     fn live_tail(&self) -> Option<&dyn LiveTail> {
         Some(self)
     }
+
+    fn exporter(&self) -> Option<&dyn Export> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Export for KafkaBackend {
+    /// One consumer fetches every partition at once, as kcat does; the bounded channel
+    /// holds the back pressure, so memory does not grow with the topic.
+    async fn export(
+        &self,
+        name: &str,
+        partition: Option<i32>,
+        from: Option<u64>,
+        batch: usize,
+        into: mpsc::Sender<Vec<Message>>,
+    ) -> Result<u64> {
+        let all = self.topic_partitions(name).await?;
+        if let Some(p) = partition
+            && !all.iter().any(|i| i.partition == p)
+        {
+            return Err(BackendError::InvalidArgument(format!(
+                "topic \"{name}\" has no partition {p} (it has {})",
+                all.len()
+            )));
+        }
+        let keys: Vec<(String, i32)> = all
+            .iter()
+            .filter(|i| partition.is_none_or(|p| p == i.partition))
+            .map(|i| (name.to_string(), i.partition))
+            .collect();
+        let marks = self.watermarks(keys).await?;
+        let from = from.map(|o| i64::try_from(o).unwrap_or(i64::MAX));
+        let ranges: Vec<read::Range> = marks
+            .iter()
+            .map(|((_, p), (low, high))| {
+                let start = from.map_or(*low, |f| f.clamp(*low, *high));
+                read::Range {
+                    partition: *p,
+                    start,
+                    end: *high,
+                }
+            })
+            .collect();
+        let settings = self.settings.clone();
+        let topic = name.to_string();
+        let group = self.reader_group.clone();
+        tokio::task::spawn_blocking(move || {
+            let shown = settings.shown();
+            let reader: BaseConsumer<Ctx> = settings
+                .reader(&group)
+                .create_with_context(Ctx::default())
+                .map_err(|e| {
+                    BackendError::InvalidArgument(format!("kafka client settings: {e}"))
+                })?;
+            let batch = batch.max(1);
+            let mut sent = 0u64;
+            let mut buf = Vec::with_capacity(batch);
+            let mut open = true;
+            read::stream_ranges(&reader, &topic, &ranges, settings.timeout, &shown, |m| {
+                buf.push(m);
+                if buf.len() >= batch {
+                    sent += buf.len() as u64;
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(batch));
+                    open = into.blocking_send(full).is_ok();
+                }
+                open
+            })?;
+            if open && !buf.is_empty() {
+                sent += buf.len() as u64;
+                // A receiver gone by now has stopped on purpose; nothing is lost to report.
+                let _ = into.blocking_send(buf);
+            }
+            Ok(sent)
+        })
+        .await
+        .map_err(|e| BackendError::Broker(format!("kafka worker failed: {e}")))?
+    }
 }
 
 #[async_trait]
@@ -731,16 +811,15 @@ impl ConsumerGroups for KafkaBackend {
     }
 }
 
-/// Brokers without ListGroups (librdkafka's mock, some proxies) answer "unsupported" or
-/// not at all; either way the user should learn that listing groups is not available.
+/// Brokers without ListGroups (librdkafka's mock answers "Required feature not supported
+/// by broker" at once) should say that listing groups is what is missing; a timeout stays
+/// "cannot reach", since that is a cluster in trouble.
 fn groups_err(e: &KafkaError, shown: &str, ctx: &Ctx) -> BackendError {
     match map_err(e, "listing consumer groups", shown, ctx) {
-        BackendError::Unreachable { .. } | BackendError::Unsupported { .. } => {
-            BackendError::Unsupported {
-                what: format!("listing consumer groups on this broker (ListGroups failed: {e})"),
-                backend: "kafka",
-            }
-        }
+        BackendError::Unsupported { .. } => BackendError::Unsupported {
+            what: format!("listing consumer groups on this broker (ListGroups failed: {e})"),
+            backend: "kafka",
+        },
         other => other,
     }
 }

@@ -124,13 +124,32 @@ pub fn read_ranges(
     stall: Duration,
     shown: &str,
 ) -> Result<Vec<Message>> {
+    let total: i64 = ranges.iter().map(|r| (r.end - r.start).max(0)).sum();
+    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(100_000));
+    stream_ranges(consumer, topic, ranges, stall, shown, |m| {
+        out.push(m);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Like [`read_ranges`], handing each message to `sink` as it arrives, all partitions at
+/// once; `sink` returns false to stop early.
+pub fn stream_ranges(
+    consumer: &BaseConsumer<Ctx>,
+    topic: &str,
+    ranges: &[Range],
+    stall: Duration,
+    shown: &str,
+    mut sink: impl FnMut(Message) -> bool,
+) -> Result<()> {
     let mut pending: HashMap<i32, Range> = ranges
         .iter()
         .filter(|r| r.end > r.start)
         .map(|r| (r.partition, *r))
         .collect();
     if pending.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
     for r in pending.values() {
@@ -140,8 +159,6 @@ pub fn read_ranges(
     consumer
         .assign(&tpl)
         .map_err(|e| map_err(&e, "assigning partitions", shown, consumer.context()))?;
-    let total: i64 = pending.values().map(|r| r.end - r.start).sum();
-    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(100_000));
     let mut progress = Instant::now();
     while !pending.is_empty() {
         let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
@@ -161,8 +178,8 @@ pub fn read_ranges(
                 };
                 let o = m.offset();
                 progress = Instant::now();
-                if o >= r.start && o < r.end {
-                    out.push(to_message(&m));
+                if o >= r.start && o < r.end && !sink(to_message(&m)) {
+                    return Ok(());
                 }
                 if o >= r.end - 1 {
                     pending.remove(&p);
@@ -188,7 +205,7 @@ pub fn read_ranges(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The first record at or after `offset` and below `high`: its offset and timestamp (ms),
