@@ -74,6 +74,9 @@ impl Extractor {
                     .and_then(FieldValue::as_str)
                     .and_then(traceparent_trace_id)
                     .map(str::to_string),
+                // Parsing is the expensive part of a scan: skip it when the field's name is
+                // nowhere in the payload.
+                Rule::JsonPointer(ptr) if !mentions_key(&msg.payload, ptr) => None,
                 Rule::JsonPointer(ptr) => body
                     .get_or_insert_with(|| parse_json_body(&msg.payload))
                     .as_ref()
@@ -110,6 +113,22 @@ fn json_scalar_text(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// Whether the last key of a JSON Pointer appears, quoted, in the payload: a field written
+/// with escapes in its name is the one case this misses.
+fn mentions_key(payload: &[u8], pointer: &str) -> bool {
+    let key = pointer
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .replace("~1", "/")
+        .replace("~0", "~");
+    if key.is_empty() {
+        return true;
+    }
+    let quoted = format!("\"{key}\"");
+    memchr::memmem::find(payload, quoted.as_bytes()).is_some()
 }
 
 /// Only bodies that look like a JSON object or array are parsed; anything else, including
