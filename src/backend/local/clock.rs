@@ -39,9 +39,18 @@ impl Clock {
         }
     }
 
-    /// Move time forward (manual) or reduce the shift into the past (system).
+    /// Move time forward (manual), or let a clock shifted into the past catch up with now
+    /// (system): real time moves a system clock by itself, so it never runs ahead.
     pub fn advance(&self, ms: i64) {
-        self.value.fetch_add(ms, Ordering::Relaxed);
+        if self.manual {
+            self.value.fetch_add(ms, Ordering::Relaxed);
+        } else {
+            let _ = self
+                .value
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some((v + ms).min(0))
+                });
+        }
     }
 
     /// System clock only: set how far behind real time it runs.
@@ -49,5 +58,25 @@ impl Clock {
         if !self.manual {
             self.value.store(ms, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_system_clock_catches_up_but_never_runs_ahead() {
+        let c = Clock::system();
+        c.set_shift(-1_000);
+        c.advance(600);
+        let behind = chrono::Utc::now().timestamp_millis() - c.now_ms();
+        assert!((300..=500).contains(&behind), "{behind}");
+        c.advance(10_000);
+        let ahead = c.now_ms() - chrono::Utc::now().timestamp_millis();
+        assert!(ahead <= 5, "{ahead}");
+        let m = Clock::manual(0);
+        m.advance(10_000);
+        assert_eq!(m.now_ms(), 10_000);
     }
 }
