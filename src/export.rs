@@ -7,7 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -43,49 +45,78 @@ fn rfc3339_checked(t: &DateTime<Utc>) -> Option<String> {
     (0..=9999).contains(&t.year()).then(|| rfc3339(t))
 }
 
+/// Text as itself when it is UTF-8 (borrowed, no copy), else base64.
+fn encode_cow(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (Cow::Borrowed(s), "utf8"),
+        Err(_) => (Cow::Owned(B64.encode(bytes)), "base64"),
+    }
+}
+
+/// Headers in their JSON rendering (see `model::value`).
+struct HeadersJson<'a>(&'a crate::model::FieldTable);
+
+impl Serialize for HeadersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.to_json().serialize(s)
+    }
+}
+
+/// One message in the JSON Lines format, borrowing from the message so writing a record
+/// copies as little as possible. Field order is the format's.
+#[derive(Serialize)]
+pub struct Record<'a> {
+    queue: &'a str,
+    position: u64,
+    message_id: Option<&'a str>,
+    correlation_id: Option<String>,
+    timestamp: Option<String>,
+    exchange: Option<&'a str>,
+    routing_key: Option<&'a str>,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    key: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_encoding: Option<&'static str>,
+    headers: HeadersJson<'a>,
+    properties: &'a Properties,
+    payload: Cow<'a, str>,
+    payload_encoding: &'static str,
+    size: usize,
+    redelivered: bool,
+    delivery_count: Option<u64>,
+    deaths: Vec<crate::model::DeathRecord>,
+}
+
+pub fn record<'a>(msg: &'a Message, extractor: &Extractor) -> Record<'a> {
+    let key = msg.key.as_ref().map(|k| encode_cow(k));
+    let (payload, payload_encoding) = encode_cow(&msg.payload);
+    Record {
+        queue: &msg.queue,
+        position: msg.position,
+        message_id: msg.properties.message_id.as_deref(),
+        correlation_id: extractor.extract(msg),
+        timestamp: msg.timestamp.as_ref().and_then(rfc3339_checked),
+        exchange: msg.exchange.as_deref(),
+        routing_key: msg.routing_key.as_deref(),
+        partition: msg.partition,
+        offset: msg.offset,
+        key_encoding: key.as_ref().map(|(_, e)| *e),
+        key: key.map(|(k, _)| k),
+        headers: HeadersJson(&msg.headers),
+        properties: &msg.properties,
+        payload,
+        payload_encoding,
+        size: msg.payload.len(),
+        redelivered: msg.redelivered,
+        delivery_count: msg.delivery_count,
+        deaths: msg.deaths(),
+    }
+}
+
 /// One message as a JSON object, fields in a fixed order.
 pub fn message_record(msg: &Message, extractor: &Extractor) -> Value {
-    let mut o = Map::new();
-    o.insert("queue".into(), json!(msg.queue));
-    o.insert("position".into(), json!(msg.position));
-    o.insert("message_id".into(), json!(msg.properties.message_id));
-    o.insert("correlation_id".into(), json!(extractor.extract(msg)));
-    o.insert(
-        "timestamp".into(),
-        json!(msg.timestamp.as_ref().and_then(rfc3339_checked)),
-    );
-    o.insert("exchange".into(), json!(msg.exchange));
-    o.insert("routing_key".into(), json!(msg.routing_key));
-    o.insert("partition".into(), json!(msg.partition));
-    o.insert("offset".into(), json!(msg.offset));
-    match &msg.key {
-        Some(k) => {
-            let (text, enc) = encode_bytes(k);
-            o.insert("key".into(), json!(text));
-            o.insert("key_encoding".into(), json!(enc));
-        }
-        None => {
-            o.insert("key".into(), Value::Null);
-        }
-    }
-    o.insert("headers".into(), msg.headers.to_json());
-    o.insert(
-        "properties".into(),
-        serde_json::to_value(&msg.properties).unwrap_or_else(|_| json!({})),
-    );
-    let (payload, enc) = encode_bytes(&msg.payload);
-    o.insert("payload".into(), json!(payload));
-    o.insert("payload_encoding".into(), json!(enc));
-    o.insert("size".into(), json!(msg.payload.len()));
-    o.insert("redelivered".into(), json!(msg.redelivered));
-    o.insert("delivery_count".into(), json!(msg.delivery_count));
-    let deaths: Vec<Value> = msg
-        .deaths()
-        .iter()
-        .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
-        .collect();
-    o.insert("deaths".into(), Value::Array(deaths));
-    Value::Object(o)
+    serde_json::to_value(record(msg, extractor)).unwrap_or(Value::Null)
 }
 
 fn decode_bytes(
@@ -166,6 +197,7 @@ pub fn parse_record(v: &Value) -> Result<Message, RecordError> {
 mod tests {
     use super::*;
     use crate::model::FieldValue;
+    use serde_json::json;
 
     #[test]
     fn record_round_trips_binary_payload_key_headers_and_properties() {

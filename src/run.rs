@@ -6,7 +6,6 @@ use crate::backend::Destination;
 use crate::backend::{self, Backend, BackendError, ConnectOptions, PeekFrom, PeekRequest};
 use crate::cli::{Cli, Command, DemoArgs, PeekArgs, PublishArgs, QueuesArgs, TailArgs, TraceArgs};
 use crate::config::{self, LocalTarget, Resolved, Selection, Target};
-use crate::export::message_record;
 use crate::export::parse_record;
 use crate::model::Message;
 use crate::output;
@@ -189,7 +188,7 @@ async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Re
     let extractor = Extractor::default();
     for m in &page.messages {
         if args.out.json {
-            serde_json::to_writer(&mut *out, &message_record(m, &extractor))?;
+            serde_json::to_writer(&mut *out, &crate::export::record(m, &extractor))?;
             writeln!(out)?;
         } else {
             output::write_message(m, &extractor, out)?;
@@ -380,7 +379,7 @@ async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -
         |page| {
             for m in page {
                 if args.out.json {
-                    serde_json::to_writer(&mut *out, &message_record(m, &extractor))?;
+                    serde_json::to_writer(&mut *out, &crate::export::record(m, &extractor))?;
                     writeln!(out)?;
                 } else {
                     output::write_message(m, &extractor, out)?;
@@ -494,7 +493,7 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
         let Some(item) = next else { return Ok(()) };
         let m = item?;
         if args.out.json {
-            serde_json::to_writer(&mut *out, &message_record(&m, &extractor))?;
+            serde_json::to_writer(&mut *out, &crate::export::record(&m, &extractor))?;
             writeln!(out)?;
         } else {
             output::write_message(&m, &extractor, out)?;
@@ -526,7 +525,7 @@ async fn export_all(
         while let Some(batch) = rx.recv().await {
             for m in &batch {
                 if args.out.json {
-                    serde_json::to_writer(&mut *out, &message_record(m, &extractor))?;
+                    serde_json::to_writer(&mut *out, &crate::export::record(m, &extractor))?;
                     writeln!(out)?;
                 } else {
                     output::write_message(m, &extractor, out)?;
