@@ -161,17 +161,7 @@ impl KafkaBackend {
         if topic.partitions().is_empty() {
             return Err(BackendError::QueueNotFound(name.to_string()));
         }
-        let mut parts: Vec<PartitionInfo> = topic
-            .partitions()
-            .iter()
-            .map(|p| PartitionInfo {
-                partition: p.id(),
-                low: 0,
-                high: 0,
-                leader: (p.leader() >= 0).then_some(p.leader()),
-                replicas: p.replicas().to_vec(),
-            })
-            .collect();
+        let mut parts: Vec<PartitionInfo> = topic.partitions().iter().map(partition_info).collect();
         parts.sort_by_key(|p| p.partition);
         Ok(parts)
     }
@@ -449,17 +439,7 @@ impl Backend for KafkaBackend {
             if is_internal(t.name()) || t.error().is_some() {
                 continue;
             }
-            let parts = t
-                .partitions()
-                .iter()
-                .map(|p| PartitionInfo {
-                    partition: p.id(),
-                    low: 0,
-                    high: 0,
-                    leader: (p.leader() >= 0).then_some(p.leader()),
-                    replicas: p.replicas().to_vec(),
-                })
-                .collect();
+            let parts = t.partitions().iter().map(partition_info).collect();
             topics.insert(t.name().to_string(), parts);
         }
         let keys = topics
@@ -895,4 +875,15 @@ impl LiveTail for KafkaBackend {
 pub async fn connect(target: &KafkaTarget, opts: &ConnectOptions) -> Result<Arc<dyn Backend>> {
     let settings = Settings::from_target(target, opts.profile.as_ref())?;
     Ok(Arc::new(KafkaBackend::connect(settings).await?))
+}
+
+/// A partition from metadata, watermarks still to be filled in.
+fn partition_info(p: &rdkafka::metadata::MetadataPartition) -> PartitionInfo {
+    PartitionInfo {
+        partition: p.id(),
+        low: 0,
+        high: 0,
+        leader: (p.leader() >= 0).then_some(p.leader()),
+        replicas: p.replicas().to_vec(),
+    }
 }
