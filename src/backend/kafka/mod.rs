@@ -11,8 +11,8 @@ use super::{
     Export, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Result, Tail,
     TailFilter,
 };
-use crate::backend::local::broker::pair_dead_letter_topics;
 use crate::config::KafkaTarget;
+use crate::model::deadletter::pair_dead_letter_topics;
 use crate::model::queue::{DEAD_LETTER_SUFFIXES, looks_like_dead_letter};
 use crate::model::{
     ConsumerGroup, FieldValue, Message, PartitionInfo, PartitionLag, QueueDetail, QueueKind,

@@ -473,7 +473,7 @@ impl Backend for RabbitBackend {
         let mut topology = self.mgmt.topology(self.vhost()).await?;
         topology.queues = queues.iter().map(|q| q.name.clone()).collect();
         let mut out: Vec<QueueSummary> = queues.iter().map(|q| self.summary(q)).collect();
-        crate::backend::local::broker::resolve_dead_letters(&mut out, &topology);
+        crate::model::deadletter::resolve_dead_letters(&mut out, &topology);
         Ok(out)
     }
 
@@ -483,7 +483,7 @@ impl Backend for RabbitBackend {
         let all = self.mgmt.queues(self.vhost()).await?;
         topology.queues = all.iter().map(|q| q.name.clone()).collect();
         let mut list: Vec<QueueSummary> = all.iter().map(|q| self.summary(q)).collect();
-        crate::backend::local::broker::resolve_dead_letters(&mut list, &topology);
+        crate::model::deadletter::resolve_dead_letters(&mut list, &topology);
         let summary = list
             .into_iter()
             .find(|s| s.name == name)
