@@ -2,7 +2,7 @@
 //! follow-ups. Rules are tried in order; header rules run before any payload is decoded.
 
 use crate::backend::{Backend, BackendError};
-use crate::model::{DeathReason, FieldValue, Message, QueueKind};
+use crate::model::{DeathReason, FieldValue, Message, QueueDetail, QueueKind, QueueSummary};
 use crate::scan::{ScanOptions, read_all};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -225,6 +225,9 @@ impl Trace {
     }
 }
 
+/// The deepest window a queue is read in at once (AMQP's prefetch limit).
+const QUEUE_WINDOW: usize = 65_535;
+
 /// Which queues to search and from when.
 #[derive(Debug, Clone)]
 pub struct TraceOptions {
@@ -309,20 +312,42 @@ pub async fn trace(
         queues.retain(|q| glob_matches(p, &q.name));
     }
     let scanned = AtomicU64::new(0);
-    let scan = |name: String, kind: QueueKind| {
+    // Topics need their partitions (a describe); queues are read from the listing alone,
+    // in one window as deep as the queue, since a queue can only be peeked from its head
+    // and every smaller page would read all the ones before it again.
+    let scan = |summary: QueueSummary| {
         let scanned = &scanned;
         async move {
-            let detail = match backend.describe_queue(&name).await {
-                Ok(d) => d,
-                Err(e) => {
-                    return Err(Skipped {
-                        queue: name,
-                        reason: e.to_string(),
-                    });
+            let name = summary.name.clone();
+            let kind = summary.kind;
+            let detail = if kind == QueueKind::Topic {
+                match backend.describe_queue(&name).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return Err(Skipped {
+                            queue: name,
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            } else {
+                QueueDetail {
+                    summary,
+                    partitions_detail: Vec::new(),
+                    arguments: Default::default(),
+                    bindings: Vec::new(),
                 }
             };
+            let page_size = match kind {
+                QueueKind::Queue => detail
+                    .summary
+                    .messages
+                    .map_or(opts.page_size, |n| usize::try_from(n).unwrap_or(usize::MAX))
+                    .clamp(opts.page_size, QUEUE_WINDOW),
+                _ => opts.page_size,
+            };
             let scan_opts = ScanOptions {
-                page_size: opts.page_size,
+                page_size,
                 since: opts.since,
                 ..ScanOptions::default()
             };
@@ -358,11 +383,10 @@ pub async fn trace(
             }
         }
     };
-    let results: Vec<_> =
-        futures::stream::iter(queues.iter().map(|q| scan(q.name.clone(), q.kind)))
-            .buffer_unordered(opts.concurrency.max(1))
-            .collect()
-            .await;
+    let results: Vec<_> = futures::stream::iter(queues.into_iter().map(scan))
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
     let mut hops = Vec::new();
     let mut skipped = Vec::new();
     let mut done = 0;
