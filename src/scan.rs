@@ -5,6 +5,9 @@
 use crate::backend::{Backend, BackendError, PeekFrom, PeekRequest};
 use crate::model::{Message, QueueDetail};
 
+/// The deepest window a queue is read in at once (AMQP's prefetch limit).
+const QUEUE_WINDOW: usize = 65_535;
+
 /// What to read and how.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -44,7 +47,18 @@ where
     E: From<BackendError>,
 {
     let name = &detail.summary.name;
-    let page_size = opts.page_size.max(1);
+    // A queue can only be peeked from its head, so every page re-reads the ones before it:
+    // read it in one window as deep as the queue (up to AMQP's prefetch limit) instead.
+    let page_size = if detail.summary.kind.is_log() {
+        opts.page_size
+    } else {
+        let depth = detail
+            .summary
+            .messages
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        depth.min(QUEUE_WINDOW).max(opts.page_size)
+    }
+    .max(1);
     let request = |from: u64, partition: Option<i32>| PeekRequest {
         from: PeekFrom::Position(from),
         partition,

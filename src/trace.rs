@@ -225,9 +225,6 @@ impl Trace {
     }
 }
 
-/// The deepest window a queue is read in at once (AMQP's prefetch limit).
-const QUEUE_WINDOW: usize = 65_535;
-
 /// Which queues to search and from when.
 #[derive(Debug, Clone)]
 pub struct TraceOptions {
@@ -312,9 +309,7 @@ pub async fn trace(
         queues.retain(|q| glob_matches(p, &q.name));
     }
     let scanned = AtomicU64::new(0);
-    // Topics need their partitions (a describe); queues are read from the listing alone,
-    // in one window as deep as the queue, since a queue can only be peeked from its head
-    // and every smaller page would read all the ones before it again.
+    // Topics need their partitions (a describe); queues are read from the listing alone.
     let scan = |summary: QueueSummary| {
         let scanned = &scanned;
         async move {
@@ -338,16 +333,8 @@ pub async fn trace(
                     bindings: Vec::new(),
                 }
             };
-            let page_size = match kind {
-                QueueKind::Queue => detail
-                    .summary
-                    .messages
-                    .map_or(opts.page_size, |n| usize::try_from(n).unwrap_or(usize::MAX))
-                    .clamp(opts.page_size, QUEUE_WINDOW),
-                _ => opts.page_size,
-            };
             let scan_opts = ScanOptions {
-                page_size,
+                page_size: opts.page_size,
                 since: opts.since,
                 ..ScanOptions::default()
             };
