@@ -33,8 +33,12 @@ use tokio::sync::Mutex;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A consumer's prefetch is a 16-bit number: the deepest a queue can be peeked.
 pub const MAX_PEEK_DEPTH: u64 = 65_535;
-/// How long to wait for the next message of a peek before deciding there are no more.
-const IDLE: Duration = Duration::from_millis(400);
+/// How long a queue peek waits for the next message. The window never asks for more than
+/// the exact ready count, so a gap means a slow broker (recovering, busy) or a competing
+/// consumer, not the end of the queue: wait generously, and say so if it comes up short.
+const IDLE: Duration = Duration::from_secs(2);
+/// How long a stream read waits for the next record: a stream's end is an ordinary gap.
+const STREAM_IDLE: Duration = Duration::from_millis(800);
 
 pub struct RabbitBackend {
     target: AmqpTarget,
@@ -318,7 +322,7 @@ impl RabbitBackend {
             .await?;
         let mut out = Vec::new();
         while out.len() < req.limit {
-            match tokio::time::timeout(IDLE * 2, consumer.next()).await {
+            match tokio::time::timeout(STREAM_IDLE, consumer.next()).await {
                 Ok(Some(Ok(d))) => {
                     let offset = d
                         .properties
@@ -550,6 +554,13 @@ impl Backend for RabbitBackend {
             )));
         }
         let deliveries = self.take_and_return(name, want).await?;
+        if (deliveries.len() as u64) < want {
+            notes.push(format!(
+                "only {} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
+                deliveries.len(),
+                IDLE.as_secs()
+            ));
+        }
         let mut messages: Vec<Message> = deliveries
             .iter()
             .enumerate()
