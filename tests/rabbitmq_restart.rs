@@ -2,7 +2,9 @@
 //! once the broker is back (it reconnects), and the failure in between is a clear error,
 //! not a hang or a panic. Its own test binary, so the restart disturbs no other test.
 
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable as AmqpTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use mqscope::backend::rabbitmq::RabbitBackend;
@@ -42,6 +44,10 @@ async fn browse_session_recovers_after_a_broker_restart() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
+    // Confirms, so all five are in the queue before the first peek looks at its depth.
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
     ch.queue_declare(
         name.as_str().into(),
         QueueDeclareOptions {
