@@ -60,6 +60,13 @@ pub enum Command {
     /// Find every copy and follow-up of a correlation ID across all queues and topics, with
     /// its dead-letter hops, in time order. Reads only; nothing is consumed.
     Trace(TraceArgs),
+    /// Replay dead letters to where they came from: publish each copy with confirms, and
+    /// only then remove the original. Journalled and resumable.
+    Replay(ReplayArgs),
+    /// Remove every message from a queue, after writing them all to a backup file.
+    Purge(PurgeArgs),
+    /// Remove chosen messages from a queue (the others keep their order), after a backup.
+    Delete(DeleteArgs),
     /// Open the built-in demo broker (an e-commerce fan-out with dead letters).
     Demo(DemoArgs),
 }
@@ -183,6 +190,100 @@ pub struct TraceArgs {
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
     /// One JSON object: correlation_id, scanned, queues_scanned, hops, skipped, elapsed_ms.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(
+    after_help = "Destinations: RabbitMQ dead letters go back through the exchange and routing key \
+of their newest x-death entry (straight to the queue they died in when the exchange would fan them \
+out to other queues again: see --via); Kafka records to kafka_dlt-original-topic or \
+__connect.errors.topic. Each copy carries x-mqscope-replayed-from and x-mqscope-replay-count.\n\
+Filter: FIELD=VALUE, FIELD!=VALUE, FIELD~REGEX joined by ' and '; fields: reason, queue (died in), \
+exchange, routing_key, message_id, correlation_id, type, app_id, body, header.NAME.\n\
+A journal in the state directory records every step; an interrupted replay goes on with --resume."
+)]
+pub struct ReplayArgs {
+    /// The dead-letter queue or topic (with --resume: taken from the journal).
+    #[arg(required_unless_present = "resume")]
+    pub queue: Option<String>,
+    /// Send every message here instead: queue:NAME, exchange:NAME, topic:NAME or a bare
+    /// name (a queue on RabbitMQ, a topic on Kafka).
+    #[arg(long, value_name = "TARGET")]
+    pub to: Option<String>,
+    /// With --to exchange:NAME: the routing key (default: each message's original one).
+    #[arg(long, value_name = "KEY", requires = "to")]
+    pub routing_key: Option<String>,
+    /// RabbitMQ: through the original exchange, straight to the queue it died in, or auto
+    /// (the exchange unless it would deliver the copy to other queues too).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub via: crate::replay::Via,
+    /// Only messages matching this expression (see below).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Only these messages: message ids or fingerprints (`peek --json`), comma-separated or repeated.
+    #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1..)]
+    pub ids: Vec<String>,
+    /// Replay at most N messages.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Loop guard: refuse messages already replayed this many times.
+    #[arg(long, value_name = "N", default_value_t = crate::replay::DEFAULT_MAX_REPLAYS)]
+    pub max_replays: u64,
+    /// Go past the loop guard, and take from quorum queues with a delivery limit.
+    #[arg(long)]
+    pub force: bool,
+    /// Kafka: produce to the partition the record came from.
+    #[arg(long)]
+    pub keep_partition: bool,
+    /// Print the plan (per destination, skipped and why) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Go on with an interrupted replay: the newest unfinished one (for QUEUE, if given),
+    /// or the journal file named.
+    #[arg(long, value_name = "JOURNAL", num_args = 0..=1, default_missing_value = "")]
+    pub resume: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PurgeArgs {
+    pub queue: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Skip the backup (for huge queues): the messages are gone for good.
+    #[arg(long, conflicts_with = "backup")]
+    pub no_backup: bool,
+    /// Write the backup here instead of the state directory.
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<PathBuf>,
+    /// Go ahead on a quorum queue with a delivery limit.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeleteArgs {
+    pub queue: String,
+    /// The messages to delete: message ids or fingerprints (`peek --json` gives each message's "fingerprint").
+    #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required = true)]
+    pub ids: Vec<String>,
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[arg(long, conflicts_with = "backup")]
+    pub no_backup: bool,
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<PathBuf>,
+    #[arg(long)]
+    pub force: bool,
     #[arg(long)]
     pub json: bool,
 }

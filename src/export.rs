@@ -86,6 +86,9 @@ pub struct Record<'a> {
     redelivered: bool,
     delivery_count: Option<u64>,
     deaths: Vec<crate::model::DeathRecord>,
+    /// Queue messages: the key `delete --ids` and `replay --ids` take (logs have offsets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
 }
 
 pub fn record<'a>(msg: &'a Message, extractor: &Extractor) -> Record<'a> {
@@ -111,6 +114,10 @@ pub fn record<'a>(msg: &'a Message, extractor: &Extractor) -> Record<'a> {
         redelivered: msg.redelivered,
         delivery_count: msg.delivery_count,
         deaths: msg.deaths(),
+        fingerprint: msg
+            .offset
+            .is_none()
+            .then(|| crate::replay::message_key(msg)),
     }
 }
 

@@ -63,6 +63,18 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let (_, backend) = open(&sel).await?;
             trace(backend.as_ref(), &args, out).await
         }
+        Some(Command::Replay(args)) => {
+            let (resolved, backend) = open(&sel).await?;
+            crate::modify::replay(backend.as_ref(), &resolved, &args, out).await
+        }
+        Some(Command::Purge(args)) => {
+            let (resolved, backend) = open(&sel).await?;
+            crate::modify::purge(backend.as_ref(), &resolved, &args, out).await
+        }
+        Some(Command::Delete(args)) => {
+            let (resolved, backend) = open(&sel).await?;
+            crate::modify::delete(backend.as_ref(), &resolved, &args, out).await
+        }
         Some(Command::Groups(flag)) => {
             let (_, backend) = open(&sel).await?;
             groups(backend.as_ref(), flag.json, out).await
@@ -202,7 +214,7 @@ async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Re
 
 /// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
 /// before a single message is sent.
-pub fn read_records(path: &str) -> Result<Vec<(usize, Message)>> {
+pub fn read_records(path: &str) -> Result<Vec<(usize, Message, Option<Destination>)>> {
     let text = if path == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
@@ -219,13 +231,21 @@ pub fn read_records(path: &str) -> Result<Vec<(usize, Message)>> {
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| anyhow!("{path} line {}: not JSON: {e}", i + 1))?;
         let m = parse_record(&v).map_err(|e| anyhow!("{path} line {}: {e}", i + 1))?;
-        out.push((i + 1, m));
+        // Backups name the queue their messages were removed from.
+        let restore_to = v
+            .get("restore_to")
+            .and_then(crate::journal::destination_from_json);
+        out.push((i + 1, m, restore_to));
     }
     Ok(out)
 }
 
 /// Where one message goes: the flags, else where the record itself came from.
-fn destination_for(args: &PublishArgs, m: &Message) -> Option<Destination> {
+fn destination_for(
+    args: &PublishArgs,
+    m: &Message,
+    restore_to: Option<&Destination>,
+) -> Option<Destination> {
     if let Some(q) = &args.queue {
         return Some(Destination::Exchange {
             exchange: String::new(),
@@ -243,6 +263,11 @@ fn destination_for(args: &PublishArgs, m: &Message) -> Option<Destination> {
     };
     if let Some(x) = &args.exchange {
         return Some(to_exchange(x));
+    }
+    if args.topic.is_none()
+        && let Some(d) = restore_to
+    {
+        return Some(d.clone());
     }
     let partition = |m: &Message| {
         args.partition.or(if args.keep_partition {
@@ -273,7 +298,7 @@ async fn publish(
     out: &mut dyn Write,
 ) -> Result<()> {
     if resolved.read_only {
-        bail!("refused: read-only mode (--read-only or the profile's read_only) does not publish");
+        crate::modify::refuse_read_only(resolved, "publish")?;
     }
     let Some(publisher) = backend.publisher() else {
         bail!(
@@ -283,12 +308,12 @@ async fn publish(
     };
     let records = match (&args.from, &args.body) {
         (Some(path), _) => read_records(path)?,
-        (None, Some(body)) => vec![(1, Message::new("", 0, body.clone().into_bytes()))],
+        (None, Some(body)) => vec![(1, Message::new("", 0, body.clone().into_bytes()), None)],
         (None, None) => bail!("say what to publish: --from FILE or --body TEXT"),
     };
     let mut items = Vec::with_capacity(records.len());
-    for (line, m) in records {
-        let dest = destination_for(args, &m).ok_or_else(|| {
+    for (line, m, restore_to) in records {
+        let dest = destination_for(args, &m, restore_to.as_ref()).ok_or_else(|| {
             anyhow!("message {line}: it names no exchange or topic; say where with --queue, --exchange or --topic")
         })?;
         items.push((line, dest, m));

@@ -489,3 +489,88 @@ fn peek_all_reads_every_message_of_topics_and_queues() {
     let (code, _) = fails(mqscope(&home).args(["peek", "payments", "--all", "-n", "3"]));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn read_only_refuses_every_modifying_command() {
+    let home = tempfile::tempdir().unwrap();
+    let cases: [&[&str]; 5] = [
+        &["replay", "billing.dlq", "--yes"],
+        &["purge", "billing.dlq", "--yes"],
+        &["delete", "billing.dlq", "--ids", "x", "--yes"],
+        &["publish", "--queue", "billing", "--body", "hi"],
+        &["replay", "--resume", "--yes"],
+    ];
+    for args in cases {
+        let (code, err) = fails(
+            mqscope(&home)
+                .args(["--read-only", "--url", "local://demo?clock=fixed"])
+                .args(args),
+        );
+        assert_ne!(code, 0);
+        assert!(err.contains("refused: read-only"), "{args:?}: {err}");
+        one_clear_line(&err);
+    }
+    // Nothing was written: no journal, no backup, no audit entry.
+    assert!(!home.path().join("mqscope").join("backups").exists());
+    assert!(!home.path().join("mqscope").join("audit.jsonl").exists());
+}
+
+#[test]
+fn modifying_commands_ask_and_without_a_terminal_do_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let (_, err) = fails(
+        mqscope(&home)
+            .args(["--url", "local://demo?clock=fixed", "purge", "billing.dlq"])
+            .write_stdin(""),
+    );
+    assert!(err.contains("--yes"), "{err}");
+    assert!(!home.path().join("mqscope").join("backups").exists());
+}
+
+#[test]
+fn replay_and_purge_on_the_demo_write_journal_backup_and_audit() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "local://demo?clock=fixed";
+    let out = mqscope(&home)
+        .args(["--url", url, "replay", "billing.dlq", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plan = &json_lines(&out.stdout)[0];
+    assert_eq!(plan["dry_run"], true);
+    let n = plan["replayed"].as_u64().unwrap();
+    assert!(n > 0, "{plan}");
+
+    let out = mqscope(&home)
+        .args(["--url", url, "replay", "billing.dlq", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let done = &json_lines(&out.stdout)[0];
+    assert_eq!(done["replayed"].as_u64(), Some(n));
+    let journal = done["journal"].as_str().unwrap();
+    assert!(std::path::Path::new(journal).exists());
+
+    let out = mqscope(&home)
+        .args(["--url", url, "purge", "billing.dlq", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let purged = &json_lines(&out.stdout)[0];
+    let backup = purged["backup"].as_str().unwrap();
+    let lines = std::fs::read_to_string(backup).unwrap().lines().count() as u64;
+    assert_eq!(Some(lines), purged["removed"].as_u64());
+    assert!(lines > 0);
+
+    let audit = std::fs::read_to_string(home.path().join("mqscope").join("audit.jsonl")).unwrap();
+    let entries: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["action"], "replay");
+    assert_eq!(entries[0]["count"].as_u64(), Some(n));
+    assert_eq!(entries[1]["action"], "purge");
+    assert_eq!(entries[1]["backup"], backup);
+    assert_eq!(entries[1]["result"], "ok");
+}

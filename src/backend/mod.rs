@@ -143,6 +143,10 @@ pub trait Backend: Send + Sync {
     fn exporter(&self) -> Option<&dyn Export> {
         None
     }
+
+    fn taker(&self) -> Option<&dyn Take> {
+        None
+    }
 }
 
 /// Where a published message goes.
@@ -230,6 +234,47 @@ pub trait Export: Send + Sync {
         batch: usize,
         into: mpsc::Sender<Vec<Message>>,
     ) -> Result<u64>;
+}
+
+/// A message delivered to a [`TakeSession`] and not yet settled: until it is acked it
+/// still belongs to the queue, and goes back to its place if the session ends any other way.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub tag: u64,
+    pub message: Message,
+}
+
+/// Capability: take messages out of a queue under explicit control, for replays, deletes
+/// and purges that must never lose one. Queue brokers only; logs are never modified.
+#[async_trait]
+pub trait Take: Send + Sync {
+    /// Open a session over `queue`. It delivers, in queue order, at most the number of
+    /// messages the queue holds now (so a queue that refills as fast as it drains still
+    /// ends). `force` allows it on a quorum queue whose delivery limit a return would touch.
+    async fn take(&self, queue: &str, force: bool) -> Result<Box<dyn TakeSession>>;
+
+    /// The exchanges, bindings and queues the broker routes with (the queue's virtual host),
+    /// so a replay can tell where a message will land before it publishes it.
+    async fn topology(&self) -> Result<crate::model::topology::Topology>;
+}
+
+/// One take session: see [`Take`]. Every path out of it must end in [`TakeSession::release`]
+/// (dropping it releases too, on a best-effort basis, as a dropped connection would).
+#[async_trait]
+pub trait TakeSession: Send {
+    /// How many messages the queue held when the session opened: the most it delivers.
+    fn depth(&self) -> u64;
+
+    /// The next messages, at most `max`; empty at the end (all `depth` delivered, or none
+    /// arrived within the backend's idle time).
+    async fn next(&mut self, max: usize) -> Result<Vec<Taken>>;
+
+    /// Remove these messages from the queue for good.
+    async fn ack(&mut self, tags: &[u64]) -> Result<()>;
+
+    /// Give every delivered message that was not acked back to the queue, in its original
+    /// place, and end the session.
+    async fn release(self: Box<Self>) -> Result<()>;
 }
 
 /// How to connect, beyond the target itself.

@@ -839,6 +839,11 @@ impl LocalBroker {
             .ok_or_else(|| BrokerError::NoQueue(queue.to_string()))
     }
 
+    /// The exchanges, bindings and queues it routes with, as they are now.
+    pub fn topology(&self) -> Topology {
+        self.lock().topology.clone()
+    }
+
     pub fn has_queue(&self, name: &str) -> bool {
         self.lock().queues.contains_key(name)
     }

@@ -8,7 +8,7 @@ pub mod demo;
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups, Destination,
     LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result, Tail,
-    TailFilter,
+    TailFilter, Take, TakeSession, Taken,
 };
 use crate::config::LocalTarget;
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
@@ -219,6 +219,114 @@ impl Backend for LocalBackend {
 
     fn live_tail(&self) -> Option<&dyn LiveTail> {
         Some(self)
+    }
+
+    fn taker(&self) -> Option<&dyn Take> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Take for LocalBackend {
+    async fn take(&self, queue: &str, force: bool) -> Result<Box<dyn TakeSession>> {
+        if self.broker.has_topic(queue) {
+            return Err(BackendError::Unsupported {
+                what: format!("taking messages out of topic \"{queue}\" (logs are never modified)"),
+                backend: "local",
+            });
+        }
+        let args = self
+            .broker
+            .queue_args(queue)
+            .ok_or_else(|| BackendError::QueueNotFound(queue.to_string()))?;
+        if let (broker::QueueType::Quorum, Some(limit), false) =
+            (args.queue_type, args.delivery_limit, force)
+        {
+            return Err(quorum_refusal(queue, limit));
+        }
+        let depth = self.broker.queue_len(queue)? as u64;
+        Ok(Box::new(LocalTake {
+            broker: Arc::clone(&self.broker),
+            queue: queue.to_string(),
+            depth,
+            delivered: 0,
+            unsettled: Default::default(),
+        }))
+    }
+
+    async fn topology(&self) -> Result<crate::model::topology::Topology> {
+        Ok(self.broker.topology())
+    }
+}
+
+/// Why taking from a quorum queue with a delivery limit needs --force.
+pub fn quorum_refusal(queue: &str, limit: u64) -> BackendError {
+    BackendError::Refused(format!(
+        "\"{queue}\" is a quorum queue with a delivery limit of {limit}: every message this operation reads but does not remove (not selected, skipped, or failed to publish) goes back with its delivery count raised by one, and at the limit it is dead-lettered or dropped. Go ahead with --force"
+    ))
+}
+
+/// A take session on the local broker: `basic.get` without auto-ack, settled by tag.
+struct LocalTake {
+    broker: Arc<LocalBroker>,
+    queue: String,
+    depth: u64,
+    delivered: u64,
+    unsettled: std::collections::BTreeSet<u64>,
+}
+
+impl LocalTake {
+    fn give_back(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for tag in std::mem::take(&mut self.unsettled) {
+            if let Err(e) = self.broker.nack(tag, true) {
+                first_error.get_or_insert(BackendError::from(e));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for LocalTake {
+    fn drop(&mut self) {
+        let _ = self.give_back();
+    }
+}
+
+#[async_trait]
+impl TakeSession for LocalTake {
+    fn depth(&self) -> u64 {
+        self.depth
+    }
+
+    async fn next(&mut self, max: usize) -> Result<Vec<Taken>> {
+        let mut out = Vec::new();
+        while out.len() < max && self.delivered < self.depth {
+            let Some(d) = self.broker.get(&self.queue, false)? else {
+                break;
+            };
+            let mut message = d.message;
+            message.position = self.delivered;
+            self.delivered += 1;
+            self.unsettled.insert(d.tag);
+            out.push(Taken {
+                tag: d.tag,
+                message,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn ack(&mut self, tags: &[u64]) -> Result<()> {
+        for tag in tags {
+            self.broker.ack(*tag)?;
+            self.unsettled.remove(tag);
+        }
+        Ok(())
+    }
+
+    async fn release(mut self: Box<Self>) -> Result<()> {
+        self.give_back()
     }
 }
 

@@ -1,0 +1,509 @@
+//! The subcommands that change a broker: `replay`, `purge`, `delete`. Each refuses in
+//! read-only mode, asks before it acts (unless `--yes`), writes a backup or journal before
+//! anything is removed, and appends what it did to the audit log.
+
+use crate::backend::Backend;
+use crate::cli::{DeleteArgs, PurgeArgs, ReplayArgs};
+use crate::config::Resolved;
+use crate::journal::{self, AuditEntry, Backup, Journal};
+use crate::replay::{self, Plan, Removal, ReplayOptions, Report, Resume};
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Refuse a modifying action in read-only mode, saying which.
+pub fn refuse_read_only(resolved: &Resolved, what: &str) -> Result<()> {
+    if resolved.read_only {
+        bail!("refused: read-only mode (--read-only or the profile's read_only) does not {what}");
+    }
+    Ok(())
+}
+
+/// Ask on the terminal; without one, refuse unless `--yes` was given.
+fn confirm(question: &str, expect: Option<&str>, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("not a terminal, so nothing was asked and nothing was done: add --yes to go ahead");
+    }
+    let mut err = std::io::stderr();
+    match expect {
+        Some(name) => write!(
+            err,
+            "{question}\nType the queue name ({name}) to go ahead: "
+        )?,
+        None => write!(err, "{question} [y/N] ")?,
+    }
+    err.flush()?;
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let answer = line.trim_end_matches(['\r', '\n']);
+    let ok = match expect {
+        Some(name) => answer == name,
+        None => matches!(answer.trim(), "y" | "Y" | "yes"),
+    };
+    if !ok {
+        bail!("cancelled: nothing was changed");
+    }
+    Ok(())
+}
+
+fn audit(
+    resolved: &Resolved,
+    backend: &dyn Backend,
+    action: &str,
+    queue: &str,
+    fill: impl FnOnce(&mut AuditEntry<'_>),
+) {
+    let info = backend.info();
+    let mut e = AuditEntry::new(
+        &info.target,
+        resolved.profile_name.as_deref(),
+        action,
+        queue,
+    );
+    fill(&mut e);
+    if let Err(err) = journal::audit(&e) {
+        eprintln!("warning: could not write the audit log: {err}");
+    }
+}
+
+fn progress_printer(enabled: bool) -> impl Fn(u64, u64) + Send + Sync {
+    move |done, total| {
+        if enabled {
+            eprint!("\r{done}/{total} messages");
+        }
+    }
+}
+
+pub async fn replay(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &ReplayArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if !args.dry_run {
+        refuse_read_only(resolved, "replay")?;
+    }
+    // Where the journal and options come from: a new replay, or an unfinished one.
+    let (source, opts, journal_path) = match &args.resume {
+        Some(which) => {
+            let (path, begin) = if which.is_empty() {
+                journal::unfinished()?
+                    .into_iter()
+                    .find(|(_, b)| match (b, &args.queue) {
+                        (journal::Entry::Begin { source, .. }, Some(q)) => source == q,
+                        _ => true,
+                    })
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "no unfinished replay to resume{}",
+                            args.queue
+                                .as_ref()
+                                .map(|q| format!(" for \"{q}\""))
+                                .unwrap_or_default()
+                        )
+                    })?
+            } else {
+                let path = PathBuf::from(which);
+                let entries = journal::load(&path)?;
+                let begin = entries
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("{which} is an empty journal"))?;
+                (path, begin)
+            };
+            let (source, opts) = replay::options_from(&begin).ok_or_else(|| {
+                anyhow!("{} does not start like a replay journal", path.display())
+            })?;
+            if let journal::Entry::Begin { target, .. } = &begin
+                && *target != backend.info().target
+            {
+                bail!(
+                    "{} was a replay on {target}, not on {}: connect to that broker to resume it",
+                    path.display(),
+                    backend.info().target
+                );
+            }
+            (source, opts, Some(path))
+        }
+        None => {
+            let source = args
+                .queue
+                .clone()
+                .ok_or_else(|| anyhow!("name the dead-letter queue or topic to replay"))?;
+            let opts = ReplayOptions {
+                to: args.to.clone(),
+                routing_key: args.routing_key.clone(),
+                via: Some(
+                    match args.via {
+                        replay::Via::Auto => "auto",
+                        replay::Via::Exchange => "exchange",
+                        replay::Via::Queue => "queue",
+                    }
+                    .into(),
+                ),
+                filter: args.filter.clone(),
+                ids: args.ids.clone(),
+                limit: args.limit,
+                max_replays: Some(args.max_replays),
+                force: args.force,
+                keep_partition: args.keep_partition,
+            };
+            (source, opts, None)
+        }
+    };
+    let plan: Plan = opts.plan()?;
+    if args.dry_run {
+        let report = replay::dry_run(backend, &source, &plan).await?;
+        return print_report(&report, args.json, out);
+    }
+    if backend.publisher().is_none() {
+        bail!(
+            "the {} backend cannot publish, so it cannot replay",
+            backend.info().kind.as_str()
+        );
+    }
+    if !args.yes {
+        let preview = replay::dry_run(backend, &source, &plan).await?;
+        print_report(&preview, false, &mut std::io::stderr())?;
+        confirm(
+            &format!(
+                "Replay {} message(s) from \"{source}\"{}?",
+                preview.replayed,
+                if journal_path.is_some() {
+                    " (resuming)"
+                } else {
+                    ""
+                }
+            ),
+            None,
+            false,
+        )?;
+    }
+    let (mut journal, resume) = match &journal_path {
+        Some(p) => {
+            let entries = journal::load(p)?;
+            (Journal::open(p)?, Resume::from_entries(&entries))
+        }
+        None => {
+            let id = format!("{}-{}", journal::stamp(), std::process::id());
+            let mut j = Journal::create(&id)?;
+            j.append(&replay::begin_entry(
+                &id,
+                &backend.info().target,
+                &source,
+                &opts,
+            ))?;
+            j.sync()?;
+            (j, Resume::default())
+        }
+    };
+    let show = !args.json && std::io::stderr().is_terminal();
+    let progress = progress_printer(show);
+    let result = replay::replay(
+        backend,
+        &source,
+        &plan,
+        Some(&mut journal),
+        resume,
+        &progress,
+    )
+    .await;
+    if show {
+        eprintln!();
+    }
+    let journal_shown = journal.path().display().to_string();
+    let report = match result {
+        Ok(mut r) => {
+            r.replay = journal
+                .path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            r
+        }
+        Err(e) => {
+            audit(resolved, backend, "replay", &source, |a| {
+                a.journal = Some(journal_shown.clone());
+                a.result = format!("error: {e}");
+            });
+            return Err(anyhow!(e).context(format!(
+                "replay of \"{source}\" stopped; nothing unconfirmed was removed. Go on with: mqscope replay --resume {journal_shown}"
+            )));
+        }
+    };
+    audit(resolved, backend, "replay", &source, |a| {
+        a.count = report.replayed;
+        a.journal = Some(journal_shown.clone());
+        a.result = if report.ok() {
+            "ok".into()
+        } else {
+            format!(
+                "{} failed{}",
+                report.failed.len(),
+                report
+                    .stopped
+                    .as_ref()
+                    .map(|s| format!("; stopped: {s}"))
+                    .unwrap_or_default()
+            )
+        };
+    });
+    print_report(&report, args.json, out)?;
+    if let Some(stopped) = &report.stopped {
+        bail!(
+            "replay stopped: {stopped}. Every message not confirmed is still in \"{source}\"; go on with: mqscope replay --resume {journal_shown}"
+        );
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "{} message(s) could not be replayed and stay in \"{source}\" (first: {})",
+            report.failed.len(),
+            report.failed[0].reason
+        );
+    }
+    Ok(())
+}
+
+fn print_report(r: &Report, json: bool, out: &mut dyn Write) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, r)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let verb = if r.dry_run {
+        "would replay"
+    } else {
+        "replayed"
+    };
+    writeln!(
+        out,
+        "{} {verb} {} of {} message(s) looked at in {} ms",
+        r.source, r.replayed, r.scanned, r.elapsed_ms
+    )?;
+    for (dest, n) in &r.destinations {
+        writeln!(out, "  {n:>7} → {dest}")?;
+    }
+    if r.already_replayed > 0 {
+        writeln!(
+            out,
+            "  {:>7} replayed by the interrupted run, removed from the queue now",
+            r.already_replayed
+        )?;
+    }
+    if r.not_selected > 0 {
+        writeln!(
+            out,
+            "  {:>7} not chosen (--ids, --filter, --limit): left in place",
+            r.not_selected
+        )?;
+    }
+    for (label, items) in [("skipped", &r.skipped), ("FAILED", &r.failed)] {
+        if items.is_empty() {
+            continue;
+        }
+        writeln!(out, "  {:>7} {label}:", items.len())?;
+        for i in items.iter().take(20) {
+            let id = i.message_id.as_deref().unwrap_or(&i.key);
+            writeln!(out, "          #{} {id}: {}", i.position, i.reason)?;
+        }
+        if items.len() > 20 {
+            writeln!(
+                out,
+                "          … and {} more (--json lists all)",
+                items.len() - 20
+            )?;
+        }
+    }
+    for n in &r.notes {
+        writeln!(out, "  note: {n}")?;
+    }
+    if let Some(j) = &r.journal {
+        writeln!(out, "  journal: {j}")?;
+    }
+    Ok(())
+}
+
+fn taker_for<'a>(backend: &'a dyn Backend, action: &str) -> Result<&'a dyn crate::backend::Take> {
+    backend.taker().ok_or_else(|| {
+        anyhow!(
+            "the {} backend cannot {action} (its topics are logs; nothing is removed from them)",
+            backend.info().kind.as_str()
+        )
+    })
+}
+
+/// What `purge` and `delete` share.
+struct Removing<'a> {
+    action: &'a str,
+    queue: &'a str,
+    ids: &'a [String],
+    yes: bool,
+    no_backup: bool,
+    backup_path: Option<&'a std::path::Path>,
+    force: bool,
+    json: bool,
+}
+
+async fn remove(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    how: Removing<'_>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let Removing {
+        action,
+        queue,
+        ids,
+        yes,
+        no_backup,
+        backup_path,
+        force,
+        json,
+    } = how;
+    refuse_read_only(resolved, action)?;
+    let taker = taker_for(backend, action)?;
+    let detail = backend.describe_queue(queue).await?;
+    if detail.summary.kind.is_log() {
+        bail!(
+            "\"{queue}\" is a {}: nothing can be removed from a log",
+            detail.summary.kind.as_str()
+        );
+    }
+    let count = detail.summary.messages.unwrap_or(0);
+    let what = if ids.is_empty() {
+        format!("all {count} message(s)")
+    } else {
+        format!("{} chosen message(s)", ids.len())
+    };
+    let backup_note = if no_backup {
+        "WITHOUT a backup: they cannot be restored".to_string()
+    } else {
+        "after writing them to a backup file".to_string()
+    };
+    confirm(
+        &format!(
+            "{action} {what} from \"{queue}\" on {}, {backup_note}.",
+            backend.info().target
+        ),
+        Some(queue),
+        yes,
+    )?;
+    let show = !json && std::io::stderr().is_terminal();
+    let progress = progress_printer(show);
+    let result: Result<Removal> = if no_backup && ids.is_empty() {
+        let purger = backend
+            .purger()
+            .ok_or_else(|| anyhow!("the {} backend cannot purge", backend.info().kind.as_str()))?;
+        let started = std::time::Instant::now();
+        let n = purger.purge(queue).await?;
+        Ok(Removal {
+            queue: queue.to_string(),
+            removed: n,
+            scanned: n,
+            notes: vec!["--no-backup: purged by the broker, nothing was written".into()],
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ..Removal::default()
+        })
+    } else {
+        let mut backup = if no_backup {
+            None
+        } else {
+            Some(Backup::create(queue, backup_path)?)
+        };
+        replay::remove(taker, queue, ids, force, backup.as_mut(), &progress)
+            .await
+            .map_err(anyhow::Error::from)
+    };
+    if show {
+        eprintln!();
+    }
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            audit(resolved, backend, action, queue, |a| {
+                a.result = format!("error: {e}");
+            });
+            return Err(e);
+        }
+    };
+    audit(resolved, backend, action, queue, |a| {
+        a.count = r.removed;
+        a.backup = r.backup.clone();
+        a.result = match &r.stopped {
+            Some(s) => format!("stopped: {s}"),
+            None => "ok".into(),
+        };
+    });
+    if json {
+        serde_json::to_writer(&mut *out, &r)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "removed {} message(s) from \"{queue}\"", r.removed)?;
+        if let Some(b) = &r.backup {
+            writeln!(out, "backup: {b}")?;
+            writeln!(out, "restore with: mqscope publish --from '{b}'")?;
+        }
+        if !r.not_found.is_empty() {
+            writeln!(out, "not found: {}", r.not_found.join(", "))?;
+        }
+        for n in &r.notes {
+            writeln!(out, "note: {n}")?;
+        }
+    }
+    if let Some(s) = &r.stopped {
+        bail!("{action} stopped: {s}; what was not removed is still in \"{queue}\"");
+    }
+    if !r.not_found.is_empty() {
+        bail!(
+            "{} of the ids were not found in \"{queue}\"",
+            r.not_found.len()
+        );
+    }
+    Ok(())
+}
+
+pub async fn purge(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &PurgeArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let how = Removing {
+        action: "purge",
+        queue: &args.queue,
+        ids: &[],
+        yes: args.yes,
+        no_backup: args.no_backup,
+        backup_path: args.backup.as_deref(),
+        force: args.force,
+        json: args.json,
+    };
+    remove(backend, resolved, how, out)
+        .await
+        .with_context(|| format!("purge \"{}\"", args.queue))
+}
+
+pub async fn delete(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &DeleteArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let how = Removing {
+        action: "delete",
+        queue: &args.queue,
+        ids: &args.ids,
+        yes: args.yes,
+        no_backup: args.no_backup,
+        backup_path: args.backup.as_deref(),
+        force: args.force,
+        json: args.json,
+    };
+    remove(backend, resolved, how, out)
+        .await
+        .with_context(|| format!("delete from \"{}\"", args.queue))
+}

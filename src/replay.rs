@@ -1,0 +1,1585 @@
+//! Replaying dead letters to where they came from, and removing messages (purge, delete)
+//! behind a backup. Backend-neutral: queue brokers go through the `Take` capability
+//! (publish the copy with confirms, and only then ack the original), logs through peeks
+//! (the dead-letter topic is never modified). A journal written before each step lets an
+//! interrupted replay resume with every message either at its origin exactly once or
+//! still in the dead-letter queue.
+
+use crate::backend::{Backend, BackendError, Destination, Publish, Take, TakeSession, Taken};
+use crate::export::message_record;
+use crate::journal::{self, Entry, Journal, JournalError, destination_json, destination_text};
+use crate::model::topology::Topology;
+use crate::model::{FieldTable, FieldValue, Message};
+use crate::scan::{ScanOptions, read_all};
+use crate::trace::Extractor;
+use regex::Regex;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// Header naming the queue/topic and position a replayed copy came from.
+pub const REPLAYED_FROM: &str = "x-mqscope-replayed-from";
+/// Header counting how many times a message has been replayed.
+pub const REPLAY_COUNT: &str = "x-mqscope-replay-count";
+/// Header holding the replayed message's key, so a resumed replay can find copies that
+/// reached their destination although their confirm was never recorded.
+pub const REPLAY_ID: &str = "x-mqscope-replay-id";
+/// Replays allowed per message before the loop guard refuses (unless forced).
+pub const DEFAULT_MAX_REPLAYS: u64 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Headers a broker (or Spring Kafka, or Kafka Connect) wrote when the message died.
+pub fn is_death_header(name: &str) -> bool {
+    name == "x-death"
+        || name == "x-delivery-count"
+        || name.starts_with("x-first-death-")
+        || name.starts_with("x-last-death-")
+        || name.starts_with("kafka_dlt-")
+        || name.starts_with("__connect.errors.")
+}
+
+/// A stable key for a message, the same however often it is redelivered: a log record's
+/// topic, partition and offset; for a queue message a hash of what its publisher gave it
+/// (ids, timestamp, payload, headers other than the death headers).
+pub fn message_key(m: &Message) -> String {
+    if let (Some(p), Some(o)) = (m.partition, m.offset) {
+        return format!("{}/{p}@{o}", m.queue);
+    }
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    field(m.properties.message_id.as_deref().unwrap_or("").as_bytes());
+    field(
+        m.properties
+            .correlation_id
+            .as_deref()
+            .unwrap_or("")
+            .as_bytes(),
+    );
+    field(&m.properties.timestamp.unwrap_or(0).to_le_bytes());
+    field(m.key.as_deref().unwrap_or(b""));
+    field(&m.payload);
+    let kept: Vec<(&str, &FieldValue)> = m
+        .headers
+        .iter()
+        .filter(|(k, _)| !is_death_header(k))
+        .collect();
+    let headers = FieldTable(
+        kept.into_iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    );
+    field(headers.to_json().to_string().as_bytes());
+    let digest = h.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How many times mqscope has replayed this message already.
+pub fn replay_count(m: &Message) -> u64 {
+    let Some(v) = m.headers.get(REPLAY_COUNT) else {
+        return 0;
+    };
+    v.as_i64()
+        .and_then(|n| u64::try_from(n).ok())
+        .or_else(|| {
+            v.as_bytes()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|s| s.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Where a message was read from, for the replayed-from header: `queue@position`, or
+/// `topic/partition@offset`.
+pub fn origin_label(m: &Message) -> String {
+    match (m.partition, m.offset) {
+        (Some(p), Some(o)) => format!("{}/{p}@{o}", m.queue),
+        _ => format!("{}@{}", m.queue, m.position),
+    }
+}
+
+/// The copy that is published: the original's payload, properties, key and headers, minus
+/// the death headers, plus where it came from and how often it was replayed. Log
+/// destinations get text header values (Kafka headers are bytes).
+pub fn replayed_copy(m: &Message, key: &str, to_log: bool) -> Message {
+    let mut copy = m.clone();
+    copy.headers = FieldTable(
+        m.headers
+            .iter()
+            .filter(|(k, _)| !is_death_header(k) && *k != REPLAYED_FROM && *k != REPLAY_ID)
+            .filter(|(k, _)| *k != REPLAY_COUNT)
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    );
+    let count = replay_count(m) + 1;
+    let text = |s: String| FieldValue::LongString(s.into_bytes().into());
+    copy.headers.insert(REPLAYED_FROM, text(origin_label(m)));
+    copy.headers.insert(
+        REPLAY_COUNT,
+        if to_log {
+            text(count.to_string())
+        } else {
+            FieldValue::I64(i64::try_from(count).unwrap_or(i64::MAX))
+        },
+    );
+    copy.headers.insert(REPLAY_ID, text(key.to_string()));
+    copy.redelivered = false;
+    copy.delivery_count = None;
+    copy
+}
+
+/// An explicit destination (`--to`): `queue:NAME`, `exchange:NAME` (each message keeps
+/// its routing key unless one is given), `topic:NAME`, or a bare name (a queue on AMQP
+/// brokers, a topic on Kafka).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ToTarget {
+    Queue(String),
+    Exchange(String),
+    Topic(String),
+    Bare(String),
+}
+
+impl ToTarget {
+    pub fn parse(s: &str) -> Result<Self, ReplayError> {
+        let (kind, name) = match s.split_once(':') {
+            Some((k @ ("queue" | "exchange" | "topic"), n)) => (k, n),
+            _ => ("", s),
+        };
+        if name.is_empty() && kind != "exchange" {
+            return Err(ReplayError::Invalid(format!(
+                "--to \"{s}\": name a queue (queue:NAME), an exchange (exchange:NAME) or a topic (topic:NAME)"
+            )));
+        }
+        Ok(match kind {
+            "queue" => ToTarget::Queue(name.into()),
+            "exchange" => ToTarget::Exchange(name.into()),
+            "topic" => ToTarget::Topic(name.into()),
+            _ => ToTarget::Bare(name.into()),
+        })
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            ToTarget::Queue(n) => format!("queue:{n}"),
+            ToTarget::Exchange(n) => format!("exchange:{n}"),
+            ToTarget::Topic(n) => format!("topic:{n}"),
+            ToTarget::Bare(n) => n.clone(),
+        }
+    }
+}
+
+/// How a RabbitMQ dead letter goes back: through its original exchange and routing key,
+/// straight to the queue it died in, or (auto) through the exchange unless that would
+/// also deliver it to other queues again (fan-out), in which case straight to its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    #[default]
+    Auto,
+    Exchange,
+    Queue,
+}
+
+/// One condition of a `--filter`: `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX`, where
+/// FIELD is reason, queue (the queue it died in), exchange, routing_key, message_id,
+/// correlation_id, type, app_id, body or header.NAME. Conditions join with ` and `.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    clauses: Vec<Clause>,
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+struct Clause {
+    field: String,
+    op: Op,
+    value: String,
+    regex: Option<Regex>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Matches,
+}
+
+const FILTER_FIELDS: &[&str] = &[
+    "reason",
+    "queue",
+    "exchange",
+    "routing_key",
+    "message_id",
+    "correlation_id",
+    "type",
+    "app_id",
+    "body",
+];
+
+impl Filter {
+    pub fn parse(text: &str) -> Result<Self, ReplayError> {
+        let mut clauses = Vec::new();
+        let lower = text.to_string();
+        for part in split_and(&lower) {
+            let part = part.trim();
+            let (field, op, value) = if let Some((f, v)) = part.split_once("!=") {
+                (f, Op::Ne, v)
+            } else if let Some((f, v)) = part.split_once('~') {
+                (f, Op::Matches, v)
+            } else if let Some((f, v)) = part.split_once('=') {
+                (f, Op::Eq, v)
+            } else {
+                return Err(ReplayError::Invalid(format!(
+                    "--filter: \"{part}\" is not FIELD=VALUE, FIELD!=VALUE or FIELD~REGEX"
+                )));
+            };
+            let field = field.trim().to_string();
+            if !FILTER_FIELDS.contains(&field.as_str()) && !field.starts_with("header.") {
+                return Err(ReplayError::Invalid(format!(
+                    "--filter: unknown field \"{field}\" (one of {}, header.NAME)",
+                    FILTER_FIELDS.join(", ")
+                )));
+            }
+            let value = value.trim().to_string();
+            let regex = match op {
+                Op::Matches => Some(Regex::new(&value).map_err(|e| {
+                    ReplayError::Invalid(format!("--filter: bad regex \"{value}\": {e}"))
+                })?),
+                _ => None,
+            };
+            clauses.push(Clause {
+                field,
+                op,
+                value,
+                regex,
+            });
+        }
+        if clauses.is_empty() {
+            return Err(ReplayError::Invalid("--filter is empty".into()));
+        }
+        Ok(Self {
+            clauses,
+            text: text.to_string(),
+        })
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, m: &Message) -> bool {
+        self.clauses.iter().all(|c| {
+            let v = field_value(m, &c.field);
+            match c.op {
+                Op::Eq => v.as_deref() == Some(c.value.as_str()),
+                Op::Ne => v.as_deref() != Some(c.value.as_str()),
+                Op::Matches => match (&c.regex, v) {
+                    (Some(r), Some(v)) => r.is_match(&v),
+                    _ => false,
+                },
+            }
+        })
+    }
+}
+
+fn split_and(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        match lower.find(" and ") {
+            Some(i) => {
+                out.push(&rest[..i]);
+                rest = &rest[i + 5..];
+            }
+            None => {
+                out.push(rest);
+                return out;
+            }
+        }
+    }
+}
+
+fn field_value(m: &Message, field: &str) -> Option<String> {
+    let death = m.deaths().into_iter().next();
+    match field {
+        "reason" => death.map(|d| d.reason.as_str().to_string()),
+        "queue" => death.map(|d| d.queue),
+        "exchange" => death
+            .and_then(|d| d.exchange)
+            .or_else(|| m.exchange.clone()),
+        "routing_key" => death
+            .and_then(|d| d.routing_keys.into_iter().next())
+            .or_else(|| m.routing_key.clone()),
+        "message_id" => m.properties.message_id.clone(),
+        "correlation_id" => Extractor::default().extract(m),
+        "type" => m.properties.kind.clone(),
+        "app_id" => m.properties.app_id.clone(),
+        "body" => Some(String::from_utf8_lossy(&m.payload).into_owned()),
+        h => {
+            let name = h.strip_prefix("header.")?;
+            let v = m.headers.get_ignore_case(name)?;
+            v.as_bytes()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .or_else(|| v.as_i64().map(|n| n.to_string()))
+                .or_else(|| Some(v.to_json().to_string()))
+        }
+    }
+}
+
+/// Everything a replay needs to know; kept in the journal so `--resume` runs the same one.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct ReplayOptions {
+    pub to: Option<String>,
+    #[serde(default)]
+    pub routing_key: Option<String>,
+    #[serde(default)]
+    pub via: Option<String>,
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub ids: Vec<String>,
+    pub limit: Option<u64>,
+    pub max_replays: Option<u64>,
+    #[serde(default)]
+    pub force: bool,
+    /// Logs: produce to the partition the record came from.
+    #[serde(default)]
+    pub keep_partition: bool,
+}
+
+/// The parsed, checked form of [`ReplayOptions`].
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub to: Option<ToTarget>,
+    pub routing_key: Option<String>,
+    pub via: Via,
+    pub filter: Option<Filter>,
+    pub ids: Vec<String>,
+    pub limit: Option<u64>,
+    pub max_replays: u64,
+    pub force: bool,
+    pub keep_partition: bool,
+}
+
+impl ReplayOptions {
+    pub fn plan(&self) -> Result<Plan, ReplayError> {
+        let via = match self.via.as_deref() {
+            None | Some("auto") => Via::Auto,
+            Some("exchange") => Via::Exchange,
+            Some("queue") => Via::Queue,
+            Some(other) => {
+                return Err(ReplayError::Invalid(format!(
+                    "--via \"{other}\": auto, exchange or queue"
+                )));
+            }
+        };
+        Ok(Plan {
+            to: self.to.as_deref().map(ToTarget::parse).transpose()?,
+            routing_key: self.routing_key.clone(),
+            via,
+            filter: self.filter.as_deref().map(Filter::parse).transpose()?,
+            ids: self.ids.clone(),
+            limit: self.limit,
+            max_replays: self.max_replays.unwrap_or(DEFAULT_MAX_REPLAYS),
+            force: self.force,
+            keep_partition: self.keep_partition,
+        })
+    }
+}
+
+impl Plan {
+    /// Whether the user chose this message (ids and filter; all when neither is given).
+    pub fn selects(&self, m: &Message, key: &str) -> bool {
+        let by_id = self.ids.is_empty()
+            || self
+                .ids
+                .iter()
+                .any(|id| id == key || m.properties.message_id.as_deref() == Some(id.as_str()));
+        by_id && self.filter.as_ref().is_none_or(|f| f.matches(m))
+    }
+
+    /// Where this message goes, with a note when the choice needs explaining, or why it
+    /// cannot be replayed.
+    pub fn destination(
+        &self,
+        m: &Message,
+        log_backend: bool,
+        topology: Option<&Topology>,
+    ) -> Result<(Destination, Option<String>), String> {
+        let death = m.deaths().into_iter().next();
+        if let Some(to) = &self.to {
+            let rk = |m: &Message| {
+                self.routing_key.clone().unwrap_or_else(|| {
+                    death
+                        .as_ref()
+                        .and_then(|d| d.routing_keys.first().cloned())
+                        .or_else(|| m.routing_key.clone())
+                        .unwrap_or_default()
+                })
+            };
+            let dest = match to {
+                ToTarget::Topic(t) => Destination::Topic {
+                    topic: t.clone(),
+                    partition: None,
+                },
+                ToTarget::Bare(t) if log_backend => Destination::Topic {
+                    topic: t.clone(),
+                    partition: None,
+                },
+                ToTarget::Queue(q) | ToTarget::Bare(q) => Destination::Exchange {
+                    exchange: String::new(),
+                    routing_key: q.clone(),
+                },
+                ToTarget::Exchange(x) => Destination::Exchange {
+                    exchange: x.clone(),
+                    routing_key: rk(m),
+                },
+            };
+            return Ok((dest, None));
+        }
+        let Some(death) = death else {
+            return Err(
+                "no dead-letter history (no x-death or Kafka DLT headers): say where with --to"
+                    .into(),
+            );
+        };
+        if death.partition.is_some()
+            || log_backend
+            || death.exchange.is_none() && m.offset.is_some()
+        {
+            // A Kafka dead letter: back to its original topic.
+            return Ok((
+                Destination::Topic {
+                    topic: death.queue.clone(),
+                    partition: if self.keep_partition {
+                        death.partition
+                    } else {
+                        None
+                    },
+                },
+                None,
+            ));
+        }
+        let queue = death.queue.clone();
+        let exchange = death.exchange.clone().unwrap_or_default();
+        let key = death
+            .routing_keys
+            .first()
+            .cloned()
+            .unwrap_or_else(|| queue.clone());
+        let straight = Destination::Exchange {
+            exchange: String::new(),
+            routing_key: queue.clone(),
+        };
+        if exchange.is_empty() {
+            // Published straight to the queue: the default exchange with its name.
+            return Ok((straight, None));
+        }
+        let through = Destination::Exchange {
+            exchange: exchange.clone(),
+            routing_key: key.clone(),
+        };
+        match self.via {
+            Via::Exchange => Ok((through, None)),
+            Via::Queue => Ok((straight, None)),
+            Via::Auto => {
+                let Some(t) = topology else {
+                    return Ok((through, None));
+                };
+                let mut reached: Vec<String> = Vec::new();
+                for k in &death.routing_keys {
+                    for q in t.route(&exchange, k, &m.headers) {
+                        if !reached.contains(&q) {
+                            reached.push(q);
+                        }
+                    }
+                }
+                if reached == [queue.clone()] {
+                    Ok((through, None))
+                } else if reached.is_empty() || !reached.contains(&queue) {
+                    Ok((
+                        straight,
+                        Some(format!(
+                            "exchange \"{exchange}\" no longer routes key \"{key}\" to \"{queue}\": sent straight to the queue"
+                        )),
+                    ))
+                } else {
+                    Ok((
+                        straight,
+                        Some(format!(
+                            "exchange \"{exchange}\" would also deliver it to {} other queue(s) again: sent straight to \"{queue}\" (use --via exchange to go through the exchange)",
+                            reached.len() - 1
+                        )),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// One message the replay did not replay, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub position: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    pub key: String,
+    pub message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    pub reason: String,
+}
+
+fn item(m: &Message, key: &str, dest: Option<&Destination>, reason: impl Into<String>) -> Item {
+    Item {
+        position: m.position,
+        partition: m.partition,
+        offset: m.offset,
+        key: key.to_string(),
+        message_id: m.properties.message_id.clone(),
+        destination: dest.map(destination_text),
+        reason: reason.into(),
+    }
+}
+
+/// What a replay did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub replay: String,
+    pub source: String,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
+    /// Messages looked at.
+    pub scanned: u64,
+    pub replayed: u64,
+    /// Per destination: how many went (or would go) there.
+    pub destinations: BTreeMap<String, u64>,
+    /// Replayed by an earlier, interrupted run: removed from the dead-letter queue now.
+    pub already_replayed: u64,
+    /// Not chosen by --ids / --filter / --limit: left where they are.
+    pub not_selected: u64,
+    pub skipped: Vec<Item>,
+    pub failed: Vec<Item>,
+    pub notes: Vec<String>,
+    pub elapsed_ms: u64,
+    /// Why the replay stopped before the end, if it did (the rest is still in the queue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.stopped.is_none()
+    }
+
+    fn note(&mut self, n: String) {
+        if !self.notes.contains(&n) && self.notes.len() < 20 {
+            self.notes.push(n);
+        }
+    }
+}
+
+/// What an earlier run of the same replay left behind, read from its journal.
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// Copies confirmed by the broker whose originals were not removed yet: count per key.
+    confirmed: HashMap<String, u64>,
+    /// Copies sent, with no confirm or failure recorded: count per key, with destination
+    /// and the copy's headers (to see where it may have landed).
+    in_flight: HashMap<String, (u64, Destination, FieldTable)>,
+    pub started: Option<chrono::DateTime<chrono::Utc>>,
+    /// Keys confirmed in the earlier run (for --limit accounting).
+    pub replayed_before: u64,
+}
+
+impl Resume {
+    pub fn from_entries(entries: &[Entry]) -> Self {
+        let mut taken: HashMap<String, (u64, Option<Destination>, FieldTable)> = HashMap::new();
+        let mut confirmed: HashMap<String, u64> = HashMap::new();
+        let mut settled: HashMap<String, u64> = HashMap::new();
+        let mut acked: HashMap<String, u64> = HashMap::new();
+        let mut r = Resume::default();
+        for e in entries {
+            match e {
+                Entry::Begin { time, .. } => {
+                    r.started = chrono::DateTime::parse_from_rfc3339(time)
+                        .ok()
+                        .map(|t| t.with_timezone(&chrono::Utc));
+                }
+                Entry::Take {
+                    key, dest, record, ..
+                } => {
+                    let headers = record
+                        .get("headers")
+                        .and_then(|h| FieldTable::from_json(h).ok())
+                        .unwrap_or_default();
+                    let t = taken.entry(key.clone()).or_insert((0, None, headers));
+                    t.0 += 1;
+                    t.1 = journal::destination_from_json(dest);
+                }
+                Entry::Confirmed { key } | Entry::Found { key } => {
+                    *confirmed.entry(key.clone()).or_default() += 1;
+                    *settled.entry(key.clone()).or_default() += 1;
+                    r.replayed_before += 1;
+                }
+                Entry::Failed { key, .. } => *settled.entry(key.clone()).or_default() += 1,
+                Entry::Acked { keys } => {
+                    for k in keys {
+                        *acked.entry(k.clone()).or_default() += 1;
+                    }
+                }
+                Entry::End { .. } => {}
+            }
+        }
+        for (k, n) in &confirmed {
+            let left = n.saturating_sub(acked.get(k).copied().unwrap_or(0));
+            if left > 0 {
+                r.confirmed.insert(k.clone(), left);
+            }
+        }
+        for (k, (n, dest, headers)) in taken {
+            let left = n.saturating_sub(settled.get(&k).copied().unwrap_or(0));
+            if let (true, Some(dest)) = (left > 0, dest) {
+                r.in_flight.insert(k, (left, dest, headers));
+            }
+        }
+        r
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.values().map(|v| v.0).sum()
+    }
+
+    fn take_confirmed(&mut self, key: &str) -> bool {
+        match self.confirmed.get_mut(key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Look for copies that were in flight when a replay was interrupted: read the queues
+/// their destinations route to (or the topic, from when the replay began) for the replay
+/// id header. Found ones count as confirmed.
+async fn settle_in_flight(
+    backend: &dyn Backend,
+    resume: &mut Resume,
+    topology: Option<&Topology>,
+    report: &mut Report,
+) -> Result<(), ReplayError> {
+    if resume.in_flight.is_empty() {
+        return Ok(());
+    }
+    let mut places: BTreeMap<String, bool> = BTreeMap::new();
+    for (_, dest, headers) in resume.in_flight.values() {
+        match dest {
+            Destination::Exchange {
+                exchange,
+                routing_key,
+            } => {
+                let queues = match (exchange.is_empty(), topology) {
+                    (true, _) => vec![routing_key.clone()],
+                    (false, Some(t)) => t.route(exchange, routing_key, headers),
+                    (false, None) => Vec::new(),
+                };
+                for q in queues {
+                    places.insert(q, false);
+                }
+            }
+            Destination::Topic { topic, .. } => {
+                places.insert(topic.clone(), true);
+            }
+        }
+    }
+    let mut found: HashMap<String, u64> = HashMap::new();
+    for (place, is_log) in places {
+        let Ok(detail) = backend.describe_queue(&place).await else {
+            continue;
+        };
+        let opts = ScanOptions {
+            since: if is_log { resume.started } else { None },
+            ..ScanOptions::default()
+        };
+        read_all(
+            backend,
+            &detail,
+            &opts,
+            |page| {
+                for m in page {
+                    if let Some(id) = m.headers.get(REPLAY_ID).and_then(|v| v.as_bytes()) {
+                        let id = String::from_utf8_lossy(id);
+                        if resume.in_flight.contains_key(id.as_ref()) {
+                            *found.entry(id.into_owned()).or_default() += 1;
+                        }
+                    }
+                }
+                Ok::<(), BackendError>(())
+            },
+            |_| {},
+        )
+        .await?;
+    }
+    let mut found_total = 0;
+    for (key, n) in found {
+        if let Some((left, _, _)) = resume.in_flight.get(&key) {
+            let n = n.min(*left);
+            found_total += n;
+            *resume.confirmed.entry(key).or_default() += n;
+        }
+    }
+    let total = resume.in_flight();
+    report.note(format!(
+        "{total} message(s) were being published when the last run stopped: {found_total} found at their destination (not published again), {} not found (replayed now; if a consumer had already taken them, they arrive twice)",
+        total - found_total
+    ));
+    resume.in_flight.clear();
+    Ok(())
+}
+
+/// Whether a failed publish may still have reached the broker (the connection went away
+/// before the confirm came): only refusals the broker spelt out are definite.
+pub fn outcome_unknown(e: &BackendError) -> bool {
+    match e {
+        BackendError::Unroutable(_)
+        | BackendError::ExchangeNotFound(_)
+        | BackendError::QueueNotFound(_)
+        | BackendError::InvalidArgument(_)
+        | BackendError::Refused(_)
+        | BackendError::Unsupported { .. }
+        | BackendError::Auth { .. } => false,
+        BackendError::Broker(text) => !text.contains("(nack)"),
+        BackendError::Unreachable { .. } | BackendError::Timeout { .. } => true,
+    }
+}
+
+/// Destinations grouped for the report: a queue, an exchange (whatever the key), a topic.
+fn group(d: &Destination) -> String {
+    match d {
+        Destination::Exchange { exchange, .. } if !exchange.is_empty() => {
+            format!("exchange {exchange}")
+        }
+        Destination::Topic { topic, .. } => format!("topic {topic}"),
+        other => destination_text(other),
+    }
+}
+
+/// How many messages go out together: journalled, published (confirms awaited together),
+/// then acked in one go.
+pub const BATCH: usize = 500;
+
+/// Progress, for the TUI and long CLI runs: messages looked at, of how many.
+pub type OnProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// Replay dead letters from `source`. With `journal` the replay is recorded (and resumable);
+/// `resume` carries what an earlier run of it left behind.
+pub async fn replay(
+    backend: &dyn Backend,
+    source: &str,
+    plan: &Plan,
+    mut journal: Option<&mut Journal>,
+    mut resume: Resume,
+    progress: OnProgress<'_>,
+) -> Result<Report, ReplayError> {
+    let started = Instant::now();
+    let mut report = Report {
+        source: source.to_string(),
+        journal: journal.as_ref().map(|j| j.path().display().to_string()),
+        ..Report::default()
+    };
+    let publisher = backend
+        .publisher()
+        .ok_or_else(|| BackendError::Unsupported {
+            what: "publishing (a replay publishes copies)".into(),
+            backend: backend.info().kind.as_str(),
+        })?;
+    let detail = backend.describe_queue(source).await?;
+    let is_log = detail.summary.kind.is_log();
+    let topology = match backend.taker() {
+        Some(t) if !is_log => t.topology().await.ok(),
+        _ => None,
+    };
+    settle_in_flight(backend, &mut resume, topology.as_ref(), &mut report).await?;
+    let mut budget = plan.limit.map(|l| l.saturating_sub(resume.replayed_before));
+    if is_log || backend.taker().is_none() {
+        replay_log(
+            backend,
+            publisher,
+            &detail,
+            plan,
+            &mut journal,
+            &mut resume,
+            &mut budget,
+            &mut report,
+            progress,
+        )
+        .await?;
+    } else if let Some(taker) = backend.taker() {
+        replay_queue(
+            taker,
+            publisher,
+            source,
+            plan,
+            topology.as_ref(),
+            &mut journal,
+            &mut resume,
+            &mut budget,
+            &mut report,
+            progress,
+        )
+        .await?;
+    }
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let Some(j) = journal.as_mut() {
+        j.append(&Entry::End {
+            summary: json!({"replayed": report.replayed, "failed": report.failed.len(), "stopped": report.stopped}),
+        })?;
+        j.sync()?;
+    }
+    Ok(report)
+}
+
+/// Decide, for one message, whether and where it goes; None when it stays.
+fn choose(
+    m: &Message,
+    key: &str,
+    plan: &Plan,
+    is_log: bool,
+    topology: Option<&Topology>,
+    budget: &mut Option<u64>,
+    report: &mut Report,
+) -> Option<(Destination, Message)> {
+    if !plan.selects(m, key) {
+        report.not_selected += 1;
+        return None;
+    }
+    if *budget == Some(0) {
+        report.not_selected += 1;
+        return None;
+    }
+    let (dest, note) = match plan.destination(m, is_log, topology) {
+        Ok(d) => d,
+        Err(reason) => {
+            report.skipped.push(item(m, key, None, reason));
+            return None;
+        }
+    };
+    if let Some(n) = note {
+        report.note(n);
+    }
+    let count = replay_count(m);
+    if count >= plan.max_replays && !plan.force {
+        report.skipped.push(item(
+            m,
+            key,
+            Some(&dest),
+            format!(
+                "already replayed {count} time(s), the loop guard's limit (--max-replays {}); it keeps dying: look at why, or --force",
+                plan.max_replays
+            ),
+        ));
+        return None;
+    }
+    if let Some(b) = budget.as_mut() {
+        *b -= 1;
+    }
+    let copy = replayed_copy(m, key, matches!(dest, Destination::Topic { .. }));
+    Some((dest, copy))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replay_queue(
+    taker: &dyn Take,
+    publisher: &dyn Publish,
+    source: &str,
+    plan: &Plan,
+    topology: Option<&Topology>,
+    journal: &mut Option<&mut Journal>,
+    resume: &mut Resume,
+    budget: &mut Option<u64>,
+    report: &mut Report,
+    progress: OnProgress<'_>,
+) -> Result<(), ReplayError> {
+    let mut session = taker.take(source, plan.force).await?;
+    let depth = session.depth();
+    let outcome = replay_queue_batches(
+        session.as_mut(),
+        publisher,
+        plan,
+        topology,
+        journal,
+        resume,
+        budget,
+        report,
+        progress,
+        depth,
+    )
+    .await;
+    // Whatever happened, everything not acked goes back to its place.
+    let released = session.release().await;
+    match (outcome, released) {
+        (Err(e), _) => {
+            report.stopped = Some(e.to_string());
+            Ok(())
+        }
+        (Ok(()), Err(e)) => {
+            report.note(format!(
+                "returning the messages not replayed failed ({e}); the broker returns them when the channel closes"
+            ));
+            Ok(())
+        }
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replay_queue_batches(
+    session: &mut dyn TakeSession,
+    publisher: &dyn Publish,
+    plan: &Plan,
+    topology: Option<&Topology>,
+    journal: &mut Option<&mut Journal>,
+    resume: &mut Resume,
+    budget: &mut Option<u64>,
+    report: &mut Report,
+    progress: OnProgress<'_>,
+    depth: u64,
+) -> Result<(), ReplayError> {
+    loop {
+        if plan.ids.is_empty() && plan.filter.is_none() && *budget == Some(0) {
+            break;
+        }
+        let batch: Vec<Taken> = session.next(BATCH).await?;
+        if batch.is_empty() {
+            break;
+        }
+        report.scanned += batch.len() as u64;
+        let mut ack_only = Vec::new();
+        let mut sending: Vec<(u64, String, Destination, Message, Message)> = Vec::new();
+        for t in batch {
+            let key = message_key(&t.message);
+            if resume.take_confirmed(&key) {
+                ack_only.push((t.tag, key));
+                continue;
+            }
+            if let Some((dest, copy)) =
+                choose(&t.message, &key, plan, false, topology, budget, report)
+            {
+                sending.push((t.tag, key, dest, copy, t.message));
+            }
+        }
+        if let Some(j) = journal.as_deref_mut() {
+            for (_, key, dest, _, original) in &sending {
+                j.append(&Entry::Take {
+                    key: key.clone(),
+                    position: original.position,
+                    dest: destination_json(dest),
+                    record: message_record(original, &Extractor::default()),
+                })?;
+            }
+            j.sync()?;
+        }
+        let items: Vec<(Destination, Message)> = sending
+            .iter()
+            .map(|(_, _, d, c, _)| (d.clone(), c.clone()))
+            .collect();
+        let results = if items.is_empty() {
+            Vec::new()
+        } else {
+            publisher.publish_batch(&items).await
+        };
+        let mut to_ack: Vec<u64> = ack_only.iter().map(|(t, _)| *t).collect();
+        let mut acked_keys: Vec<String> = ack_only.into_iter().map(|(_, k)| k).collect();
+        report.already_replayed += acked_keys.len() as u64;
+        let mut lost = None;
+        for ((tag, key, dest, _, original), r) in sending.iter().zip(results) {
+            match r {
+                // The broker may or may not have it: neither confirmed nor failed, so a
+                // resumed run looks for it at its destination before sending it again.
+                Err(e) if outcome_unknown(&e) => {
+                    lost.get_or_insert(e);
+                }
+                Ok(_) => {
+                    if let Some(j) = journal.as_deref_mut() {
+                        j.append(&Entry::Confirmed { key: key.clone() })?;
+                    }
+                    to_ack.push(*tag);
+                    acked_keys.push(key.clone());
+                    report.replayed += 1;
+                    *report.destinations.entry(group(dest)).or_default() += 1;
+                }
+                Err(e) => {
+                    if let Some(j) = journal.as_deref_mut() {
+                        j.append(&Entry::Failed {
+                            key: key.clone(),
+                            error: e.to_string(),
+                        })?;
+                    }
+                    report.failed.push(item(
+                        original,
+                        key,
+                        Some(dest),
+                        format!("{e}; the original stays in the dead-letter queue"),
+                    ));
+                }
+            }
+        }
+        if let Some(j) = journal.as_deref_mut() {
+            j.sync()?;
+        }
+        // Only now, with every copy confirmed and recorded, are the originals removed.
+        session.ack(&to_ack).await?;
+        if let Some(j) = journal.as_deref_mut() {
+            j.append(&Entry::Acked { keys: acked_keys })?;
+            j.sync()?;
+        }
+        progress(report.scanned, depth);
+        if let Some(e) = lost {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replay_log(
+    backend: &dyn Backend,
+    publisher: &dyn Publish,
+    detail: &crate::model::QueueDetail,
+    plan: &Plan,
+    journal: &mut Option<&mut Journal>,
+    resume: &mut Resume,
+    budget: &mut Option<u64>,
+    report: &mut Report,
+    progress: OnProgress<'_>,
+) -> Result<(), ReplayError> {
+    let total = detail.summary.messages.unwrap_or(0);
+    let name = &detail.summary.name;
+    if let Some(exporter) = backend.exporter() {
+        // Stream the log in batches while replaying them: memory stays at a few batches.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
+        let read = exporter.export(name, None, None, BATCH, tx);
+        let send = async {
+            while let Some(page) = rx.recv().await {
+                replay_log_page(
+                    publisher, page, plan, journal, resume, budget, report, progress, total,
+                )
+                .await?;
+                if report.stopped.is_some() {
+                    break;
+                }
+            }
+            Ok::<(), ReplayError>(())
+        };
+        let (read, sent) = tokio::join!(read, send);
+        sent?;
+        read?;
+    } else {
+        let mut pages: Vec<Vec<Message>> = Vec::new();
+        let mut notes = Vec::new();
+        let scan = ScanOptions {
+            page_size: BATCH,
+            ..ScanOptions::default()
+        };
+        read_all(
+            backend,
+            detail,
+            &scan,
+            |page| {
+                pages.push(page.to_vec());
+                Ok::<(), BackendError>(())
+            },
+            |n| notes.push(n.to_string()),
+        )
+        .await?;
+        for n in notes {
+            report.note(n);
+        }
+        for page in pages {
+            replay_log_page(
+                publisher, page, plan, journal, resume, budget, report, progress, total,
+            )
+            .await?;
+            if report.stopped.is_some() {
+                break;
+            }
+        }
+    }
+    report.note(format!(
+        "\"{name}\" is a log: its records stay where they are (replaying never modifies it)"
+    ));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replay_log_page(
+    publisher: &dyn Publish,
+    page: Vec<Message>,
+    plan: &Plan,
+    journal: &mut Option<&mut Journal>,
+    resume: &mut Resume,
+    budget: &mut Option<u64>,
+    report: &mut Report,
+    progress: OnProgress<'_>,
+    total: u64,
+) -> Result<(), ReplayError> {
+    report.scanned += page.len() as u64;
+    let mut sending = Vec::new();
+    for m in page {
+        let key = message_key(&m);
+        if resume.take_confirmed(&key) {
+            report.already_replayed += 1;
+            continue;
+        }
+        if let Some((dest, copy)) = choose(&m, &key, plan, true, None, budget, report) {
+            sending.push((key, dest, copy, m));
+        }
+    }
+    if sending.is_empty() {
+        progress(report.scanned, total);
+        return Ok(());
+    }
+    if let Some(j) = journal.as_deref_mut() {
+        for (key, dest, _, original) in &sending {
+            j.append(&Entry::Take {
+                key: key.clone(),
+                position: original.position,
+                dest: destination_json(dest),
+                record: message_record(original, &Extractor::default()),
+            })?;
+        }
+        j.sync()?;
+    }
+    let items: Vec<(Destination, Message)> = sending
+        .iter()
+        .map(|(_, d, c, _)| (d.clone(), c.clone()))
+        .collect();
+    let results = publisher.publish_batch(&items).await;
+    for ((key, dest, _, original), r) in sending.iter().zip(results) {
+        match r {
+            Err(e) if outcome_unknown(&e) => {
+                report.stopped.get_or_insert_with(|| e.to_string());
+            }
+            Ok(_) => {
+                if let Some(j) = journal.as_deref_mut() {
+                    j.append(&Entry::Confirmed { key: key.clone() })?;
+                }
+                report.replayed += 1;
+                *report.destinations.entry(group(dest)).or_default() += 1;
+            }
+            Err(e) => {
+                if let Some(j) = journal.as_deref_mut() {
+                    j.append(&Entry::Failed {
+                        key: key.clone(),
+                        error: e.to_string(),
+                    })?;
+                }
+                report.failed.push(item(
+                    original,
+                    key,
+                    Some(dest),
+                    format!("{e}; the record stays in the dead-letter topic"),
+                ));
+            }
+        }
+    }
+    if let Some(j) = journal.as_deref_mut() {
+        j.sync()?;
+    }
+    progress(report.scanned, total);
+    Ok(())
+}
+
+/// The plan without touching anything: read the dead letters through the safe peek and
+/// say, per destination, how many would go, and which would be skipped and why.
+pub async fn dry_run(
+    backend: &dyn Backend,
+    source: &str,
+    plan: &Plan,
+) -> Result<Report, ReplayError> {
+    let started = Instant::now();
+    let mut report = Report {
+        source: source.to_string(),
+        dry_run: true,
+        ..Report::default()
+    };
+    let detail = backend.describe_queue(source).await?;
+    let is_log = detail.summary.kind.is_log();
+    let topology = match backend.taker() {
+        Some(t) if !is_log => t.topology().await.ok(),
+        _ => None,
+    };
+    let mut budget = plan.limit;
+    let mut notes = Vec::new();
+    let scan = ScanOptions {
+        force: plan.force,
+        ..ScanOptions::default()
+    };
+    read_all(
+        backend,
+        &detail,
+        &scan,
+        |page| {
+            for m in page {
+                report.scanned += 1;
+                let key = message_key(m);
+                if let Some((dest, _)) = choose(
+                    m,
+                    &key,
+                    plan,
+                    is_log,
+                    topology.as_ref(),
+                    &mut budget,
+                    &mut report,
+                ) {
+                    report.replayed += 1;
+                    *report.destinations.entry(group(&dest)).or_default() += 1;
+                }
+            }
+            Ok::<(), BackendError>(())
+        },
+        |n| notes.push(n.to_string()),
+    )
+    .await?;
+    for n in notes {
+        report.note(n);
+    }
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(report)
+}
+
+/// What a purge or delete removed.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Removal {
+    pub queue: String,
+    pub removed: u64,
+    pub scanned: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Asked for by --ids but not found.
+    pub not_found: Vec<String>,
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// Remove messages from a queue, each written to `backup` (and synced) before it goes:
+/// all of them (`ids` empty) or those whose message id or key is listed. Messages not
+/// chosen keep their place and order.
+pub async fn remove(
+    taker: &dyn Take,
+    queue: &str,
+    ids: &[String],
+    force: bool,
+    mut backup: Option<&mut journal::Backup>,
+    progress: OnProgress<'_>,
+) -> Result<Removal, ReplayError> {
+    let started = Instant::now();
+    let mut out = Removal {
+        queue: queue.to_string(),
+        backup: backup.as_ref().map(|b| b.path().display().to_string()),
+        ..Removal::default()
+    };
+    let mut session = taker.take(queue, force).await?;
+    let depth = session.depth();
+    let restore_to = Destination::Exchange {
+        exchange: String::new(),
+        routing_key: queue.to_string(),
+    };
+    let mut wanted: HashMap<&str, bool> = ids.iter().map(|i| (i.as_str(), false)).collect();
+    let result: Result<(), ReplayError> = async {
+        loop {
+            if !ids.is_empty() && wanted.values().all(|found| *found) {
+                break;
+            }
+            let batch = session.next(BATCH).await?;
+            if batch.is_empty() {
+                break;
+            }
+            out.scanned += batch.len() as u64;
+            let mut chosen = Vec::new();
+            for t in &batch {
+                if !ids.is_empty() {
+                    let key = message_key(&t.message);
+                    let id = t.message.properties.message_id.as_deref();
+                    let hit = wanted
+                        .iter_mut()
+                        .find(|(w, _)| **w == key || Some(**w) == id);
+                    match hit {
+                        Some((_, found)) => *found = true,
+                        None => continue,
+                    }
+                }
+                if let Some(b) = backup.as_deref_mut() {
+                    b.write(&t.message, &restore_to)?;
+                }
+                chosen.push(t.tag);
+            }
+            if let Some(b) = backup.as_deref_mut() {
+                b.sync()?;
+            }
+            session.ack(&chosen).await?;
+            out.removed += chosen.len() as u64;
+            progress(out.scanned, depth);
+        }
+        Ok(())
+    }
+    .await;
+    let released = session.release().await;
+    if let Err(e) = result {
+        out.stopped = Some(e.to_string());
+    }
+    if let Err(e) = released {
+        out.notes.push(format!(
+            "returning the messages not removed failed ({e}); the broker returns them when the channel closes"
+        ));
+    }
+    out.not_found = wanted
+        .into_iter()
+        .filter(|(_, found)| !found)
+        .map(|(w, _)| w.to_string())
+        .collect();
+    out.not_found.sort();
+    out.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(out)
+}
+
+/// Replay options from a journal's begin entry.
+pub fn options_from(begin: &Entry) -> Option<(String, ReplayOptions)> {
+    match begin {
+        Entry::Begin {
+            source, options, ..
+        } => Some((
+            source.clone(),
+            serde_json::from_value(options.clone()).ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// The journal's first line for a new replay.
+pub fn begin_entry(id: &str, target: &str, source: &str, opts: &ReplayOptions) -> Entry {
+    Entry::Begin {
+        id: id.to_string(),
+        time: crate::export::rfc3339(&chrono::Utc::now()),
+        target: target.to_string(),
+        source: source.to_string(),
+        options: serde_json::to_value(opts).unwrap_or(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::death::{DeathEvent, DeathReason, record_death};
+
+    fn dead(queue: &str, exchange: &str, key: &str) -> Message {
+        let mut m = Message::new("dlq", 0, b"{\"n\":1}".to_vec());
+        m.properties.message_id = Some("m-1".into());
+        m.headers.insert("tenant", FieldValue::string("acme"));
+        record_death(
+            &mut m.headers,
+            &DeathEvent {
+                queue,
+                reason: DeathReason::Rejected,
+                exchange,
+                routing_keys: &[key.to_string()],
+                time_secs: 1_700_000_000,
+                original_expiration: None,
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn keys_ignore_death_headers_and_redelivery() {
+        let a = dead("billing", "orders", "order.created");
+        let mut b = a.clone();
+        b.headers.remove("x-death");
+        b.redelivered = true;
+        b.position = 7;
+        assert_eq!(message_key(&a), message_key(&b));
+        let mut c = a.clone();
+        c.payload = b"other".to_vec().into();
+        assert_ne!(message_key(&a), message_key(&c));
+        let mut k = Message::new("t.DLT", 0, Vec::new());
+        k.partition = Some(2);
+        k.offset = Some(40);
+        assert_eq!(message_key(&k), "t.DLT/2@40");
+    }
+
+    #[test]
+    fn the_copy_drops_death_headers_and_counts_replays() {
+        let m = dead("billing", "orders", "order.created");
+        let copy = replayed_copy(&m, "k1", false);
+        assert!(copy.headers.get("x-death").is_none());
+        assert!(
+            copy.headers
+                .iter()
+                .all(|(k, _)| !k.starts_with("x-first-death"))
+        );
+        assert_eq!(copy.headers.get("tenant"), m.headers.get("tenant"));
+        assert_eq!(replay_count(&copy), 1);
+        assert_eq!(
+            copy.headers.get(REPLAYED_FROM).and_then(|v| v.as_bytes()),
+            Some(&b"dlq@0"[..])
+        );
+        let again = replayed_copy(&copy, "k2", true);
+        assert_eq!(replay_count(&again), 2);
+        assert_eq!(
+            again.headers.get(REPLAY_COUNT).and_then(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
+        assert_eq!(copy.payload, m.payload);
+        assert_eq!(copy.properties, m.properties);
+    }
+
+    #[test]
+    fn destinations_from_x_death() {
+        let plan = ReplayOptions::default().plan().unwrap();
+        let m = dead("billing", "orders", "order.created");
+        let (d, note) = plan.destination(&m, false, None).unwrap();
+        assert_eq!(
+            d,
+            Destination::Exchange {
+                exchange: "orders".into(),
+                routing_key: "order.created".into()
+            }
+        );
+        assert!(note.is_none());
+        // Published straight to the queue: the default exchange.
+        let m = dead("billing", "", "billing");
+        let (d, _) = plan.destination(&m, false, None).unwrap();
+        assert_eq!(
+            d,
+            Destination::Exchange {
+                exchange: "".into(),
+                routing_key: "billing".into()
+            }
+        );
+        // No history: skipped unless --to.
+        let plain = Message::new("dlq", 0, Vec::new());
+        assert!(plan.destination(&plain, false, None).is_err());
+        let to = ReplayOptions {
+            to: Some("queue:retry".into()),
+            ..Default::default()
+        }
+        .plan()
+        .unwrap();
+        let (d, _) = to.destination(&plain, false, None).unwrap();
+        assert_eq!(
+            d,
+            Destination::Exchange {
+                exchange: "".into(),
+                routing_key: "retry".into()
+            }
+        );
+    }
+
+    #[test]
+    fn fan_out_goes_straight_to_the_queue_that_died() {
+        use crate::model::topology::{Binding, DestinationKind, Exchange, ExchangeKind};
+        let t = Topology {
+            exchanges: vec![Exchange {
+                name: "orders".into(),
+                kind: ExchangeKind::Fanout,
+            }],
+            queues: ["billing".to_string(), "shipping".to_string()].into(),
+            bindings: ["billing", "shipping"]
+                .iter()
+                .map(|q| Binding {
+                    source: "orders".into(),
+                    destination: q.to_string(),
+                    destination_kind: DestinationKind::Queue,
+                    routing_key: String::new(),
+                    arguments: FieldTable::new(),
+                })
+                .collect(),
+        };
+        let plan = ReplayOptions::default().plan().unwrap();
+        let m = dead("billing", "orders", "order.created");
+        let (d, note) = plan.destination(&m, false, Some(&t)).unwrap();
+        assert_eq!(
+            d,
+            Destination::Exchange {
+                exchange: "".into(),
+                routing_key: "billing".into()
+            }
+        );
+        assert!(note.unwrap().contains("1 other queue"));
+        let via = ReplayOptions {
+            via: Some("exchange".into()),
+            ..Default::default()
+        }
+        .plan()
+        .unwrap();
+        let (d, _) = via.destination(&m, false, Some(&t)).unwrap();
+        assert!(matches!(d, Destination::Exchange { exchange, .. } if exchange == "orders"));
+    }
+
+    #[test]
+    fn filters() {
+        let m = dead("billing", "orders", "order.created");
+        let f = |s: &str| Filter::parse(s).unwrap().matches(&m);
+        assert!(f("reason=rejected"));
+        assert!(f("queue=billing and exchange=orders"));
+        assert!(!f("queue=billing and exchange=payments"));
+        assert!(f("header.tenant=acme"));
+        assert!(f("body~\"n\":\\s*1"));
+        assert!(f("message_id!=m-2"));
+        assert!(Filter::parse("colour=red").is_err());
+        assert!(Filter::parse("reason").is_err());
+        assert!(Filter::parse("body~(").is_err());
+    }
+
+    #[test]
+    fn resume_state_from_a_journal() {
+        let dest = destination_json(&Destination::Exchange {
+            exchange: "".into(),
+            routing_key: "q".into(),
+        });
+        let take = |k: &str| Entry::Take {
+            key: k.into(),
+            position: 0,
+            dest: dest.clone(),
+            record: json!({"headers": {}}),
+        };
+        let entries = vec![
+            take("a"),
+            take("b"),
+            take("c"),
+            Entry::Confirmed { key: "a".into() },
+            Entry::Confirmed { key: "b".into() },
+            Entry::Acked {
+                keys: vec!["a".into()],
+            },
+        ];
+        let mut r = Resume::from_entries(&entries);
+        // b was confirmed but not acked: remove it without publishing again.
+        assert!(r.take_confirmed("b"));
+        assert!(!r.take_confirmed("b"));
+        assert!(!r.take_confirmed("a"));
+        // c was in flight.
+        assert_eq!(r.in_flight(), 1);
+        assert_eq!(r.replayed_before, 2);
+    }
+}
