@@ -848,7 +848,8 @@ pub async fn replay(
         .await?;
     }
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    if let Some(j) = journal.as_mut() {
+    // A stopped replay has no end: `--resume` finds it by that.
+    if let (Some(j), None) = (journal.as_mut(), &report.stopped) {
         j.append(&Entry::End {
             summary: json!({"replayed": report.replayed, "failed": report.failed.len(), "stopped": report.stopped}),
         })?;

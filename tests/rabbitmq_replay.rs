@@ -1,0 +1,590 @@
+//! Replay, purge and delete against a real RabbitMQ, including the faults the dead-letter
+//! issue names: every connection closed by the broker midway, and the mqscope process
+//! killed with SIGKILL midway; after `--resume`, origin + DLQ holds every message exactly
+//! once. Its own test binary: closing all connections would disturb other tests.
+//! Without a reachable server the tests skip, except under CI=true, where they fail.
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable as AmqpTable};
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use mqscope::backend::rabbitmq::RabbitBackend;
+use mqscope::backend::{Backend, ConnectOptions, Destination, PeekRequest};
+use mqscope::config::Target;
+use mqscope::journal::{self, Journal};
+use mqscope::model::{FieldValue, Message};
+use mqscope::replay::{self, ReplayOptions, Resume};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+async fn backend() -> Option<RabbitBackend> {
+    let Ok(Target::Amqp(t)) = Target::parse(URL) else {
+        panic!("test URL")
+    };
+    match RabbitBackend::connect(&t, &ConnectOptions::default()).await {
+        Ok(b) => Some(b),
+        Err(e) if ci() => panic!("RabbitMQ is not reachable in CI: {e}"),
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            None
+        }
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// One test at a time: the fault tests close every connection on the broker, and would
+/// break the others' connections.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Two exchanges and a queue published to directly, all dead-lettering into one DLQ.
+struct Scenario {
+    prefix: String,
+    conn: Connection,
+}
+
+impl Scenario {
+    fn q(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+
+    fn origins(&self) -> [String; 3] {
+        [self.q("billing"), self.q("ledger"), self.q("inbox")]
+    }
+
+    async fn new(backend: &RabbitBackend, n: usize) -> Scenario {
+        let prefix = format!(
+            "mqscope-test-replay-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let s = Scenario { prefix, conn };
+        let ch = s.conn.create_channel().await.unwrap();
+        for (x, kind) in [
+            ("orders", ExchangeKind::Direct),
+            ("payments", ExchangeKind::Topic),
+            ("dlx", ExchangeKind::Fanout),
+        ] {
+            ch.exchange_declare(
+                s.q(x).as_str().into(),
+                kind,
+                ExchangeDeclareOptions::default(),
+                AmqpTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let mut expires = AmqpTable::default();
+        expires.insert("x-expires".into(), AMQPValue::LongInt(300_000));
+        let mut with_dlx = expires.clone();
+        with_dlx.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(s.q("dlx").into()),
+        );
+        ch.queue_declare(
+            s.q("dead").as_str().into(),
+            QueueDeclareOptions::default(),
+            expires.clone(),
+        )
+        .await
+        .unwrap();
+        ch.queue_bind(
+            s.q("dead").as_str().into(),
+            s.q("dlx").as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+        for q in s.origins() {
+            ch.queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions::default(),
+                with_dlx.clone(),
+            )
+            .await
+            .unwrap();
+        }
+        for (q, x, k) in [
+            ("billing", "orders", "invoice"),
+            ("ledger", "payments", "pay.#"),
+        ] {
+            ch.queue_bind(
+                s.q(q).as_str().into(),
+                s.q(x).as_str().into(),
+                k.into(),
+                QueueBindOptions::default(),
+                AmqpTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        // Publish with mqscope's confirmed batch publisher.
+        let items: Vec<(Destination, Message)> = (0..n)
+            .map(|i| {
+                let mut m = Message::new("", 0, format!("{{\"n\":{i}}}").into_bytes());
+                m.properties.message_id = Some(format!("m-{i}"));
+                m.properties.delivery_mode = Some(2);
+                m.headers.insert("n", FieldValue::I64(i as i64));
+                m.headers.insert("tenant", FieldValue::string("acme ü"));
+                let (exchange, routing_key) = match i % 3 {
+                    0 => (s.q("orders"), "invoice".to_string()),
+                    1 => (s.q("payments"), format!("pay.card.{i}")),
+                    _ => (String::new(), s.q("inbox")),
+                };
+                (
+                    Destination::Exchange {
+                        exchange,
+                        routing_key,
+                    },
+                    m,
+                )
+            })
+            .collect();
+        let results = backend.publisher().unwrap().publish_batch(&items).await;
+        assert!(results.iter().all(Result::is_ok), "setup publish");
+        // Reject everything into the DLQ.
+        for q in s.origins() {
+            let want = s.ready(&q).await;
+            if want == 0 {
+                continue;
+            }
+            let ch = s.conn.create_channel().await.unwrap();
+            ch.basic_qos(u16::try_from(want).unwrap(), BasicQosOptions::default())
+                .await
+                .unwrap();
+            let mut c = ch
+                .basic_consume(
+                    q.as_str().into(),
+                    "reject".into(),
+                    BasicConsumeOptions::default(),
+                    AmqpTable::default(),
+                )
+                .await
+                .unwrap();
+            let mut last = 0;
+            for _ in 0..want {
+                let d = c.next().await.unwrap().unwrap();
+                last = d.delivery_tag;
+            }
+            ch.basic_nack(
+                last,
+                BasicNackOptions {
+                    multiple: true,
+                    requeue: false,
+                },
+            )
+            .await
+            .unwrap();
+            let _ = ch.close(200, "done".into()).await;
+        }
+        s.wait_for(&s.q("dead"), n as u32).await;
+        s
+    }
+
+    async fn ready(&self, q: &str) -> u32 {
+        let ch = self.conn.create_channel().await.unwrap();
+        let r = ch
+            .queue_declare(
+                q.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                AmqpTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count();
+        let _ = ch.close(200, "counted".into()).await;
+        r
+    }
+
+    async fn wait_for(&self, q: &str, n: u32) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.ready(q).await != n {
+            assert!(Instant::now() < deadline, "{q} never reached {n}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Message ids per queue, read with mqscope's safe peek.
+    async fn ids(&self, backend: &RabbitBackend, q: &str) -> Vec<String> {
+        backend
+            .peek(q, &PeekRequest::first(65_535))
+            .await
+            .unwrap()
+            .messages
+            .into_iter()
+            .map(|m| m.properties.message_id.unwrap_or_default())
+            .collect()
+    }
+
+    /// Every message exactly once across the origins and the DLQ.
+    async fn check_once(&self, backend: &RabbitBackend, n: usize) {
+        let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+        let mut places = self.origins().to_vec();
+        places.push(self.q("dead"));
+        for q in places {
+            for id in self.ids(backend, &q).await {
+                *seen.entry(id).or_default() += 1;
+            }
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+        assert!(twice.is_empty(), "duplicated: {twice:?}");
+        assert_eq!(seen.len(), n, "every message is somewhere");
+    }
+
+    async fn cleanup(self) {
+        let Ok(conn) = Connection::connect(URL, ConnectionProperties::default()).await else {
+            return;
+        };
+        let Ok(ch) = conn.create_channel().await else {
+            return;
+        };
+        let mut qs = self.origins().to_vec();
+        qs.push(self.q("dead"));
+        for q in qs {
+            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+        }
+        for x in ["orders", "payments", "dlx"] {
+            let _ = ch
+                .exchange_delete(self.q(x).as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+}
+
+/// One temporary state directory for this binary's journals and backups, set before any
+/// test reads it.
+fn state_dir() -> &'static tempfile::TempDir {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    // SAFETY: always the same value, so a test reading it never sees anything else.
+    unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_1000_mixed_origins_home_with_headers_and_empty_dlq() {
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, 1_000).await;
+    state_dir();
+    let plan = ReplayOptions::default().plan().unwrap();
+    let mut j = Journal::create("rabbit-mixed").unwrap();
+    let r = replay::replay(
+        &b,
+        &s.q("dead"),
+        &plan,
+        Some(&mut j),
+        Resume::default(),
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.replayed, 1_000);
+    s.wait_for(&s.q("dead"), 0).await;
+    assert_eq!(s.ready(&s.q("billing")).await, 334);
+    assert_eq!(s.ready(&s.q("ledger")).await, 333);
+    assert_eq!(s.ready(&s.q("inbox")).await, 333);
+    let ledger = b
+        .peek(&s.q("ledger"), &PeekRequest::first(1_000))
+        .await
+        .unwrap()
+        .messages;
+    for m in &ledger {
+        assert_eq!(
+            m.exchange,
+            Some(s.q("payments")),
+            "through its own exchange"
+        );
+        let n = m.headers.get("n").and_then(FieldValue::as_i64).unwrap();
+        assert_eq!(m.routing_key, Some(format!("pay.card.{n}")));
+        assert_eq!(m.payload.as_ref(), format!("{{\"n\":{n}}}").as_bytes());
+        assert_eq!(
+            m.headers.get("tenant").and_then(|v| v.as_bytes()),
+            Some("acme ü".as_bytes())
+        );
+        assert!(m.headers.get("x-death").is_none());
+        assert_eq!(replay::replay_count(m), 1);
+        assert_eq!(m.properties.delivery_mode, Some(2));
+    }
+    s.check_once(&b, 1_000).await;
+    s.cleanup().await;
+}
+
+/// Close every connection on the broker, as an operator (or a network fault) would.
+/// rabbitmqctl, not the management API: the API lists new connections only after its
+/// statistics interval.
+fn close_all_connections() {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["close_all_connections", "mqscope fault test"])
+        .output();
+    assert!(
+        out.as_ref().is_ok_and(|o| o.status.success()),
+        "rabbitmqctl close_all_connections: {out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_midway_then_resume_loses_and_duplicates_nothing() {
+    const N: usize = 10_000;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, N).await;
+    state_dir();
+    let opts = ReplayOptions::default();
+    let plan = opts.plan().unwrap();
+    let mut j = Journal::create("rabbit-fault").unwrap();
+    j.append(&replay::begin_entry("f", "x", &s.q("dead"), &opts))
+        .unwrap();
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = Arc::clone(&fired);
+    let on_progress = move |done: u64, _total: u64| {
+        if done >= 1_000 && !f.swap(true, Ordering::SeqCst) {
+            // The broker has closed them when this returns: the replay goes on on a dead line.
+            tokio::task::block_in_place(close_all_connections);
+        }
+    };
+    let first = replay::replay(
+        &b,
+        &s.q("dead"),
+        &plan,
+        Some(&mut j),
+        Resume::default(),
+        &on_progress,
+    )
+    .await
+    .unwrap();
+    assert!(
+        first.stopped.is_some(),
+        "the closed connection stops the replay ({} replayed)",
+        first.replayed
+    );
+    assert!(first.replayed < N as u64);
+    eprintln!(
+        "interrupted after {} replayed: {:?}",
+        first.replayed, first.stopped
+    );
+
+    // Resume with a fresh process's view: a new backend and the journal.
+    let b2 = backend().await.unwrap();
+    let s2 = Scenario {
+        prefix: s.prefix.clone(),
+        conn: Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap(),
+    };
+    let resume = Resume::from_entries(&journal::load(j.path()).unwrap());
+    let second = replay::replay(&b2, &s2.q("dead"), &plan, Some(&mut j), resume, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(second.ok(), "{second:?}");
+    eprintln!(
+        "resumed: {} replayed, {} already replayed, notes {:?}",
+        second.replayed, second.already_replayed, second.notes
+    );
+    s2.wait_for(&s2.q("dead"), 0).await;
+    let home: u32 = {
+        let mut t = 0;
+        for q in s2.origins() {
+            t += s2.ready(&q).await;
+        }
+        t
+    };
+    assert_eq!(home, N as u32, "origin + DLQ = start");
+    s2.check_once(&b2, N).await;
+    s2.cleanup().await;
+}
+
+fn mqscope_bin() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mqscope"));
+    c.env_remove("MQSCOPE_URL")
+        .env_remove("MQSCOPE_PROFILE")
+        .env_remove("MQSCOPE_CONFIG");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_midway_then_resume_loses_and_duplicates_nothing() {
+    const N: usize = 10_000;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, N).await;
+    let state = state_dir();
+    let dead = s.q("dead");
+    let mut child = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .args(["--url", URL, "replay", &dead, "--yes", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it is well under way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = s.ready(&dead).await;
+        if left + 2_000 <= N as u32 && left > 0 {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the replay ended before it could be killed: {status}");
+        }
+        assert!(Instant::now() < deadline, "the replay never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let out = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .args(["--url", URL, "replay", &dead, "--resume", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "resume: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    s.wait_for(&dead, 0).await;
+    let mut home = 0;
+    for q in s.origins() {
+        home += s.ready(&q).await;
+    }
+    assert_eq!(home, N as u32, "origin + DLQ = start; resume said {report}");
+    s.check_once(&b, N).await;
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unroutable_replay_acks_nothing_and_exits_non_zero() {
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, 300).await;
+    let state = state_dir();
+    let dead = s.q("dead");
+    let before = s.ids(&b, &dead).await;
+    let to = format!("exchange:{}", s.q("orders"));
+    let out = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .args([
+            "--url",
+            URL,
+            "replay",
+            &dead,
+            "--to",
+            &to,
+            "--routing-key",
+            "nowhere",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not be replayed"), "{err}");
+    assert_eq!(s.ready(&dead).await, 300);
+    assert_eq!(s.ids(&b, &dead).await, before, "same messages, same order");
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_backup_restores_identical_bodies_and_headers_and_delete_keeps_order() {
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, 200).await;
+    let state = state_dir();
+    let dead = s.q("dead");
+    let before = b
+        .peek(&dead, &PeekRequest::first(200))
+        .await
+        .unwrap()
+        .messages;
+
+    // Delete two from the middle: the rest keep their order.
+    let out = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .args([
+            "--url",
+            URL,
+            "delete",
+            &dead,
+            "--ids",
+            "m-30,m-31",
+            "--yes",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: Vec<String> = before
+        .iter()
+        .filter_map(|m| m.properties.message_id.clone())
+        .filter(|id| id != "m-30" && id != "m-31")
+        .collect();
+    assert_eq!(s.ids(&b, &dead).await, expected);
+
+    let backup = state.path().join("purge backup.jsonl");
+    let out = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .args(["--url", URL, "purge", &dead, "--yes", "--json", "--backup"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.ready(&dead).await, 0);
+    let restore = mqscope_bin()
+        .args(["--url", URL, "publish", "--from"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    s.wait_for(&dead, 198).await;
+    let after = b
+        .peek(&dead, &PeekRequest::first(200))
+        .await
+        .unwrap()
+        .messages;
+    let kept: Vec<&Message> = before
+        .iter()
+        .filter(|m| !matches!(m.properties.message_id.as_deref(), Some("m-30" | "m-31")))
+        .collect();
+    assert_eq!(after.len(), kept.len());
+    for (a, b) in kept.iter().zip(&after) {
+        assert_eq!(a.payload, b.payload);
+        assert_eq!(a.headers, b.headers, "headers, x-death included");
+        assert_eq!(a.properties, b.properties);
+    }
+    s.cleanup().await;
+}
