@@ -784,7 +784,7 @@ fn group(d: &Destination) -> String {
 
 /// How many messages go out together: journalled, published (confirms awaited together),
 /// then acked in one go.
-pub const BATCH: usize = 500;
+pub const BATCH: usize = 1_000;
 
 /// Progress, for the TUI and long CLI runs: messages looked at, of how many.
 pub type OnProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
@@ -1048,9 +1048,10 @@ async fn replay_queue_batches(
         }
         // Only now, with every copy confirmed and recorded, are the originals removed.
         session.ack(&to_ack).await?;
+        // Not synced on its own: if it is lost, a resume finds these confirmed and looks
+        // for them in the queue, where they no longer are, and so does nothing.
         if let Some(j) = journal.as_deref_mut() {
             j.append(&Entry::Acked { keys: acked_keys })?;
-            j.sync()?;
         }
         progress(report.scanned, depth);
         if let Some(e) = lost {

@@ -34,6 +34,10 @@ fn state_dir() {
 /// `billing` (direct exchange `orders`), `ledger` (topic exchange `payments`) and `inbox`
 /// (default exchange). TOTAL messages are published and rejected into `dead`.
 fn scenario() -> Arc<LocalBroker> {
+    scenario_of(TOTAL)
+}
+
+fn scenario_of(total: usize) -> Arc<LocalBroker> {
     let b = Arc::new(LocalBroker::new(
         "test",
         Clock::manual(1_700_000_000_000),
@@ -56,7 +60,7 @@ fn scenario() -> Arc<LocalBroker> {
     }
     b.bind_queue("billing", "orders", "invoice").unwrap();
     b.bind_queue("ledger", "payments", "pay.#").unwrap();
-    for i in 0..TOTAL {
+    for i in 0..total {
         let mut headers = mqscope::model::FieldTable::new();
         headers.insert("n", FieldValue::I64(i as i64));
         headers.insert("tenant", FieldValue::string("acme ü"));
@@ -81,12 +85,12 @@ fn scenario() -> Arc<LocalBroker> {
             b.nack(d.tag, false).unwrap();
         }
     }
-    assert_eq!(b.queue_len("dead").unwrap(), TOTAL);
+    assert_eq!(b.queue_len("dead").unwrap(), total);
     b
 }
 
 fn ids(b: &LocalBroker, q: &str) -> Vec<String> {
-    b.peek_queue(q, 0, 10 * TOTAL)
+    b.peek_queue(q, 0, 100 * TOTAL)
         .unwrap()
         .into_iter()
         .map(|m| m.properties.message_id.unwrap_or_default())
@@ -96,6 +100,10 @@ fn ids(b: &LocalBroker, q: &str) -> Vec<String> {
 fn no_progress(_: u64, _: u64) {}
 
 fn check_all_home_once(b: &LocalBroker) {
+    check_all_home_once_of(b, TOTAL)
+}
+
+fn check_all_home_once_of(b: &LocalBroker, total: usize) {
     let mut seen = BTreeMap::new();
     for q in ["billing", "ledger", "inbox"] {
         for id in ids(b, q) {
@@ -106,7 +114,7 @@ fn check_all_home_once(b: &LocalBroker) {
     for id in &dead {
         *seen.entry(id.clone()).or_insert(0) += 1;
     }
-    assert_eq!(seen.len(), TOTAL, "every message is somewhere");
+    assert_eq!(seen.len(), total, "every message is somewhere");
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "duplicated: {twice:?}");
 }
@@ -390,7 +398,9 @@ impl TakeSession for FaultySession {
 
 async fn interrupted_then_resumed(fault: Fault) {
     state_dir();
-    let b = scenario();
+    // More than two batches, so the fault comes with work before and after it.
+    let total = 2 * replay::BATCH + replay::BATCH / 2;
+    let b = scenario_of(total);
     let faulty = Faulty {
         inner: LocalBackend::new(Arc::clone(&b), "local://test"),
         fault,
@@ -415,13 +425,13 @@ async fn interrupted_then_resumed(fault: Fault) {
     .unwrap();
     assert!(first.stopped.is_some(), "the fault stops the replay");
     let done_first = first.replayed;
-    assert!(done_first < TOTAL as u64);
+    assert!(done_first < total as u64);
     // Nothing is lost in between: each message is at home or in the DLQ, maybe both.
     let home: usize = ["billing", "ledger", "inbox"]
         .iter()
         .map(|q| b.queue_len(q).unwrap())
         .sum();
-    assert!(home + b.queue_len("dead").unwrap() >= TOTAL);
+    assert!(home + b.queue_len("dead").unwrap() >= total);
 
     // Resume on a healthy connection, from the journal.
     let entries = journal::load(j.path()).unwrap();
@@ -432,7 +442,7 @@ async fn interrupted_then_resumed(fault: Fault) {
         .unwrap();
     assert!(second.ok(), "{second:?}");
     assert_eq!(b.queue_len("dead").unwrap(), 0);
-    check_all_home_once(&b);
+    check_all_home_once_of(&b, total);
     match fault {
         Fault::AckFails => assert_eq!(second.already_replayed, replay::BATCH as u64),
         Fault::ConfirmsLost => assert!(
