@@ -578,6 +578,8 @@ async fn every_view_snapshot() {
         title: "Peek orders.qq anyway?".into(),
         body: "\"orders.qq\" is a quorum queue with a delivery limit of 2: a peek returns every message it reads, each return counts towards the limit.".into(),
         action: mqscope::app::state::ConfirmAction::ForcePeek,
+        typed: None,
+        answer: String::new(),
     });
     snap("confirm", &h);
 }
@@ -650,4 +652,101 @@ async fn a_huge_payload_opens_without_laying_out_everything() {
         .unwrap();
     let buf = term.backend().buffer();
     assert_eq!(buf[(1, 20)].symbol(), "x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mark_replay_and_purge_behind_confirms() {
+    let state = tempfile::tempdir().unwrap();
+    // SAFETY: only this test in this binary reads the state directory.
+    unsafe { std::env::set_var("MQSCOPE_STATE_DIR", state.path()) };
+    let mut h = Harness::new().await;
+    let depth = h
+        .state
+        .queues
+        .list
+        .iter()
+        .find(|q| q.name == "billing.dlq")
+        .and_then(|q| q.messages)
+        .expect("billing.dlq's depth") as usize;
+    h.send(key(':')).await;
+    h.keys("q billing.dlq").await;
+    h.send(special(KeyCode::Enter)).await;
+    let before = h.state.messages.window.len();
+    assert!(before >= 3, "the demo has dead letters");
+    let third = h.state.messages.window[2].properties.message_id.clone();
+
+    // Mark two messages; the cursor moves on after each.
+    h.keys("  ").await;
+    assert_eq!(h.state.messages.marked.len(), 2);
+    assert!(h.text().contains("2 marked"), "{}", h.text());
+    h.keys("R").await;
+    let c = h.state.confirm.clone().expect("replay asks first");
+    assert!(c.body.contains("2 marked"), "{}", c.body);
+    // n: nothing happens.
+    h.keys("n").await;
+    assert!(h.state.confirm.is_none());
+    assert_eq!(h.state.messages.window.len(), before);
+    h.keys("Ry").await;
+    let info = h.state.status.info.clone().unwrap_or_default();
+    assert!(
+        info.starts_with("replayed 2 from billing.dlq"),
+        "{info} / {:?}",
+        h.state.status.error
+    );
+    assert!(h.state.messages.marked.is_empty());
+    // The window was reloaded: the two replayed ones are gone, the third is now first.
+    assert_eq!(h.state.messages.window[0].properties.message_id, third);
+
+    // Purge wants the queue's name typed; a wrong name does nothing.
+    h.keys("P").await;
+    assert!(h.state.confirm.as_ref().is_some_and(|c| c.typed.is_some()));
+    h.keys("y").await;
+    h.send(special(KeyCode::Enter)).await;
+    assert!(
+        h.state.confirm.is_some(),
+        "y and a wrong name are not enough"
+    );
+    assert!(!h.state.messages.window.is_empty());
+    h.send(special(KeyCode::Backspace)).await;
+    h.keys("billing.dl").await;
+    snap("confirm_typed", &h);
+    h.keys("q").await;
+    h.send(special(KeyCode::Enter)).await;
+    let info = h.state.status.info.clone().unwrap_or_default();
+    assert!(
+        info.starts_with("removed "),
+        "{info} / {:?}",
+        h.state.status.error
+    );
+    assert!(h.state.messages.window.is_empty(), "purged");
+    let backup = info.split("backup ").nth(1).unwrap().to_string();
+    let lines = std::fs::read_to_string(&backup).unwrap().lines().count();
+    assert_eq!(lines + 2, depth, "every purged message is in the backup");
+    let audit = std::fs::read_to_string(state.path().join("audit.jsonl")).unwrap();
+    assert_eq!(audit.lines().count(), 2, "{audit}");
+}
+
+#[test]
+fn read_only_hides_and_refuses_modifying_keys() {
+    let mut s = with_queues(&[("billing.dlq", 5)]);
+    s.status.read_only = true;
+    let fx = update(&mut s, key('P'));
+    assert!(fx.is_empty() && s.confirm.is_none());
+    assert!(
+        s.status
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("read-only")
+    );
+    let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    s.stack.push(View::Help);
+    term.draw(|f| mqscope::ui::draw(f, &s, &Theme::default_theme()))
+        .unwrap();
+    let text = format!("{:?}", term.backend().buffer());
+    assert!(
+        !text.contains("purge queue"),
+        "help lists no purge in read-only mode"
+    );
+    assert!(text.contains("open messages"), "the help is there");
 }

@@ -167,6 +167,17 @@ pub enum Action {
     Copy,
     NextPartition,
     PrevPartition,
+    Mark,
+    Replay,
+    Purge,
+    Delete,
+}
+
+impl Action {
+    /// Actions that change the broker: hidden and refused in read-only mode.
+    pub fn modifies(self) -> bool {
+        matches!(self, Action::Replay | Action::Purge | Action::Delete)
+    }
 }
 
 /// Where a binding applies. `Global` bindings work everywhere unless a view rebinds the key.
@@ -310,7 +321,7 @@ impl Default for Keymap {
                     Messages,
                     &[c('/')],
                     Action::Filter,
-                    "filter loaded messages",
+                    "filter (loaded messages)",
                     true,
                 ),
                 b(
@@ -348,6 +359,35 @@ impl Default for Keymap {
                     Action::Copy,
                     "copy payload (OSC 52)",
                     true,
+                ),
+                b(
+                    Queues,
+                    &[c('P')],
+                    Action::Purge,
+                    "purge queue (backup first)",
+                    false,
+                ),
+                b(Messages, &[c(' ')], Action::Mark, "mark", true),
+                b(
+                    Messages,
+                    &[c('R')],
+                    Action::Replay,
+                    "replay (marked, filtered or all) to origin",
+                    true,
+                ),
+                b(
+                    Messages,
+                    &[c('D')],
+                    Action::Delete,
+                    "delete marked (backup first)",
+                    false,
+                ),
+                b(
+                    Messages,
+                    &[c('P')],
+                    Action::Purge,
+                    "purge queue (backup first)",
+                    false,
                 ),
                 b(Help, &[c('?')], Action::Back, "close help", false),
             ],

@@ -173,6 +173,8 @@ pub struct Messages {
     /// Peeks of this queue go ahead despite the backend's warning (confirmed by the user;
     /// reset when the queue is left).
     pub force: bool,
+    /// Messages marked with space, by key (`replay::message_key`), for replay or delete.
+    pub marked: std::collections::BTreeSet<String>,
 }
 
 /// Something that needs a yes before it happens.
@@ -180,6 +182,12 @@ pub struct Messages {
 pub enum ConfirmAction {
     /// Peek although every read raises the messages' delivery counts.
     ForcePeek,
+    /// Replay dead letters to their origin: these keys, or all when empty.
+    Replay { queue: String, ids: Vec<String> },
+    /// Remove every message, after a backup.
+    Purge { queue: String },
+    /// Remove these messages, after a backup.
+    Delete { queue: String, ids: Vec<String> },
 }
 
 /// A question on screen: `y` does `action`, `n` or `Esc` does nothing.
@@ -188,6 +196,10 @@ pub struct Confirm {
     pub title: String,
     pub body: String,
     pub action: ConfirmAction,
+    /// Destructive actions: the name the user must type (`y` is not enough).
+    pub typed: Option<String>,
+    /// What has been typed so far.
+    pub answer: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +283,8 @@ pub enum Effect {
     },
     /// Put text on the clipboard through the terminal (OSC 52).
     Copy(String),
+    /// Replay, purge or delete (confirmed by the user); the reply is `Msg::Modified`.
+    Modify(ConfirmAction),
     Quit,
 }
 
@@ -344,6 +358,7 @@ impl State {
                 error: None,
                 last_from: PeekFrom::Start,
                 force: false,
+                marked: Default::default(),
             },
             message: MessageDetail {
                 msg: None,

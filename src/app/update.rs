@@ -41,6 +41,8 @@ pub enum Msg {
         result: Result<PeekPage, String>,
     },
     Saved(Result<String, String>),
+    /// A replay, purge or delete finished: one line saying what happened, or why not.
+    Modified(Result<String, String>),
 }
 
 pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
@@ -126,6 +128,22 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::Modified(r) => {
+            match r {
+                Ok(text) => {
+                    s.status.error = None;
+                    s.status.info = Some(text);
+                }
+                Err(e) => s.status.error = Some(e),
+            }
+            s.messages.marked.clear();
+            // Show the queue as it is now.
+            match s.view() {
+                View::Messages => reload_messages(s, PeekFrom::Start),
+                View::Queues => vec![load_queues(s)],
+                _ => Vec::new(),
+            }
+        }
     }
 }
 
@@ -198,17 +216,13 @@ fn refresh_current(s: &mut State) -> Vec<Effect> {
 
 fn on_key(s: &mut State, key: Key) -> Vec<Effect> {
     if let Some(c) = s.confirm.clone() {
+        if let Some(name) = &c.typed {
+            return on_typed_confirm_key(s, key, name);
+        }
         return match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => {
                 s.confirm = None;
-                match c.action {
-                    ConfirmAction::ForcePeek => {
-                        s.messages.force = true;
-                        s.status.error = None;
-                        let from = s.messages.last_from.clone();
-                        reload_messages(s, from)
-                    }
-                }
+                confirmed(s, c.action)
             }
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
                 s.confirm = None;
@@ -233,6 +247,166 @@ fn on_key(s: &mut State, key: Key) -> Vec<Effect> {
         }
         None => Vec::new(),
     }
+}
+
+/// A destructive action's question: only the queue's name, typed exactly, then Enter,
+/// goes ahead; Esc cancels; nothing else does anything.
+fn on_typed_confirm_key(s: &mut State, key: Key, name: &str) -> Vec<Effect> {
+    let Some(c) = s.confirm.as_mut() else {
+        return Vec::new();
+    };
+    match key.code {
+        KeyCode::Esc => {
+            s.confirm = None;
+            s.status.info = Some("nothing was done".into());
+        }
+        KeyCode::Enter if c.answer == name => {
+            let action = c.action.clone();
+            s.confirm = None;
+            return confirmed(s, action);
+        }
+        KeyCode::Enter => {
+            s.status.error = Some(format!("type \"{name}\" exactly to go ahead, or Esc"));
+        }
+        KeyCode::Backspace => {
+            c.answer.pop();
+        }
+        KeyCode::Char(ch) if !key.ctrl && !key.alt => c.answer.push(ch),
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// The user said yes.
+fn confirmed(s: &mut State, action: ConfirmAction) -> Vec<Effect> {
+    match action {
+        ConfirmAction::ForcePeek => {
+            s.messages.force = true;
+            s.status.error = None;
+            let from = s.messages.last_from.clone();
+            reload_messages(s, from)
+        }
+        other => {
+            s.status.error = None;
+            s.status.info = Some(match &other {
+                ConfirmAction::Replay { queue, .. } => format!("replaying from {queue}…"),
+                ConfirmAction::Purge { queue } => format!("backing up and purging {queue}…"),
+                ConfirmAction::Delete { queue, .. } => {
+                    format!("backing up and deleting from {queue}…")
+                }
+                ConfirmAction::ForcePeek => String::new(),
+            });
+            vec![Effect::Modify(other)]
+        }
+    }
+}
+
+/// Ask before replaying, purging or deleting; refuse in read-only mode.
+fn ask_to_modify(s: &mut State, action: Action) -> Vec<Effect> {
+    if s.status.read_only {
+        s.status.error = Some("read-only: replay, purge and delete are off".into());
+        return Vec::new();
+    }
+    let view = s.view();
+    let queue = match view {
+        View::Messages => s.messages.queue.clone(),
+        View::Queues => match s.queues.visible.get(s.queues.cursor.selected) {
+            Some(i) => s.queues.list[*i].name.clone(),
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    let is_log = match view {
+        View::Messages => s.messages.kind.is_log(),
+        _ => s
+            .queues
+            .list
+            .iter()
+            .any(|q| q.name == queue && q.kind.is_log()),
+    };
+    if is_log && action != Action::Replay {
+        s.status.error = Some(format!("{queue} is a log: nothing can be removed from it"));
+        return Vec::new();
+    }
+    let m = &s.messages;
+    let keys = |idx: &[usize]| -> Vec<String> {
+        idx.iter()
+            .filter_map(|i| m.window.get(*i))
+            .map(crate::replay::message_key)
+            .collect()
+    };
+    let (title, body, act, typed) = match action {
+        Action::Replay => {
+            let (what, ids) = if !m.marked.is_empty() {
+                (
+                    format!("the {} marked message(s)", m.marked.len()),
+                    m.marked.iter().cloned().collect(),
+                )
+            } else if !m.filter.is_empty() {
+                let ids = keys(&m.visible);
+                (format!("the {} filtered message(s)", ids.len()), ids)
+            } else {
+                ("every message".to_string(), Vec::new())
+            };
+            (
+                format!("Replay from {queue}?"),
+                format!(
+                    "Replay {what} in {queue} to where each came from (x-death / DLT headers). Each copy is published with a confirm before its original is removed; a journal makes it resumable (mqscope replay --resume)."
+                ),
+                ConfirmAction::Replay {
+                    queue: queue.clone(),
+                    ids,
+                },
+                None,
+            )
+        }
+        Action::Purge => (
+            format!("Purge {queue}?"),
+            format!(
+                "Remove every message from {queue}. They are written to a backup file first (restore with mqscope publish --from FILE). Type the queue name and Enter to go ahead."
+            ),
+            ConfirmAction::Purge {
+                queue: queue.clone(),
+            },
+            Some(queue.clone()),
+        ),
+        Action::Delete => {
+            let ids: Vec<String> = if m.marked.is_empty() {
+                m.visible
+                    .get(m.cursor.selected)
+                    .and_then(|i| m.window.get(*i))
+                    .map(crate::replay::message_key)
+                    .into_iter()
+                    .collect()
+            } else {
+                m.marked.iter().cloned().collect()
+            };
+            if ids.is_empty() {
+                return Vec::new();
+            }
+            (
+                format!("Delete from {queue}?"),
+                format!(
+                    "Remove {} message(s) from {queue}; the others keep their order. They are written to a backup file first. Type the queue name and Enter to go ahead.",
+                    ids.len()
+                ),
+                ConfirmAction::Delete {
+                    queue: queue.clone(),
+                    ids,
+                },
+                Some(queue.clone()),
+            )
+        }
+        _ => return Vec::new(),
+    };
+    s.confirm = Some(Confirm {
+        title,
+        body,
+        action: act,
+        typed,
+        answer: String::new(),
+    });
+    Vec::new()
 }
 
 fn move_cursor(c: &mut Cursor, len: usize, delta: isize, rows: usize) {
@@ -412,6 +586,24 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             }
             None => Vec::new(),
         },
+        Action::Mark if view == View::Messages => {
+            let m = &mut s.messages;
+            if let Some(msg) = m
+                .visible
+                .get(m.cursor.selected)
+                .and_then(|i| m.window.get(*i))
+            {
+                let key = crate::replay::message_key(msg);
+                if !m.marked.remove(&key) {
+                    m.marked.insert(key);
+                }
+                let len = m.visible.len();
+                move_cursor(&mut m.cursor, len, 1, rows);
+            }
+            Vec::new()
+        }
+        Action::Replay | Action::Delete if view == View::Messages => ask_to_modify(s, action),
+        Action::Purge if matches!(view, View::Messages | View::Queues) => ask_to_modify(s, action),
         Action::Up
         | Action::Down
         | Action::PageUp
@@ -506,6 +698,7 @@ fn open_queue(s: &mut State, q: &QueueSummary) -> Vec<Effect> {
         None
     };
     m.filter.clear();
+    m.marked.clear();
     s.stack.push(View::Messages);
     reload_messages(s, PeekFrom::Start)
 }
@@ -608,6 +801,8 @@ fn on_page(s: &mut State, req: ReqId, result: Result<PeekPage, String>) -> Vec<E
                     title: format!("Peek {} anyway?", m.queue),
                     body: why.to_string(),
                     action: ConfirmAction::ForcePeek,
+                    typed: None,
+                    answer: String::new(),
                 });
             }
             m.error = Some(e.clone());

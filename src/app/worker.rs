@@ -1,7 +1,7 @@
 //! Runs effects against the backend on the runtime, never on the render loop; every reply
 //! goes back as a message carrying the request id it answers.
 
-use super::state::Effect;
+use super::state::{ConfirmAction, Effect};
 use super::update::Msg;
 use crate::backend::{self, Backend, ConnectOptions, PeekRequest};
 use crate::config::Target;
@@ -127,7 +127,145 @@ impl Worker {
                     let _ = tx.send(Msg::Saved(r));
                 });
             }
+            Effect::Modify(action) => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let result = match b {
+                        Some(b) => modify(b.as_ref(), action).await,
+                        None => Err("not connected".to_string()),
+                    };
+                    let _ = tx.send(Msg::Modified(result));
+                });
+            }
             Effect::Copy(_) | Effect::Quit => {}
         }
     }
+}
+
+/// Run a confirmed replay, purge or delete, with its journal or backup and an audit entry;
+/// returns the line the status bar shows.
+async fn modify(b: &dyn Backend, action: ConfirmAction) -> Result<String, String> {
+    use crate::journal::{self, AuditEntry, Journal};
+    use crate::replay::{self, ReplayOptions, Resume};
+    let target = b.info().target;
+    let (name, queue, result, backup, journal_path) = match action {
+        ConfirmAction::ForcePeek => return Ok(String::new()),
+        ConfirmAction::Replay { queue, ids } => {
+            let opts = ReplayOptions {
+                ids,
+                ..ReplayOptions::default()
+            };
+            let run = async {
+                let plan = opts.plan().map_err(|e| e.to_string())?;
+                let id = format!("{}-{}", journal::stamp(), std::process::id());
+                let mut j = Journal::create(&id).map_err(|e| e.to_string())?;
+                j.append(&replay::begin_entry(&id, &target, &queue, &opts))
+                    .and_then(|_| j.sync())
+                    .map_err(|e| e.to_string())?;
+                let path = j.path().display().to_string();
+                let r = replay::replay(
+                    b,
+                    &queue,
+                    &plan,
+                    Some(&mut j),
+                    Resume::default(),
+                    &|_, _| {},
+                )
+                .await
+                .map_err(|e| {
+                    format!("replay failed: {e}; resume with: mqscope replay --resume {path}")
+                })?;
+                let mut line = format!("replayed {} from {queue}", r.replayed);
+                if !r.failed.is_empty() {
+                    line.push_str(&format!(
+                        ", {} failed and stay in the queue",
+                        r.failed.len()
+                    ));
+                }
+                if !r.skipped.is_empty() {
+                    line.push_str(&format!(
+                        ", {} skipped ({})",
+                        r.skipped.len(),
+                        r.skipped[0].reason
+                    ));
+                }
+                if let Some(stop) = &r.stopped {
+                    return Err(format!(
+                        "{line}; stopped: {stop}; resume with: mqscope replay --resume {path}"
+                    ));
+                }
+                Ok((r.replayed, line, path))
+            }
+            .await;
+            let (r, journal_path) = result_parts(run);
+            ("replay", queue, r, None, journal_path)
+        }
+        ConfirmAction::Purge { queue } | ConfirmAction::Delete { queue, .. }
+            if b.taker().is_none() =>
+        {
+            return Err(format!(
+                "{} cannot remove messages from {queue}",
+                b.info().kind.as_str()
+            ));
+        }
+        ConfirmAction::Purge { queue } => {
+            let (r, backup) = remove(b, &queue, &[]).await;
+            ("purge", queue, r, backup, None)
+        }
+        ConfirmAction::Delete { queue, ids } => {
+            let (r, backup) = remove(b, &queue, &ids).await;
+            ("delete", queue, r, backup, None)
+        }
+    };
+    let mut entry = AuditEntry::new(&target, None, name, &queue);
+    entry.backup = backup;
+    entry.journal = journal_path;
+    match &result {
+        Ok((n, _)) => {
+            entry.count = *n;
+            entry.result = "ok".into();
+        }
+        Err(e) => entry.result = format!("error: {e}"),
+    }
+    let audit_problem = journal::audit(&entry).err();
+    result.map(|(_, line)| match audit_problem {
+        Some(e) => format!("{line} (audit log not written: {e})"),
+        None => line,
+    })
+}
+
+type Outcome = Result<(u64, String), String>;
+
+fn result_parts(r: Result<(u64, String, String), String>) -> (Outcome, Option<String>) {
+    match r {
+        Ok((n, line, path)) => (Ok((n, line)), Some(path)),
+        Err(e) => (Err(e), None),
+    }
+}
+
+async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> (Outcome, Option<String>) {
+    use crate::journal::Backup;
+    let Some(taker) = b.taker() else {
+        return (Err("this backend cannot remove messages".into()), None);
+    };
+    let mut backup = match Backup::create(queue, None) {
+        Ok(bk) => bk,
+        Err(e) => return (Err(format!("no backup, so nothing removed: {e}")), None),
+    };
+    let path = backup.path().display().to_string();
+    let r = crate::replay::remove(taker, queue, ids, false, Some(&mut backup), &|_, _| {}).await;
+    let out = match r {
+        Ok(r) => {
+            let mut line = format!("removed {} from {queue}; backup {path}", r.removed);
+            if !r.not_found.is_empty() {
+                line.push_str(&format!(" ({} not found)", r.not_found.len()));
+            }
+            match r.stopped {
+                Some(stop) => Err(format!("{line}; stopped: {stop}")),
+                None => Ok((r.removed, line)),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    (out, Some(path))
 }

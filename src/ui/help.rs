@@ -27,6 +27,10 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         t.fg(Role::Header).add_modifier(Modifier::BOLD),
     ))];
     for b in s.keymap.for_scope(scope) {
+        // Read-only mode hides what it refuses.
+        if s.status.read_only && b.action.modifies() {
+            continue;
+        }
         let keys: Vec<String> = b.keys.iter().map(|k| k.to_string()).collect();
         lines.push(Line::from(vec![
             Span::styled(

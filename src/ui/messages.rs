@@ -39,6 +39,12 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             t.fg(Role::Match),
         ));
     }
+    if !m.marked.is_empty() {
+        title.push(Span::styled(
+            format!("● {} marked ", m.marked.len()),
+            t.fg(Role::Warning),
+        ));
+    }
     if m.pending.is_some() {
         title.push(Span::styled("loading… ", t.fg(Role::Warning)));
     }
@@ -80,8 +86,17 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
                 )
             })
             .unwrap_or_else(|| Span::raw(""));
+        let marked = !m.marked.is_empty() && m.marked.contains(&crate::replay::message_key(msg));
+        let position = if marked {
+            Line::from(vec![
+                Span::styled("● ", t.fg(Role::Warning)),
+                Span::raw(pos(msg)),
+            ])
+        } else {
+            Line::from(pos(msg))
+        };
         let row = Row::new(vec![
-            Cell::from(Line::from(pos(msg)).right_aligned()),
+            Cell::from(position.right_aligned()),
             Cell::from(time).style(t.fg(Role::Dim)),
             Cell::from(fit(&ex.extract(msg).unwrap_or_default(), 24)),
             Cell::from(Line::from(size(msg.payload.len())).right_aligned()),

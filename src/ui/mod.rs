@@ -83,17 +83,33 @@ fn draw_confirm(f: &mut Frame, c: &crate::app::state::Confirm, t: &Theme, area: 
         height,
     );
     f.render_widget(ratatui::widgets::Clear, r);
+    let key = |k: &'static str| Span::styled(k, t.fg(Role::HintKey).add_modifier(Modifier::BOLD));
+    let answer = match &c.typed {
+        Some(name) => Line::from(vec![
+            Span::styled(format!("Type {name}: "), t.fg(Role::Text)),
+            Span::styled(
+                format!("{}▏", c.answer),
+                t.fg(Role::Warning).add_modifier(Modifier::BOLD),
+            ),
+            Span::styled("   ", t.fg(Role::Text)),
+            key(" Enter "),
+            Span::styled("go ahead  ", t.fg(Role::Text)),
+            key(" Esc "),
+            Span::styled("cancel", t.fg(Role::Text)),
+        ]),
+        None => Line::from(vec![
+            key(" y "),
+            Span::styled("yes, go ahead    ", t.fg(Role::Text)),
+            key(" n "),
+            Span::styled("/", t.fg(Role::Dim)),
+            key(" Esc "),
+            Span::styled("no", t.fg(Role::Text)),
+        ]),
+    };
     let text = vec![
         Line::from(Span::styled(c.body.clone(), t.fg(Role::Text))),
         Line::from(""),
-        Line::from(vec![
-            Span::styled(" y ", t.fg(Role::HintKey).add_modifier(Modifier::BOLD)),
-            Span::styled("yes, go ahead    ", t.fg(Role::Text)),
-            Span::styled(" n ", t.fg(Role::HintKey).add_modifier(Modifier::BOLD)),
-            Span::styled("/", t.fg(Role::Dim)),
-            Span::styled(" Esc ", t.fg(Role::HintKey).add_modifier(Modifier::BOLD)),
-            Span::styled("no", t.fg(Role::Text)),
-        ]),
+        answer,
     ];
     let block = Block::default()
         .borders(Borders::ALL)
@@ -139,8 +155,13 @@ fn draw_title(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
 
 fn draw_hints(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let mut spans = Vec::new();
-    if s.confirm.is_some() {
-        for (k, d) in [("y", "yes"), ("n", "no"), ("Esc", "no")] {
+    if let Some(c) = &s.confirm {
+        let keys: &[(&str, &str)] = if c.typed.is_some() {
+            &[("Enter", "go ahead"), ("Esc", "cancel")]
+        } else {
+            &[("y", "yes"), ("n", "no"), ("Esc", "no")]
+        };
+        for (k, d) in keys {
             spans.push(Span::styled(
                 format!(" {k} "),
                 t.fg(Role::HintKey).add_modifier(Modifier::BOLD),
@@ -160,7 +181,7 @@ fn draw_hints(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             .keymap
             .for_scope(s.view().scope())
             .into_iter()
-            .filter(|b| b.hint)
+            .filter(|b| b.hint && !(s.status.read_only && b.action.modifies()))
         {
             let key = b.keys.first().map(|k| k.to_string()).unwrap_or_default();
             spans.push(Span::styled(
