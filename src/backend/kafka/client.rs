@@ -189,6 +189,8 @@ impl Settings {
     pub fn producer(&self) -> ClientConfig {
         let mut c = self.base();
         c.set("message.timeout.ms", self.timeout.as_millis().to_string());
+        // Retries never duplicate or reorder a record (replays rely on it); implies acks=all.
+        c.set("enable.idempotence", "true");
         c
     }
 }

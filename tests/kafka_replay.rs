@@ -1,0 +1,150 @@
+//! Replaying a Spring-style dead-letter topic to its original topic on librdkafka's mock
+//! cluster: keys, headers and payloads arrive intact (minus the DLT headers, plus the
+//! replay headers), each record goes back once, partitions are kept where asked, and the
+//! dead-letter topic itself is not modified.
+
+mod kafka_mock;
+
+use bytes::Bytes;
+use kafka_mock::Cluster;
+use mqscope::backend::{Backend, PeekRequest};
+use mqscope::journal::{self, Journal};
+use mqscope::model::{FieldValue, Message};
+use mqscope::replay::{self, REPLAY_COUNT, REPLAYED_FROM, ReplayOptions, Resume};
+
+fn spring_dead_letter(i: usize, original: &str, partition: i32) -> Message {
+    let mut m = Message::new("", 0, format!("{{\"order\":{i}}}").into_bytes());
+    m.key = Some(Bytes::from(format!("order-{i}")));
+    m.headers.insert(
+        "traceparent",
+        FieldValue::string(format!("00-{i:032x}-{i:016x}-01")),
+    );
+    m.headers.insert(
+        "bin",
+        FieldValue::ByteArray(Bytes::from(vec![0u8, 255, i as u8])),
+    );
+    let h = |v: Vec<u8>| FieldValue::LongString(Bytes::from(v));
+    m.headers
+        .insert("kafka_dlt-original-topic", h(original.as_bytes().to_vec()));
+    m.headers.insert(
+        "kafka_dlt-original-partition",
+        h(partition.to_be_bytes().to_vec()),
+    );
+    m.headers.insert(
+        "kafka_dlt-original-offset",
+        h((i as i64).to_be_bytes().to_vec()),
+    );
+    m.headers.insert(
+        "kafka_dlt-exception-message",
+        h(b"boom: payment declined".to_vec()),
+    );
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spring_dlt_replays_to_its_topic_with_key_and_headers_and_the_dlt_is_untouched() {
+    let state = tempfile::tempdir().unwrap();
+    // SAFETY: the only test in this binary.
+    unsafe { std::env::set_var("MQSCOPE_STATE_DIR", state.path()) };
+    let c = Cluster::new();
+    let orders = c.topic("orders", 3);
+    let dlt = c.topic("orders.DLT", 2);
+    const N: usize = 60;
+    for i in 0..N {
+        let p = (i % 3) as i32;
+        c.produce(
+            &dlt,
+            (i % 2) as i32,
+            &spring_dead_letter(i, &orders, p),
+            None,
+        )
+        .await;
+    }
+    let b = c.backend().await;
+    let before = b.describe_queue(&dlt).await.unwrap().summary.messages;
+
+    let opts = ReplayOptions {
+        keep_partition: true,
+        ..ReplayOptions::default()
+    };
+    let plan = opts.plan().unwrap();
+    let dry = replay::dry_run(&b, &dlt, &plan).await.unwrap();
+    assert_eq!(dry.replayed, N as u64);
+    assert_eq!(
+        dry.destinations.get(&format!("topic {orders}")),
+        Some(&(N as u64))
+    );
+
+    let mut j = Journal::create("kafka").unwrap();
+    j.append(&replay::begin_entry("kafka", "mock", &dlt, &opts))
+        .unwrap();
+    let r = replay::replay(&b, &dlt, &plan, Some(&mut j), Resume::default(), &|_, _| {})
+        .await
+        .unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.replayed, N as u64);
+
+    // The DLT is as it was.
+    assert_eq!(
+        b.describe_queue(&dlt).await.unwrap().summary.messages,
+        before
+    );
+    // Every record is back in its original partition, once.
+    let got = b
+        .peek(&orders, &PeekRequest::first(10 * N))
+        .await
+        .unwrap()
+        .messages;
+    assert_eq!(got.len(), N);
+    let mut seen = std::collections::BTreeSet::new();
+    for m in &got {
+        let key = String::from_utf8(m.key.clone().unwrap().to_vec()).unwrap();
+        let i: usize = key.trim_start_matches("order-").parse().unwrap();
+        assert!(seen.insert(i), "order {i} twice");
+        assert_eq!(m.partition, Some((i % 3) as i32), "kept its partition");
+        assert_eq!(m.payload, Bytes::from(format!("{{\"order\":{i}}}")));
+        let header = |k: &str| {
+            m.headers
+                .get(k)
+                .and_then(|v| v.as_bytes())
+                .map(<[u8]>::to_vec)
+        };
+        assert_eq!(
+            header("bin"),
+            Some(vec![0u8, 255, i as u8]),
+            "binary header intact"
+        );
+        assert_eq!(
+            header("traceparent"),
+            Some(format!("00-{i:032x}-{i:016x}-01").into_bytes())
+        );
+        assert!(
+            header("kafka_dlt-original-topic").is_none(),
+            "DLT headers dropped"
+        );
+        assert_eq!(header(REPLAY_COUNT), Some(b"1".to_vec()));
+        let from = String::from_utf8(header(REPLAYED_FROM).unwrap()).unwrap();
+        assert!(from.starts_with(&format!("{dlt}/")), "{from}");
+    }
+
+    // Running the journal again (a resume) sends nothing twice.
+    let entries = journal::load(j.path()).unwrap();
+    let again = replay::replay(
+        &b,
+        &dlt,
+        &plan,
+        None,
+        Resume::from_entries(&entries),
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.replayed, 0);
+    assert_eq!(again.already_replayed, N as u64);
+    let after = b
+        .peek(&orders, &PeekRequest::first(10 * N))
+        .await
+        .unwrap()
+        .messages;
+    assert_eq!(after.len(), N);
+}
