@@ -349,6 +349,27 @@ async fn publish(
         }
     }
     let sent = results.len() - failed.len();
+    let info = backend.info();
+    let places: std::collections::BTreeSet<String> = items
+        .iter()
+        .map(|(_, d, _)| crate::journal::destination_text(d))
+        .collect();
+    let place = places.into_iter().collect::<Vec<_>>().join(", ");
+    let mut entry = crate::journal::AuditEntry::new(
+        &info.target,
+        resolved.profile_name.as_deref(),
+        "publish",
+        &place,
+    );
+    entry.count = sent as u64;
+    entry.result = if failed.is_empty() {
+        "ok".into()
+    } else {
+        format!("{} not published", failed.len())
+    };
+    if let Err(e) = crate::journal::audit(&entry) {
+        eprintln!("warning: could not write the audit log: {e}");
+    }
     if !args.json {
         let confirmed = if sent > 0 {
             " (each confirmed by the broker)"
