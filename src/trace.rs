@@ -273,6 +273,16 @@ impl Hop {
             .filter(|_| self.kind != HopKind::Exchange)
             .map(|o| (self.queue.clone(), self.partition, o))
     }
+
+    /// Whether both are the same stored record ([`Hop::record_key`] without allocating).
+    pub fn same_record(&self, other: &Hop) -> bool {
+        self.offset.is_some()
+            && self.kind != HopKind::Exchange
+            && other.kind != HopKind::Exchange
+            && self.offset == other.offset
+            && self.partition == other.partition
+            && self.queue == other.queue
+    }
 }
 
 /// Time order: hops without a time last, ties broken by place.

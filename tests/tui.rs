@@ -3,7 +3,7 @@
 //! and compared with insta snapshots (default and light themes, 100×30).
 
 use mqscope::app::keymap::{Key, KeyCode, Keymap};
-use mqscope::app::state::{Effect, InputKind, PAGE, State, TracePhase, View};
+use mqscope::app::state::{Effect, InputKind, MAX_HOPS, PAGE, State, TracePhase, View};
 use mqscope::app::update::{Msg, update};
 use mqscope::app::worker::Worker;
 use mqscope::backend::{ConnectOptions, PeekFrom, PeekPage};
@@ -563,6 +563,61 @@ fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
         "{:?}",
         s.status
     );
+}
+
+#[test]
+fn an_id_on_thousands_of_messages_keeps_the_view_bounded_and_quick() {
+    let mut s = with_queues(&[("audit", 10_000)]);
+    update(&mut s, key(':'));
+    for c in "trace common".chars() {
+        update(&mut s, key(c));
+    }
+    let (req, _) = trace_req(&update(&mut s, special(KeyCode::Enter)));
+    let started = std::time::Instant::now();
+    let extra = 25;
+    // Newest first, so every hit lands in front of the others.
+    for i in (0..(MAX_HOPS + extra) as u64).rev() {
+        let mut h = hop_at("audit", i, 1_000 + i as i64);
+        h.message_id = Some(format!("m{i}"));
+        update(
+            &mut s,
+            Msg::TraceEvent {
+                req,
+                event: TraceEvent::Hit(Box::new(h)),
+            },
+        );
+    }
+    update(
+        &mut s,
+        Msg::TraceProgress {
+            req,
+            scanned: 10_000,
+            elapsed_ms: 100,
+        },
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?} for {} hits",
+        started.elapsed(),
+        MAX_HOPS + extra
+    );
+    assert_eq!(
+        (s.trace.hops.len(), s.trace.dropped),
+        (MAX_HOPS, extra as u64)
+    );
+    assert_eq!(
+        s.trace.rows.len(),
+        2 * MAX_HOPS,
+        "rows caught up with the hops"
+    );
+    assert!(
+        s.trace.hops.windows(2).all(|w| w[0].time <= w[1].time),
+        "time order"
+    );
+    update(&mut s, key('G'));
+    assert!(s.selected_hop().is_some());
+    let text = screen(&s);
+    assert!(text.contains("25 more hops not shown"), "{text}");
 }
 
 #[test]

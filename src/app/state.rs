@@ -218,6 +218,9 @@ pub struct Trace {
     pub error: Option<String>,
     pub hops: Vec<Hop>,
     pub rows: Vec<Row>,
+    /// Hops came in since `rows` were built (large traces rebuild at most per progress
+    /// report, not per hit).
+    pub rows_stale: bool,
     /// Hops not kept because the view holds at most [`MAX_HOPS`].
     pub dropped: u64,
     pub skipped: Vec<Skipped>,
@@ -432,6 +435,7 @@ impl State {
                 error: None,
                 hops: Vec::new(),
                 rows: Vec::new(),
+                rows_stale: false,
                 dropped: 0,
                 skipped: Vec::new(),
                 queues_total: 0,

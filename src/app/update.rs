@@ -188,6 +188,7 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             if s.trace.pending == Some(req) {
                 s.trace.scanned = scanned;
                 s.trace.elapsed_ms = elapsed_ms;
+                refresh_rows(&mut s.trace);
             }
             Vec::new()
         }
@@ -201,7 +202,10 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::FollowHop { req, result } => {
             if s.trace.follow == Some(req) {
                 match result {
-                    Ok(hop) => insert_hop(&mut s.trace, *hop),
+                    Ok(hop) => {
+                        insert_hop(&mut s.trace, *hop);
+                        refresh_rows(&mut s.trace);
+                    }
                     Err(e) => s.status.error = Some(format!("following: {e}")),
                 }
             }
@@ -238,6 +242,7 @@ pub fn start_trace(s: &mut State, id: String) -> Vec<Effect> {
     t.error = None;
     t.hops.clear();
     t.rows.clear();
+    t.rows_stale = false;
     t.dropped = 0;
     t.skipped.clear();
     t.queues_total = 0;
@@ -260,6 +265,7 @@ fn on_trace_event(s: &mut State, event: TraceEvent) {
         TraceEvent::Hit(hop) => insert_hop(t, *hop),
         TraceEvent::QueueDone { queue, skipped } => {
             t.queues_done += 1;
+            refresh_rows(t);
             if let Some(reason) = skipped {
                 t.skipped.push(crate::trace::Skipped { queue, reason });
                 t.skipped.sort_by(|a, b| a.queue.cmp(&b.queue));
@@ -285,6 +291,7 @@ fn on_trace_done(s: &mut State, result: Result<Box<crate::trace::Trace>, String>
             t.queues_done = usize::try_from(done.queues_scanned).unwrap_or(usize::MAX);
             t.elapsed_ms = done.elapsed_ms;
             t.phase = TracePhase::Done;
+            refresh_rows(t);
         }
         Err(e) => {
             t.phase = TracePhase::Failed;
@@ -296,9 +303,7 @@ fn on_trace_done(s: &mut State, result: Result<Box<crate::trace::Trace>, String>
 
 /// Put a hop in its place in time; a log record already shown is not shown twice.
 fn insert_hop(t: &mut Trace, hop: Hop) {
-    if let Some(k) = hop.record_key()
-        && t.hops.iter().any(|h| h.record_key().as_ref() == Some(&k))
-    {
+    if t.hops.iter().any(|h| h.same_record(&hop)) {
         return;
     }
     if t.hops.len() >= MAX_HOPS {
@@ -309,7 +314,22 @@ fn insert_hop(t: &mut Trace, hop: Hop) {
         .hops
         .partition_point(|h| hop_order(h, &hop) != Ordering::Greater);
     t.hops.insert(at, hop);
-    t.rows = crate::trace::graph::rows(&t.hops);
+    t.rows_stale = true;
+    if t.hops.len() <= EAGER_ROWS {
+        refresh_rows(t);
+    }
+}
+
+/// Up to this many hops the graph is rebuilt on every hit; beyond, on the next progress
+/// report or finished queue, so an ID on thousands of messages does not cost a rebuild each.
+const EAGER_ROWS: usize = 1_000;
+
+fn refresh_rows(t: &mut Trace) {
+    if t.rows_stale {
+        t.rows = crate::trace::graph::rows(&t.hops);
+        t.rows_stale = false;
+        t.cursor.selected = t.cursor.selected.min(t.rows.len().saturating_sub(1));
+    }
 }
 
 /// The correlation ID of the message the user is looking at, or why there is none.
@@ -552,6 +572,10 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
     let rows = s.list_rows();
     let page = rows as isize;
     let view = s.view();
+    // The cursor moves over, and Enter opens, the rows as drawn: bring them up to date.
+    if view == View::Trace {
+        refresh_rows(&mut s.trace);
+    }
     match action {
         Action::Quit => {
             s.quit = true;

@@ -4,6 +4,7 @@
 
 use super::{Hop, HopKind};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 /// What a root stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,33 +43,33 @@ pub struct Row {
     pub kind: RowKind,
 }
 
-/// What makes copies one publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
+/// What makes copies one publish. Borrowed: the graph is rebuilt while a scan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key<'a> {
     /// A log record, and the dead letters that name it as their origin.
-    Record(String, i32, i64),
+    Record(&'a str, i32, i64),
     /// AMQP copies: the properties and route a fan-out keeps on every copy.
     Publish {
-        message_id: Option<String>,
+        message_id: Option<&'a str>,
         published: Option<DateTime<Utc>>,
-        exchange: Option<String>,
-        routing_key: Option<String>,
-        replayed_from: Option<String>,
+        exchange: Option<&'a str>,
+        routing_key: Option<&'a str>,
+        replayed_from: Option<&'a str>,
     },
     /// Nothing to match it with.
     Alone(usize),
 }
 
-fn key(i: usize, h: &Hop) -> Key {
+fn key(i: usize, h: &Hop) -> Key<'_> {
     if let Some(d) = &h.dead_letter
         && let (Some(p), Some(o)) = (d.partition, d.offset)
     {
-        return Key::Record(d.from.clone(), p, o);
+        return Key::Record(&d.from, p, o);
     }
     if h.dead_letter.is_none()
         && let (Some(p), Some(o)) = (h.partition, h.offset)
     {
-        return Key::Record(h.queue.clone(), p, o);
+        return Key::Record(&h.queue, p, o);
     }
     if h.message_id.is_none() && h.published.is_none() {
         return Key::Alone(i);
@@ -76,27 +77,32 @@ fn key(i: usize, h: &Hop) -> Key {
     // A dead letter was last published by its dead-letter exchange; its copies' route is
     // the one its death record keeps.
     let (exchange, routing_key) = match &h.dead_letter {
-        Some(d) => (d.exchange.clone(), d.routing_key.clone()),
-        None => (h.exchange.clone(), h.routing_key.clone()),
+        Some(d) => (d.exchange.as_deref(), d.routing_key.as_deref()),
+        None => (h.exchange.as_deref(), h.routing_key.as_deref()),
     };
     Key::Publish {
-        message_id: h.message_id.clone(),
+        message_id: h.message_id.as_deref(),
         published: h.published,
         exchange,
         routing_key,
-        replayed_from: h.replayed_from.clone(),
+        replayed_from: h.replayed_from.as_deref(),
     }
 }
 
 /// The graph of `hops` (in time order): roots in the order their first copy appears,
 /// each followed by its copies in time order.
 pub fn rows(hops: &[Hop]) -> Vec<Row> {
+    // Rebuilt on every hit while a scan runs: linear in the hops, not quadratic.
     let mut groups: Vec<(Key, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<Key, usize> = HashMap::new();
     for (i, h) in hops.iter().enumerate() {
         let k = key(i, h);
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((k, vec![i])),
+        match index.get(&k) {
+            Some(&g) => groups[g].1.push(i),
+            None => {
+                index.insert(k, groups.len());
+                groups.push((k, vec![i]));
+            }
         }
     }
     let mut out = Vec::with_capacity(hops.len() + groups.len());
@@ -137,7 +143,7 @@ fn exchange_name(x: &str) -> &str {
     if x.is_empty() { "(default)" } else { x }
 }
 
-fn root_label(k: &Key, members: &[usize], hops: &[Hop]) -> String {
+fn root_label(k: &Key<'_>, members: &[usize], hops: &[Hop]) -> String {
     let alive = members
         .iter()
         .map(|&i| &hops[i])
