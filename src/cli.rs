@@ -189,6 +189,10 @@ pub struct TraceArgs {
     /// reading there.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+    /// Keep watching for new hops through the live tail (every exchange and topic) after
+    /// the scan, until Ctrl-C; with --json each new hop is one more JSON line.
+    #[arg(long)]
+    pub follow: bool,
     /// One JSON object: correlation_id, scanned, queues_scanned, hops, skipped, elapsed_ms.
     #[arg(long)]
     pub json: bool,

@@ -60,7 +60,13 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             tail(backend.as_ref(), &args, out).await
         }
         Some(Command::Trace(args)) => {
-            let (_, backend) = open(&sel).await?;
+            let resolved = config::resolve(&sel)?;
+            // Following the demo needs its traffic running, as for `tail`.
+            let opts = ConnectOptions {
+                live: args.follow,
+                ..connect_options(&resolved)
+            };
+            let backend = backend::connect(&resolved.target, &opts).await?;
             trace(backend.as_ref(), &args, out).await
         }
         Some(Command::Replay(args)) => {
@@ -453,49 +459,92 @@ async fn trace(backend: &dyn Backend, args: &TraceArgs, out: &mut dyn Write) -> 
             .transpose()?,
         ..Default::default()
     };
+    // The tail starts before the scan, so nothing published while the scan runs is missed.
+    let mut follower = if args.follow {
+        Some(crate::trace::follow::start(backend, &args.id, &opts).await?)
+    } else {
+        None
+    };
     let t = crate::trace::trace(backend, &args.id, &opts).await?;
+    let start = t.hops.iter().find_map(|h| h.time);
     if args.json {
         serde_json::to_writer(&mut *out, &t)?;
         writeln!(out)?;
+    } else {
+        writeln!(out, "{}: {}", t.correlation_id, t.summary())?;
+        for h in &t.hops {
+            writeln!(out, "  {}", hop_line(h, start))?;
+        }
+        for s in &t.skipped {
+            writeln!(out, "  skipped {}: {}", s.queue, s.reason)?;
+        }
+        writeln!(
+            out,
+            "scanned {} messages in {} queues and topics in {} ms",
+            t.scanned, t.queues_scanned, t.elapsed_ms
+        )?;
+    }
+    let Some(f) = follower.as_mut() else {
         return Ok(());
+    };
+    f.skip(&t.hops);
+    if !args.json {
+        writeln!(out, "following live (Ctrl-C stops)")?;
     }
-    writeln!(out, "{}: {}", t.correlation_id, t.summary())?;
-    let start = t.hops.iter().find_map(|h| h.time);
-    for h in &t.hops {
-        let delta = match (start, h.time) {
-            (Some(a), Some(b)) => format!("+{:>8.3}s", (b - a).num_milliseconds() as f64 / 1000.0),
-            _ => format!("{:>10}", "?"),
+    out.flush()?;
+    let mut start = start;
+    loop {
+        let next = tokio::select! {
+            h = f.next_hop() => h,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        let place = match (h.partition, h.offset) {
-            (Some(p), Some(o)) => format!("{}[{p}]@{o}", h.queue),
-            _ => format!("{}#{}", h.queue, h.position.unwrap_or(0)),
+        let hop = match next {
+            None => return Ok(()),
+            Some(Ok(h)) => h,
+            Some(Err(e)) => {
+                eprintln!("mqscope: warning: {e}");
+                continue;
+            }
         };
-        let route = match (&h.exchange, &h.routing_key) {
-            (Some(x), Some(k)) if !x.is_empty() => format!("  via {x} / {k}"),
-            (Some(_), Some(k)) => format!("  via (default) / {k}"),
-            _ => String::new(),
-        };
-        let dead = h
-            .dead_letter
-            .as_ref()
-            .map(|d| {
-                format!(
-                    "  ← dead-lettered from {} ({} ×{})",
-                    d.from, d.reason, d.count
-                )
-            })
-            .unwrap_or_default();
-        writeln!(out, "  {delta}  {place}{route}{dead}")?;
+        start = start.or(hop.time);
+        if args.json {
+            serde_json::to_writer(&mut *out, &hop)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "  {}", hop_line(&hop, start))?;
+        }
+        out.flush()?;
     }
-    for s in &t.skipped {
-        writeln!(out, "  skipped {}: {}", s.queue, s.reason)?;
-    }
-    writeln!(
-        out,
-        "scanned {} messages in {} queues and topics in {} ms",
-        t.scanned, t.queues_scanned, t.elapsed_ms
-    )?;
-    Ok(())
+}
+
+/// One hop for people: time from the first hop, where, how it got there.
+fn hop_line(h: &crate::trace::Hop, start: Option<DateTime<Utc>>) -> String {
+    let delta = match (start, h.time) {
+        (Some(a), Some(b)) => format!("+{:>8.3}s", (b - a).num_milliseconds() as f64 / 1000.0),
+        _ => format!("{:>10}", "?"),
+    };
+    let route = match (&h.exchange, &h.routing_key) {
+        (Some(x), Some(k)) if !x.is_empty() => format!("  via {x} / {k}"),
+        (Some(_), Some(k)) => format!("  via (default) / {k}"),
+        _ => String::new(),
+    };
+    let dead = h
+        .dead_letter
+        .as_ref()
+        .map(|d| {
+            format!(
+                "  ← dead-lettered from {} ({} ×{})",
+                d.from, d.reason, d.count
+            )
+        })
+        .unwrap_or_default();
+    let replay = h
+        .replayed_from
+        .as_ref()
+        .map(|r| format!("  replay of {r}"))
+        .unwrap_or_default();
+    let live = if h.live { "  (live)" } else { "" };
+    format!("{delta}  {}{route}{dead}{replay}{live}", h.place())
 }
 
 /// Parse a duration such as 90s, 15m, 2h.

@@ -816,3 +816,108 @@ async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
         (queues[0].as_str(), mqscope::model::DeathReason::Rejected)
     );
 }
+
+/// `--follow` on RabbitMQ: the live tail's exchange taps report a new publish carrying the
+/// ID and, when a copy is rejected, its dead-lettering through the DLX with the reason and
+/// the queue it came from; messages of other IDs are not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_reports_new_publishes_and_dead_letters_live() {
+    let Some(r) = Rabbit::new().await else { return };
+    let base = unique("follow");
+    let (ex, dlx) = (format!("{base}.orders"), format!("{base}.dlx"));
+    let (q, dlq) = (format!("{base}.billing"), format!("{base}.dlq"));
+    let ch = r.conn.create_channel().await.unwrap();
+    for x in [&ex, &dlx] {
+        ch.exchange_declare(
+            x.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            Default::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut args = AmqpTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(dlx.clone().into()),
+    );
+    r.declare(&q, args).await;
+    r.declare(&dlq, AmqpTable::default()).await;
+    for (queue, x) in [(&q, &ex), (&dlq, &dlx)] {
+        ch.queue_bind(
+            queue.as_str().into(),
+            x.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let id = format!("follow-{base}");
+    let opts = mqscope::trace::TraceOptions {
+        queues: Some(format!("{base}.*")),
+        ..Default::default()
+    };
+    let mut f = mqscope::trace::follow::start(r.backend.as_ref(), &id, &opts)
+        .await
+        .unwrap();
+    let mut order = Message::new("", 0, "order");
+    order.properties.correlation_id = Some(id.clone());
+    order.properties.message_id = Some("order-1".into());
+    let mut noise = Message::new("", 0, "other");
+    noise.properties.correlation_id = Some("someone-else".into());
+    r.publish_all(&ex, "order.created", &[noise, order]).await;
+    // Billing rejects both: only the traced one's dead letter is reported.
+    for _ in 0..2 {
+        let got = ch
+            .basic_get(
+                q.as_str().into(),
+                lapin::options::BasicGetOptions::default(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        got.delivery
+            .acker
+            .reject(lapin::options::BasicRejectOptions { requeue: false })
+            .await
+            .unwrap();
+    }
+    let mut hops = Vec::new();
+    while hops.len() < 2 {
+        let h = tokio::time::timeout(Duration::from_secs(10), f.next_hop())
+            .await
+            .expect("a live hop within 10 s")
+            .expect("the tail is open")
+            .unwrap();
+        hops.push(h);
+    }
+    assert_eq!(
+        hops.iter()
+            .map(|h| (h.kind, h.queue.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (mqscope::trace::HopKind::Exchange, ex.as_str()),
+            (mqscope::trace::HopKind::Exchange, dlx.as_str()),
+        ]
+    );
+    assert!(hops.iter().all(|h| h.live));
+    assert_eq!(hops[0].routing_key.as_deref(), Some("order.created"));
+    assert_eq!(hops[0].message_id.as_deref(), Some("order-1"));
+    let d = hops[1].dead_letter.as_ref().expect("the dead-letter hop");
+    assert_eq!(
+        (d.from.as_str(), d.reason, d.count),
+        (q.as_str(), mqscope::model::DeathReason::Rejected, 1)
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), f.next_hop())
+            .await
+            .is_err(),
+        "the other ID's publish and dead letter are not reported"
+    );
+    // Both hops are one publish in the graph: the dead letter hangs under the order.
+    let rows = mqscope::trace::graph::rows(&hops);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+}

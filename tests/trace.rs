@@ -1,14 +1,19 @@
 //! Tracing a correlation ID: exact hops through a fan-out with a dead-lettered copy on the
 //! local broker, the demo through the real binary, and that a trace changes nothing.
 
+mod kafka_mock;
+
 use bytes::Bytes;
 use mqscope::backend::local::LocalBackend;
+use mqscope::backend::local::broker::kafka_header;
 use mqscope::backend::local::broker::{LocalBroker, LocalConfig, Outgoing, QueueArgs};
 use mqscope::backend::local::clock::Clock;
 use mqscope::model::topology::ExchangeKind;
 use mqscope::model::{DeathReason, FieldTable, FieldValue, Properties};
-use mqscope::trace::{TraceOptions, trace};
-use std::sync::Arc;
+use mqscope::trace::{HopKind, TraceEvent, TraceOptions, follow, trace, trace_streaming};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 fn order(corr: &str, n: u32) -> Outgoing {
     Outgoing {
@@ -223,4 +228,386 @@ fn demo_trace_through_the_binary_finds_the_dead_letter_and_its_origin() {
         human.contains("dead-lettered from billing (rejected ×1)"),
         "{human}"
     );
+}
+
+/// Six queues of 300 messages, every hundredth carrying the wanted ID.
+fn six_queues() -> Arc<LocalBroker> {
+    let b = Arc::new(LocalBroker::new(
+        "t",
+        Clock::manual(1_000_000),
+        LocalConfig::default(),
+    ));
+    for q in 0..6 {
+        let name = format!("q{q}");
+        b.declare_queue(&name, QueueArgs::default()).unwrap();
+        for n in 0..300 {
+            let corr = if n % 100 == 7 { "wanted" } else { "noise" };
+            b.publish("", &name, order(corr, n)).unwrap();
+            b.clock().advance(1);
+        }
+    }
+    b
+}
+
+#[tokio::test]
+async fn a_running_trace_streams_hits_and_progress_then_the_same_result() {
+    let backend = LocalBackend::new(six_queues(), "local://test");
+    let events = Mutex::new(Vec::new());
+    let t = trace_streaming(&backend, "wanted", &TraceOptions::default(), &|e| {
+        events.lock().unwrap().push(e)
+    })
+    .await
+    .unwrap();
+    let events = events.into_inner().unwrap();
+    assert_eq!(events.first(), Some(&TraceEvent::Started { queues: 6 }));
+    let mut hits: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Hit(h) => Some((**h).clone()),
+            _ => None,
+        })
+        .collect();
+    hits.sort_by(mqscope::trace::hop_order);
+    assert_eq!(hits, t.hops, "every hit streamed before the result");
+    assert_eq!(t.hops.len(), 18);
+    let done: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::QueueDone { skipped: None, .. }))
+        .collect();
+    assert_eq!(done.len(), 6);
+    let scanned: u64 = events
+        .iter()
+        .map(|e| match e {
+            TraceEvent::Scanned(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!((scanned, t.scanned), (1_800, 1_800));
+}
+
+#[tokio::test]
+async fn a_cancelled_trace_stops_reading_and_changes_nothing() {
+    let b = six_queues();
+    let backend = LocalBackend::new(Arc::clone(&b), "local://test");
+    let cancel = Arc::new(AtomicBool::new(false));
+    let opts = TraceOptions {
+        concurrency: 1,
+        cancel: Some(Arc::clone(&cancel)),
+        ..TraceOptions::default()
+    };
+    let done = Mutex::new(0);
+    let t = trace_streaming(&backend, "wanted", &opts, &|e| match e {
+        // Cancel as soon as the first hit arrives: the queue being read is not finished.
+        TraceEvent::Hit(_) => cancel.store(true, Ordering::Relaxed),
+        TraceEvent::QueueDone { .. } => *done.lock().unwrap() += 1,
+        _ => {}
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        t.scanned, 300,
+        "one queue read, the other five never started"
+    );
+    assert_eq!((t.queues_scanned, *done.lock().unwrap()), (0, 0));
+    assert!(t.skipped.is_empty());
+    assert!(b.summaries().iter().all(|q| q.messages == Some(300)));
+}
+
+#[tokio::test]
+async fn follow_reports_new_hops_live_once_each() {
+    let b = Arc::new(LocalBroker::new(
+        "t",
+        Clock::manual(1_000_000),
+        LocalConfig::default(),
+    ));
+    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    b.declare_queue("billing", QueueArgs::default()).unwrap();
+    b.bind_queue("billing", "orders", "").unwrap();
+    b.declare_topic("payments", 2).unwrap();
+    let backend = LocalBackend::new(Arc::clone(&b), "local://test");
+    let opts = TraceOptions::default();
+    let mut f = follow::start(&backend, "wanted", &opts).await.unwrap();
+    let payment = |corr: &str| {
+        let mut h = FieldTable::new();
+        h.insert("correlation_id", kafka_header(corr.to_string()));
+        h
+    };
+    // Produced after the follow started but found by the scan too: reported once.
+    b.produce("payments", Some(1), None, payment("wanted"), Bytes::new())
+        .unwrap();
+    let t = trace(&backend, "wanted", &opts).await.unwrap();
+    assert_eq!(t.hops.len(), 1);
+    f.skip(&t.hops);
+    b.publish("orders", "order.created", order("noise", 1))
+        .unwrap();
+    b.clock().advance(500);
+    b.publish("orders", "order.created", order("wanted", 2))
+        .unwrap();
+    b.produce("payments", Some(0), None, payment("noise"), Bytes::new())
+        .unwrap();
+    b.produce("payments", Some(0), None, payment("wanted"), Bytes::new())
+        .unwrap();
+    let mut refund = order("wanted", 3);
+    refund.properties.correlation_id = None;
+    refund.payload = Bytes::from_static(br#"{"correlationId": "wanted"}"#);
+    b.declare_queue("refunds", QueueArgs::default()).unwrap();
+    b.publish("", "refunds", refund).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let h = tokio::time::timeout(Duration::from_secs(5), f.next_hop())
+            .await
+            .expect("a live hop within 5 s")
+            .expect("the tail is open")
+            .unwrap();
+        got.push(h);
+    }
+    let seen: Vec<(HopKind, String)> = got.iter().map(|h| (h.kind, h.place())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (HopKind::Exchange, "exchange orders".to_string()),
+            (HopKind::Topic, "payments[0]@1".to_string()),
+            (HopKind::Queue, "refunds".to_string()),
+        ]
+    );
+    assert!(got.iter().all(|h| h.live));
+    assert_eq!(got[0].routing_key.as_deref(), Some("order.created"));
+    assert_eq!(got[0].message_id.as_deref(), Some("m2"));
+    assert_eq!(
+        got[0].timestamp.as_deref(),
+        Some("1970-01-01T00:16:40.500Z")
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), f.next_hop())
+            .await
+            .is_err(),
+        "nothing else carries the ID, and the scanned record is not repeated"
+    );
+    let json = serde_json::to_value(&got[1]).unwrap();
+    assert_eq!(json["live"], true);
+    assert_eq!(json["kind"], "topic");
+}
+
+/// The issue's Kafka case on librdkafka's mock cluster: the ID in three topics and every
+/// partition (a header, a JSON body, a traceparent), one record dead-lettered with Spring's
+/// headers; then a live follow picks up a new record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_trace_finds_every_partition_in_time_order_with_the_dlt_origin() {
+    let c = kafka_mock::Cluster::new();
+    let orders = c.topic("orders", 3);
+    let payments = c.topic("payments", 2);
+    let dlt = c.topic("payments.DLT", 2);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let base = 1_767_225_600_000i64;
+    let rec = |corr_header: Option<(&str, &str)>, body: String| {
+        let mut m = mqscope::model::Message::new("", 0, Bytes::from(body));
+        if let Some((k, v)) = corr_header {
+            m.headers.insert(k, FieldValue::string(v));
+        }
+        m
+    };
+    let noise = || rec(Some(("x-correlation-id", "other")), "{}".into());
+    // (topic, partition, millis after base, record) in the order they happen.
+    let mut plan = Vec::new();
+    for p in 0..3 {
+        plan.push((orders.clone(), p, 10 * i64::from(p), noise()));
+        plan.push((
+            orders.clone(),
+            p,
+            100 + 10 * i64::from(p),
+            rec(Some(("X-Correlation-Id", trace_id)), "{}".into()),
+        ));
+    }
+    for p in 0..2 {
+        plan.push((payments.clone(), p, 200, noise()));
+        plan.push((
+            payments.clone(),
+            p,
+            300 + 100 * i64::from(p),
+            rec(
+                None,
+                format!(r#"{{"metadata": {{"correlationId": "{trace_id}"}}}}"#),
+            ),
+        ));
+    }
+    // A follow-up on orders after the failed payment, before its dead letter is written.
+    plan.push((
+        orders.clone(),
+        0,
+        450,
+        rec(
+            Some(("traceparent", &format!("00-{trace_id}-00f067aa0ba902b7-01"))),
+            "not json {".into(),
+        ),
+    ));
+    // The dead letter of payments[1]@1 (written at 400): Spring's binary partition, offset
+    // and original timestamp; the DLT record itself is stamped when it died.
+    let mut dead = rec(Some(("correlation_id", trace_id)), "{}".into());
+    let h = &mut dead.headers;
+    h.insert("kafka_dlt-original-topic", FieldValue::string(&payments));
+    h.insert(
+        "kafka_dlt-original-partition",
+        FieldValue::LongString(Bytes::copy_from_slice(&1i32.to_be_bytes())),
+    );
+    h.insert(
+        "kafka_dlt-original-offset",
+        FieldValue::LongString(Bytes::copy_from_slice(&1i64.to_be_bytes())),
+    );
+    h.insert(
+        "kafka_dlt-original-timestamp",
+        FieldValue::LongString(Bytes::copy_from_slice(&(base + 400).to_be_bytes())),
+    );
+    h.insert(
+        "kafka_dlt-exception-fqcn",
+        FieldValue::string("org.example.PaymentDeclined"),
+    );
+    h.insert(
+        "kafka_dlt-exception-message",
+        FieldValue::string("card expired"),
+    );
+    plan.push((dlt.clone(), 0, 500, noise()));
+    plan.push((dlt.clone(), 1, 600, dead));
+    plan.push((
+        dlt.clone(),
+        0,
+        700,
+        rec(None, format!(r#"{{"correlation_id": "{trace_id}"}}"#)),
+    ));
+    for (topic, p, at, m) in &plan {
+        c.produce(topic, *p, m, Some(base + at)).await;
+    }
+
+    let backend = c.backend().await;
+    let opts = TraceOptions::default();
+    let mut f = follow::start(&backend, trace_id, &opts).await.unwrap();
+    let t = trace(&backend, trace_id, &opts).await.unwrap();
+    assert!(t.skipped.is_empty(), "{:?}", t.skipped);
+    assert_eq!((t.queues_scanned, t.scanned), (3, plan.len() as u64));
+    let places: Vec<String> = t.hops.iter().map(|h| h.place()).collect();
+    assert_eq!(
+        places,
+        vec![
+            format!("{orders}[0]@1"),
+            format!("{orders}[1]@1"),
+            format!("{orders}[2]@1"),
+            format!("{payments}[0]@1"),
+            format!("{payments}[1]@1"),
+            format!("{orders}[0]@2"),
+            format!("{dlt}[1]@0"),
+            format!("{dlt}[0]@1"),
+        ],
+        "every partition of all three topics, in time order; the dead letter at the time it died"
+    );
+    let d = t.hops[6].dead_letter.as_ref().expect("the DLT hop");
+    assert_eq!(
+        (d.from.as_str(), d.reason, d.count, d.partition, d.offset),
+        (
+            payments.as_str(),
+            DeathReason::Rejected,
+            1,
+            Some(1),
+            Some(1)
+        )
+    );
+    assert_eq!(
+        d.error.as_deref(),
+        Some("org.example.PaymentDeclined: card expired")
+    );
+    assert_eq!(
+        t.hops[6].timestamp.as_deref(),
+        Some("2026-01-01T00:00:00.600Z")
+    );
+    assert!(t.hops.iter().all(|h| h.kind == HopKind::Topic));
+    // In the graph, the dead letter hangs under the payment it came from.
+    let rows = mqscope::trace::graph::rows(&t.hops);
+    let under: Vec<String> = rows
+        .iter()
+        .skip_while(|r| t.hops[r.hop].place() != format!("{payments}[1]@1"))
+        .take(3)
+        .map(|r| t.hops[r.hop].place())
+        .collect();
+    assert_eq!(
+        under,
+        vec![
+            format!("{payments}[1]@1"),
+            format!("{payments}[1]@1"),
+            format!("{dlt}[1]@0")
+        ],
+        "{rows:?}"
+    );
+
+    // Live: a new record with the ID; the scanned ones are not reported again.
+    f.skip(&t.hops);
+    c.produce(&payments, 0, &noise(), None).await;
+    c.produce(
+        &payments,
+        0,
+        &rec(Some(("correlation_id", trace_id)), "{}".into()),
+        None,
+    )
+    .await;
+    let h = tokio::time::timeout(Duration::from_secs(15), f.next_hop())
+        .await
+        .expect("the new record within 15 s")
+        .expect("the tail is open")
+        .unwrap();
+    assert_eq!(h.place(), format!("{payments}[0]@3"));
+    assert!(h.live);
+}
+
+/// `trace --follow --json` on the live demo: the trace object first, then one JSON line per
+/// new hop. An order still waiting near the head of billing is billed (an invoice and a
+/// payment) or rejected (a dead letter) within seconds of the demo's traffic starting.
+#[test]
+fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
+    use std::io::{BufRead, BufReader};
+    let bin = env!("CARGO_BIN_EXE_mqscope");
+    let url = "local://demo?clock=fixed";
+    let home = tempfile::tempdir().unwrap();
+    let head = std::process::Command::new(bin)
+        .args(["peek", "billing", "--from", "10", "-n", "1", "--json"])
+        .args(["--url", url])
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    let rec: serde_json::Value = serde_json::from_slice(&head.stdout).unwrap();
+    let id = rec["correlation_id"].as_str().unwrap().to_string();
+    let mut child = std::process::Command::new(bin)
+        .args(["trace", &id, "--follow", "--json", "--url", url])
+        .env("XDG_CONFIG_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while lines.len() < 2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(l)) => lines.push(l),
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the trace and a live hop within 20 s: {lines:?}"
+    );
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["correlation_id"], id.as_str());
+    assert!(first["hops"].as_array().is_some_and(|h| !h.is_empty()));
+    let hop: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(hop["live"], true, "{hop}");
+    assert!(hop["queue"].is_string() && hop["kind"].is_string(), "{hop}");
+    assert!(hop.get("hops").is_none(), "a hop, not another trace: {hop}");
 }

@@ -3,13 +3,14 @@
 //! and compared with insta snapshots (default and light themes, 100×30).
 
 use mqscope::app::keymap::{Key, KeyCode, Keymap};
-use mqscope::app::state::{Effect, InputKind, PAGE, State, View};
+use mqscope::app::state::{Effect, InputKind, MAX_HOPS, PAGE, State, TracePhase, View};
 use mqscope::app::update::{Msg, update};
 use mqscope::app::worker::Worker;
 use mqscope::backend::{ConnectOptions, PeekFrom, PeekPage};
 use mqscope::config::Target;
 use mqscope::model::{Message, QueueKind, QueueSummary};
 use mqscope::theme::Theme;
+use mqscope::trace::{Hop, HopKind, TraceEvent};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::sync::mpsc;
@@ -320,6 +321,434 @@ fn command_line_opens_queues_with_completion() {
     assert_eq!(load_req(&fx).1, PeekFrom::Position(42));
 }
 
+fn corr_page(queue: &str, from: u64, ids: &[&str]) -> PeekPage {
+    PeekPage {
+        messages: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut m = Message::new(queue, from + i as u64, format!("m{i}"));
+                if !id.is_empty() {
+                    m.properties.correlation_id = Some(id.to_string());
+                }
+                m
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+fn hop_at(queue: &str, position: u64, secs: i64) -> Hop {
+    Hop {
+        queue: queue.into(),
+        kind: HopKind::Queue,
+        position: Some(position),
+        partition: None,
+        offset: None,
+        timestamp: None,
+        exchange: Some("orders".into()),
+        routing_key: Some("order.created".into()),
+        message_id: Some("m1".into()),
+        dead_letter: None,
+        replayed_from: None,
+        replay_count: None,
+        live: false,
+        time: chrono::DateTime::from_timestamp(secs, 0),
+        published: chrono::DateTime::from_timestamp(100, 0),
+    }
+}
+
+/// The screen as text, for states built without a worker.
+fn screen(s: &State) -> String {
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| mqscope::ui::draw(f, s, &Theme::default_theme()))
+        .unwrap();
+    let buf = term.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn trace_req(fx: &[Effect]) -> (u64, String) {
+    fx.iter()
+        .find_map(|e| match e {
+            Effect::Trace { req, id } => Some((*req, id.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no trace in {fx:?}"))
+}
+
+#[test]
+fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
+    let mut s = with_queues(&[("billing", 100), ("email", 100)]);
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let (req, _, _) = load_req(&fx);
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(corr_page("billing", 0, &["", "ORD-1"])),
+        },
+    );
+    // A message without an ID says so and stays put.
+    assert!(update(&mut s, key('t')).is_empty());
+    assert!(
+        s.status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no correlation ID")
+    );
+    assert_eq!(s.view(), View::Messages);
+    update(&mut s, key('j'));
+    update(&mut s, special(KeyCode::Enter));
+    assert_eq!(s.view(), View::Message);
+    let fx = update(&mut s, key('t'));
+    let (req, id) = trace_req(&fx);
+    assert_eq!(id, "ORD-1");
+    assert_eq!(s.view(), View::Trace);
+    assert_eq!(s.trace.phase, TracePhase::Scanning);
+
+    // Hits arrive out of order and are kept in time order; a stale reply is dropped.
+    let ev = |req, event| Msg::TraceEvent { req, event };
+    update(&mut s, ev(req, TraceEvent::Started { queues: 2 }));
+    update(
+        &mut s,
+        ev(req, TraceEvent::Hit(Box::new(hop_at("email", 7, 101)))),
+    );
+    update(
+        &mut s,
+        ev(req + 99, TraceEvent::Hit(Box::new(hop_at("stale", 0, 1)))),
+    );
+    update(
+        &mut s,
+        ev(req, TraceEvent::Hit(Box::new(hop_at("billing", 1, 100)))),
+    );
+    update(
+        &mut s,
+        Msg::TraceProgress {
+            req,
+            scanned: 150,
+            elapsed_ms: 10,
+        },
+    );
+    update(
+        &mut s,
+        ev(
+            req,
+            TraceEvent::QueueDone {
+                queue: "email".into(),
+                skipped: None,
+            },
+        ),
+    );
+    let places: Vec<String> = s.trace.hops.iter().map(|h| h.place()).collect();
+    assert_eq!(places, vec!["billing#1", "email#7"]);
+    assert_eq!(
+        (s.trace.queues_total, s.trace.queues_done, s.trace.scanned),
+        (2, 1, 150)
+    );
+    // One publish: a root and its two copies.
+    assert_eq!(s.trace.rows.len(), 3);
+    let done = |hops: Vec<Hop>| mqscope::trace::Trace {
+        correlation_id: "ORD-1".into(),
+        scanned: 200,
+        queues_scanned: 2,
+        hops,
+        skipped: Vec::new(),
+        elapsed_ms: 12,
+    };
+    update(
+        &mut s,
+        Msg::TraceDone {
+            req: req + 99,
+            result: Ok(Box::new(done(Vec::new()))),
+        },
+    );
+    assert_eq!(
+        s.trace.phase,
+        TracePhase::Scanning,
+        "a stale result is dropped"
+    );
+    update(
+        &mut s,
+        Msg::TraceDone {
+            req,
+            result: Ok(Box::new(done(vec![
+                hop_at("billing", 1, 100),
+                hop_at("email", 7, 101),
+            ]))),
+        },
+    );
+    assert_eq!(s.trace.phase, TracePhase::Done);
+    assert_eq!((s.trace.hops.len(), s.trace.scanned), (2, 200));
+    update(&mut s, special(KeyCode::Esc));
+    assert_eq!(s.view(), View::Message, "Esc on a finished trace goes back");
+    // Open it again with :trace and jump to the email copy.
+    update(&mut s, key(':'));
+    for c in "trace ORD-1".chars() {
+        update(&mut s, key(c));
+    }
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let (req, _) = trace_req(&fx);
+    assert_eq!(s.view(), View::Trace);
+    update(
+        &mut s,
+        Msg::TraceDone {
+            req,
+            result: Ok(Box::new(done(vec![
+                hop_at("billing", 1, 100),
+                hop_at("email", 7, 101),
+            ]))),
+        },
+    );
+    update(&mut s, key('G'));
+    assert_eq!(s.selected_hop().unwrap().queue, "email");
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let Some(Effect::LoadMessages {
+        req,
+        queue,
+        from,
+        partition,
+        ..
+    }) = fx.first().cloned()
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (queue.as_str(), from, partition),
+        ("email", PeekFrom::Position(0), None)
+    );
+    assert_eq!(s.view(), View::Messages);
+    assert_eq!(
+        s.stack,
+        vec![View::Queues, View::Trace, View::Messages],
+        "the old messages views are replaced, the trace stays underneath"
+    );
+    let ids: Vec<&str> = (0..10)
+        .map(|i| if i == 7 { "ORD-1" } else { "x" })
+        .collect();
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(corr_page("email", 0, &ids)),
+        },
+    );
+    assert_eq!(s.view(), View::Message, "the hop's message opens");
+    assert_eq!(s.message.msg.as_ref().unwrap().position, 7);
+    update(&mut s, special(KeyCode::Esc));
+    assert_eq!(s.selected_message().unwrap().position, 7);
+    update(&mut s, special(KeyCode::Esc));
+    assert_eq!(s.view(), View::Trace);
+
+    // A queue that moved: the message at the position carries another ID.
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let (req, _, _) = load_req(&fx);
+    update(
+        &mut s,
+        Msg::MessagesLoaded {
+            req,
+            result: Ok(corr_page("email", 0, &["x"; 10])),
+        },
+    );
+    assert_eq!(s.view(), View::Messages);
+    assert!(
+        s.status.info.as_deref().unwrap().contains("moved"),
+        "{:?}",
+        s.status
+    );
+}
+
+#[test]
+fn an_id_on_thousands_of_messages_keeps_the_view_bounded_and_quick() {
+    let mut s = with_queues(&[("audit", 10_000)]);
+    update(&mut s, key(':'));
+    for c in "trace common".chars() {
+        update(&mut s, key(c));
+    }
+    let (req, _) = trace_req(&update(&mut s, special(KeyCode::Enter)));
+    let started = std::time::Instant::now();
+    let extra = 25;
+    // Newest first, so every hit lands in front of the others.
+    for i in (0..(MAX_HOPS + extra) as u64).rev() {
+        let mut h = hop_at("audit", i, 1_000 + i as i64);
+        h.message_id = Some(format!("m{i}"));
+        update(
+            &mut s,
+            Msg::TraceEvent {
+                req,
+                event: TraceEvent::Hit(Box::new(h)),
+            },
+        );
+    }
+    update(
+        &mut s,
+        Msg::TraceProgress {
+            req,
+            scanned: 10_000,
+            elapsed_ms: 100,
+        },
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?} for {} hits",
+        started.elapsed(),
+        MAX_HOPS + extra
+    );
+    assert_eq!(
+        (s.trace.hops.len(), s.trace.dropped),
+        (MAX_HOPS, extra as u64)
+    );
+    assert_eq!(
+        s.trace.rows.len(),
+        2 * MAX_HOPS,
+        "rows caught up with the hops"
+    );
+    assert!(
+        s.trace.hops.windows(2).all(|w| w[0].time <= w[1].time),
+        "time order"
+    );
+    update(&mut s, key('G'));
+    assert!(s.selected_hop().is_some());
+    let text = screen(&s);
+    assert!(text.contains("25 more hops not shown"), "{text}");
+}
+
+#[test]
+fn esc_cancels_a_running_trace_and_leaving_stops_the_follow() {
+    let mut s = with_queues(&[("billing", 1)]);
+    update(&mut s, key(':'));
+    for c in "trace abc".chars() {
+        update(&mut s, key(c));
+    }
+    let (req, id) = trace_req(&update(&mut s, special(KeyCode::Enter)));
+    assert_eq!(id, "abc");
+    update(
+        &mut s,
+        Msg::TraceEvent {
+            req,
+            event: TraceEvent::Hit(Box::new(hop_at("billing", 0, 100))),
+        },
+    );
+    update(
+        &mut s,
+        Msg::TraceEvent {
+            req,
+            event: TraceEvent::Started { queues: 3 },
+        },
+    );
+    update(
+        &mut s,
+        Msg::TraceProgress {
+            req,
+            scanned: 15_000,
+            elapsed_ms: 500,
+        },
+    );
+    let text = screen(&s);
+    assert!(
+        text.contains("scanning… 15,000 messages in 0/3 queues, 30,000 msg/s; 1 hops so far"),
+        "{text}"
+    );
+    assert!(
+        text.contains("billing#0"),
+        "hits show while scanning: {text}"
+    );
+    let fx = update(&mut s, special(KeyCode::Esc));
+    assert_eq!(fx, vec![Effect::CancelTrace(req)]);
+    assert!(
+        screen(&s).contains("(cancelled after 15,000 messages"),
+        "{}",
+        screen(&s)
+    );
+    assert_eq!(s.view(), View::Trace, "the first Esc only cancels");
+    assert_eq!(s.trace.phase, TracePhase::Cancelled);
+    // What the scan sends after the cancel is stale.
+    update(
+        &mut s,
+        Msg::TraceEvent {
+            req,
+            event: TraceEvent::Hit(Box::new(hop_at("billing", 5, 200))),
+        },
+    );
+    update(
+        &mut s,
+        Msg::TraceDone {
+            req,
+            result: Err("late".into()),
+        },
+    );
+    assert_eq!(s.trace.hops.len(), 1);
+    assert_eq!(s.trace.phase, TracePhase::Cancelled);
+
+    // f follows live, hops append, f again stops; leaving the view stops it too.
+    let fx = update(&mut s, key('f'));
+    let Some(Effect::Follow { req: follow, id }) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(id, "abc");
+    let mut live = hop_at("payments", 0, 300);
+    live.kind = HopKind::Topic;
+    live.partition = Some(1);
+    live.offset = Some(9);
+    live.position = None;
+    live.live = true;
+    for _ in 0..2 {
+        update(
+            &mut s,
+            Msg::FollowHop {
+                req: follow,
+                result: Ok(Box::new(live.clone())),
+            },
+        );
+    }
+    assert_eq!(s.trace.hops.len(), 2, "the same record once");
+    assert!(s.trace.hops[1].live);
+    update(
+        &mut s,
+        Msg::FollowHop {
+            req: follow,
+            result: Err("fell behind".into()),
+        },
+    );
+    assert!(s.status.error.as_deref().unwrap().contains("fell behind"));
+    assert_eq!(update(&mut s, key('f')), vec![Effect::StopFollow(follow)]);
+    let fx = update(&mut s, key('f'));
+    let Some(Effect::Follow { req: follow, .. }) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    let fx = update(&mut s, special(KeyCode::Esc));
+    assert_eq!(s.view(), View::Queues);
+    assert!(fx.contains(&Effect::StopFollow(follow)), "{fx:?}");
+    // A new trace from the command line while one runs cancels the old one.
+    update(&mut s, key(':'));
+    for c in "trace one".chars() {
+        update(&mut s, key(c));
+    }
+    let (first, _) = trace_req(&update(&mut s, special(KeyCode::Enter)));
+    update(&mut s, key(':'));
+    for c in "trace two".chars() {
+        update(&mut s, key(c));
+    }
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert!(fx.contains(&Effect::CancelTrace(first)), "{fx:?}");
+    assert_eq!(s.stack.iter().filter(|v| **v == View::Trace).count(), 1);
+    // Going to the queue list from anywhere stops the scan.
+    let (second, _) = trace_req(&fx);
+    update(&mut s, key(':'));
+    for c in "queues".chars() {
+        update(&mut s, key(c));
+    }
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert!(fx.contains(&Effect::CancelTrace(second)), "{fx:?}");
+}
+
 #[test]
 fn lost_connection_backs_off_and_recovers() {
     let mut s = with_queues(&[("a", 1)]);
@@ -473,24 +902,46 @@ impl Harness {
 
     /// Run effects through the worker and feed every reply back until nothing is pending.
     async fn run(&mut self, effects: Vec<Effect>) {
+        // Effects with one final reply; a trace streams events before its result, and
+        // cancels and follows have no final reply to wait for.
+        let replies = |e: &Effect| {
+            !matches!(
+                e,
+                Effect::Copy(_)
+                    | Effect::Quit
+                    | Effect::CancelTrace(_)
+                    | Effect::Follow { .. }
+                    | Effect::StopFollow(_)
+            )
+        };
         let mut outstanding = 0;
         for e in effects {
+            if replies(&e) {
+                outstanding += 1;
+            }
             if !matches!(e, Effect::Copy(_) | Effect::Quit) {
                 self.worker.run(e);
-                outstanding += 1;
             }
         }
         while outstanding > 0 {
             let msg = self.rx.recv().await.expect("worker reply");
-            outstanding -= 1;
+            if !matches!(
+                msg,
+                Msg::TraceEvent { .. } | Msg::TraceProgress { .. } | Msg::FollowHop { .. }
+            ) {
+                outstanding -= 1;
+            }
             let fx = update(&mut self.state, msg);
             for e in fx {
+                if replies(&e) {
+                    outstanding += 1;
+                }
                 if !matches!(e, Effect::Copy(_) | Effect::Quit) {
                     self.worker.run(e);
-                    outstanding += 1;
                 }
             }
         }
+        self.state.trace.elapsed_ms = self.state.trace.elapsed_ms.min(42);
         // Pin the wall-clock times the worker stamps, so drawings repeat.
         let t = chrono::DateTime::from_timestamp(1_767_225_600, 0);
         self.state.queues.refreshed_at = self.state.queues.refreshed_at.and(t);
@@ -582,6 +1033,62 @@ async fn every_view_snapshot() {
         answer: String::new(),
     });
     snap("confirm", &h);
+}
+
+/// From a dead letter on the fixed-clock demo: `t` traces its order through the real
+/// worker; the view lists the fan-out and the dead-letter hop, and Enter opens a hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_view_snapshot_and_jump_on_the_demo() {
+    let mut h = Harness::new().await;
+    h.send(key(':')).await;
+    h.keys("q billing.dlq").await;
+    h.send(special(KeyCode::Enter)).await;
+    h.keys("G").await;
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(h.state.view(), View::Message);
+    let id = mqscope::trace::Extractor::default()
+        .extract(h.state.message.msg.as_ref().unwrap())
+        .unwrap();
+    h.keys("t").await;
+    assert_eq!(h.state.view(), View::Trace);
+    assert_eq!(h.state.trace.id, id);
+    assert_eq!(h.state.trace.phase, TracePhase::Done);
+    assert_eq!(h.state.trace.queues_done, 14);
+    let text = h.text();
+    assert!(text.contains("billing.dlq#"), "{text}");
+    assert!(text.contains("rejected in billing ×1"), "{text}");
+    assert!(text.contains("reached "), "{text}");
+    snap("trace", &h);
+
+    // Enter on the dead-letter hop opens that very message.
+    let row = h
+        .state
+        .trace
+        .rows
+        .iter()
+        .position(|r| h.state.trace.hops[r.hop].queue == "billing.dlq")
+        .expect("a dead-letter row");
+    h.keys("g").await;
+    for _ in 0..row {
+        h.keys("j").await;
+    }
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(h.state.view(), View::Message, "{:?}", h.state.status);
+    let opened = h.state.message.msg.as_ref().unwrap();
+    assert_eq!(opened.queue, "billing.dlq");
+    assert_eq!(
+        mqscope::trace::Extractor::default()
+            .extract(opened)
+            .as_deref(),
+        Some(id.as_str())
+    );
+    h.send(special(KeyCode::Esc)).await;
+    h.send(special(KeyCode::Esc)).await;
+    assert_eq!(h.state.view(), View::Trace);
+    h.keys("?").await;
+    let help = h.text();
+    assert!(help.contains("follow live"), "{help}");
+    assert!(help.contains(":trace ID"), "{help}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,6 +95,17 @@ fn browse_filter_open_back_and_quit_in_a_real_terminal() {
     assert!(detail.contains("rejected in billing ×1"), "{detail}");
     assert!(detail.contains("Payload"), "{detail}");
 
+    // t traces the message's correlation ID: the dead-letter hop and the summary appear,
+    // f follows live, Esc leaves the trace for the message again.
+    keys(&s, &["t"]);
+    let trace = wait_for(&s, "last seen in");
+    assert!(trace.contains("› Trace"), "{trace}");
+    assert!(trace.contains("rejected in billing ×1"), "{trace}");
+    keys(&s, &["f"]);
+    wait_for(&s, "following live");
+    keys(&s, &["Escape"]);
+    wait_for(&s, "Dead-letter history");
+
     keys(&s, &["Escape"]);
     wait_for(&s, "DEAD LETTER");
     keys(&s, &["?"]);

@@ -171,6 +171,8 @@ pub enum Action {
     Replay,
     Purge,
     Delete,
+    Trace,
+    Follow,
 }
 
 impl Action {
@@ -188,6 +190,7 @@ pub enum Scope {
     Groups,
     Messages,
     Message,
+    Trace,
     Help,
 }
 
@@ -199,6 +202,7 @@ impl Scope {
             Scope::Groups => "groups",
             Scope::Messages => "messages",
             Scope::Message => "message",
+            Scope::Trace => "trace",
             Scope::Help => "help",
         }
     }
@@ -339,6 +343,20 @@ impl Default for Keymap {
                     false,
                 ),
                 b(
+                    Messages,
+                    &[c('t')],
+                    Action::Trace,
+                    "trace (its correlation ID)",
+                    true,
+                ),
+                b(
+                    Message,
+                    &[c('t')],
+                    Action::Trace,
+                    "trace (its correlation ID)",
+                    true,
+                ),
+                b(
                     Message,
                     &[c('p')],
                     Action::PayloadMode,
@@ -387,6 +405,34 @@ impl Default for Keymap {
                     &[c('P')],
                     Action::Purge,
                     "purge queue (backup first)",
+                    false,
+                ),
+                b(
+                    Trace,
+                    &[k(Enter), k(Right), c('l')],
+                    Action::Open,
+                    "open the hop's message",
+                    true,
+                ),
+                b(
+                    Trace,
+                    &[c('f')],
+                    Action::Follow,
+                    "follow live (again: stop)",
+                    true,
+                ),
+                b(
+                    Trace,
+                    &[k(Esc)],
+                    Action::Back,
+                    "cancel the scan / back",
+                    true,
+                ),
+                b(
+                    Trace,
+                    &[Key::ctrl('r')],
+                    Action::Refresh,
+                    "trace again",
                     false,
                 ),
                 b(Help, &[c('?')], Action::Back, "close help", false),
@@ -482,6 +528,7 @@ impl Keymap {
             Scope::Groups,
             Scope::Messages,
             Scope::Message,
+            Scope::Trace,
             Scope::Help,
         ] {
             let mut seen: BTreeMap<Key, Action> = BTreeMap::new();
@@ -536,6 +583,15 @@ mod tests {
             Some(Action::Quit)
         );
         assert_eq!(km.lookup(Scope::Help, &Key::char('?')), Some(Action::Back));
+        assert_eq!(
+            km.lookup(Scope::Message, &Key::char('t')),
+            Some(Action::Trace)
+        );
+        assert_eq!(
+            km.lookup(Scope::Trace, &Key::char('f')),
+            Some(Action::Follow)
+        );
+        assert_eq!(km.lookup(Scope::Queues, &Key::char('f')), None);
         assert_eq!(km.lookup(Scope::Queues, &Key::char('z')), None);
     }
 

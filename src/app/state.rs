@@ -4,6 +4,8 @@
 use super::keymap::{Keymap, Scope};
 use crate::backend::PeekFrom;
 use crate::model::{ConsumerGroup, Message, QueueKind, QueueSummary};
+use crate::trace::graph::Row;
+use crate::trace::{Hop, Skipped};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 
@@ -18,6 +20,10 @@ pub const PREFETCH: usize = 40;
 pub const PRETTY_LIMIT: usize = 2 * 1024 * 1024;
 /// Body text is cut into display lines of at most this many characters.
 pub const LINE_CHUNK: usize = 4096;
+/// The most hops a trace view keeps; an ID on more messages than this is cut short.
+pub const MAX_HOPS: usize = 5_000;
+/// Messages shown before a hop's message when jumping to it from a trace.
+pub const JUMP_CONTEXT: u64 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -25,6 +31,7 @@ pub enum View {
     Groups,
     Messages,
     Message,
+    Trace,
     Help,
 }
 
@@ -35,6 +42,7 @@ impl View {
             View::Groups => Scope::Groups,
             View::Messages => Scope::Messages,
             View::Message => Scope::Message,
+            View::Trace => Scope::Trace,
             View::Help => Scope::Help,
         }
     }
@@ -45,6 +53,7 @@ impl View {
             View::Groups => "Consumer groups",
             View::Messages => "Messages",
             View::Message => "Message",
+            View::Trace => "Trace",
             View::Help => "Help",
         }
     }
@@ -175,6 +184,53 @@ pub struct Messages {
     pub force: bool,
     /// Messages marked with space, by key (`replay::message_key`), for replay or delete.
     pub marked: std::collections::BTreeSet<String>,
+    /// Opened from a trace: select this message when the page arrives, and open it if it
+    /// still carries the traced ID.
+    pub jump: Option<Jump>,
+}
+
+/// Where a jump from a trace lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jump {
+    /// The page request that lands it.
+    pub req: ReqId,
+    /// Queue position or log offset.
+    pub position: u64,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracePhase {
+    Scanning,
+    Done,
+    Cancelled,
+    Failed,
+}
+
+/// A trace of one correlation ID: hops as they are found, in time order, and the graph
+/// rows drawn from them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub id: String,
+    pub phase: TracePhase,
+    /// The scan under way.
+    pub pending: Option<ReqId>,
+    /// The live follow under way.
+    pub follow: Option<ReqId>,
+    pub error: Option<String>,
+    pub hops: Vec<Hop>,
+    pub rows: Vec<Row>,
+    /// Hops came in since `rows` were built (large traces rebuild at most per progress
+    /// report, not per hit).
+    pub rows_stale: bool,
+    /// Hops not kept because the view holds at most [`MAX_HOPS`].
+    pub dropped: u64,
+    pub skipped: Vec<Skipped>,
+    pub queues_total: usize,
+    pub queues_done: usize,
+    pub scanned: u64,
+    pub elapsed_ms: u64,
+    pub cursor: Cursor,
 }
 
 /// Something that needs a yes before it happens.
@@ -285,6 +341,19 @@ pub enum Effect {
     Copy(String),
     /// Replay, purge or delete (confirmed by the user); the reply is `Msg::Modified`.
     Modify(ConfirmAction),
+    /// Search every queue and topic for a correlation ID, reporting as it goes.
+    Trace {
+        req: ReqId,
+        id: String,
+    },
+    /// Stop a running trace; nothing more is reported for it.
+    CancelTrace(ReqId),
+    /// Watch the live tail for new hops of a correlation ID.
+    Follow {
+        req: ReqId,
+        id: String,
+    },
+    StopFollow(ReqId),
     Quit,
 }
 
@@ -295,6 +364,7 @@ pub struct State {
     pub groups: Groups,
     pub messages: Messages,
     pub message: MessageDetail,
+    pub trace: Trace,
     pub input: Option<Input>,
     pub confirm: Option<Confirm>,
     pub status: Status,
@@ -359,6 +429,7 @@ impl State {
                 last_from: PeekFrom::Start,
                 force: false,
                 marked: Default::default(),
+                jump: None,
             },
             message: MessageDetail {
                 msg: None,
@@ -370,6 +441,23 @@ impl State {
                 meta_scroll: 0,
                 body_scroll: 0,
                 wrap: false,
+            },
+            trace: Trace {
+                id: String::new(),
+                phase: TracePhase::Done,
+                pending: None,
+                follow: None,
+                error: None,
+                hops: Vec::new(),
+                rows: Vec::new(),
+                rows_stale: false,
+                dropped: 0,
+                skipped: Vec::new(),
+                queues_total: 0,
+                queues_done: 0,
+                scanned: 0,
+                elapsed_ms: 0,
+                cursor: Cursor::default(),
             },
             input: None,
             confirm: None,
@@ -411,6 +499,14 @@ impl State {
             .visible
             .get(self.queues.cursor.selected)
             .and_then(|i| self.queues.list.get(*i))
+    }
+
+    /// The hop under the trace view's cursor.
+    pub fn selected_hop(&self) -> Option<&Hop> {
+        self.trace
+            .rows
+            .get(self.trace.cursor.selected)
+            .and_then(|r| self.trace.hops.get(r.hop))
     }
 
     pub fn selected_message(&self) -> Option<&Message> {

@@ -6,7 +6,7 @@ use super::state::*;
 use crate::backend::{PeekFrom, PeekPage};
 use crate::export::message_record;
 use crate::model::{ConsumerGroup, FieldTable, FieldValue, Message, QueueKind, QueueSummary};
-use crate::trace::Extractor;
+use crate::trace::{Extractor, Hop, HopKind, TraceEvent, hop_order};
 use chrono::{DateTime, Utc};
 use regex::Regex;
 use std::cmp::Ordering;
@@ -43,9 +43,56 @@ pub enum Msg {
     Saved(Result<String, String>),
     /// A replay, purge or delete finished: one line saying what happened, or why not.
     Modified(Result<String, String>),
+    /// A running trace found something or finished a queue.
+    TraceEvent {
+        req: ReqId,
+        event: TraceEvent,
+    },
+    /// Messages read so far and time taken, for the progress line.
+    TraceProgress {
+        req: ReqId,
+        scanned: u64,
+        elapsed_ms: u64,
+    },
+    TraceDone {
+        req: ReqId,
+        result: Result<Box<crate::trace::Trace>, String>,
+    },
+    /// A new hop from the live follow, or a problem it survived.
+    FollowHop {
+        req: ReqId,
+        result: Result<Box<Hop>, String>,
+    },
+    /// The live follow ended (its tail closed or could not start).
+    FollowEnded {
+        req: ReqId,
+        error: Option<String>,
+    },
 }
 
 pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
+    let mut fx = apply(s, msg);
+    fx.extend(reap_trace(s));
+    fx
+}
+
+/// A trace no longer on the view stack has nobody to report to: stop its work.
+fn reap_trace(s: &mut State) -> Vec<Effect> {
+    if s.stack.contains(&View::Trace) {
+        return Vec::new();
+    }
+    let mut fx = Vec::new();
+    if let Some(req) = s.trace.pending.take() {
+        s.trace.phase = TracePhase::Cancelled;
+        fx.push(Effect::CancelTrace(req));
+    }
+    if let Some(req) = s.trace.follow.take() {
+        fx.push(Effect::StopFollow(req));
+    }
+    fx
+}
+
+fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => on_key(s, key),
         Msg::Scroll(n) => {
@@ -64,6 +111,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                 &mut s.queues.cursor,
                 &mut s.groups.cursor,
                 &mut s.messages.cursor,
+                &mut s.trace.cursor,
             ] {
                 keep_in_view(c, rows);
             }
@@ -144,6 +192,273 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
                 _ => Vec::new(),
             }
         }
+        Msg::TraceEvent { req, event } => {
+            if s.trace.pending == Some(req) {
+                on_trace_event(s, event);
+            }
+            Vec::new()
+        }
+        Msg::TraceProgress {
+            req,
+            scanned,
+            elapsed_ms,
+        } => {
+            if s.trace.pending == Some(req) {
+                s.trace.scanned = scanned;
+                s.trace.elapsed_ms = elapsed_ms;
+                refresh_rows(&mut s.trace);
+            }
+            Vec::new()
+        }
+        Msg::TraceDone { req, result } => {
+            if s.trace.pending == Some(req) {
+                s.trace.pending = None;
+                on_trace_done(s, result);
+            }
+            Vec::new()
+        }
+        Msg::FollowHop { req, result } => {
+            if s.trace.follow == Some(req) {
+                match result {
+                    Ok(hop) => {
+                        insert_hop(&mut s.trace, *hop);
+                        refresh_rows(&mut s.trace);
+                    }
+                    Err(e) => s.status.error = Some(format!("following: {e}")),
+                }
+            }
+            Vec::new()
+        }
+        Msg::FollowEnded { req, error } => {
+            if s.trace.follow == Some(req) {
+                s.trace.follow = None;
+                match error {
+                    Some(e) => s.status.error = Some(format!("cannot follow live: {e}")),
+                    None => s.status.info = Some("the live tail ended".into()),
+                }
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// Open the trace view on `id` and start scanning; a trace already running (or
+/// following) is stopped first.
+pub fn start_trace(s: &mut State, id: String) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    if let Some(old) = s.trace.pending.take() {
+        fx.push(Effect::CancelTrace(old));
+    }
+    if let Some(old) = s.trace.follow.take() {
+        fx.push(Effect::StopFollow(old));
+    }
+    let req = next_req(s);
+    let t = &mut s.trace;
+    t.id = id.clone();
+    t.phase = TracePhase::Scanning;
+    t.pending = Some(req);
+    t.error = None;
+    t.hops.clear();
+    t.rows.clear();
+    t.rows_stale = false;
+    t.dropped = 0;
+    t.skipped.clear();
+    t.queues_total = 0;
+    t.queues_done = 0;
+    t.scanned = 0;
+    t.elapsed_ms = 0;
+    t.cursor = Cursor::default();
+    if s.view() != View::Trace {
+        s.stack.retain(|v| *v != View::Trace);
+        s.stack.push(View::Trace);
+    }
+    fx.push(Effect::Trace { req, id });
+    fx
+}
+
+fn on_trace_event(s: &mut State, event: TraceEvent) {
+    let t = &mut s.trace;
+    match event {
+        TraceEvent::Started { queues } => t.queues_total = queues,
+        TraceEvent::Hit(hop) => insert_hop(t, *hop),
+        TraceEvent::QueueDone { queue, skipped } => {
+            t.queues_done += 1;
+            refresh_rows(t);
+            if let Some(reason) = skipped {
+                t.skipped.push(crate::trace::Skipped { queue, reason });
+                t.skipped.sort_by(|a, b| a.queue.cmp(&b.queue));
+            }
+        }
+        TraceEvent::Scanned(n) => t.scanned += n,
+    }
+}
+
+fn on_trace_done(s: &mut State, result: Result<Box<crate::trace::Trace>, String>) {
+    let t = &mut s.trace;
+    match result {
+        Ok(done) => {
+            // The result is the complete, ordered list; hops the live follow added while
+            // the scan ran are kept unless the scan found the same record.
+            let live: Vec<Hop> = t.hops.drain(..).filter(|h| h.live).collect();
+            t.dropped = 0;
+            for h in done.hops.into_iter().chain(live) {
+                insert_hop(t, h);
+            }
+            t.skipped = done.skipped;
+            t.scanned = done.scanned;
+            t.queues_done = usize::try_from(done.queues_scanned).unwrap_or(usize::MAX);
+            t.elapsed_ms = done.elapsed_ms;
+            t.phase = TracePhase::Done;
+            refresh_rows(t);
+        }
+        Err(e) => {
+            t.phase = TracePhase::Failed;
+            t.error = Some(e.clone());
+            s.status.error = Some(format!("trace failed: {e}"));
+        }
+    }
+}
+
+/// Put a hop in its place in time; a log record already shown is not shown twice.
+fn insert_hop(t: &mut Trace, hop: Hop) {
+    if t.hops.iter().any(|h| h.same_record(&hop)) {
+        return;
+    }
+    if t.hops.len() >= MAX_HOPS {
+        t.dropped += 1;
+        return;
+    }
+    let at = t
+        .hops
+        .partition_point(|h| hop_order(h, &hop) != Ordering::Greater);
+    t.hops.insert(at, hop);
+    t.rows_stale = true;
+    if t.hops.len() <= EAGER_ROWS {
+        refresh_rows(t);
+    }
+}
+
+/// Up to this many hops the graph is rebuilt on every hit; beyond, on the next progress
+/// report or finished queue, so an ID on thousands of messages does not cost a rebuild each.
+const EAGER_ROWS: usize = 1_000;
+
+fn refresh_rows(t: &mut Trace) {
+    if t.rows_stale {
+        t.rows = crate::trace::graph::rows(&t.hops);
+        t.rows_stale = false;
+        t.cursor.selected = t.cursor.selected.min(t.rows.len().saturating_sub(1));
+    }
+}
+
+/// The correlation ID of the message the user is looking at, or why there is none.
+fn trace_current(s: &mut State) -> Vec<Effect> {
+    let msg = match s.view() {
+        View::Message => s.message.msg.as_ref(),
+        View::Messages => s.selected_message(),
+        _ => None,
+    };
+    let Some(msg) = msg else {
+        s.status.error = Some("select a message to trace".into());
+        return Vec::new();
+    };
+    match Extractor::default().extract(msg) {
+        Some(id) => start_trace(s, id),
+        None => {
+            s.status.error = Some(
+                "this message has no correlation ID (property, correlation headers, traceparent or JSON body)"
+                    .into(),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Open the messages view at a hop's message (and the message itself once it loads).
+fn jump_to_hop(s: &mut State, hop: &Hop) -> Vec<Effect> {
+    let kind = match hop.kind {
+        HopKind::Queue => QueueKind::Queue,
+        HopKind::Stream => QueueKind::Stream,
+        HopKind::Topic => QueueKind::Topic,
+        HopKind::Exchange => {
+            s.status.info = Some(format!(
+                "seen live on exchange {}: no stored copy to open",
+                hop.queue
+            ));
+            return Vec::new();
+        }
+    };
+    let position = hop
+        .offset
+        .and_then(|o| u64::try_from(o).ok())
+        .or(hop.position);
+    let Some(position) = position else {
+        s.status.info = Some(format!(
+            "seen live in {}: its position is not known",
+            hop.queue
+        ));
+        return Vec::new();
+    };
+    // One messages state: views of it below the trace are replaced by this one.
+    s.stack
+        .retain(|v| !matches!(v, View::Messages | View::Message));
+    let partitions = s
+        .queues
+        .list
+        .iter()
+        .find(|q| q.name == hop.queue)
+        .and_then(|q| q.partitions);
+    let m = &mut s.messages;
+    m.queue = hop.queue.clone();
+    m.kind = kind;
+    m.partition = if kind == QueueKind::Topic {
+        Some(hop.partition.unwrap_or(0))
+    } else {
+        None
+    };
+    m.partitions =
+        partitions.unwrap_or_else(|| m.partition.map_or(0, |p| u32::try_from(p + 1).unwrap_or(0)));
+    m.filter.clear();
+    m.force = false;
+    s.stack.push(View::Messages);
+    let fx = reload_messages(s, PeekFrom::Position(position.saturating_sub(JUMP_CONTEXT)));
+    s.messages.jump = s.messages.pending.map(|(req, _)| Jump {
+        req,
+        position,
+        id: s.trace.id.clone(),
+    });
+    fx
+}
+
+/// After a jump's page arrives: select the hop's message and open it, or say it moved.
+fn land_jump(s: &mut State, jump: Jump) {
+    let m = &s.messages;
+    let found = m.visible.iter().position(|i| {
+        m.window
+            .get(*i)
+            .is_some_and(|w| position_of(w) == jump.position)
+    });
+    let Some(row) = found else {
+        s.status.info = Some(format!(
+            "position {} is no longer in {}: the queue has moved since the trace",
+            jump.position, m.queue
+        ));
+        return;
+    };
+    let rows = s.list_rows();
+    s.messages.cursor.selected = row;
+    keep_in_view(&mut s.messages.cursor, rows);
+    let Some(msg) = s.selected_message().cloned() else {
+        return;
+    };
+    if Extractor::default().extract(&msg).as_deref() == Some(jump.id.as_str()) {
+        if s.view() == View::Messages {
+            open_message(s, msg);
+        }
+    } else {
+        s.status.info = Some(format!(
+            "the message at {} no longer carries {}: the queue has moved since the trace (Ctrl-R in the trace scans again)",
+            jump.position, jump.id
+        ));
     }
 }
 
@@ -431,10 +746,22 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
     let rows = s.list_rows();
     let page = rows as isize;
     let view = s.view();
+    // The cursor moves over, and Enter opens, the rows as drawn: bring them up to date.
+    if view == View::Trace {
+        refresh_rows(&mut s.trace);
+    }
     match action {
         Action::Quit => {
             s.quit = true;
             vec![Effect::Quit]
+        }
+        Action::Back if view == View::Trace && s.trace.pending.is_some() => {
+            if let Some(req) = s.trace.pending.take() {
+                s.trace.phase = TracePhase::Cancelled;
+                s.status.info = Some("trace cancelled".into());
+                return vec![Effect::CancelTrace(req)];
+            }
+            Vec::new()
         }
         Action::Back => {
             if view == View::Messages {
@@ -481,6 +808,10 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::Refresh => match view {
+            View::Trace if !s.trace.id.is_empty() => {
+                let id = s.trace.id.clone();
+                start_trace(s, id)
+            }
             View::Queues => vec![load_queues(s)],
             View::Groups => vec![load_groups(s)],
             View::Messages => reload_messages(s, PeekFrom::Start),
@@ -533,7 +864,28 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
                 }
                 Vec::new()
             }
+            View::Trace => match s.selected_hop().cloned() {
+                Some(h) => jump_to_hop(s, &h),
+                None => Vec::new(),
+            },
             _ => Vec::new(),
+        },
+        Action::Trace if matches!(view, View::Messages | View::Message) => trace_current(s),
+        Action::Follow if view == View::Trace => match s.trace.follow.take() {
+            Some(req) => {
+                s.status.info = Some("stopped following".into());
+                vec![Effect::StopFollow(req)]
+            }
+            None if s.trace.id.is_empty() => Vec::new(),
+            None => {
+                let req = next_req(s);
+                s.trace.follow = Some(req);
+                s.status.info = Some(format!("following {} live", s.trace.id));
+                vec![Effect::Follow {
+                    req,
+                    id: s.trace.id.clone(),
+                }]
+            }
         },
         Action::NextPartition | Action::PrevPartition if view == View::Messages => {
             let (Some(p), n) = (s.messages.partition, s.messages.partitions) else {
@@ -666,6 +1018,11 @@ fn navigate(s: &mut State, view: View, action: Action, delta: isize, rows: usize
             };
             let max = len.saturating_sub(1) as isize;
             *scroll = (*scroll as isize + delta).clamp(0, max.max(0)) as usize;
+            Vec::new()
+        }
+        View::Trace => {
+            let len = s.trace.rows.len();
+            move_cursor(&mut s.trace.cursor, len, delta, rows);
             Vec::new()
         }
         View::Help => {
@@ -806,6 +1163,7 @@ fn on_page(s: &mut State, req: ReqId, result: Result<PeekPage, String>) -> Vec<E
                 });
             }
             m.error = Some(e.clone());
+            m.jump = None;
             s.status.error = Some(e);
             return Vec::new();
         }
@@ -864,6 +1222,9 @@ fn on_page(s: &mut State, req: ReqId, result: Result<PeekPage, String>) -> Vec<E
         m.cursor.selected = 0;
     }
     keep_in_view(&mut m.cursor, rows);
+    if let Some(jump) = s.messages.jump.take_if(|j| j.req == req) {
+        land_jump(s, jump);
+    }
     Vec::new()
 }
 
@@ -1262,7 +1623,7 @@ pub fn meta_lines(m: &Message) -> Vec<String> {
 /// Complete a command line: command names, then queue names after `q `.
 fn complete(s: &State, text: &str) -> Option<String> {
     const COMMANDS: &[&str] = &[
-        "queues", "groups", "q ", "help", "offset ", "time ", "since ", "quit",
+        "queues", "groups", "q ", "help", "offset ", "time ", "since ", "trace ", "quit",
     ];
     if let Some(prefix) = text.strip_prefix("q ") {
         let names: Vec<&str> = s
@@ -1327,6 +1688,15 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
             }
         }
         "q" => act(s, Action::Quit),
+        "trace" | "t" if !arg.is_empty() => start_trace(s, arg.to_string()),
+        "trace" | "t" => match s.view() {
+            View::Messages | View::Message => trace_current(s),
+            _ => {
+                s.status.error =
+                    Some(":trace needs a correlation ID (or run it from a message)".into());
+                Vec::new()
+            }
+        },
         "offset" | "pos" => match arg.parse::<u64>() {
             Ok(n) => jump(s, PeekFrom::Position(n)),
             Err(_) => {
@@ -1343,7 +1713,7 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
         },
         other => {
             s.status.error = Some(format!(
-                "unknown command :{other} (try :queues, :groups, :q NAME, :offset N, :since 15m)"
+                "unknown command :{other} (try :queues, :groups, :q NAME, :trace ID, :offset N, :since 15m)"
             ));
             Vec::new()
         }

@@ -1,18 +1,35 @@
 //! Runs effects against the backend on the runtime, never on the render loop; every reply
 //! goes back as a message carrying the request id it answers.
 
-use super::state::{ConfirmAction, Effect};
+use super::state::{ConfirmAction, Effect, ReqId};
 use super::update::Msg;
 use crate::backend::{self, Backend, ConnectOptions, PeekRequest};
 use crate::config::Target;
+use crate::trace::{TraceEvent, TraceOptions};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// Progress reports from a trace are sent at most this often; hits and finished queues
+/// go at once.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Worker {
     target: Target,
     options: ConnectOptions,
     backend: Arc<Mutex<Option<Arc<dyn Backend>>>>,
     tx: UnboundedSender<Msg>,
+    /// Running traces by request: setting the flag stops one after its current page.
+    scans: Arc<Mutex<HashMap<ReqId, Arc<AtomicBool>>>>,
+    /// Running follows by request: a notification drops the tail.
+    follows: Arc<Mutex<HashMap<ReqId, Arc<Notify>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Worker {
@@ -31,6 +48,8 @@ impl Worker {
             options,
             backend: Arc::new(Mutex::new(None)),
             tx,
+            scans: Arc::default(),
+            follows: Arc::default(),
         }
     }
 
@@ -137,9 +156,117 @@ impl Worker {
                     let _ = tx.send(Msg::Modified(result));
                 });
             }
+            Effect::Trace { req, id } => self.trace(req, id),
+            Effect::CancelTrace(req) => {
+                // The scan stops after the page it is reading; a broker read in flight is
+                // let finish so its messages go back. Nothing more is reported for it.
+                if let Some(flag) = lock(&self.scans).remove(&req) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+            Effect::Follow { req, id } => self.follow(req, id),
+            Effect::StopFollow(req) => {
+                if let Some(stop) = lock(&self.follows).remove(&req) {
+                    // A stored permit also stops a follow still starting its tail.
+                    stop.notify_one();
+                }
+            }
             Effect::Copy(_) | Effect::Quit => {}
         }
     }
+
+    fn trace(&self, req: ReqId, id: String) {
+        let tx = self.tx.clone();
+        let b = self.current();
+        let cancel = Arc::new(AtomicBool::new(false));
+        lock(&self.scans).insert(req, Arc::clone(&cancel));
+        let scans = Arc::clone(&self.scans);
+        tokio::spawn(async move {
+            let Some(b) = b else {
+                lock(&scans).remove(&req);
+                let _ = tx.send(Msg::TraceDone {
+                    req,
+                    result: Err("not connected".into()),
+                });
+                return;
+            };
+            let opts = TraceOptions {
+                cancel: Some(Arc::clone(&cancel)),
+                ..TraceOptions::default()
+            };
+            let started = Instant::now();
+            let scanned = AtomicU64::new(0);
+            let last = Mutex::new(started);
+            let events = tx.clone();
+            let on_event = move |event: TraceEvent| match event {
+                TraceEvent::Scanned(n) => {
+                    let total = scanned.fetch_add(n, Ordering::Relaxed) + n;
+                    let mut last = lock(&last);
+                    if last.elapsed() >= PROGRESS_EVERY {
+                        *last = Instant::now();
+                        let _ = events.send(Msg::TraceProgress {
+                            req,
+                            scanned: total,
+                            elapsed_ms: millis(started.elapsed()),
+                        });
+                    }
+                }
+                event => {
+                    let _ = events.send(Msg::TraceEvent { req, event });
+                }
+            };
+            let result = crate::trace::trace_streaming(b.as_ref(), &id, &opts, &on_event)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string());
+            lock(&scans).remove(&req);
+            if !cancel.load(Ordering::Relaxed) {
+                let _ = tx.send(Msg::TraceDone { req, result });
+            }
+        });
+    }
+
+    fn follow(&self, req: ReqId, id: String) {
+        let tx = self.tx.clone();
+        let b = self.current();
+        let stop = Arc::new(Notify::new());
+        lock(&self.follows).insert(req, Arc::clone(&stop));
+        let follows = Arc::clone(&self.follows);
+        tokio::spawn(async move {
+            let ended = |error: Option<String>| {
+                lock(&follows).remove(&req);
+                let _ = tx.send(Msg::FollowEnded { req, error });
+            };
+            let Some(b) = b else {
+                return ended(Some("not connected".into()));
+            };
+            let opts = TraceOptions::default();
+            let mut f = tokio::select! {
+                _ = stop.notified() => return,
+                f = crate::trace::follow::start(b.as_ref(), &id, &opts) => match f {
+                    Ok(f) => f,
+                    Err(e) => return ended(Some(e.to_string())),
+                },
+            };
+            loop {
+                tokio::select! {
+                    // Dropping the follower drops its tail, which stops it at the broker.
+                    _ = stop.notified() => return,
+                    next = f.next_hop() => match next {
+                        Some(result) => {
+                            let result = result.map(Box::new).map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::FollowHop { req, result });
+                        }
+                        None => return ended(None),
+                    },
+                }
+            }
+        });
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Run a confirmed replay, purge or delete, with its journal or backup and an audit entry;

@@ -49,6 +49,10 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         (":queues", "the queue list"),
         (":groups", "consumer groups"),
         (":q NAME", "open a queue or topic (Tab completes)"),
+        (
+            ":trace ID",
+            "trace a correlation ID across every queue and topic",
+        ),
         (":offset N", "jump to a position or offset"),
         (
             ":since 15m / :time T",

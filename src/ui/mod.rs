@@ -6,6 +6,7 @@ pub mod help;
 pub mod message;
 pub mod messages;
 pub mod queues;
+pub mod trace;
 
 use crate::app::state::{Conn, InputKind, State, View};
 use crate::theme::{Role, Theme};
@@ -49,6 +50,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme) {
         View::Groups => groups::draw(f, s, t, main),
         View::Messages => messages::draw(f, s, t, main),
         View::Message => message::draw(f, s, t, main),
+        View::Trace => trace::draw(f, s, t, main),
         View::Help => help::draw(f, s, t, main),
     }
     if let Some(i) = &s.input {
