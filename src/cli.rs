@@ -241,6 +241,9 @@ pub struct ReplayArgs {
     /// Kafka: produce to the partition the record came from.
     #[arg(long)]
     pub keep_partition: bool,
+    /// Messages per batch: journalled, published, confirmed and acked together.
+    #[arg(long, value_name = "N", default_value_t = crate::replay::BATCH)]
+    pub batch: usize,
     /// Print the plan (per destination, skipped and why) and change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -151,6 +151,7 @@ pub async fn replay(
                 max_replays: Some(args.max_replays),
                 force: args.force,
                 keep_partition: args.keep_partition,
+                batch: Some(args.batch),
             };
             (source, opts, None)
         }

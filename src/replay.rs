@@ -358,6 +358,9 @@ pub struct ReplayOptions {
     /// Logs: produce to the partition the record came from.
     #[serde(default)]
     pub keep_partition: bool,
+    /// Messages per batch (journalled, published, confirmed, acked together).
+    #[serde(default)]
+    pub batch: Option<usize>,
 }
 
 /// The parsed, checked form of [`ReplayOptions`].
@@ -372,6 +375,7 @@ pub struct Plan {
     pub max_replays: u64,
     pub force: bool,
     pub keep_partition: bool,
+    pub batch: usize,
 }
 
 impl ReplayOptions {
@@ -396,6 +400,7 @@ impl ReplayOptions {
             max_replays: self.max_replays.unwrap_or(DEFAULT_MAX_REPLAYS),
             force: self.force,
             keep_partition: self.keep_partition,
+            batch: self.batch.unwrap_or(BATCH).clamp(1, 65_535),
         })
     }
 }
@@ -951,6 +956,135 @@ async fn replay_queue(
     }
 }
 
+/// One batch sent and waiting for its confirms.
+struct InFlight {
+    /// Originals already replayed by an interrupted run: acked without publishing.
+    ack_only: Vec<(u64, String)>,
+    sent: Vec<(u64, String, Destination, Message)>,
+    confirms: Vec<crate::backend::PendingConfirm>,
+}
+
+/// Take the next batch, choose and journal what goes where, and send the copies without
+/// waiting for their confirms; None at the end of the queue.
+#[allow(clippy::too_many_arguments)]
+async fn send_next(
+    session: &mut dyn TakeSession,
+    publisher: &dyn Publish,
+    plan: &Plan,
+    topology: Option<&Topology>,
+    journal: &mut Option<&mut Journal>,
+    resume: &mut Resume,
+    budget: &mut Option<u64>,
+    report: &mut Report,
+) -> Result<Option<InFlight>, ReplayError> {
+    if plan.ids.is_empty() && plan.filter.is_none() && *budget == Some(0) {
+        return Ok(None);
+    }
+    let batch: Vec<Taken> = session.next(plan.batch).await?;
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    report.scanned += batch.len() as u64;
+    let mut ack_only = Vec::new();
+    let mut sent = Vec::new();
+    let mut items = Vec::new();
+    for t in batch {
+        let key = message_key(&t.message);
+        if resume.take_confirmed(&key) {
+            ack_only.push((t.tag, key));
+            continue;
+        }
+        if let Some((dest, copy)) = choose(&t.message, &key, plan, false, topology, budget, report)
+        {
+            items.push((dest.clone(), copy));
+            sent.push((t.tag, key, dest, t.message));
+        }
+    }
+    if let Some(j) = journal.as_deref_mut() {
+        for (_, key, dest, original) in &sent {
+            j.append(&Entry::Take {
+                key: key.clone(),
+                position: original.position,
+                dest: destination_json(dest),
+                record: message_record(original, &Extractor::default()),
+            })?;
+        }
+        j.sync()?;
+    }
+    let confirms = if items.is_empty() {
+        Vec::new()
+    } else {
+        publisher.send_batch(&items).await
+    };
+    Ok(Some(InFlight {
+        ack_only,
+        sent,
+        confirms,
+    }))
+}
+
+/// Wait for a batch's confirms, record them, and only then ack the originals.
+async fn settle(
+    b: InFlight,
+    session: &mut dyn TakeSession,
+    journal: &mut Option<&mut Journal>,
+    report: &mut Report,
+) -> Result<(), ReplayError> {
+    let mut to_ack: Vec<u64> = b.ack_only.iter().map(|(t, _)| *t).collect();
+    let mut acked_keys: Vec<String> = b.ack_only.into_iter().map(|(_, k)| k).collect();
+    report.already_replayed += acked_keys.len() as u64;
+    let mut lost = None;
+    for ((tag, key, dest, original), confirm) in b.sent.iter().zip(b.confirms) {
+        match confirm.await {
+            // The broker may or may not have it: neither confirmed nor failed, so a
+            // resumed run looks for it at its destination before sending it again.
+            Err(e) if outcome_unknown(&e) => {
+                lost.get_or_insert(e);
+            }
+            Ok(_) => {
+                if let Some(j) = journal.as_deref_mut() {
+                    j.append(&Entry::Confirmed { key: key.clone() })?;
+                }
+                to_ack.push(*tag);
+                acked_keys.push(key.clone());
+                report.replayed += 1;
+                *report.destinations.entry(group(dest)).or_default() += 1;
+            }
+            Err(e) => {
+                if let Some(j) = journal.as_deref_mut() {
+                    j.append(&Entry::Failed {
+                        key: key.clone(),
+                        error: e.to_string(),
+                    })?;
+                }
+                report.failed.push(item(
+                    original,
+                    key,
+                    Some(dest),
+                    format!("{e}; the original stays in the dead-letter queue"),
+                ));
+            }
+        }
+    }
+    if let Some(j) = journal.as_deref_mut() {
+        j.sync()?;
+    }
+    // Only now, with every copy confirmed and recorded, are the originals removed.
+    session.ack(&to_ack).await?;
+    // Not synced on its own: if it is lost, a resume finds these confirmed and looks for
+    // them in the queue, where they no longer are, and so does nothing.
+    if let Some(j) = journal.as_deref_mut() {
+        j.append(&Entry::Acked { keys: acked_keys })?;
+    }
+    match lost {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// Two batches in flight: while the broker confirms one, the next is taken, journalled
+/// and sent (after the first's sends, so the order is kept). An interruption leaves the
+/// second batch journalled as in flight, which a resume resolves.
 #[allow(clippy::too_many_arguments)]
 async fn replay_queue_batches(
     session: &mut dyn TakeSession,
@@ -964,99 +1098,18 @@ async fn replay_queue_batches(
     progress: OnProgress<'_>,
     depth: u64,
 ) -> Result<(), ReplayError> {
-    loop {
-        if plan.ids.is_empty() && plan.filter.is_none() && *budget == Some(0) {
-            break;
-        }
-        let batch: Vec<Taken> = session.next(BATCH).await?;
-        if batch.is_empty() {
-            break;
-        }
-        report.scanned += batch.len() as u64;
-        let mut ack_only = Vec::new();
-        let mut sending: Vec<(u64, String, Destination, Message, Message)> = Vec::new();
-        for t in batch {
-            let key = message_key(&t.message);
-            if resume.take_confirmed(&key) {
-                ack_only.push((t.tag, key));
-                continue;
-            }
-            if let Some((dest, copy)) =
-                choose(&t.message, &key, plan, false, topology, budget, report)
-            {
-                sending.push((t.tag, key, dest, copy, t.message));
-            }
-        }
-        if let Some(j) = journal.as_deref_mut() {
-            for (_, key, dest, _, original) in &sending {
-                j.append(&Entry::Take {
-                    key: key.clone(),
-                    position: original.position,
-                    dest: destination_json(dest),
-                    record: message_record(original, &Extractor::default()),
-                })?;
-            }
-            j.sync()?;
-        }
-        let items: Vec<(Destination, Message)> = sending
-            .iter()
-            .map(|(_, _, d, c, _)| (d.clone(), c.clone()))
-            .collect();
-        let results = if items.is_empty() {
-            Vec::new()
-        } else {
-            publisher.publish_batch(&items).await
-        };
-        let mut to_ack: Vec<u64> = ack_only.iter().map(|(t, _)| *t).collect();
-        let mut acked_keys: Vec<String> = ack_only.into_iter().map(|(_, k)| k).collect();
-        report.already_replayed += acked_keys.len() as u64;
-        let mut lost = None;
-        for ((tag, key, dest, _, original), r) in sending.iter().zip(results) {
-            match r {
-                // The broker may or may not have it: neither confirmed nor failed, so a
-                // resumed run looks for it at its destination before sending it again.
-                Err(e) if outcome_unknown(&e) => {
-                    lost.get_or_insert(e);
-                }
-                Ok(_) => {
-                    if let Some(j) = journal.as_deref_mut() {
-                        j.append(&Entry::Confirmed { key: key.clone() })?;
-                    }
-                    to_ack.push(*tag);
-                    acked_keys.push(key.clone());
-                    report.replayed += 1;
-                    *report.destinations.entry(group(dest)).or_default() += 1;
-                }
-                Err(e) => {
-                    if let Some(j) = journal.as_deref_mut() {
-                        j.append(&Entry::Failed {
-                            key: key.clone(),
-                            error: e.to_string(),
-                        })?;
-                    }
-                    report.failed.push(item(
-                        original,
-                        key,
-                        Some(dest),
-                        format!("{e}; the original stays in the dead-letter queue"),
-                    ));
-                }
-            }
-        }
-        if let Some(j) = journal.as_deref_mut() {
-            j.sync()?;
-        }
-        // Only now, with every copy confirmed and recorded, are the originals removed.
-        session.ack(&to_ack).await?;
-        // Not synced on its own: if it is lost, a resume finds these confirmed and looks
-        // for them in the queue, where they no longer are, and so does nothing.
-        if let Some(j) = journal.as_deref_mut() {
-            j.append(&Entry::Acked { keys: acked_keys })?;
-        }
+    let mut in_flight = send_next(
+        session, publisher, plan, topology, journal, resume, budget, report,
+    )
+    .await?;
+    while let Some(current) = in_flight.take() {
+        let next = send_next(
+            session, publisher, plan, topology, journal, resume, budget, report,
+        )
+        .await;
+        settle(current, session, journal, report).await?;
         progress(report.scanned, depth);
-        if let Some(e) = lost {
-            return Err(e.into());
-        }
+        in_flight = next?;
     }
     Ok(())
 }
@@ -1078,7 +1131,7 @@ async fn replay_log(
     if let Some(exporter) = backend.exporter() {
         // Stream the log in batches while replaying them: memory stays at a few batches.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
-        let read = exporter.export(name, None, None, BATCH, tx);
+        let read = exporter.export(name, None, None, plan.batch, tx);
         let send = async {
             while let Some(page) = rx.recv().await {
                 replay_log_page(
@@ -1098,7 +1151,7 @@ async fn replay_log(
         let mut pages: Vec<Vec<Message>> = Vec::new();
         let mut notes = Vec::new();
         let scan = ScanOptions {
-            page_size: BATCH,
+            page_size: plan.batch,
             ..ScanOptions::default()
         };
         read_all(

@@ -186,7 +186,22 @@ pub trait Publish: Send + Sync {
         }
         out
     }
+
+    /// Send many in order without waiting for the broker: one future per item resolves
+    /// with its confirm. Everything is sent when this returns, so a later call's messages
+    /// follow these. Backends without pipelining publish (and confirm) one at a time.
+    async fn send_batch(&self, items: &[(Destination, Message)]) -> Vec<PendingConfirm> {
+        self.publish_batch(items)
+            .await
+            .into_iter()
+            .map(|r| Box::pin(std::future::ready(r)) as PendingConfirm)
+            .collect()
+    }
 }
+
+/// A publish that was sent; awaiting it gives the broker's confirm.
+pub type PendingConfirm =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<PublishReceipt>> + Send>>;
 
 /// Capability: remove every ready message from a queue, returning how many went.
 #[async_trait]

@@ -9,8 +9,8 @@ pub mod mgmt;
 
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, Destination, LiveTail,
-    PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result, Tail, TailFilter,
-    Take, TakeSession, Taken,
+    PeekFrom, PeekPage, PeekRequest, PendingConfirm, Publish, PublishReceipt, Purge, Result, Tail,
+    TailFilter, Take, TakeSession, Taken,
 };
 use crate::config::{AmqpTarget, Secret, encode_vhost, url_host};
 use crate::model::topology::ExchangeKind;
@@ -55,7 +55,7 @@ pub struct RabbitBackend {
 }
 
 /// Confirms awaited together: enough to keep the pipe full, few enough to bound memory.
-const PUBLISH_WINDOW: usize = 1_000;
+const PUBLISH_WINDOW: usize = 4_096;
 
 fn amqp_uri(t: &AmqpTarget) -> String {
     let scheme = if t.tls { "amqps" } else { "amqp" };
@@ -915,41 +915,47 @@ impl RabbitBackend {
         Ok(ch)
     }
 
-    fn outcome(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        c: std::result::Result<Confirmation, lapin::Error>,
-    ) -> Result<PublishReceipt> {
-        match c {
-            Ok(Confirmation::Ack(None)) => Ok(PublishReceipt {
-                // AMQP does not say which queues took it; the default exchange names one.
-                routed_to: if exchange.is_empty() {
-                    vec![routing_key.to_string()]
-                } else {
-                    Vec::new()
-                },
-                ..PublishReceipt::default()
-            }),
-            Ok(Confirmation::Ack(Some(_))) => Err(BackendError::Unroutable(format!(
-                "no queue is bound to exchange \"{exchange}\" for routing key \"{routing_key}\""
-            ))),
-            Ok(Confirmation::Nack(_)) => Err(BackendError::Broker(format!(
-                "the broker refused the message (nack) on exchange \"{exchange}\""
-            ))),
-            Ok(Confirmation::NotRequested) => Err(BackendError::Broker(
-                "publisher confirms were not enabled".into(),
-            )),
-            Err(e) => Err(self.publish_error(exchange, &e)),
-        }
-    }
-
     fn publish_error(&self, exchange: &str, e: &lapin::Error) -> BackendError {
-        if e.to_string().contains("NOT_FOUND") {
-            BackendError::ExchangeNotFound(exchange.to_string())
-        } else {
-            amqp_error(&self.shown, self.vhost(), e)
-        }
+        publish_error(&self.shown, self.vhost(), exchange, e)
+    }
+}
+
+fn publish_error(shown: &str, vhost: &str, exchange: &str, e: &lapin::Error) -> BackendError {
+    if e.to_string().contains("NOT_FOUND") {
+        BackendError::ExchangeNotFound(exchange.to_string())
+    } else {
+        amqp_error(shown, vhost, e)
+    }
+}
+
+/// What a publisher confirm says about one message.
+fn outcome(
+    shown: &str,
+    vhost: &str,
+    exchange: &str,
+    routing_key: &str,
+    c: std::result::Result<Confirmation, lapin::Error>,
+) -> Result<PublishReceipt> {
+    match c {
+        Ok(Confirmation::Ack(None)) => Ok(PublishReceipt {
+            // AMQP does not say which queues took it; the default exchange names one.
+            routed_to: if exchange.is_empty() {
+                vec![routing_key.to_string()]
+            } else {
+                Vec::new()
+            },
+            ..PublishReceipt::default()
+        }),
+        Ok(Confirmation::Ack(Some(_))) => Err(BackendError::Unroutable(format!(
+            "no queue is bound to exchange \"{exchange}\" for routing key \"{routing_key}\""
+        ))),
+        Ok(Confirmation::Nack(_)) => Err(BackendError::Broker(format!(
+            "the broker refused the message (nack) on exchange \"{exchange}\""
+        ))),
+        Ok(Confirmation::NotRequested) => Err(BackendError::Broker(
+            "publisher confirms were not enabled".into(),
+        )),
+        Err(e) => Err(publish_error(shown, vhost, exchange, &e)),
     }
 }
 
@@ -967,54 +973,62 @@ impl Publish for RabbitBackend {
     async fn publish_batch(&self, items: &[(Destination, Message)]) -> Vec<Result<PublishReceipt>> {
         let mut out: Vec<Result<PublishReceipt>> = Vec::with_capacity(items.len());
         for window in items.chunks(PUBLISH_WINDOW) {
-            let ch = match self.publish_channel().await {
-                Ok(ch) => ch,
-                Err(e) => {
-                    out.extend(window.iter().map(|_| Err(e.clone())));
-                    continue;
-                }
-            };
-            let mut pending = Vec::with_capacity(window.len());
-            for (dest, msg) in window {
-                let Destination::Exchange {
-                    exchange,
-                    routing_key,
-                } = dest
-                else {
-                    pending.push(Err(BackendError::InvalidArgument(
-                        "RabbitMQ publishes to an exchange with a routing key, not to a topic"
-                            .into(),
-                    )));
-                    continue;
-                };
-                let sent = async {
-                    let props = convert::properties_to_amqp(msg)
-                        .map_err(|e| BackendError::InvalidArgument(e.to_string()))?;
-                    let opts = BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    };
-                    ch.basic_publish(
-                        short(exchange)?,
-                        short(routing_key)?,
-                        opts,
-                        &msg.payload,
-                        props,
-                    )
-                    .await
-                    .map_err(|e| self.publish_error(exchange, &e))
-                }
-                .await;
-                pending.push(sent.map(|confirm| (exchange.clone(), routing_key.clone(), confirm)));
-            }
-            for p in pending {
-                out.push(match p {
-                    Ok((exchange, key, confirm)) => self.outcome(&exchange, &key, confirm.await),
-                    Err(e) => Err(e),
-                });
+            for confirm in self.send_batch(window).await {
+                out.push(confirm.await);
             }
         }
         out
+    }
+
+    /// Send on the kept confirm channel, in order; each future waits for its confirm.
+    async fn send_batch(&self, items: &[(Destination, Message)]) -> Vec<PendingConfirm> {
+        let failed = |e: BackendError| Box::pin(std::future::ready(Err(e))) as PendingConfirm;
+        let ch = match self.publish_channel().await {
+            Ok(ch) => ch,
+            Err(e) => return items.iter().map(|_| failed(e.clone())).collect(),
+        };
+        let mut pending: Vec<PendingConfirm> = Vec::with_capacity(items.len());
+        for (dest, msg) in items {
+            let Destination::Exchange {
+                exchange,
+                routing_key,
+            } = dest
+            else {
+                pending.push(failed(BackendError::InvalidArgument(
+                    "RabbitMQ publishes to an exchange with a routing key, not to a topic".into(),
+                )));
+                continue;
+            };
+            let sent = async {
+                let props = convert::properties_to_amqp(msg)
+                    .map_err(|e| BackendError::InvalidArgument(e.to_string()))?;
+                let opts = BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                };
+                ch.basic_publish(
+                    short(exchange)?,
+                    short(routing_key)?,
+                    opts,
+                    &msg.payload,
+                    props,
+                )
+                .await
+                .map_err(|e| self.publish_error(exchange, &e))
+            }
+            .await;
+            match sent {
+                Ok(confirm) => {
+                    let (exchange, key) = (exchange.clone(), routing_key.clone());
+                    let (shown, vhost) = (self.shown.clone(), self.vhost().to_string());
+                    pending.push(Box::pin(async move {
+                        outcome(&shown, &vhost, &exchange, &key, confirm.await)
+                    }));
+                }
+                Err(e) => pending.push(failed(e)),
+            }
+        }
+        pending
     }
 }
 
