@@ -956,6 +956,71 @@ async fn replay_queue(
     }
 }
 
+/// What became of one sent copy, recorded in the journal and the report.
+enum Outcome {
+    Confirmed,
+    Failed,
+    /// The broker may or may not have it: neither confirmed nor failed, so a resumed run
+    /// looks for it at its destination before sending it again.
+    Unknown(BackendError),
+}
+
+fn record(
+    journal: &mut Option<&mut Journal>,
+    report: &mut Report,
+    (key, dest, original): (&str, &Destination, &Message),
+    result: crate::backend::Result<crate::backend::PublishReceipt>,
+    stays_in: &str,
+) -> Result<Outcome, ReplayError> {
+    match result {
+        Err(e) if outcome_unknown(&e) => Ok(Outcome::Unknown(e)),
+        Ok(_) => {
+            if let Some(j) = journal.as_deref_mut() {
+                j.append(&Entry::Confirmed {
+                    key: key.to_string(),
+                })?;
+            }
+            report.replayed += 1;
+            *report.destinations.entry(group(dest)).or_default() += 1;
+            Ok(Outcome::Confirmed)
+        }
+        Err(e) => {
+            if let Some(j) = journal.as_deref_mut() {
+                j.append(&Entry::Failed {
+                    key: key.to_string(),
+                    error: e.to_string(),
+                })?;
+            }
+            report.failed.push(item(
+                original,
+                key,
+                Some(dest),
+                format!("{e}; the original stays in the {stays_in}"),
+            ));
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// Journal each message before it is touched, and sync.
+fn journal_takes<'a>(
+    journal: &mut Option<&mut Journal>,
+    takes: impl Iterator<Item = (&'a str, &'a Destination, &'a Message)>,
+) -> Result<(), ReplayError> {
+    if let Some(j) = journal.as_deref_mut() {
+        for (key, dest, original) in takes {
+            j.append(&Entry::Take {
+                key: key.to_string(),
+                position: original.position,
+                dest: destination_json(dest),
+                record: message_record(original, &Extractor::default()),
+            })?;
+        }
+        j.sync()?;
+    }
+    Ok(())
+}
+
 /// One batch sent and waiting for its confirms.
 struct InFlight {
     /// Originals already replayed by an interrupted run: acked without publishing.
@@ -1000,17 +1065,7 @@ async fn send_next(
             sent.push((t.tag, key, dest, t.message));
         }
     }
-    if let Some(j) = journal.as_deref_mut() {
-        for (_, key, dest, original) in &sent {
-            j.append(&Entry::Take {
-                key: key.clone(),
-                position: original.position,
-                dest: destination_json(dest),
-                record: message_record(original, &Extractor::default()),
-            })?;
-        }
-        j.sync()?;
-    }
+    journal_takes(journal, sent.iter().map(|(_, k, d, m)| (k.as_str(), d, m)))?;
     let confirms = if items.is_empty() {
         Vec::new()
     } else {
@@ -1035,34 +1090,21 @@ async fn settle(
     report.already_replayed += acked_keys.len() as u64;
     let mut lost = None;
     for ((tag, key, dest, original), confirm) in b.sent.iter().zip(b.confirms) {
-        match confirm.await {
-            // The broker may or may not have it: neither confirmed nor failed, so a
-            // resumed run looks for it at its destination before sending it again.
-            Err(e) if outcome_unknown(&e) => {
-                lost.get_or_insert(e);
-            }
-            Ok(_) => {
-                if let Some(j) = journal.as_deref_mut() {
-                    j.append(&Entry::Confirmed { key: key.clone() })?;
-                }
+        let result = confirm.await;
+        match record(
+            journal,
+            report,
+            (key, dest, original),
+            result,
+            "dead-letter queue",
+        )? {
+            Outcome::Confirmed => {
                 to_ack.push(*tag);
                 acked_keys.push(key.clone());
-                report.replayed += 1;
-                *report.destinations.entry(group(dest)).or_default() += 1;
             }
-            Err(e) => {
-                if let Some(j) = journal.as_deref_mut() {
-                    j.append(&Entry::Failed {
-                        key: key.clone(),
-                        error: e.to_string(),
-                    })?;
-                }
-                report.failed.push(item(
-                    original,
-                    key,
-                    Some(dest),
-                    format!("{e}; the original stays in the dead-letter queue"),
-                ));
+            Outcome::Failed => {}
+            Outcome::Unknown(e) => {
+                lost.get_or_insert(e);
             }
         }
     }
@@ -1212,48 +1254,24 @@ async fn replay_log_page(
         progress(report.scanned, total);
         return Ok(());
     }
-    if let Some(j) = journal.as_deref_mut() {
-        for (key, dest, _, original) in &sending {
-            j.append(&Entry::Take {
-                key: key.clone(),
-                position: original.position,
-                dest: destination_json(dest),
-                record: message_record(original, &Extractor::default()),
-            })?;
-        }
-        j.sync()?;
-    }
+    journal_takes(
+        journal,
+        sending.iter().map(|(k, d, _, m)| (k.as_str(), d, m)),
+    )?;
     let items: Vec<(Destination, Message)> = sending
         .iter()
         .map(|(_, d, c, _)| (d.clone(), c.clone()))
         .collect();
     let results = publisher.publish_batch(&items).await;
     for ((key, dest, _, original), r) in sending.iter().zip(results) {
-        match r {
-            Err(e) if outcome_unknown(&e) => {
-                report.stopped.get_or_insert_with(|| e.to_string());
-            }
-            Ok(_) => {
-                if let Some(j) = journal.as_deref_mut() {
-                    j.append(&Entry::Confirmed { key: key.clone() })?;
-                }
-                report.replayed += 1;
-                *report.destinations.entry(group(dest)).or_default() += 1;
-            }
-            Err(e) => {
-                if let Some(j) = journal.as_deref_mut() {
-                    j.append(&Entry::Failed {
-                        key: key.clone(),
-                        error: e.to_string(),
-                    })?;
-                }
-                report.failed.push(item(
-                    original,
-                    key,
-                    Some(dest),
-                    format!("{e}; the record stays in the dead-letter topic"),
-                ));
-            }
+        if let Outcome::Unknown(e) = record(
+            journal,
+            report,
+            (key, dest, original),
+            r,
+            "dead-letter topic",
+        )? {
+            report.stopped.get_or_insert_with(|| e.to_string());
         }
     }
     if let Some(j) = journal.as_deref_mut() {
