@@ -2,8 +2,10 @@
 //! a server: three brokers on loopback, one topic seeded with JSON messages carrying keys
 //! and headers. Prints the bootstrap servers, then serves until stdin closes.
 //!
-//! `cargo run --release --example kafka_mock -- orders 16 300000`
+//! `cargo run --release --example kafka_mock -- orders 16 300000 [header|body]`
 //! The mock keeps at most 5 MiB per partition, so large seeds need more partitions.
+//! With `header` each record also carries a correlation ID `ord-NNNNNNNN` (its number) in
+//! an `x-correlation-id` header; with `body`, as `"correlationId"` in its JSON payload.
 
 use futures::future::join_all;
 use rdkafka::ClientConfig;
@@ -19,6 +21,11 @@ async fn main() -> anyhow::Result<()> {
     let topic = args.first().map(String::as_str).unwrap_or("orders");
     let partitions: i32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
     let messages: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
+    let id_in = args.get(3).map(String::as_str).unwrap_or("");
+    anyhow::ensure!(
+        ["", "header", "body"].contains(&id_in),
+        "the fourth argument is header or body"
+    );
     let mock = MockCluster::new(3)?;
     mock.create_topic(topic, partitions, 1)?;
     let producer: FutureProducer = ClientConfig::new()
@@ -29,8 +36,14 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     for chunk in (0..messages).collect::<Vec<_>>().chunks(20_000) {
         let sends = chunk.iter().map(|i| {
+            let id = format!("ord-{i:08}");
+            let in_body = if id_in == "body" {
+                format!("\"correlationId\":\"{id}\",")
+            } else {
+                String::new()
+            };
             let payload = format!(
-                "{{\"order_id\":\"ORD-{i:08}\",\"customer\":\"C-{:05}\",\"amount\":{}.{:02},\"currency\":\"EUR\",\"items\":[{{\"sku\":\"SKU-{:04}\",\"qty\":{}}}],\"note\":\"ünïcode ✓\"}}",
+                "{{{in_body}\"order_id\":\"ORD-{i:08}\",\"customer\":\"C-{:05}\",\"amount\":{}.{:02},\"currency\":\"EUR\",\"items\":[{{\"sku\":\"SKU-{:04}\",\"qty\":{}}}],\"note\":\"ünïcode ✓\"}}",
                 i % 50_000,
                 i % 997,
                 i % 100,
@@ -41,7 +54,14 @@ async fn main() -> anyhow::Result<()> {
             let trace = format!("trace-{i}");
             let producer = &producer;
             async move {
-                let headers = OwnedHeaders::new()
+                let mut headers = OwnedHeaders::new();
+                if id_in == "header" {
+                    headers = headers.insert(Header {
+                        key: "x-correlation-id",
+                        value: Some(id.as_bytes()),
+                    });
+                }
+                let headers = headers
                     .insert(Header {
                         key: "trace-id",
                         value: Some(trace.as_bytes()),

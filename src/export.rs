@@ -58,7 +58,7 @@ struct HeadersJson<'a>(&'a crate::model::FieldTable);
 
 impl Serialize for HeadersJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.to_json().serialize(s)
+        self.0.serialize_json(s)
     }
 }
 

@@ -5,7 +5,9 @@
 //! interrupted replay resume with every message either at its origin exactly once or
 //! still in the dead-letter queue.
 
-use crate::backend::{Backend, BackendError, Destination, Publish, Take, TakeSession, Taken};
+use crate::backend::{
+    Backend, BackendError, Destination, PeekFrom, Publish, Take, TakeSession, Taken,
+};
 use crate::export::message_record;
 use crate::journal::{self, Entry, Journal, JournalError, destination_json, destination_text};
 use crate::model::topology::Topology;
@@ -1173,7 +1175,7 @@ async fn replay_log(
     if let Some(exporter) = backend.exporter() {
         // Stream the log in batches while replaying them: memory stays at a few batches.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
-        let read = exporter.export(name, None, None, plan.batch, tx);
+        let read = exporter.export(name, None, &PeekFrom::Start, plan.batch, tx);
         let send = async {
             while let Some(page) = rx.recv().await {
                 replay_log_page(

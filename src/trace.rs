@@ -4,14 +4,16 @@
 pub mod follow;
 pub mod graph;
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Export, Keep, PeekFrom};
 use crate::model::{
-    DeathReason, DeathSource, FieldValue, Message, QueueDetail, QueueKind, QueueSummary,
+    DeathReason, DeathSource, Message, MessageView, QueueDetail, QueueKind, QueueSummary,
 };
 use crate::scan::{ScanOptions, read_all};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,49 +75,125 @@ impl Default for Extractor {
 
 impl Extractor {
     /// The first correlation ID any rule finds.
-    pub fn extract(&self, msg: &Message) -> Option<String> {
+    pub fn extract(&self, msg: &impl MessageView) -> Option<String> {
         // Parse the body at most once, and only if a body rule is reached.
-        let mut body: Option<Option<serde_json::Value>> = None;
-        for rule in &self.rules {
-            let found = match rule {
-                Rule::Property => msg.properties.correlation_id.clone(),
-                Rule::Header(name) => msg.headers.get_ignore_case(name).and_then(header_text),
-                Rule::Traceparent => msg
-                    .headers
-                    .get_ignore_case("traceparent")
-                    .and_then(FieldValue::as_str)
-                    .and_then(traceparent_trace_id)
-                    .map(str::to_string),
-                // Parsing is the expensive part of a scan: skip it when the field's name is
-                // nowhere in the payload.
-                Rule::JsonPointer(ptr) if !mentions_key(&msg.payload, ptr) => None,
-                Rule::JsonPointer(ptr) => body
-                    .get_or_insert_with(|| parse_json_body(&msg.payload))
-                    .as_ref()
-                    .and_then(|v| v.pointer(ptr))
-                    .and_then(json_scalar_text),
-                Rule::Key => msg
-                    .key
-                    .as_ref()
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .map(str::to_string),
-            };
-            if let Some(id) = found.filter(|s| !s.is_empty()) {
-                return Some(id);
-            }
+        let mut body = None;
+        self.rules.iter().find_map(|rule| {
+            apply(rule, msg, None, &mut body)
+                .filter(|s| !s.is_empty())
+                .map(Cow::into_owned)
+        })
+    }
+
+    /// Whether `id` is the message's correlation ID, as `extract(msg) == Some(id)` says.
+    /// A scan asks this of every message: build a [`Matcher`] once instead.
+    pub fn matches(&self, msg: &impl MessageView, id: &str) -> bool {
+        self.matcher(id).matches(msg)
+    }
+
+    /// A [`Matcher`] for one ID under these rules.
+    pub fn matcher(&self, id: &str) -> Matcher {
+        let needles = self
+            .rules
+            .iter()
+            .map(|r| match r {
+                Rule::JsonPointer(ptr) => {
+                    pointer_key(ptr).map(|k| Finder::new(k.as_bytes()).into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        Matcher {
+            rules: self.rules.clone(),
+            id: id.to_string(),
+            id_finder: Finder::new(id.as_bytes()).into_owned(),
+            numeric: looks_numeric(id),
+            needles,
         }
-        None
     }
 }
 
-fn header_text(v: &FieldValue) -> Option<String> {
-    match v {
-        FieldValue::Void
-        | FieldValue::Table(_)
-        | FieldValue::Array(_)
-        | FieldValue::ByteArray(_) => None,
-        FieldValue::LongString(_) | FieldValue::ShortString(_) => v.as_str().map(str::to_string),
-        other => Some(other.to_string()),
+/// Tells whether a message's correlation ID is one given ID, as [`Extractor::extract`]
+/// would find it, but quicker: its searches are prepared once, and a JSON body that cannot
+/// hold the ID is never parsed (parsing is the expensive part of a scan).
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    rules: Vec<Rule>,
+    id: String,
+    id_finder: Finder<'static>,
+    numeric: bool,
+    /// Per rule: for a JSON Pointer, a search for its last key (None: any body may hold it).
+    needles: Vec<Option<Finder<'static>>>,
+}
+
+impl Matcher {
+    pub fn matches(&self, msg: &(impl MessageView + ?Sized)) -> bool {
+        let mut body = None;
+        for (i, rule) in self.rules.iter().enumerate() {
+            let needle = self.needles.get(i).and_then(Option::as_ref);
+            if let Rule::JsonPointer(_) = rule
+                && body.is_none()
+                && self.rules[i..]
+                    .iter()
+                    .all(|r| matches!(r, Rule::JsonPointer(_)))
+                && !self.could_hold(msg.payload())
+            {
+                // Only body rules are left, and none can give the ID: whatever they give
+                // (another ID or nothing), the answer is no.
+                return false;
+            }
+            if let Some(found) = apply(rule, msg, needle, &mut body).filter(|s| !s.is_empty()) {
+                return found == self.id;
+            }
+        }
+        false
+    }
+
+    /// Whether a JSON payload could hold the ID as a string or number: a string spells it
+    /// byte for byte unless written with escapes, and only an ID that looks like a number
+    /// could be a number's text written another way (`1e3`).
+    fn could_hold(&self, payload: &[u8]) -> bool {
+        self.numeric
+            || self.id_finder.find(payload).is_some()
+            || memchr::memchr(b'\\', payload).is_some()
+    }
+}
+
+fn looks_numeric(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
+/// What one rule finds in a message; `body` caches the parsed payload between rules, and
+/// `needle` is a prepared search for a JSON Pointer's key (made here when not given).
+fn apply<'m>(
+    rule: &Rule,
+    msg: &'m (impl MessageView + ?Sized),
+    needle: Option<&Finder<'_>>,
+    body: &mut Option<Option<serde_json::Value>>,
+) -> Option<Cow<'m, str>> {
+    match rule {
+        Rule::Property => msg.correlation_property().map(Cow::Borrowed),
+        Rule::Header(name) => msg.header_text(name),
+        Rule::Traceparent => match msg.header_text("traceparent")? {
+            Cow::Borrowed(t) => traceparent_trace_id(t).map(Cow::Borrowed),
+            Cow::Owned(t) => traceparent_trace_id(&t).map(|id| Cow::Owned(id.to_string())),
+        },
+        // Parsing is the expensive part of a scan: skip it when the field's name is
+        // nowhere in the payload.
+        Rule::JsonPointer(ptr) if !mentions_key(msg.payload(), ptr, needle) => None,
+        Rule::JsonPointer(ptr) => body
+            .get_or_insert_with(|| parse_json_body(msg.payload()))
+            .as_ref()
+            .and_then(|v| v.pointer(ptr))
+            .and_then(json_scalar_text)
+            .map(Cow::Owned),
+        Rule::Key => msg
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .map(Cow::Borrowed),
     }
 }
 
@@ -127,20 +205,35 @@ fn json_scalar_text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Whether the last key of a JSON Pointer appears, quoted, in the payload: a field written
-/// with escapes in its name is the one case this misses.
-fn mentions_key(payload: &[u8], pointer: &str) -> bool {
-    let key = pointer
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .replace("~1", "/")
-        .replace("~0", "~");
-    if key.is_empty() {
+/// The last key of a JSON Pointer, unescaped; None when it is empty.
+fn pointer_key(pointer: &str) -> Option<Cow<'_, str>> {
+    let last = pointer.rsplit('/').next().unwrap_or("");
+    let key = if last.contains('~') {
+        Cow::Owned(last.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(last)
+    };
+    (!key.is_empty()).then_some(key)
+}
+
+/// Whether the last key of a JSON Pointer appears, quoted, in the payload (`needle` is a
+/// prepared search for it): a field written with escapes in its name is the one case this
+/// misses.
+fn mentions_key(payload: &[u8], pointer: &str, needle: Option<&Finder<'_>>) -> bool {
+    let Some(key) = pointer_key(pointer) else {
         return true;
-    }
-    let quoted = format!("\"{key}\"");
-    memchr::memmem::find(payload, quoted.as_bytes()).is_some()
+    };
+    let made;
+    let finder = match needle {
+        Some(f) => f,
+        None => {
+            made = Finder::new(key.as_bytes());
+            &made
+        }
+    };
+    finder
+        .find_iter(payload)
+        .any(|at| at > 0 && payload[at - 1] == b'"' && payload.get(at + key.len()) == Some(&b'"'))
 }
 
 /// Only bodies that look like a JSON object or array are parsed; anything else, including
@@ -430,14 +523,9 @@ pub fn hop_of(m: &Message, kind: impl Into<HopKind>) -> Hop {
         routing_key: m.routing_key.clone(),
         message_id: m.properties.message_id.clone(),
         dead_letter,
-        replayed_from: m
-            .headers
-            .get_ignore_case(REPLAYED_FROM_HEADER)
-            .and_then(header_text),
+        replayed_from: m.header_text(REPLAYED_FROM_HEADER).map(Cow::into_owned),
         replay_count: m
-            .headers
-            .get_ignore_case(REPLAY_COUNT_HEADER)
-            .and_then(header_text)
+            .header_text(REPLAY_COUNT_HEADER)
             .and_then(|t| t.trim().parse().ok()),
         live: false,
         time,
@@ -570,6 +658,13 @@ async fn scan_one(
         queue: name.clone(),
         reason: e.to_string(),
     };
+    if kind == QueueKind::Topic
+        && let Some(exporter) = backend.exporter()
+    {
+        return scan_export(exporter, id, opts, &name, scanned, on_event)
+            .await
+            .map_err(skipped);
+    }
     let detail = if kind == QueueKind::Topic {
         backend.describe_queue(&name).await.map_err(skipped)?
     } else {
@@ -585,6 +680,7 @@ async fn scan_one(
         since: opts.since,
         ..ScanOptions::default()
     };
+    let matcher = opts.extractor.matcher(id);
     let mut hops = Vec::new();
     let result = read_all::<Stop>(
         backend,
@@ -600,7 +696,7 @@ async fn scan_one(
                 {
                     continue;
                 }
-                if opts.extractor.extract(m).as_deref() == Some(id) {
+                if matcher.matches(m) {
                     let hop = hop_of(m, kind);
                     on_event(TraceEvent::Hit(Box::new(hop.clone())));
                     hops.push(hop);
@@ -621,6 +717,70 @@ async fn scan_one(
     }
 }
 
+/// Read a whole topic through the backend's streaming export (all partitions at once,
+/// from `--since` where given) for `id`, matching where the records are read. A cancelled
+/// read returns what it found so far and says it is incomplete.
+async fn scan_export(
+    exporter: &dyn Export,
+    id: &str,
+    opts: &TraceOptions,
+    name: &str,
+    scanned: &AtomicU64,
+    on_event: &(dyn Fn(TraceEvent) + Send + Sync),
+) -> Result<(Vec<Hop>, bool), BackendError> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
+    let from = opts.since.map_or(PeekFrom::Start, PeekFrom::Time);
+    let batch = opts.page_size.clamp(1, 1_000);
+    let keep: Keep = {
+        let (matcher, since) = (opts.extractor.matcher(id), opts.since);
+        Arc::new(move |m: &dyn MessageView| {
+            // A log's time index finds the first record that late; later ones may still
+            // carry earlier times.
+            let early = since.is_some_and(|t| m.timestamp().is_some_and(|ts| ts < t));
+            !early && matcher.matches(m)
+        })
+    };
+    let mut hops = Vec::new();
+    let mut complete = true;
+    let mut counted = 0u64;
+    let count = |n: u64| {
+        scanned.fetch_add(n, Ordering::Relaxed);
+        on_event(TraceEvent::Scanned(n));
+    };
+    let check = async {
+        // Owning the receiver drops it on cancel, which stops the export.
+        let mut rx = rx;
+        // Each batch stands for `batch` records read, but the last for fewer: count each
+        // one when the next arrives, and the last from what the export says it read.
+        let mut behind = 0u64;
+        while let Some(found) = rx.recv().await {
+            if behind > 0 {
+                count(behind);
+                counted += behind;
+            }
+            behind = batch as u64;
+            for m in &found {
+                let hop = hop_of(m, QueueKind::Topic);
+                on_event(TraceEvent::Hit(Box::new(hop.clone())));
+                hops.push(hop);
+            }
+            if is_cancelled(opts) {
+                complete = false;
+                return;
+            }
+        }
+    };
+    let (read, ()) = tokio::join!(
+        exporter.export_matching(name, &from, batch, keep, tx),
+        check
+    );
+    let read = read?;
+    if read > counted {
+        count(read - counted);
+    }
+    Ok((hops, complete))
+}
+
 fn is_cancelled(opts: &TraceOptions) -> bool {
     opts.cancel
         .as_ref()
@@ -630,6 +790,7 @@ fn is_cancelled(opts: &TraceOptions) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FieldValue;
     use bytes::Bytes;
 
     fn msg(payload: &'static [u8]) -> Message {
@@ -716,5 +877,53 @@ mod tests {
             rules: vec![Rule::Key],
         };
         assert_eq!(ex.extract(&m).as_deref(), Some("ORD-1"));
+    }
+
+    #[test]
+    fn matches_agrees_with_extract_without_parsing_bodies_that_cannot_hold_the_id() {
+        let with_key = {
+            let mut ex = Extractor::default();
+            ex.rules.push(Rule::Key);
+            ex
+        };
+        let mut cases: Vec<Message> = [
+            &br#"{"correlationId":"ORD-1"}"#[..],
+            br#"{"correlationId":"ORD-2"}"#,
+            br#"{"correlationId":"ORD\u002d1"}"#,
+            br#"{"correlation_id":1e3}"#,
+            br#"{"correlation_id":1000}"#,
+            br#"{"metadata":{"correlationId":"ORD-1"}}"#,
+            br#"{"other":"ORD-1"}"#,
+            br#"{"correlationId":""}"#,
+            b"\x00\xff ORD-1",
+            b"",
+        ]
+        .into_iter()
+        .map(msg)
+        .collect();
+        let mut keyed = msg(br#"{"correlationId":"ORD-2"}"#);
+        keyed.key = Some(Bytes::from_static(b"ORD-1"));
+        cases.push(keyed);
+        let mut unkeyed_body = msg(br#"{"other":1}"#);
+        unkeyed_body.key = Some(Bytes::from_static(b"ORD-1"));
+        cases.push(unkeyed_body);
+        let mut header = msg(br#"{"correlationId":"ORD-2"}"#);
+        header
+            .headers
+            .insert("X-Correlation-ID", FieldValue::string("ORD-1"));
+        cases.push(header);
+        for ex in [Extractor::default(), with_key] {
+            for m in &cases {
+                for id in ["ORD-1", "ORD-2", "ORD-1", "1000", "1000.0", ""] {
+                    assert_eq!(
+                        ex.matches(m, id),
+                        ex.extract(m).as_deref() == Some(id),
+                        "{id} in {:?} with {:?}",
+                        m.payload,
+                        ex.rules.last()
+                    );
+                }
+            }
+        }
     }
 }

@@ -447,7 +447,7 @@ async fn export_streams_every_partition_and_stops_when_dropped() {
         }
         got
     };
-    let (sent, got) = tokio::join!(exporter.export(&t, None, None, 7, tx), reading);
+    let (sent, got) = tokio::join!(exporter.export(&t, None, &PeekFrom::Start, 7, tx), reading);
     assert_eq!(sent.unwrap(), 60);
     let mut keys: Vec<(i32, i64)> = got
         .iter()
@@ -459,7 +459,7 @@ async fn export_streams_every_partition_and_stops_when_dropped() {
     // From an offset, one partition.
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let n = exporter
-        .export(&t, Some(2), Some(15), 100, tx)
+        .export(&t, Some(2), &PeekFrom::Position(15), 100, tx)
         .await
         .unwrap();
     assert_eq!(n, 5);
@@ -473,8 +473,57 @@ async fn export_streams_every_partition_and_stops_when_dropped() {
         drop(rx);
         b
     };
-    let (sent, first) = tokio::join!(exporter.export(&t, None, None, 5, tx), first);
+    let (sent, first) = tokio::join!(exporter.export(&t, None, &PeekFrom::Start, 5, tx), first);
     assert_eq!(first.map(|b| b.len()), Some(5));
     assert!(sent.unwrap() < 60);
     assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// An export from a time starts each partition at its first record that late (what
+/// `trace --since` reads a topic from), and one from the last messages is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_from_a_time_starts_each_partition_there() {
+    let c = Cluster::new();
+    let b = c.backend().await;
+    let t = c.topic("export-time", 2);
+    let base = 1_767_225_600_000i64;
+    // Partition 0 at 0, 10, ..., 90 ms; partition 1 at 5, 15, ..., 95 ms.
+    for i in 0..10 {
+        for p in 0..2 {
+            let at = base + 10 * i + 5 * i64::from(p);
+            c.produce(&t, p, &text(&format!("p{p}-{i}")), Some(at))
+                .await;
+        }
+    }
+    let exporter = b.exporter().unwrap();
+    let from = PeekFrom::Time(DateTime::from_timestamp_millis(base + 62).unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(8);
+    let reading = async {
+        let mut got = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            got.extend(batch);
+        }
+        got
+    };
+    let (sent, got) = tokio::join!(exporter.export(&t, None, &from, 100, tx), reading);
+    assert_eq!(sent.unwrap(), 7);
+    let mut keys: Vec<(i32, i64)> = got
+        .iter()
+        .map(|m| (m.partition.unwrap(), m.offset.unwrap()))
+        .collect();
+    keys.sort_unstable();
+    // p0: 70, 80, 90 ms (offsets 7..10); p1: 65, 75, 85, 95 ms (offsets 6..10).
+    assert_eq!(
+        keys,
+        [(0, 7), (0, 8), (0, 9), (1, 6), (1, 7), (1, 8), (1, 9)]
+    );
+    // Later than everything: nothing, and no hang.
+    let late = PeekFrom::Time(DateTime::from_timestamp_millis(base + 1_000).unwrap());
+    let (tx, _rx) = tokio::sync::mpsc::channel(8);
+    assert_eq!(exporter.export(&t, None, &late, 100, tx).await.unwrap(), 0);
+    let (tx, _rx) = tokio::sync::mpsc::channel(8);
+    assert!(matches!(
+        exporter.export(&t, None, &PeekFrom::Last, 100, tx).await,
+        Err(BackendError::InvalidArgument(_))
+    ));
 }

@@ -536,6 +536,30 @@ async fn kafka_trace_finds_every_partition_in_time_order_with_the_dlt_origin() {
         "{rows:?}"
     );
 
+    // --since reads each partition from its first record that late (the broker's time
+    // index, streamed like an export), and keeps only what is that late.
+    let since = TraceOptions {
+        since: chrono::DateTime::from_timestamp_millis(base + 350),
+        ..TraceOptions::default()
+    };
+    let late = trace(&backend, trace_id, &since).await.unwrap();
+    let places: Vec<String> = late.hops.iter().map(|h| h.place()).collect();
+    assert_eq!(
+        places,
+        vec![
+            format!("{payments}[1]@1"),
+            format!("{orders}[0]@2"),
+            format!("{dlt}[1]@0"),
+            format!("{dlt}[0]@1"),
+        ]
+    );
+    assert!(
+        late.scanned < t.scanned,
+        "{} of {}",
+        late.scanned,
+        t.scanned
+    );
+
     // Live: a new record with the ID; the scanned ones are not reported again.
     f.skip(&t.hops);
     c.produce(&payments, 0, &noise(), None).await;

@@ -238,18 +238,37 @@ pub trait LiveTail: Send + Sync {
 /// bounded by the channel: the export waits while the receiver is behind.
 #[async_trait]
 pub trait Export: Send + Sync {
-    /// Send every message of `name` (one partition, or all), starting at offset `from` (or
-    /// each partition's start), into `into` in batches of at most `batch`; returns how many
-    /// were sent. Stops early, without error, when the receiver is dropped.
+    /// Send every message of `name` (one partition, or all) from `from` (each partition's
+    /// start, an offset, or each partition's first record at or after a time; `Last` is
+    /// refused) into `into` in batches of at most `batch`; returns how many were sent.
+    /// Stops early, without error, when the receiver is dropped.
     async fn export(
         &self,
         name: &str,
         partition: Option<i32>,
-        from: Option<u64>,
+        from: &PeekFrom,
         batch: usize,
         into: mpsc::Sender<Vec<Message>>,
     ) -> Result<u64>;
+
+    /// Like [`Export::export`] over every partition, but only the messages `keep` accepts
+    /// are sent: one batch (often empty) for every `batch` messages read and one for the
+    /// rest, so the receiver can count progress; returns how many were read. The filter
+    /// runs where the messages are read, so the ones it drops never cross threads (a trace
+    /// of a large topic keeps a handful of a million).
+    async fn export_matching(
+        &self,
+        name: &str,
+        from: &PeekFrom,
+        batch: usize,
+        keep: Keep,
+        into: mpsc::Sender<Vec<Message>>,
+    ) -> Result<u64>;
 }
+
+/// Which messages an [`Export::export_matching`] sends: asked of each record as read, before
+/// it is turned into a [`Message`].
+pub type Keep = std::sync::Arc<dyn Fn(&dyn crate::model::MessageView) -> bool + Send + Sync>;
 
 /// A message delivered to a [`TakeSession`] and not yet settled: until it is acked it
 /// still belongs to the queue, and goes back to its place if the session ends any other way.

@@ -109,3 +109,39 @@ impl Message {
         std::str::from_utf8(&self.payload).ok()
     }
 }
+
+/// What correlation-ID rules and scan filters read of a message. [`Message`] has it, and so
+/// can a backend's raw record, so a scan over millions of records can match each one before
+/// (and instead of) building a `Message` from it.
+pub trait MessageView {
+    /// The AMQP `correlation_id` property.
+    fn correlation_property(&self) -> Option<&str>;
+    /// The first header named `name` (ASCII case-insensitive) as text, when it has a text
+    /// rendering (strings, and numbers and the like on AMQP).
+    fn header_text(&self, name: &str) -> Option<std::borrow::Cow<'_, str>>;
+    fn payload(&self) -> &[u8];
+    fn key(&self) -> Option<&[u8]>;
+    fn timestamp(&self) -> Option<DateTime<Utc>>;
+}
+
+impl MessageView for Message {
+    fn correlation_property(&self) -> Option<&str> {
+        self.properties.correlation_id.as_deref()
+    }
+
+    fn header_text(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        self.headers.get_ignore_case(name).and_then(|v| v.text())
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+
+    fn timestamp(&self) -> Option<DateTime<Utc>> {
+        self.timestamp
+    }
+}

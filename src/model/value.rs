@@ -114,6 +114,35 @@ impl FieldTable {
         }
     }
 
+    /// Write [`FieldTable::to_json`]'s rendering straight to a serializer. Exports write
+    /// every message's headers, so the common table (a few unique names holding UTF-8
+    /// strings or null, as Kafka headers mostly are) skips building a `Value` first.
+    pub fn serialize_json<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Serialize, SerializeMap};
+        let plain = |v: &FieldValue| match v {
+            FieldValue::Void => true,
+            FieldValue::LongString(b) => std::str::from_utf8(b).is_ok(),
+            _ => false,
+        };
+        let simple = self.0.len() <= 16
+            && self.0.iter().enumerate().all(|(i, (k, v))| {
+                k != TYPE_KEY && plain(v) && self.0[..i].iter().all(|(prev, _)| prev != k)
+            });
+        if !simple {
+            return self.to_json().serialize(s);
+        }
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            match v {
+                FieldValue::LongString(b) => {
+                    map.serialize_entry(k, std::str::from_utf8(b).unwrap_or_default())?
+                }
+                _ => map.serialize_entry(k, &())?,
+            }
+        }
+        map.end()
+    }
+
     /// Read a table back from its JSON rendering (a plain object, or a wrapped `table`).
     pub fn from_json(value: &Value) -> Result<Self, ValueError> {
         match FieldValue::from_json_at(value, "")? {
@@ -136,6 +165,22 @@ impl FieldValue {
     /// A UTF-8 long string, the type most headers are written as.
     pub fn string(s: impl Into<String>) -> Self {
         FieldValue::LongString(Bytes::from(s.into()))
+    }
+
+    /// The value as a correlation ID or other text would read it: strings as they are,
+    /// numbers and other scalars as their text; None for null, tables, arrays, byte arrays
+    /// and strings that are not UTF-8.
+    pub fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            FieldValue::Void
+            | FieldValue::Table(_)
+            | FieldValue::Array(_)
+            | FieldValue::ByteArray(_) => None,
+            FieldValue::LongString(_) | FieldValue::ShortString(_) => {
+                self.as_str().map(std::borrow::Cow::Borrowed)
+            }
+            other => Some(std::borrow::Cow::Owned(other.to_string())),
+        }
     }
 
     /// The value as text when it is a string type holding valid UTF-8.
@@ -652,5 +697,39 @@ mod tests {
             FieldValue::ByteArray(Bytes::from(vec![1u8; 20])).to_string(),
             "<20 bytes>"
         );
+    }
+
+    #[test]
+    fn direct_serialization_writes_what_to_json_does() {
+        let kafka = FieldTable(vec![
+            ("trace-id".into(), FieldValue::string("t-1")),
+            ("ünï \"q\"".into(), FieldValue::string("códe\n")),
+            ("null".into(), FieldValue::Void),
+        ]);
+        let repeated = FieldTable(vec![
+            ("h".into(), FieldValue::string("first")),
+            ("h".into(), FieldValue::string("second")),
+        ]);
+        let binary = FieldTable(vec![(
+            "b".into(),
+            FieldValue::LongString(Bytes::from_static(b"\xff\x00")),
+        )]);
+        let tagged = FieldTable(vec![("$type".into(), FieldValue::string("x"))]);
+        for t in [
+            kafka,
+            repeated,
+            binary,
+            tagged,
+            every_type(),
+            FieldTable::new(),
+        ] {
+            let mut direct = Vec::new();
+            t.serialize_json(&mut serde_json::Serializer::new(&mut direct))
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                serde_json::to_string(&t.to_json()).unwrap()
+            );
+        }
     }
 }

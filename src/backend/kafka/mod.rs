@@ -8,7 +8,7 @@ pub mod read;
 
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups, Destination,
-    Export, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Result, Tail,
+    Export, Keep, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Result, Tail,
     TailFilter,
 };
 use crate::config::KafkaTarget;
@@ -561,31 +561,12 @@ impl Backend for KafkaBackend {
             let reader: BaseConsumer<Ctx> = settings
                 .reader(&group)
                 .create_with_context(Ctx::default())
-                .map_err(|e| BackendError::InvalidArgument(format!("kafka client settings: {e}")))?;
+                .map_err(|e| {
+                    BackendError::InvalidArgument(format!("kafka client settings: {e}"))
+                })?;
             let mut by_time = by_time;
-            let mut notes = Vec::new();
-            if let PeekFrom::Time(t) = &from {
-                for m in &read_marks {
-                    if by_time.get(&m.partition).copied().flatten().is_some() {
-                        continue;
-                    }
-                    let (found, corrected) = check_time_lookup(
-                        &reader,
-                        &topic,
-                        *m,
-                        t.timestamp_millis(),
-                        settings.timeout,
-                        &shown,
-                    )?;
-                    if corrected {
-                        notes.push(format!(
-                            "partition {}: the broker found no offset for that time though later records exist; found it from record timestamps instead",
-                            m.partition
-                        ));
-                        by_time.insert(m.partition, found);
-                    }
-                }
-            }
+            let mut notes =
+                correct_time_lookups(&reader, &topic, &read_marks, &from, &mut by_time, &settings)?;
             let ranges = plan(&read_marks, &from, limit, &by_time, &mut notes);
             let messages = read_ranges(&reader, &topic, &ranges, settings.timeout, &shown)?;
             Ok::<_, BackendError>((messages, notes))
@@ -627,10 +608,43 @@ impl Export for KafkaBackend {
         &self,
         name: &str,
         partition: Option<i32>,
-        from: Option<u64>,
+        from: &PeekFrom,
         batch: usize,
         into: mpsc::Sender<Vec<Message>>,
     ) -> Result<u64> {
+        self.export_with(name, partition, from, batch, None, into)
+            .await
+    }
+
+    async fn export_matching(
+        &self,
+        name: &str,
+        from: &PeekFrom,
+        batch: usize,
+        keep: Keep,
+        into: mpsc::Sender<Vec<Message>>,
+    ) -> Result<u64> {
+        self.export_with(name, None, from, batch, Some(keep), into)
+            .await
+    }
+}
+
+impl KafkaBackend {
+    /// Both exports: every message, or those `keep` accepts with a batch per `batch` read.
+    async fn export_with(
+        &self,
+        name: &str,
+        partition: Option<i32>,
+        from: &PeekFrom,
+        batch: usize,
+        keep: Option<Keep>,
+        into: mpsc::Sender<Vec<Message>>,
+    ) -> Result<u64> {
+        if *from == PeekFrom::Last {
+            return Err(BackendError::InvalidArgument(
+                "an export reads to the end; it cannot start from the last messages".into(),
+            ));
+        }
         let all = self.topic_partitions(name).await?;
         if let Some(p) = partition
             && !all.iter().any(|i| i.partition == p)
@@ -645,22 +659,31 @@ impl Export for KafkaBackend {
             .filter(|i| partition.is_none_or(|p| p == i.partition))
             .map(|i| (name.to_string(), i.partition))
             .collect();
-        let marks = self.watermarks(keys).await?;
-        let from = from.map(|o| i64::try_from(o).unwrap_or(i64::MAX));
-        let ranges: Vec<read::Range> = marks
-            .iter()
-            .map(|((_, p), (low, high))| {
-                let start = from.map_or(*low, |f| f.clamp(*low, *high));
-                read::Range {
-                    partition: *p,
-                    start,
-                    end: *high,
-                }
+        let marks: Vec<Marks> = self
+            .watermarks(keys)
+            .await?
+            .into_iter()
+            .map(|((_, partition), (low, high))| Marks {
+                partition,
+                low,
+                high,
             })
             .collect();
+        let by_time = match from {
+            PeekFrom::Time(t) => {
+                self.offsets_at(
+                    name,
+                    marks.iter().map(|m| m.partition).collect(),
+                    t.timestamp_millis(),
+                )
+                .await?
+            }
+            _ => HashMap::new(),
+        };
         let settings = self.settings.clone();
         let topic = name.to_string();
         let group = self.reader_group.clone();
+        let from = from.clone();
         tokio::task::spawn_blocking(move || {
             let shown = settings.shown();
             let reader: BaseConsumer<Ctx> = settings
@@ -669,25 +692,36 @@ impl Export for KafkaBackend {
                 .map_err(|e| {
                     BackendError::InvalidArgument(format!("kafka client settings: {e}"))
                 })?;
+            let mut by_time = by_time;
+            // An export has nowhere to show notes; a peek from the same time shows them.
+            correct_time_lookups(&reader, &topic, &marks, &from, &mut by_time, &settings)?;
+            // No limit: each partition to its high watermark.
+            let ranges = plan(&marks, &from, usize::MAX, &by_time, &mut Vec::new());
             let batch = batch.max(1);
-            let mut sent = 0u64;
-            let mut buf = Vec::with_capacity(batch);
+            let mut read = 0u64;
+            // Messages read since the last hand-off; all of them are in `buf` unless filtered.
+            let mut pending = 0usize;
+            let capacity = if keep.is_some() { 0 } else { batch };
+            let mut buf = Vec::with_capacity(capacity);
             let mut open = true;
-            read::stream_ranges(&reader, &topic, &ranges, settings.timeout, &shown, |m| {
-                buf.push(m);
-                if buf.len() >= batch {
-                    sent += buf.len() as u64;
-                    let full = std::mem::replace(&mut buf, Vec::with_capacity(batch));
+            read::stream_records(&reader, &topic, &ranges, settings.timeout, &shown, |m| {
+                read += 1;
+                pending += 1;
+                if keep.as_ref().is_none_or(|k| k(&read::RecordView(m))) {
+                    buf.push(to_message(m));
+                }
+                if pending >= batch {
+                    pending = 0;
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(capacity));
                     open = into.blocking_send(full).is_ok();
                 }
                 open
             })?;
-            if open && !buf.is_empty() {
-                sent += buf.len() as u64;
+            if open && pending > 0 {
                 // A receiver gone by now has stopped on purpose; nothing is lost to report.
                 let _ = into.blocking_send(buf);
             }
-            Ok(sent)
+            Ok(read)
         })
         .await
         .map_err(|e| BackendError::Broker(format!("kafka worker failed: {e}")))?
@@ -869,6 +903,45 @@ impl LiveTail for KafkaBackend {
             .map_err(|e| BackendError::Broker(format!("cannot start the live tail: {e}")))?;
         Ok(Tail { messages: rx })
     }
+}
+
+/// For a read from a time, check the broker's "no record that late" answers against the
+/// records themselves (see [`check_time_lookup`]) and correct `by_time`; returns a note for
+/// each partition corrected.
+fn correct_time_lookups(
+    reader: &BaseConsumer<Ctx>,
+    topic: &str,
+    marks: &[Marks],
+    from: &PeekFrom,
+    by_time: &mut HashMap<i32, Option<i64>>,
+    settings: &Settings,
+) -> Result<Vec<String>> {
+    let PeekFrom::Time(t) = from else {
+        return Ok(Vec::new());
+    };
+    let shown = settings.shown();
+    let mut notes = Vec::new();
+    for m in marks {
+        if by_time.get(&m.partition).copied().flatten().is_some() {
+            continue;
+        }
+        let (found, corrected) = check_time_lookup(
+            reader,
+            topic,
+            *m,
+            t.timestamp_millis(),
+            settings.timeout,
+            &shown,
+        )?;
+        if corrected {
+            notes.push(format!(
+                "partition {}: the broker found no offset for that time though later records exist; found it from record timestamps instead",
+                m.partition
+            ));
+            by_time.insert(m.partition, found);
+        }
+    }
+    Ok(notes)
 }
 
 /// Open a Kafka target with the profile's settings from `opts`.

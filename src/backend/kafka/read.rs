@@ -3,14 +3,15 @@
 
 use super::client::{Ctx, map_err};
 use crate::backend::{BackendError, PeekFrom, Result};
-use crate::model::{FieldTable, FieldValue, Message};
+use crate::model::{FieldTable, FieldValue, Message, MessageView};
 use bytes::Bytes;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Offset, TopicPartitionList};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,40 @@ pub fn to_message(m: &BorrowedMessage<'_>) -> Message {
     msg
 }
 
+/// A Kafka record as correlation-ID rules and scan filters read it, without copying it
+/// into a [`Message`]: what [`to_message`] would make of it, read in place.
+pub struct RecordView<'a, 'b>(pub &'a BorrowedMessage<'b>);
+
+impl MessageView for RecordView<'_, '_> {
+    fn correlation_property(&self) -> Option<&str> {
+        None
+    }
+
+    fn header_text(&self, name: &str) -> Option<Cow<'_, str>> {
+        let h = self
+            .0
+            .headers()?
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case(name))?;
+        std::str::from_utf8(h.value?).ok().map(Cow::Borrowed)
+    }
+
+    fn payload(&self) -> &[u8] {
+        self.0.payload().unwrap_or_default()
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.0.key()
+    }
+
+    fn timestamp(&self) -> Option<DateTime<Utc>> {
+        self.0
+            .timestamp()
+            .to_millis()
+            .and_then(DateTime::from_timestamp_millis)
+    }
+}
+
 /// Read `ranges` of `topic` with an assign-only consumer. Gives up, naming the partitions,
 /// when no partition has made progress for `stall` (a leader down, a partition offline).
 pub fn read_ranges(
@@ -143,6 +178,21 @@ pub fn stream_ranges(
     shown: &str,
     mut sink: impl FnMut(Message) -> bool,
 ) -> Result<()> {
+    stream_records(consumer, topic, ranges, stall, shown, |m| {
+        sink(to_message(m))
+    })
+}
+
+/// Like [`stream_ranges`], handing `sink` each record as librdkafka holds it, for callers
+/// that look at a record before (or instead of) copying it into a message.
+pub fn stream_records(
+    consumer: &BaseConsumer<Ctx>,
+    topic: &str,
+    ranges: &[Range],
+    stall: Duration,
+    shown: &str,
+    mut sink: impl FnMut(&BorrowedMessage<'_>) -> bool,
+) -> Result<()> {
     let mut pending: HashMap<i32, Range> = ranges
         .iter()
         .filter(|r| r.end > r.start)
@@ -160,9 +210,18 @@ pub fn stream_ranges(
         .assign(&tpl)
         .map_err(|e| map_err(&e, "assigning partitions", shown, consumer.context()))?;
     let mut progress = Instant::now();
+    // Set per record, and turned into a time only when a poll comes back empty: reading
+    // the clock for every record cost more than a twentieth of a large read.
+    let mut progressed = false;
+    let mut stalled_for = |progressed: &mut bool| {
+        if std::mem::take(progressed) {
+            progress = Instant::now();
+        }
+        progress.elapsed()
+    };
     while !pending.is_empty() {
         let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
-            if progress.elapsed() >= stall {
+            if stalled_for(&mut progressed) >= stall {
                 return Err(stalled(&pending, stall, shown, consumer.context()));
             }
             continue;
@@ -177,8 +236,8 @@ pub fn stream_ranges(
                     continue;
                 };
                 let o = m.offset();
-                progress = Instant::now();
-                if o >= r.start && o < r.end && !sink(to_message(&m)) {
+                progressed = true;
+                if o >= r.start && o < r.end && !sink(&m) {
                     return Ok(());
                 }
                 if o >= r.end - 1 {
@@ -189,7 +248,7 @@ pub fn stream_ranges(
             Err(KafkaError::PartitionEOF(p)) => {
                 // EOF for a partition we read: nothing more below its high watermark.
                 if pending.remove(&p).is_some() {
-                    progress = Instant::now();
+                    progressed = true;
                     pause(consumer, topic, p);
                 }
             }
@@ -199,7 +258,7 @@ pub fn stream_ranges(
                 if e.is_fatal_for_read() {
                     return Err(map_err(&e, "reading", shown, consumer.context()));
                 }
-                if progress.elapsed() >= stall {
+                if stalled_for(&mut progressed) >= stall {
                     return Err(stalled(&pending, stall, shown, consumer.context()));
                 }
             }
