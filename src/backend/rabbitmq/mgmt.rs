@@ -137,11 +137,17 @@ impl Mgmt {
         password: Option<Secret>,
         insecure: bool,
     ) -> Result<Self, BackendError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
             .tls_danger_accept_invalid_certs(insecure)
-            .user_agent(concat!("mqscope/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("mqscope/", env!("CARGO_PKG_VERSION")));
+        if base.starts_with("http://") {
+            // Plain HTTP never checks a certificate, and loading the system's CA store
+            // (every file in /etc/ssl/certs) was most of a one-shot command's start-up.
+            builder = builder.tls_certs_only([]);
+        }
+        let client = builder
             .build()
             .map_err(|e| BackendError::Broker(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Self {

@@ -177,8 +177,7 @@ impl RabbitBackend {
             peek_seq: Default::default(),
         };
         // Fail fast and clearly: the AMQP port and the management API must both answer.
-        backend.connection().await?;
-        backend.mgmt.overview().await?;
+        tokio::try_join!(backend.connection(), backend.mgmt.overview())?;
         Ok(backend)
     }
 
@@ -396,10 +395,10 @@ impl RabbitBackend {
     /// rejected, and no delivery tag is settled twice.
     async fn take_and_return(
         &self,
+        ch: Channel,
         name: &str,
         want: u64,
     ) -> Result<Vec<lapin::message::Delivery>> {
-        let ch = self.channel().await?;
         let (mut consumer, tag) = self
             .peek_consumer(&ch, name, want, AmqpTable::default())
             .await?;
@@ -513,13 +512,35 @@ impl Backend for RabbitBackend {
     }
 
     async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage> {
-        let info = self.mgmt.queue(self.vhost(), name).await?;
+        // The queue's type and settings, and a channel to read it on, at the same time.
+        // Every way out before the read closes the channel: the connection is shared.
+        let (info, ch) = tokio::join!(self.mgmt.queue(self.vhost(), name), self.channel());
+        let ch = ch?;
+        let close = |ch: Channel| async move {
+            let _ = ch.close(200, "peek done".into()).await;
+        };
+        let info = match info {
+            Ok(i) => i,
+            Err(e) => {
+                close(ch).await;
+                return Err(e);
+            }
+        };
         if info.kind() == "stream" {
+            close(ch).await;
             return self.peek_stream(name, req, info.messages).await;
         }
         let mut notes = Vec::new();
-        if let Some(limit) = self.delivery_limit(&info).await? {
+        let limit = match self.delivery_limit(&info).await {
+            Ok(l) => l,
+            Err(e) => {
+                close(ch).await;
+                return Err(e);
+            }
+        };
+        if let Some(limit) = limit {
             if !req.force {
+                close(ch).await;
                 return Err(BackendError::Refused(format!(
                     "\"{name}\" is a quorum queue with a delivery limit of {limit}: a peek returns every message it reads, each return counts towards the limit, and messages that reach it are dead-lettered or dropped. Peek anyway with --force (each peeked message's delivery count rises by one)"
                 )));
@@ -531,15 +552,20 @@ impl Backend for RabbitBackend {
         if req.partition.is_some() {
             notes.push(format!("\"{name}\" is a queue; the partition was ignored"));
         }
-        let ch = self.channel().await?;
-        let ready = self.ready_count(&ch, name).await?;
-        let _ = ch.close(200, "counted".into()).await;
+        let ready = match self.ready_count(&ch, name).await {
+            Ok(n) => n,
+            Err(e) => {
+                close(ch).await;
+                return Err(e);
+            }
+        };
         let start = match &req.from {
             PeekFrom::Start | PeekFrom::Time(_) => 0,
             PeekFrom::Position(p) => *p,
             PeekFrom::Last => ready.saturating_sub(req.limit as u64),
         };
         if start >= ready || req.limit == 0 {
+            close(ch).await;
             return Ok(PeekPage {
                 messages: Vec::new(),
                 notes,
@@ -551,11 +577,12 @@ impl Backend for RabbitBackend {
             _ => (start + req.limit as u64).min(ready),
         };
         if want > MAX_PEEK_DEPTH {
+            close(ch).await;
             return Err(BackendError::Refused(format!(
                 "a queue can be peeked at most {MAX_PEEK_DEPTH} messages deep (AMQP's prefetch limit); position {start} is beyond that"
             )));
         }
-        let deliveries = self.take_and_return(name, want).await?;
+        let deliveries = self.take_and_return(ch, name, want).await?;
         if (deliveries.len() as u64) < want {
             notes.push(format!(
                 "only {} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
