@@ -241,6 +241,14 @@ pub struct ReplayArgs {
     /// Kafka: produce to the partition the record came from.
     #[arg(long)]
     pub keep_partition: bool,
+    /// Kafka: afterwards, commit this consumer group (one with no running members) past the
+    /// records replayed, up to the first record of each partition that was not.
+    #[arg(long, value_name = "GROUP")]
+    pub commit_group: Option<String>,
+    /// Kafka: afterwards, delete the records replayed, up to the first record of each
+    /// partition that was not (DeleteRecords; the dead-letter topic is otherwise untouched).
+    #[arg(long)]
+    pub delete_records: bool,
     /// Messages per batch: journalled, published, confirmed and acked together.
     #[arg(long, value_name = "N", default_value_t = crate::replay::BATCH)]
     pub batch: usize,

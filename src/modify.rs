@@ -152,6 +152,8 @@ pub async fn replay(
                 force: args.force,
                 keep_partition: args.keep_partition,
                 batch: Some(args.batch),
+                commit_group: args.commit_group.clone(),
+                delete_records: args.delete_records,
             };
             (source, opts, None)
         }
@@ -248,6 +250,7 @@ pub async fn replay(
                 report
                     .stopped
                     .as_ref()
+                    .or(report.advance_failed.as_ref())
                     .map(|s| format!("; stopped: {s}"))
                     .unwrap_or_default()
             )
@@ -265,6 +268,9 @@ pub async fn replay(
             report.failed.len(),
             report.failed[0].reason
         );
+    }
+    if let Some(e) = &report.advance_failed {
+        bail!("every chosen record was replayed, but moving past them in \"{source}\" failed: {e}");
     }
     Ok(())
 }
@@ -321,6 +327,21 @@ fn print_report(r: &Report, json: bool, out: &mut dyn Write) -> Result<()> {
     }
     for n in &r.notes {
         writeln!(out, "  note: {n}")?;
+    }
+    for a in &r.advanced {
+        let from = a.from.map_or_else(|| "none".to_string(), |f| f.to_string());
+        match a.action {
+            "commit" => writeln!(
+                out,
+                "  partition {}: group committed {from} → {}",
+                a.partition, a.to
+            )?,
+            _ => writeln!(
+                out,
+                "  partition {}: records below {} deleted",
+                a.partition, a.to
+            )?,
+        }
     }
     if let Some(j) = &r.journal {
         writeln!(out, "  journal: {j}")?;

@@ -363,6 +363,12 @@ pub struct ReplayOptions {
     /// Messages per batch (journalled, published, confirmed, acked together).
     #[serde(default)]
     pub batch: Option<usize>,
+    /// Logs: afterwards, commit this consumer group past the records replayed.
+    #[serde(default)]
+    pub commit_group: Option<String>,
+    /// Logs: afterwards, delete the records replayed (DeleteRecords).
+    #[serde(default)]
+    pub delete_records: bool,
 }
 
 /// The parsed, checked form of [`ReplayOptions`].
@@ -378,6 +384,8 @@ pub struct Plan {
     pub force: bool,
     pub keep_partition: bool,
     pub batch: usize,
+    pub commit_group: Option<String>,
+    pub delete_records: bool,
 }
 
 impl ReplayOptions {
@@ -403,6 +411,8 @@ impl ReplayOptions {
             force: self.force,
             keep_partition: self.keep_partition,
             batch: self.batch.unwrap_or(BATCH).clamp(1, 65_535),
+            commit_group: self.commit_group.clone(),
+            delete_records: self.delete_records,
         })
     }
 }
@@ -588,11 +598,28 @@ pub struct Report {
     /// Why the replay stopped before the end, if it did (the rest is still in the queue).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Logs, when asked: where the group was committed or records deleted, per partition.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advanced: Vec<Advanced>,
+    /// Logs: why committing the group or deleting records failed (the replay itself stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advance_failed: Option<String>,
+}
+
+/// One partition of a log moved past its replayed records.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Advanced {
+    pub partition: i32,
+    /// `commit` (a consumer group's offset) or `delete` (records deleted below `to`).
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    pub to: i64,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.stopped.is_none()
+        self.failed.is_empty() && self.stopped.is_none() && self.advance_failed.is_none()
     }
 
     fn note(&mut self, n: String) {
@@ -820,6 +847,7 @@ pub async fn replay(
         })?;
     let detail = backend.describe_queue(source).await?;
     let is_log = detail.summary.kind.is_log();
+    check_advance(backend, plan, is_log)?;
     let topology = match backend.taker() {
         Some(t) if !is_log => t.topology().await.ok(),
         _ => None,
@@ -1158,6 +1186,108 @@ async fn replay_queue_batches(
     Ok(())
 }
 
+/// `--commit-group` and `--delete-records` are for logs whose backend can do them.
+fn check_advance(backend: &dyn Backend, plan: &Plan, is_log: bool) -> Result<(), ReplayError> {
+    if plan.commit_group.is_none() && !plan.delete_records {
+        return Ok(());
+    }
+    if !is_log {
+        return Err(ReplayError::Invalid(
+            "--commit-group and --delete-records are for topics; a queue's replayed messages are removed from it anyway".into(),
+        ));
+    }
+    if backend.advancer().is_none() {
+        return Err(BackendError::Unsupported {
+            what: "committing groups or deleting records".into(),
+            backend: backend.info().kind.as_str(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Per partition of a log: the offset after the last record of the unbroken run of replayed
+/// records from the first one read, and whether that run is still unbroken. Only that far
+/// may a group be committed or records deleted: past it lies a record that was not replayed.
+#[derive(Debug, Default)]
+struct Runs(BTreeMap<i32, (Option<i64>, bool)>);
+
+impl Runs {
+    fn record(&mut self, partition: Option<i32>, offset: Option<i64>, replayed: bool) {
+        let (Some(p), Some(o)) = (partition, offset) else {
+            return;
+        };
+        let (upto, open) = self.0.entry(p).or_insert((None, true));
+        if !*open {
+            return;
+        }
+        if replayed {
+            *upto = Some(o + 1);
+        } else {
+            *open = false;
+        }
+    }
+
+    fn upto(&self) -> Vec<(i32, i64)> {
+        self.0
+            .iter()
+            .filter_map(|(p, (upto, _))| upto.map(|u| (*p, u)))
+            .collect()
+    }
+}
+
+/// After a log's replay, when asked: commit the group and delete records up to `runs`.
+/// A failure is reported; the replayed copies stand either way.
+async fn advance(backend: &dyn Backend, name: &str, plan: &Plan, runs: &Runs, report: &mut Report) {
+    let Some(advancer) = backend.advancer() else {
+        return;
+    };
+    let upto = runs.upto();
+    if upto.is_empty() {
+        if plan.commit_group.is_some() || plan.delete_records {
+            report.note(format!(
+                "no record of \"{name}\" was replayed from the start of its partition: no group committed, no record deleted"
+            ));
+        }
+        return;
+    }
+    if let Some(group) = &plan.commit_group {
+        match advancer.commit_group(name, group, &upto).await {
+            Ok(moved) => {
+                report.note(format!(
+                    "group \"{group}\" committed past the replayed records of \"{name}\" on {} partition(s)",
+                    moved.len()
+                ));
+                report
+                    .advanced
+                    .extend(moved.into_iter().map(|(partition, from, to)| Advanced {
+                        partition,
+                        action: "commit",
+                        from,
+                        to,
+                    }));
+            }
+            Err(e) => {
+                report.advance_failed = Some(e.to_string());
+                return;
+            }
+        }
+    }
+    if plan.delete_records {
+        match advancer.delete_records(name, &upto).await {
+            Ok(()) => report
+                .advanced
+                .extend(upto.iter().map(|(partition, to)| Advanced {
+                    partition: *partition,
+                    action: "delete",
+                    from: None,
+                    to: *to,
+                })),
+            Err(e) => report.advance_failed = Some(e.to_string()),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn replay_log(
     backend: &dyn Backend,
@@ -1172,6 +1302,7 @@ async fn replay_log(
 ) -> Result<(), ReplayError> {
     let total = detail.summary.messages.unwrap_or(0);
     let name = &detail.summary.name;
+    let mut runs = Runs::default();
     if let Some(exporter) = backend.exporter() {
         // Stream the log in batches while replaying them: memory stays at a few batches.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
@@ -1180,6 +1311,7 @@ async fn replay_log(
             while let Some(page) = rx.recv().await {
                 replay_log_page(
                     publisher, page, plan, journal, resume, budget, report, progress, total,
+                    &mut runs,
                 )
                 .await?;
                 if report.stopped.is_some() {
@@ -1214,7 +1346,7 @@ async fn replay_log(
         }
         for page in pages {
             replay_log_page(
-                publisher, page, plan, journal, resume, budget, report, progress, total,
+                publisher, page, plan, journal, resume, budget, report, progress, total, &mut runs,
             )
             .await?;
             if report.stopped.is_some() {
@@ -1222,9 +1354,14 @@ async fn replay_log(
             }
         }
     }
-    report.note(format!(
-        "\"{name}\" is a log: its records stay where they are (replaying never modifies it)"
-    ));
+    if plan.commit_group.is_some() || plan.delete_records {
+        advance(backend, name, plan, &runs, report).await;
+    }
+    if !plan.delete_records {
+        report.note(format!(
+            "\"{name}\" is a log: its records stay where they are (replaying never modifies it)"
+        ));
+    }
     Ok(())
 }
 
@@ -1239,20 +1376,32 @@ async fn replay_log_page(
     report: &mut Report,
     progress: OnProgress<'_>,
     total: u64,
+    runs: &mut Runs,
 ) -> Result<(), ReplayError> {
     report.scanned += page.len() as u64;
     let mut sending = Vec::new();
+    // Each record in order: replayed before (Some(None)), sent as `sending[i]` (Some(Some(i))),
+    // or left alone (None); the runs of replayed records are known once confirms are in.
+    let mut fate = Vec::with_capacity(page.len());
     for m in page {
         let key = message_key(&m);
+        let place = (m.partition, m.offset);
         if resume.take_confirmed(&key) {
             report.already_replayed += 1;
+            fate.push((place, Some(None)));
             continue;
         }
         if let Some((dest, copy)) = choose(&m, &key, plan, true, None, budget, report) {
+            fate.push((place, Some(Some(sending.len()))));
             sending.push((key, dest, copy, m));
+        } else {
+            fate.push((place, None));
         }
     }
     if sending.is_empty() {
+        for ((p, o), f) in fate {
+            runs.record(p, o, f.is_some());
+        }
         progress(report.scanned, total);
         return Ok(());
     }
@@ -1265,16 +1414,29 @@ async fn replay_log_page(
         .map(|(_, d, c, _)| (d.clone(), c.clone()))
         .collect();
     let results = publisher.publish_batch(&items).await;
-    for ((key, dest, _, original), r) in sending.iter().zip(results) {
-        if let Outcome::Unknown(e) = record(
+    let mut confirmed = vec![false; sending.len()];
+    for (((key, dest, _, original), r), ok) in sending.iter().zip(results).zip(&mut confirmed) {
+        match record(
             journal,
             report,
             (key, dest, original),
             r,
             "dead-letter topic",
         )? {
-            report.stopped.get_or_insert_with(|| e.to_string());
+            Outcome::Confirmed => *ok = true,
+            Outcome::Failed => {}
+            Outcome::Unknown(e) => {
+                report.stopped.get_or_insert_with(|| e.to_string());
+            }
         }
+    }
+    for ((p, o), f) in fate {
+        let replayed = match f {
+            Some(None) => true,
+            Some(Some(i)) => confirmed[i],
+            None => false,
+        };
+        runs.record(p, o, replayed);
     }
     if let Some(j) = journal.as_deref_mut() {
         j.sync()?;

@@ -147,6 +147,29 @@ pub trait Backend: Send + Sync {
     fn taker(&self) -> Option<&dyn Take> {
         None
     }
+
+    fn advancer(&self) -> Option<&dyn Advance> {
+        None
+    }
+}
+
+/// Capability: move past a log's records once they are dealt with, for a replay asked to
+/// (logs are never modified otherwise). `upto` holds, per partition, the first offset to
+/// keep.
+#[async_trait]
+pub trait Advance: Send + Sync {
+    /// Move `group`'s committed offsets on `topic` forward to `upto` (never backwards); returns
+    /// per partition the offset before (None: none committed) and after.
+    async fn commit_group(
+        &self,
+        topic: &str,
+        group: &str,
+        upto: &[(i32, i64)],
+    ) -> Result<Vec<(i32, Option<i64>, i64)>>;
+
+    /// Delete `topic`'s records below `upto` (Kafka's DeleteRecords); brokers without it
+    /// answer `Unsupported`.
+    async fn delete_records(&self, topic: &str, upto: &[(i32, i64)]) -> Result<()>;
 }
 
 /// Where a published message goes.

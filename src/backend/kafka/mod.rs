@@ -7,9 +7,9 @@ pub mod client;
 pub mod read;
 
 use super::{
-    Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups, Destination,
-    Export, Keep, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Result, Tail,
-    TailFilter,
+    Advance, Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups,
+    Destination, Export, Keep, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt,
+    Result, Tail, TailFilter,
 };
 use crate::config::KafkaTarget;
 use crate::model::deadletter::pair_dead_letter_topics;
@@ -21,7 +21,7 @@ use crate::model::{
 use async_trait::async_trait;
 use client::{Ctx, Settings, map_err};
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::metadata::Metadata;
@@ -225,16 +225,9 @@ impl KafkaBackend {
         .await
     }
 
-    /// A topic's configs that matter to a reader (retention, cleanup) and every one set
-    /// away from its default; sensitive values masked. Brokers without DescribeConfigs
-    /// (librdkafka's mock) give an error the caller may ignore.
-    pub async fn topic_configs(
-        &self,
-        name: &str,
-    ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let shown = self.shown();
-        let admin = self
-            .admin
+    /// The admin client, made on first use.
+    async fn admin(&self) -> Result<&AdminClient<Ctx>> {
+        self.admin
             .get_or_try_init(|| async {
                 self.settings
                     .querier(None)
@@ -243,7 +236,18 @@ impl KafkaBackend {
                         BackendError::InvalidArgument(format!("kafka client settings: {e}"))
                     })
             })
-            .await?;
+            .await
+    }
+
+    /// A topic's configs that matter to a reader (retention, cleanup) and every one set
+    /// away from its default; sensitive values masked. Brokers without DescribeConfigs
+    /// (librdkafka's mock) give an error the caller may ignore.
+    pub async fn topic_configs(
+        &self,
+        name: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let shown = self.shown();
+        let admin = self.admin().await?;
         // Configs are optional extras: a broker that does not answer (librdkafka's mock
         // leaves DescribeConfigs unanswered) must not hold up a describe for long.
         let wait = self.settings.timeout.min(CONFIGS_TIMEOUT);
@@ -597,6 +601,109 @@ impl Backend for KafkaBackend {
 
     fn exporter(&self) -> Option<&dyn Export> {
         Some(self)
+    }
+
+    fn advancer(&self) -> Option<&dyn Advance> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Advance for KafkaBackend {
+    /// Commits as a client outside the group (no join, generation -1), which brokers accept
+    /// only while the group has no running members.
+    async fn commit_group(
+        &self,
+        topic: &str,
+        group: &str,
+        upto: &[(i32, i64)],
+    ) -> Result<Vec<(i32, Option<i64>, i64)>> {
+        let settings = self.settings.clone();
+        let (topic, group, upto) = (topic.to_string(), group.to_string(), upto.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let shown = settings.shown();
+            let c: BaseConsumer<Ctx> = settings
+                .querier(Some(&group))
+                .create_with_context(Ctx::default())
+                .map_err(|e| {
+                    BackendError::InvalidArgument(format!("kafka client settings: {e}"))
+                })?;
+            let mut tpl = TopicPartitionList::new();
+            for (p, _) in &upto {
+                tpl.add_partition(&topic, *p);
+            }
+            let before = c
+                .committed_offsets(tpl, settings.timeout)
+                .map_err(|e| map_err(&e, "reading committed offsets", &shown, c.context()))?;
+            let current: HashMap<i32, i64> = before
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((e.partition(), o)),
+                    _ => None,
+                })
+                .collect();
+            let mut commit = TopicPartitionList::new();
+            let mut moved = Vec::new();
+            for (p, to) in &upto {
+                let was = current.get(p).copied();
+                if was.is_some_and(|w| w >= *to) {
+                    continue;
+                }
+                commit
+                    .add_partition_offset(&topic, *p, Offset::Offset(*to))
+                    .map_err(|e| map_err(&e, "committing offsets", &shown, c.context()))?;
+                moved.push((*p, was, *to));
+            }
+            if commit.count() > 0 {
+                c.commit(&commit, CommitMode::Sync).map_err(|e| {
+                    BackendError::Broker(format!(
+                        "committing group \"{group}\" on \"{topic}\": {e} (a group with running members refuses commits from outside it; stop them first)"
+                    ))
+                })?;
+            }
+            Ok(moved)
+        })
+        .await
+        .map_err(|e| BackendError::Broker(format!("kafka worker failed: {e}")))?
+    }
+
+    async fn delete_records(&self, topic: &str, upto: &[(i32, i64)]) -> Result<()> {
+        let shown = self.shown();
+        let admin = self.admin().await?;
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in upto {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+                .map_err(|e| map_err(&e, "deleting records", &shown, admin.inner().context()))?;
+        }
+        let wait = self.settings.timeout;
+        let opts = AdminOptions::new()
+            .request_timeout(Some(wait))
+            .operation_timeout(Some(wait));
+        let what = format!("deleting records of \"{topic}\" (DeleteRecords)");
+        // Some brokers never answer an API they lack (librdkafka's mock); the request
+        // timeout ends the wait, and this one is a backstop.
+        let answer = tokio::time::timeout(
+            wait + Duration::from_secs(2),
+            admin.delete_records(&tpl, &opts),
+        )
+        .await
+        .map_err(|_| BackendError::Timeout {
+            after: wait,
+            what: what.clone(),
+        })?
+        .map_err(|e| map_err(&e, &what, &shown, admin.inner().context()))?;
+        for e in answer.elements() {
+            if let Err(err) = e.error() {
+                return Err(map_err(
+                    &err,
+                    &format!("{what}, partition {}", e.partition()),
+                    &shown,
+                    admin.inner().context(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
