@@ -203,15 +203,13 @@ async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Re
     for note in &page.notes {
         eprintln!("mqscope: note: {note}");
     }
-    let extractor = Extractor::default();
-    for m in &page.messages {
-        if args.out.json {
-            serde_json::to_writer(&mut *out, &crate::export::record(m, &extractor))?;
-            writeln!(out)?;
-        } else {
-            output::write_message(m, &extractor, out)?;
-        }
-    }
+    write_messages(
+        &page.messages,
+        args.out.json,
+        &Extractor::default(),
+        &mut Vec::new(),
+        out,
+    )?;
     if !args.out.json && page.messages.is_empty() {
         writeln!(out, "(no messages at that position)")?;
     }
@@ -417,6 +415,7 @@ async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -
     };
     let extractor = Extractor::default();
     let mut written = 0usize;
+    let mut text = Vec::new();
     let opts = crate::scan::ScanOptions {
         from: args.from,
         partition: args.partition,
@@ -429,14 +428,7 @@ async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -
         &detail,
         &opts,
         |page| {
-            for m in page {
-                if args.out.json {
-                    serde_json::to_writer(&mut *out, &crate::export::record(m, &extractor))?;
-                    writeln!(out)?;
-                } else {
-                    output::write_message(m, &extractor, out)?;
-                }
-            }
+            write_messages(page, args.out.json, &extractor, &mut text, out)?;
             written += page.len();
             Ok(())
         },
@@ -569,6 +561,7 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
     };
     let mut stream = live.tail(&filter).await?;
     let extractor = Extractor::default();
+    let mut text = Vec::new();
     let mut seen = 0u64;
     // Print as they come: flush each one, a tail is read by people and pipes alike.
     loop {
@@ -587,15 +580,39 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
         };
         let Some(item) = next else { return Ok(()) };
         let m = item?;
-        if args.out.json {
-            serde_json::to_writer(&mut *out, &crate::export::record(&m, &extractor))?;
-            writeln!(out)?;
-        } else {
-            output::write_message(&m, &extractor, out)?;
-        }
+        write_messages(
+            std::slice::from_ref(&m),
+            args.out.json,
+            &extractor,
+            &mut text,
+            out,
+        )?;
         out.flush()?;
         seen += 1;
     }
+}
+
+/// Write messages as JSON Lines or readable text, formatted into `text` (a reusable buffer)
+/// and written at once: serde writes many small pieces, and each through `dyn Write` costs
+/// more than the bytes it writes.
+fn write_messages(
+    messages: &[crate::model::Message],
+    json: bool,
+    extractor: &Extractor,
+    text: &mut Vec<u8>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    text.clear();
+    for m in messages {
+        if json {
+            serde_json::to_writer(&mut *text, &crate::export::record(m, extractor))?;
+            text.push(b'\n');
+        } else {
+            output::write_message(m, extractor, &mut *text)?;
+        }
+    }
+    out.write_all(text)?;
+    Ok(())
 }
 
 /// Messages per hand-off from an export to the writer.
@@ -618,20 +635,9 @@ async fn export_all(
     let writing = async {
         // Owning the receiver drops it when writing fails, which stops the export.
         let mut rx: tokio::sync::mpsc::Receiver<Vec<crate::model::Message>> = rx;
-        // Each batch is formatted into one buffer and written at once: serde writes many
-        // small pieces, and each through `dyn Write` costs more than the byte it writes.
         let mut text = Vec::new();
         while let Some(batch) = rx.recv().await {
-            text.clear();
-            for m in &batch {
-                if args.out.json {
-                    serde_json::to_writer(&mut text, &crate::export::record(m, &extractor))?;
-                    text.push(b'\n');
-                } else {
-                    output::write_message(m, &extractor, &mut text)?;
-                }
-            }
-            out.write_all(&text)?;
+            write_messages(&batch, args.out.json, &extractor, &mut text, out)?;
             written += batch.len();
         }
         Ok::<_, anyhow::Error>(())

@@ -393,20 +393,21 @@ impl RabbitBackend {
     /// Read the first `want` ready messages with a prefetching consumer, then give every one
     /// back with a single multiple nack: order is kept, nothing is acked, nothing is
     /// rejected, and no delivery tag is settled twice.
-    async fn take_and_return(
-        &self,
-        ch: Channel,
-        name: &str,
-        want: u64,
-    ) -> Result<Vec<lapin::message::Delivery>> {
+    async fn take_and_return(&self, ch: Channel, name: &str, want: u64) -> Result<Vec<Message>> {
         let (mut consumer, tag) = self
             .peek_consumer(&ch, name, want, AmqpTable::default())
             .await?;
         let mut got = Vec::new();
+        let mut last_tag = None;
         let mut failure = None;
         while (got.len() as u64) < want {
             match tokio::time::timeout(IDLE, consumer.next()).await {
-                Ok(Some(Ok(d))) => got.push(d),
+                // Converted as they come: the broker's delivery is the slow part, and this
+                // work would otherwise wait until the last message is in.
+                Ok(Some(Ok(d))) => {
+                    last_tag = Some(d.delivery_tag);
+                    got.push(to_message(name, got.len() as u64, &d));
+                }
                 Ok(Some(Err(e))) => {
                     failure = Some(amqp_error(&self.shown, self.vhost(), &e));
                     break;
@@ -418,10 +419,10 @@ impl RabbitBackend {
         let _ = ch
             .basic_cancel(short(&tag)?, BasicCancelOptions::default())
             .await;
-        if let Some(last) = got.last() {
+        if let Some(last) = last_tag {
             let nack = ch
                 .basic_nack(
-                    last.delivery_tag,
+                    last,
                     BasicNackOptions {
                         multiple: true,
                         requeue: true,
@@ -582,19 +583,14 @@ impl Backend for RabbitBackend {
                 "a queue can be peeked at most {MAX_PEEK_DEPTH} messages deep (AMQP's prefetch limit); position {start} is beyond that"
             )));
         }
-        let deliveries = self.take_and_return(ch, name, want).await?;
-        if (deliveries.len() as u64) < want {
+        let mut messages = self.take_and_return(ch, name, want).await?;
+        if (messages.len() as u64) < want {
             notes.push(format!(
                 "only {} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
-                deliveries.len(),
+                messages.len(),
                 IDLE.as_secs()
             ));
         }
-        let mut messages: Vec<Message> = deliveries
-            .iter()
-            .enumerate()
-            .map(|(i, d)| to_message(name, i as u64, d))
-            .collect();
         match &req.from {
             PeekFrom::Time(t) => {
                 messages.retain(|m| m.timestamp.is_some_and(|ts| ts >= *t));
