@@ -270,7 +270,9 @@ pub async fn replay(
         );
     }
     if let Some(e) = &report.advance_failed {
-        bail!("every chosen record was replayed, but moving past them in \"{source}\" failed: {e}");
+        bail!(
+            "every chosen record was replayed, but moving past them in \"{source}\" failed: {e}. Retry that (nothing is sent twice) with: mqscope replay --resume {journal_shown}"
+        );
     }
     Ok(())
 }

@@ -883,8 +883,9 @@ pub async fn replay(
         .await?;
     }
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    // A stopped replay has no end: `--resume` finds it by that.
-    if let (Some(j), None) = (journal.as_mut(), &report.stopped) {
+    // A stopped replay has no end: `--resume` finds it by that. So has one whose group
+    // commit or record deletion failed: a resume replays nothing again and retries that.
+    if let (Some(j), None, None) = (journal.as_mut(), &report.stopped, &report.advance_failed) {
         j.append(&Entry::End {
             summary: json!({"replayed": report.replayed, "failed": report.failed.len(), "stopped": report.stopped}),
         })?;
@@ -1258,6 +1259,11 @@ async fn advance(backend: &dyn Backend, name: &str, plan: &Plan, runs: &Runs, re
                     "group \"{group}\" committed past the replayed records of \"{name}\" on {} partition(s)",
                     moved.len()
                 ));
+                if !moved.is_empty() && moved.iter().all(|(_, from, _)| from.is_none()) {
+                    report.note(format!(
+                        "group \"{group}\" had no committed offset on \"{name}\" before: if that is not the group that reads it, check the name"
+                    ));
+                }
                 report
                     .advanced
                     .extend(moved.into_iter().map(|(partition, from, to)| Advanced {
@@ -1305,9 +1311,12 @@ async fn replay_log(
     let mut runs = Runs::default();
     if let Some(exporter) = backend.exporter() {
         // Stream the log in batches while replaying them: memory stays at a few batches.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
         let read = exporter.export(name, None, &PeekFrom::Start, plan.batch, tx);
         let send = async {
+            // Owning the receiver drops it when this stops early, which ends the export
+            // instead of leaving it blocked on a full channel.
+            let mut rx = rx;
             while let Some(page) = rx.recv().await {
                 replay_log_page(
                     publisher, page, plan, journal, resume, budget, report, progress, total,
@@ -1460,6 +1469,18 @@ pub async fn dry_run(
     };
     let detail = backend.describe_queue(source).await?;
     let is_log = detail.summary.kind.is_log();
+    check_advance(backend, plan, is_log)?;
+    if let Some(group) = &plan.commit_group {
+        report.note(format!(
+            "would then commit group \"{group}\" past the records replayed, per partition up to the first that is not"
+        ));
+    }
+    if plan.delete_records {
+        report.note(
+            "would then delete the records replayed, per partition up to the first that is not"
+                .to_string(),
+        );
+    }
     let topology = match backend.taker() {
         Some(t) if !is_log => t.topology().await.ok(),
         _ => None,

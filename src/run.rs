@@ -610,6 +610,11 @@ fn write_messages(
         } else {
             output::write_message(m, extractor, &mut *text)?;
         }
+        // Large messages: hold at most about a megabyte of text besides them.
+        if text.len() >= 1 << 20 {
+            out.write_all(text)?;
+            text.clear();
+        }
     }
     out.write_all(text)?;
     Ok(())

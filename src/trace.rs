@@ -205,9 +205,13 @@ fn json_scalar_text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// The last key of a JSON Pointer, unescaped; None when it is empty.
+/// The last key of a JSON Pointer, unescaped; None when it is empty or could be an array
+/// index (`/ids/0`), which is never written as a quoted key.
 fn pointer_key(pointer: &str) -> Option<Cow<'_, str>> {
     let last = pointer.rsplit('/').next().unwrap_or("");
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let key = if last.contains('~') {
         Cow::Owned(last.replace("~1", "/").replace("~0", "~"))
     } else {
@@ -766,6 +770,15 @@ async fn scan_export(
             }
             if is_cancelled(opts) {
                 complete = false;
+                // Stop the export, but keep the hits of batches already on their way.
+                rx.close();
+                while let Some(found) = rx.recv().await {
+                    for m in &found {
+                        let hop = hop_of(m, QueueKind::Topic);
+                        on_event(TraceEvent::Hit(Box::new(hop.clone())));
+                        hops.push(hop);
+                    }
+                }
                 return;
             }
         }
@@ -820,6 +833,12 @@ mod tests {
             Some("42")
         );
         assert_eq!(ex.extract(&msg(br#"{"correlation_id": ""}"#)), None);
+        let by_index = Extractor {
+            rules: vec![Rule::JsonPointer("/ids/0".into())],
+        };
+        let m = msg(br#"{"ids": ["ORD-7", "x"]}"#);
+        assert_eq!(by_index.extract(&m).as_deref(), Some("ORD-7"));
+        assert!(by_index.matches(&m, "ORD-7"));
     }
 
     #[test]

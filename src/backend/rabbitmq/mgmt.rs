@@ -142,10 +142,23 @@ impl Mgmt {
             .connect_timeout(Duration::from_secs(5))
             .tls_danger_accept_invalid_certs(insecure)
             .user_agent(concat!("mqscope/", env!("CARGO_PKG_VERSION")));
-        if base.starts_with("http://") {
+        let proxied = [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        if base.starts_with("http://") && !proxied {
             // Plain HTTP never checks a certificate, and loading the system's CA store
             // (every file in /etc/ssl/certs) was most of a one-shot command's start-up.
-            builder = builder.tls_certs_only([]);
+            // Without it an https:// redirect could not be followed: it is reported instead.
+            builder = builder
+                .tls_certs_only([])
+                .redirect(reqwest::redirect::Policy::none());
         }
         let client = builder
             .build()
@@ -197,6 +210,17 @@ impl Mgmt {
             return Err(BackendError::QueueNotFound(
                 path.rsplit('/').next().unwrap_or(path).to_string(),
             ));
+        }
+        if status.is_redirection() {
+            let to = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("elsewhere");
+            return Err(BackendError::Broker(format!(
+                "the management API at {} redirects to {to}; set the profile's management_url to the address it redirects to",
+                self.base
+            )));
         }
         if !status.is_success() {
             return Err(BackendError::Broker(format!(
