@@ -245,3 +245,67 @@ fn unreachable_cluster_is_one_line_within_ten_seconds() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("cannot reach kafka://127.0.0.1:1"), "{err}");
 }
+
+/// Kafka allows any bytes in a header name, and kcat writes them as given: a name that is
+/// not UTF-8 must neither panic a read nor hide the record. It shows with U+FFFD in place
+/// of the bad byte, and a trace still finds the record by its other headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_that_is_not_utf8_is_shown_not_a_panic() {
+    use std::io::Write as _;
+    use std::os::unix::ffi::OsStrExt;
+    let c = Cluster::new();
+    let t = c.topic("odd-headers", 1);
+    let mut kcat = std::process::Command::new("kcat")
+        .args(["-P", "-b", &c.bootstrap(), "-t", &t, "-p", "0"])
+        .args(["-H", "x-correlation-id=ord-9", "-H"])
+        .arg(std::ffi::OsStr::from_bytes(b"bad\xffname=v"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is needed for this test (Debian package kcat)");
+    kcat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"order\":9}\n")
+        .unwrap();
+    assert!(kcat.wait().unwrap().success());
+    let url = format!("kafka://{}", c.bootstrap());
+    let home = tempfile::tempdir().unwrap();
+    // kcat's produce is acknowledged before the mock's high watermark shows it everywhere.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rows = loop {
+        let out = mqscope(&home)
+            .args(["peek", &t, "--json", "--url", &url])
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows = lines(&out.stdout);
+        if !rows.is_empty() || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["headers"]["bad\u{fffd}name"], "v", "{}", rows[0]);
+    assert_eq!(rows[0]["correlation_id"], "ord-9");
+    let out = mqscope(&home)
+        .args(["trace", "ord-9", "--json", "--url", &url])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = lines(&out.stdout);
+    assert_eq!(
+        trace[0]["hops"].as_array().map(Vec::len),
+        Some(1),
+        "{trace:?}"
+    );
+}

@@ -814,7 +814,7 @@ impl KafkaBackend {
             read::stream_records(&reader, &topic, &ranges, settings.timeout, &shown, |m| {
                 read += 1;
                 pending += 1;
-                if keep.as_ref().is_none_or(|k| k(&read::RecordView(m))) {
+                if keep.as_ref().is_none_or(|k| k(&read::RecordView::new(m))) {
                     buf.push(to_message(m));
                 }
                 if pending >= batch {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -86,7 +86,72 @@ pub fn merge(mut all: Vec<Message>, last: bool, limit: usize) -> Vec<Message> {
     all
 }
 
-/// One Kafka record as a message: headers are bytes (`LongString`) or null (`Void`).
+/// A record's headers as librdkafka holds them, read through its C API: rdkafka's own
+/// iterator unwraps each name as UTF-8 and so panics on a record from a producer that
+/// wrote another name (Kafka's protocol allows any bytes).
+pub struct RawHeaders<'a> {
+    ptr: *const rdkafka::bindings::rd_kafka_headers_t,
+    count: usize,
+    _message: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> RawHeaders<'a> {
+    pub fn of(m: &'a BorrowedMessage<'_>) -> Self {
+        use rdkafka::bindings as rd;
+        let mut ptr: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+        // SAFETY: `m` is a live message for 'a; librdkafka parses its headers once and
+        // keeps them with the message, so the pointer and what it holds live as long.
+        let err = unsafe { rd::rd_kafka_message_headers(m.ptr(), &mut ptr) };
+        let count = if err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !ptr.is_null()
+        {
+            // SAFETY: a valid headers pointer, from above.
+            unsafe { rd::rd_kafka_header_cnt(ptr) }
+        } else {
+            0
+        };
+        Self {
+            ptr,
+            count,
+            _message: std::marker::PhantomData,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Header `idx`: its name's bytes and its value (None: a null value).
+    pub fn get(&self, idx: usize) -> Option<(&'a [u8], Option<&'a [u8]>)> {
+        use rdkafka::bindings as rd;
+        if idx >= self.count {
+            return None;
+        }
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
+        // SAFETY: `idx` is below the count librdkafka gave for this valid pointer.
+        let err =
+            unsafe { rd::rd_kafka_header_get_all(self.ptr, idx, &mut name, &mut value, &mut size) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            return None;
+        }
+        // SAFETY: librdkafka's names are NUL-terminated and its values `size` bytes long,
+        // both owned by the message for 'a.
+        let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
+        Some((name, value))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + '_ {
+        (0..self.count).filter_map(|i| self.get(i))
+    }
+}
+
+/// One Kafka record as a message: headers are bytes (`LongString`) or null (`Void`); a
+/// header name that is not UTF-8 is kept with U+FFFD in place of its bad bytes.
 pub fn to_message(m: &BorrowedMessage<'_>) -> Message {
     let offset = m.offset();
     let mut msg = Message::new(
@@ -101,15 +166,16 @@ pub fn to_message(m: &BorrowedMessage<'_>) -> Message {
         .timestamp()
         .to_millis()
         .and_then(DateTime::from_timestamp_millis);
-    if let Some(hs) = m.headers() {
-        let mut t = FieldTable(Vec::with_capacity(hs.count()));
-        for h in hs.iter() {
-            let v = match h.value {
+    let hs = RawHeaders::of(m);
+    if !hs.is_empty() {
+        let mut t = FieldTable(Vec::with_capacity(hs.len()));
+        for (name, value) in hs.iter() {
+            let v = match value {
                 Some(b) => FieldValue::LongString(Bytes::copy_from_slice(b)),
                 None => FieldValue::Void,
             };
             // Kafka allows repeated header names; keep them all, in order.
-            t.0.push((h.key.to_string(), v));
+            t.0.push((String::from_utf8_lossy(name).into_owned(), v));
         }
         msg.headers = t;
     }
@@ -118,7 +184,19 @@ pub fn to_message(m: &BorrowedMessage<'_>) -> Message {
 
 /// A Kafka record as correlation-ID rules and scan filters read it, without copying it
 /// into a [`Message`]: what [`to_message`] would make of it, read in place.
-pub struct RecordView<'a, 'b>(pub &'a BorrowedMessage<'b>);
+pub struct RecordView<'a, 'b> {
+    message: &'a BorrowedMessage<'b>,
+    headers: RawHeaders<'a>,
+}
+
+impl<'a, 'b> RecordView<'a, 'b> {
+    pub fn new(message: &'a BorrowedMessage<'b>) -> Self {
+        Self {
+            message,
+            headers: RawHeaders::of(message),
+        }
+    }
+}
 
 impl MessageView for RecordView<'_, '_> {
     fn correlation_property(&self) -> Option<&str> {
@@ -126,24 +204,25 @@ impl MessageView for RecordView<'_, '_> {
     }
 
     fn header_text(&self, name: &str) -> Option<Cow<'_, str>> {
-        let h = self
-            .0
-            .headers()?
+        // The first header of that name, as `to_message` keeps them (a name that is not
+        // UTF-8 never equals a UTF-8 one, replaced bytes or not).
+        let (_, value) = self
+            .headers
             .iter()
-            .find(|h| h.key.eq_ignore_ascii_case(name))?;
-        std::str::from_utf8(h.value?).ok().map(Cow::Borrowed)
+            .find(|(n, _)| std::str::from_utf8(n).is_ok_and(|n| n.eq_ignore_ascii_case(name)))?;
+        std::str::from_utf8(value?).ok().map(Cow::Borrowed)
     }
 
     fn payload(&self) -> &[u8] {
-        self.0.payload().unwrap_or_default()
+        self.message.payload().unwrap_or_default()
     }
 
     fn key(&self) -> Option<&[u8]> {
-        self.0.key()
+        self.message.key()
     }
 
     fn timestamp(&self) -> Option<DateTime<Utc>> {
-        self.0
+        self.message
             .timestamp()
             .to_millis()
             .and_then(DateTime::from_timestamp_millis)
