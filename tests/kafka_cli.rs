@@ -273,17 +273,7 @@ async fn a_header_name_that_is_not_utf8_is_shown_not_a_panic() {
     // kcat's produce is acknowledged before the mock's high watermark shows it everywhere.
     let deadline = Instant::now() + Duration::from_secs(20);
     let rows = loop {
-        let out = mqscope(&home)
-            .args(["peek", &t, "--json", "--url", &url])
-            .timeout(Duration::from_secs(30))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rows = lines(&out.stdout);
+        let rows = json_ok(mqscope(&home).args(["peek", &t, "--json", "--url", &url]));
         if !rows.is_empty() || Instant::now() > deadline {
             break rows;
         }
@@ -292,20 +282,21 @@ async fn a_header_name_that_is_not_utf8_is_shown_not_a_panic() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["headers"]["bad\u{fffd}name"], "v", "{}", rows[0]);
     assert_eq!(rows[0]["correlation_id"], "ord-9");
-    let out = mqscope(&home)
-        .args(["trace", "ord-9", "--json", "--url", &url])
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trace = lines(&out.stdout);
+    let trace = json_ok(mqscope(&home).args(["trace", "ord-9", "--json", "--url", &url]));
     assert_eq!(
         trace[0]["hops"].as_array().map(Vec::len),
         Some(1),
         "{trace:?}"
     );
+}
+
+/// Run a command that must succeed within 30 s; its JSON Lines output.
+fn json_ok(c: &mut Command) -> Vec<Value> {
+    let out = c.timeout(Duration::from_secs(30)).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines(&out.stdout)
 }

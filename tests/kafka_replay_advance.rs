@@ -53,6 +53,15 @@ fn committed(c: &Cluster, group: &str, topic: &str) -> Vec<(i32, Option<i64>)> {
         .collect()
 }
 
+/// A replay of `dlt` without a journal.
+async fn run(
+    b: &dyn Backend,
+    dlt: &str,
+    opts: &ReplayOptions,
+) -> Result<replay::Report, replay::ReplayError> {
+    replay::replay(b, dlt, &opts.plan()?, None, Resume::default(), &|_, _| {}).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_is_committed_past_what_was_replayed_and_unsupported_deletes_are_reported() {
     let c = Cluster::new();
@@ -78,16 +87,7 @@ async fn a_group_is_committed_past_what_was_replayed_and_unsupported_deletes_are
         commit_group: Some(group.into()),
         ..ReplayOptions::default()
     };
-    let r = replay::replay(
-        &b,
-        &dlt,
-        &opts.plan().unwrap(),
-        None,
-        Resume::default(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap();
+    let r = run(&b, &dlt, &opts).await.unwrap();
     assert_eq!(r.replayed, 19, "{r:?}");
     assert_eq!(r.skipped.len(), 1, "the orphan is skipped: {r:?}");
     assert!(r.ok(), "{r:?}");
@@ -121,16 +121,7 @@ async fn a_group_is_committed_past_what_was_replayed_and_unsupported_deletes_are
         to: Some(format!("topic:{orders}")),
         ..ReplayOptions::default()
     };
-    let r = replay::replay(
-        &b,
-        &dlt,
-        &opts.plan().unwrap(),
-        None,
-        Resume::default(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap();
+    let r = run(&b, &dlt, &opts).await.unwrap();
     assert_eq!(r.replayed, 20, "{r:?}");
     assert!(!r.ok());
     let why = r.advance_failed.as_deref().unwrap_or_default();
@@ -147,15 +138,6 @@ async fn a_group_is_committed_past_what_was_replayed_and_unsupported_deletes_are
         &Default::default(),
     )
     .unwrap();
-    let e = replay::replay(
-        local.as_ref(),
-        "billing.dlq",
-        &opts.plan().unwrap(),
-        None,
-        Resume::default(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap_err();
+    let e = run(local.as_ref(), "billing.dlq", &opts).await.unwrap_err();
     assert!(e.to_string().contains("for topics"), "{e}");
 }
