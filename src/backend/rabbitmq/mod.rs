@@ -303,11 +303,11 @@ impl RabbitBackend {
 
     async fn peek_stream(
         &self,
+        ch: &Channel,
         name: &str,
         req: &PeekRequest,
         messages: Option<u64>,
     ) -> Result<PeekPage> {
-        let ch = self.channel().await?;
         let offset = match &req.from {
             PeekFrom::Start => AMQPValue::LongString("first".into()),
             PeekFrom::Position(p) => AMQPValue::LongLongInt(i64::try_from(*p).unwrap_or(i64::MAX)),
@@ -318,9 +318,7 @@ impl RabbitBackend {
         };
         let mut args = AmqpTable::default();
         args.insert("x-stream-offset".into(), offset);
-        let (mut consumer, tag) = self
-            .peek_consumer(&ch, name, req.limit as u64, args)
-            .await?;
+        let (mut consumer, tag) = self.peek_consumer(ch, name, req.limit as u64, args).await?;
         let mut out = Vec::new();
         while out.len() < req.limit {
             match tokio::time::timeout(STREAM_IDLE, consumer.next()).await {
@@ -349,7 +347,6 @@ impl RabbitBackend {
         let _ = ch
             .basic_cancel(short(&tag)?, BasicCancelOptions::default())
             .await;
-        let _ = ch.close(200, "peek done".into()).await;
         Ok(PeekPage {
             messages: out,
             notes: Vec::new(),
@@ -393,9 +390,9 @@ impl RabbitBackend {
     /// Read the first `want` ready messages with a prefetching consumer, then give every one
     /// back with a single multiple nack: order is kept, nothing is acked, nothing is
     /// rejected, and no delivery tag is settled twice.
-    async fn take_and_return(&self, ch: Channel, name: &str, want: u64) -> Result<Vec<Message>> {
+    async fn take_and_return(&self, ch: &Channel, name: &str, want: u64) -> Result<Vec<Message>> {
         let (mut consumer, tag) = self
-            .peek_consumer(&ch, name, want, AmqpTable::default())
+            .peek_consumer(ch, name, want, AmqpTable::default())
             .await?;
         let mut got = Vec::new();
         let mut last_tag = None;
@@ -430,16 +427,88 @@ impl RabbitBackend {
                 )
                 .await;
             if let Err(e) = nack {
-                // Closing the channel returns every unacked message too.
-                let _ = ch.close(200, "peek done".into()).await;
+                // The caller closes the channel, which returns every unacked message too.
                 return Err(amqp_error(&self.shown, self.vhost(), &e));
             }
         }
-        let _ = ch.close(200, "peek done".into()).await;
         match failure {
             Some(e) => Err(e),
             None => Ok(got),
         }
+    }
+
+    /// A peek on `ch` (which the caller closes), given the management API's view of the
+    /// queue.
+    async fn peek_on(
+        &self,
+        ch: &Channel,
+        info: Result<MgmtQueue>,
+        name: &str,
+        req: &PeekRequest,
+    ) -> Result<PeekPage> {
+        let info = info?;
+        if info.kind() == "stream" {
+            return self.peek_stream(ch, name, req, info.messages).await;
+        }
+        let mut notes = Vec::new();
+        if let Some(limit) = self.delivery_limit(&info).await? {
+            if !req.force {
+                return Err(BackendError::Refused(format!(
+                    "\"{name}\" is a quorum queue with a delivery limit of {limit}: a peek returns every message it reads, each return counts towards the limit, and messages that reach it are dead-lettered or dropped. Peek anyway with --force (each peeked message's delivery count rises by one)"
+                )));
+            }
+            notes.push(format!(
+                "forced peek of a quorum queue with delivery limit {limit}: each peeked message's delivery count rose by one"
+            ));
+        }
+        if req.partition.is_some() {
+            notes.push(format!("\"{name}\" is a queue; the partition was ignored"));
+        }
+        let ready = self.ready_count(ch, name).await?;
+        let start = match &req.from {
+            PeekFrom::Start | PeekFrom::Time(_) => 0,
+            PeekFrom::Position(p) => *p,
+            PeekFrom::Last => ready.saturating_sub(req.limit as u64),
+        };
+        if start >= ready || req.limit == 0 {
+            return Ok(PeekPage {
+                messages: Vec::new(),
+                notes,
+            });
+        }
+        let want = match &req.from {
+            // Queues have no time index: read from the head and keep the later ones.
+            PeekFrom::Time(_) => ready.min(MAX_PEEK_DEPTH),
+            _ => (start + req.limit as u64).min(ready),
+        };
+        if want > MAX_PEEK_DEPTH {
+            return Err(BackendError::Refused(format!(
+                "a queue can be peeked at most {MAX_PEEK_DEPTH} messages deep (AMQP's prefetch limit); position {start} is beyond that"
+            )));
+        }
+        let mut messages = self.take_and_return(ch, name, want).await?;
+        if (messages.len() as u64) < want {
+            notes.push(format!(
+                "only {} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
+                messages.len(),
+                IDLE.as_secs()
+            ));
+        }
+        match &req.from {
+            PeekFrom::Time(t) => {
+                messages.retain(|m| m.timestamp.is_some_and(|ts| ts >= *t));
+                if ready > MAX_PEEK_DEPTH {
+                    notes.push(format!(
+                        "only the first {MAX_PEEK_DEPTH} messages were searched for that time"
+                    ));
+                }
+            }
+            _ => {
+                messages.drain(..(start as usize).min(messages.len()));
+            }
+        }
+        messages.truncate(req.limit);
+        Ok(PeekPage { messages, notes })
     }
 }
 
@@ -513,99 +582,14 @@ impl Backend for RabbitBackend {
     }
 
     async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage> {
-        // The queue's type and settings, and a channel to read it on, at the same time.
-        // Every way out before the read closes the channel: the connection is shared.
+        // The queue's type and settings, and a channel to read it on, at the same time; the
+        // channel is closed whatever happens (the connection is shared), which also returns
+        // anything a failed read left unacked.
         let (info, ch) = tokio::join!(self.mgmt.queue(self.vhost(), name), self.channel());
         let ch = ch?;
-        let close = |ch: Channel| async move {
-            let _ = ch.close(200, "peek done".into()).await;
-        };
-        let info = match info {
-            Ok(i) => i,
-            Err(e) => {
-                close(ch).await;
-                return Err(e);
-            }
-        };
-        if info.kind() == "stream" {
-            close(ch).await;
-            return self.peek_stream(name, req, info.messages).await;
-        }
-        let mut notes = Vec::new();
-        let limit = match self.delivery_limit(&info).await {
-            Ok(l) => l,
-            Err(e) => {
-                close(ch).await;
-                return Err(e);
-            }
-        };
-        if let Some(limit) = limit {
-            if !req.force {
-                close(ch).await;
-                return Err(BackendError::Refused(format!(
-                    "\"{name}\" is a quorum queue with a delivery limit of {limit}: a peek returns every message it reads, each return counts towards the limit, and messages that reach it are dead-lettered or dropped. Peek anyway with --force (each peeked message's delivery count rises by one)"
-                )));
-            }
-            notes.push(format!(
-                "forced peek of a quorum queue with delivery limit {limit}: each peeked message's delivery count rose by one"
-            ));
-        }
-        if req.partition.is_some() {
-            notes.push(format!("\"{name}\" is a queue; the partition was ignored"));
-        }
-        let ready = match self.ready_count(&ch, name).await {
-            Ok(n) => n,
-            Err(e) => {
-                close(ch).await;
-                return Err(e);
-            }
-        };
-        let start = match &req.from {
-            PeekFrom::Start | PeekFrom::Time(_) => 0,
-            PeekFrom::Position(p) => *p,
-            PeekFrom::Last => ready.saturating_sub(req.limit as u64),
-        };
-        if start >= ready || req.limit == 0 {
-            close(ch).await;
-            return Ok(PeekPage {
-                messages: Vec::new(),
-                notes,
-            });
-        }
-        let want = match &req.from {
-            // Queues have no time index: read from the head and keep the later ones.
-            PeekFrom::Time(_) => ready.min(MAX_PEEK_DEPTH),
-            _ => (start + req.limit as u64).min(ready),
-        };
-        if want > MAX_PEEK_DEPTH {
-            close(ch).await;
-            return Err(BackendError::Refused(format!(
-                "a queue can be peeked at most {MAX_PEEK_DEPTH} messages deep (AMQP's prefetch limit); position {start} is beyond that"
-            )));
-        }
-        let mut messages = self.take_and_return(ch, name, want).await?;
-        if (messages.len() as u64) < want {
-            notes.push(format!(
-                "only {} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
-                messages.len(),
-                IDLE.as_secs()
-            ));
-        }
-        match &req.from {
-            PeekFrom::Time(t) => {
-                messages.retain(|m| m.timestamp.is_some_and(|ts| ts >= *t));
-                if ready > MAX_PEEK_DEPTH {
-                    notes.push(format!(
-                        "only the first {MAX_PEEK_DEPTH} messages were searched for that time"
-                    ));
-                }
-            }
-            _ => {
-                messages.drain(..(start as usize).min(messages.len()));
-            }
-        }
-        messages.truncate(req.limit);
-        Ok(PeekPage { messages, notes })
+        let page = self.peek_on(&ch, info, name, req).await;
+        let _ = ch.close(200, "peek done".into()).await;
+        page
     }
 
     fn publisher(&self) -> Option<&dyn Publish> {
