@@ -306,31 +306,8 @@ impl KafkaBackend {
             .collect();
         let settings = self.settings.clone();
         let g = group.to_string();
-        let lookup = keys.clone();
         let committed: Vec<((String, i32), i64)> = tokio::task::spawn_blocking(move || {
-            let shown = settings.shown();
-            let c: BaseConsumer<Ctx> = settings
-                .querier(Some(&g))
-                .create_with_context(Ctx::default())
-                .map_err(|e| {
-                    BackendError::InvalidArgument(format!("kafka client settings: {e}"))
-                })?;
-            let mut tpl = TopicPartitionList::new();
-            for (t, p) in &lookup {
-                tpl.add_partition(t, *p);
-            }
-            let got = c
-                .committed_offsets(tpl, settings.timeout)
-                .map_err(|e| map_err(&e, "reading committed offsets", &shown, c.context()))?;
-            Ok::<_, BackendError>(
-                got.elements()
-                    .iter()
-                    .filter_map(|e| match e.offset() {
-                        Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
-                        _ => None,
-                    })
-                    .collect(),
-            )
+            committed_offsets(&settings, &g, &keys).map(|(_, got)| got.into_iter().collect())
         })
         .await
         .map_err(|e| BackendError::Broker(format!("kafka worker failed: {e}")))??;
@@ -622,31 +599,12 @@ impl Advance for KafkaBackend {
         let (topic, group, upto) = (topic.to_string(), group.to_string(), upto.to_vec());
         tokio::task::spawn_blocking(move || {
             let shown = settings.shown();
-            let c: BaseConsumer<Ctx> = settings
-                .querier(Some(&group))
-                .create_with_context(Ctx::default())
-                .map_err(|e| {
-                    BackendError::InvalidArgument(format!("kafka client settings: {e}"))
-                })?;
-            let mut tpl = TopicPartitionList::new();
-            for (p, _) in &upto {
-                tpl.add_partition(&topic, *p);
-            }
-            let before = c
-                .committed_offsets(tpl, settings.timeout)
-                .map_err(|e| map_err(&e, "reading committed offsets", &shown, c.context()))?;
-            let current: HashMap<i32, i64> = before
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some((e.partition(), o)),
-                    _ => None,
-                })
-                .collect();
+            let keys: Vec<(String, i32)> = upto.iter().map(|(p, _)| (topic.clone(), *p)).collect();
+            let (c, current) = committed_offsets(&settings, &group, &keys)?;
             let mut commit = TopicPartitionList::new();
             let mut moved = Vec::new();
             for (p, to) in &upto {
-                let was = current.get(p).copied();
+                let was = current.get(&(topic.clone(), *p)).copied();
                 if was.is_some_and(|w| w >= *to) {
                     continue;
                 }
@@ -1010,6 +968,43 @@ impl LiveTail for KafkaBackend {
             .map_err(|e| BackendError::Broker(format!("cannot start the live tail: {e}")))?;
         Ok(Tail { messages: rx })
     }
+}
+
+/// Offsets a group has committed, by topic and partition.
+type Committed = HashMap<(String, i32), i64>;
+
+/// A client for `group` (it never joins, nor commits unless told) and the offsets the group
+/// has committed on `parts`; partitions without one are left out.
+fn committed_offsets(
+    settings: &Settings,
+    group: &str,
+    parts: &[(String, i32)],
+) -> Result<(BaseConsumer<Ctx>, Committed)> {
+    let c: BaseConsumer<Ctx> = settings
+        .querier(Some(group))
+        .create_with_context(Ctx::default())
+        .map_err(|e| BackendError::InvalidArgument(format!("kafka client settings: {e}")))?;
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in parts {
+        tpl.add_partition(t, *p);
+    }
+    let got = c.committed_offsets(tpl, settings.timeout).map_err(|e| {
+        map_err(
+            &e,
+            "reading committed offsets",
+            &settings.shown(),
+            c.context(),
+        )
+    })?;
+    let offsets = got
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+            _ => None,
+        })
+        .collect();
+    Ok((c, offsets))
 }
 
 /// For a read from a time, check the broker's "no record that late" answers against the
