@@ -1223,7 +1223,7 @@ impl Runs {
             return;
         }
         if replayed {
-            *upto = Some(o + 1);
+            *upto = Some(o.saturating_add(1));
         } else {
             *open = false;
         }
