@@ -74,19 +74,34 @@ pub fn message_key(m: &Message) -> String {
     field(&m.properties.timestamp.unwrap_or(0).to_le_bytes());
     field(m.key.as_deref().unwrap_or(b""));
     field(&m.payload);
-    let kept: Vec<(&str, &FieldValue)> = m
-        .headers
-        .iter()
-        .filter(|(k, _)| !is_death_header(k))
-        .collect();
-    let headers = FieldTable(
-        kept.into_iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
+    // The headers but their deaths, as `to_json().to_string()` writes them (keys already
+    // handed out were made from exactly those bytes), written without building a `Value`.
+    let mut headers = Vec::new();
+    let direct = m.headers.serialize_json_where(
+        |k| !is_death_header(k),
+        &mut serde_json::Serializer::new(&mut headers),
     );
-    field(headers.to_json().to_string().as_bytes());
+    if direct.is_err() {
+        let kept: FieldTable = m
+            .headers
+            .iter()
+            .filter(|(k, _)| !is_death_header(k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        headers = kept.to_json().to_string().into_bytes();
+    }
+    field(&headers);
     let digest = h.finalize();
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    digest[..8]
+        .iter()
+        .flat_map(|b| {
+            [
+                HEX[usize::from(b >> 4)] as char,
+                HEX[usize::from(b & 15)] as char,
+            ]
+        })
+        .collect()
 }
 
 /// How many times mqscope has replayed this message already.
@@ -1649,6 +1664,79 @@ pub fn begin_entry(id: &str, target: &str, source: &str, opts: &ReplayOptions) -
 mod tests {
     use super::*;
     use crate::model::death::{DeathEvent, DeathReason, record_death};
+
+    /// How keys were made before headers were written straight to the hasher: keys already
+    /// in journals and in users' `--ids` must not change.
+    fn key_as_first_made(m: &Message) -> String {
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(m.properties.message_id.as_deref().unwrap_or("").as_bytes());
+        field(
+            m.properties
+                .correlation_id
+                .as_deref()
+                .unwrap_or("")
+                .as_bytes(),
+        );
+        field(&m.properties.timestamp.unwrap_or(0).to_le_bytes());
+        field(m.key.as_deref().unwrap_or(b""));
+        field(&m.payload);
+        let kept: FieldTable = m
+            .headers
+            .iter()
+            .filter(|(k, _)| !is_death_header(k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        field(kept.to_json().to_string().as_bytes());
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn message_keys_are_the_ones_made_before() {
+        let mut plain = Message::new("q", 0, b"body".to_vec());
+        plain.properties.correlation_id = Some("c-1".into());
+        let mut typed = dead("orders", "ex", "rk");
+        typed.headers.insert("x-order", FieldValue::I64(7));
+        typed.headers.insert("n", FieldValue::I32(-3));
+        typed
+            .headers
+            .insert("when", FieldValue::Timestamp(1_700_000_000));
+        typed.headers.insert("f", FieldValue::F64(f64::NAN));
+        typed.headers.insert(
+            "t",
+            FieldValue::Table(FieldTable(vec![
+                ("$type".into(), FieldValue::string("tag")),
+                ("a".into(), FieldValue::Array(vec![FieldValue::U8(1)])),
+            ])),
+        );
+        let mut repeated = Message::new("q", 1, vec![0xff, 0]);
+        repeated
+            .headers
+            .0
+            .push(("h".into(), FieldValue::string("first")));
+        repeated
+            .headers
+            .0
+            .push(("x-death".into(), FieldValue::Void));
+        repeated
+            .headers
+            .0
+            .push(("h".into(), FieldValue::LongString(vec![0xff].into())));
+        let mut wrapped = Message::new("q", 2, b"x".to_vec());
+        wrapped.headers.insert("$type", FieldValue::string("table"));
+        for m in [plain, typed, repeated, wrapped] {
+            assert_eq!(message_key(&m), key_as_first_made(&m), "{:?}", m.headers);
+        }
+        // And one key pinned to its value, in case both ever change together.
+        let pinned = Message::new("q", 0, b"pinned".to_vec());
+        assert_eq!(message_key(&pinned), "bf31b148cd1a5d2c");
+    }
 
     fn dead(queue: &str, exchange: &str, key: &str) -> Message {
         let mut m = Message::new("dlq", 0, b"{\"n\":1}".to_vec());

@@ -114,31 +114,33 @@ impl FieldTable {
         }
     }
 
-    /// Write [`FieldTable::to_json`]'s rendering straight to a serializer. Exports write
-    /// every message's headers, so the common table (a few unique names holding UTF-8
-    /// strings or null, as Kafka headers mostly are) skips building a `Value` first.
+    /// Write [`FieldTable::to_json`]'s rendering straight to a serializer, without building
+    /// a `Value` first: exports and peeks write every message's headers, and the
+    /// fingerprint of every queue message hashes them.
     pub fn serialize_json<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.serialize_json_where(|_| true, s)
+    }
+
+    /// [`FieldTable::serialize_json`] of the entries whose names `keep` accepts.
+    pub fn serialize_json_where<S: serde::Serializer>(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         use serde::ser::{Serialize, SerializeMap};
-        let plain = |v: &FieldValue| match v {
-            FieldValue::Void => true,
-            FieldValue::LongString(b) => std::str::from_utf8(b).is_ok(),
-            _ => false,
-        };
-        let simple = self.0.len() <= 16
-            && self.0.iter().enumerate().all(|(i, (k, v))| {
-                k != TYPE_KEY && plain(v) && self.0[..i].iter().all(|(prev, _)| prev != k)
-            });
-        if !simple {
-            return self.to_json().serialize(s);
+        let kept = || self.0.iter().filter(|(k, _)| keep(k));
+        // A `$type` key is wrapped and a repeated name keeps its first place with its last
+        // value: both rare, both left to `to_json`, which defines them.
+        let plain = kept()
+            .enumerate()
+            .all(|(i, (k, _))| k != TYPE_KEY && kept().take(i).all(|(prev, _)| prev != k));
+        if !plain {
+            let table: FieldTable = kept().cloned().collect();
+            return table.to_json().serialize(s);
         }
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            match v {
-                FieldValue::LongString(b) => {
-                    map.serialize_entry(k, std::str::from_utf8(b).unwrap_or_default())?
-                }
-                _ => map.serialize_entry(k, &())?,
-            }
+        let mut map = s.serialize_map(Some(kept().count()))?;
+        for (k, v) in kept() {
+            map.serialize_entry(k, &Json(v))?;
         }
         map.end()
     }
@@ -288,6 +290,64 @@ impl FieldValue {
             FieldValue::Table(t) => t.to_json(),
             FieldValue::ByteArray(b) => json!({ TYPE_KEY: "bytes", "base64": B64.encode(b) }),
             FieldValue::Void => Value::Null,
+        }
+    }
+
+    /// Write [`FieldValue::to_json`]'s rendering straight to a serializer.
+    pub fn serialize_json<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Serialize, SerializeMap, SerializeSeq};
+        fn tagged<S: serde::Serializer, V: serde::Serialize + ?Sized>(
+            s: S,
+            type_name: &str,
+            key: &str,
+            v: &V,
+        ) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(2))?;
+            map.serialize_entry(TYPE_KEY, type_name)?;
+            map.serialize_entry(key, v)?;
+            map.end()
+        }
+        let name = self.type_name();
+        match self {
+            FieldValue::Bool(b) => s.serialize_bool(*b),
+            FieldValue::I64(v) => s.serialize_i64(*v),
+            FieldValue::F64(v) if v.is_finite() => s.serialize_f64(*v),
+            FieldValue::F64(v) => tagged(s, name, "value", non_finite_name(*v)),
+            FieldValue::F32(v) if v.is_finite() => tagged(s, name, "value", &f64::from(*v)),
+            FieldValue::F32(v) => tagged(s, name, "value", non_finite_name(f64::from(*v))),
+            FieldValue::I8(v) => tagged(s, name, "value", v),
+            FieldValue::U8(v) => tagged(s, name, "value", v),
+            FieldValue::I16(v) => tagged(s, name, "value", v),
+            FieldValue::U16(v) => tagged(s, name, "value", v),
+            FieldValue::I32(v) => tagged(s, name, "value", v),
+            FieldValue::U32(v) => tagged(s, name, "value", v),
+            FieldValue::U64(v) => tagged(s, name, "value", v),
+            FieldValue::Decimal { scale, value } => {
+                let mut map = s.serialize_map(Some(3))?;
+                map.serialize_entry(TYPE_KEY, name)?;
+                map.serialize_entry("scale", scale)?;
+                map.serialize_entry("value", value)?;
+                map.end()
+            }
+            FieldValue::ShortString(v) => tagged(s, name, "value", v),
+            FieldValue::LongString(b) => match std::str::from_utf8(b) {
+                Ok(text) => s.serialize_str(text),
+                Err(_) => tagged(s, name, "base64", &B64.encode(b)),
+            },
+            FieldValue::Timestamp(secs) => match timestamp_rfc3339(*secs) {
+                Some(text) => tagged(s, name, "value", &text),
+                None => tagged(s, name, "value", secs),
+            },
+            FieldValue::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(&Json(v))?;
+                }
+                seq.end()
+            }
+            FieldValue::Table(t) => t.serialize_json(s),
+            FieldValue::ByteArray(b) => tagged(s, name, "base64", &B64.encode(b)),
+            FieldValue::Void => ().serialize(s),
         }
     }
 
@@ -479,6 +539,15 @@ pub fn timestamp_rfc3339(secs: u64) -> Option<String> {
     (0..=9999)
         .contains(&t.year())
         .then(|| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// A value that serializes as its JSON rendering.
+struct Json<'a>(&'a FieldValue);
+
+impl serde::Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_json(s)
+    }
 }
 
 /// Compact one-line rendering for tables and the TUI: strings unquoted when printable.
@@ -715,12 +784,31 @@ mod tests {
             FieldValue::LongString(Bytes::from_static(b"\xff\x00")),
         )]);
         let tagged = FieldTable(vec![("$type".into(), FieldValue::string("x"))]);
+        // The rare shapes deep down: a repeated name and a `$type` key in nested tables,
+        // tables in arrays, non-finite floats of both widths.
+        let nested = FieldTable(vec![
+            ("every".into(), FieldValue::Table(every_type())),
+            ("repeated".into(), FieldValue::Table(repeated.clone())),
+            (
+                "tables".into(),
+                FieldValue::Array(vec![
+                    FieldValue::Table(tagged.clone()),
+                    FieldValue::Table(kafka.clone()),
+                    FieldValue::Array(vec![FieldValue::Void, FieldValue::F32(f32::NEG_INFINITY)]),
+                ]),
+            ),
+            ("inf".into(), FieldValue::F64(f64::INFINITY)),
+            ("f32 nan".into(), FieldValue::F32(f32::NAN)),
+            ("-0".into(), FieldValue::F64(-0.0)),
+            ("tiny".into(), FieldValue::F64(5e-324)),
+        ]);
         for t in [
             kafka,
             repeated,
             binary,
             tagged,
             every_type(),
+            nested,
             FieldTable::new(),
         ] {
             let mut direct = Vec::new();
