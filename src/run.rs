@@ -193,28 +193,50 @@ async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Re
         limit: args.count,
         force: args.force,
     };
-    let page = match backend.peek(&args.queue, &req).await {
-        Ok(p) => p,
+    // Written while the backend is still reading: a large window's formatting overlaps the
+    // broker's delivery instead of following it.
+    let (tx, rx) = tokio::sync::mpsc::channel(PEEK_BUFFER);
+    let read = async move {
+        let notes = backend.peek_into(&args.queue, &req, &tx).await;
+        drop(tx);
+        notes
+    };
+    let write = async {
+        // Owned here, so a failed write (a closed pipe) drops it and the reader stops.
+        let mut rx = rx;
+        let extractor = Extractor::default();
+        let mut text = Vec::new();
+        let mut written = 0usize;
+        while let Some(m) = rx.recv().await {
+            format_message(&m, args.out.json, &extractor, &mut text)?;
+            written += 1;
+            if text.len() >= 1 << 20 {
+                out.write_all(&text)?;
+                text.clear();
+            }
+        }
+        out.write_all(&text)?;
+        anyhow::Ok(written)
+    };
+    let (notes, written) = tokio::join!(read, write);
+    let notes = match notes {
+        Ok(n) => n,
         Err(BackendError::QueueNotFound(name)) => {
             return Err(not_found(backend, &name).await);
         }
         Err(e) => return Err(e.into()),
     };
-    for note in &page.notes {
+    for note in &notes {
         eprintln!("mqscope: note: {note}");
     }
-    write_messages(
-        &page.messages,
-        args.out.json,
-        &Extractor::default(),
-        &mut Vec::new(),
-        out,
-    )?;
-    if !args.out.json && page.messages.is_empty() {
+    if written? == 0 && !args.out.json {
         writeln!(out, "(no messages at that position)")?;
     }
     Ok(())
 }
+
+/// How many read messages may wait for the writer of a `peek`.
+const PEEK_BUFFER: usize = 1_024;
 
 /// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
 /// before a single message is sent.
@@ -604,12 +626,7 @@ fn write_messages(
 ) -> Result<()> {
     text.clear();
     for m in messages {
-        if json {
-            serde_json::to_writer(&mut *text, &crate::export::record(m, extractor))?;
-            text.push(b'\n');
-        } else {
-            output::write_message(m, extractor, &mut *text)?;
-        }
+        format_message(m, json, extractor, text)?;
         // Large messages: hold at most about a megabyte of text besides them.
         if text.len() >= 1 << 20 {
             out.write_all(text)?;
@@ -617,6 +634,22 @@ fn write_messages(
         }
     }
     out.write_all(text)?;
+    Ok(())
+}
+
+/// One message as a JSON line or as readable text, appended to `text`.
+fn format_message(
+    m: &crate::model::Message,
+    json: bool,
+    extractor: &Extractor,
+    text: &mut Vec<u8>,
+) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *text, &crate::export::record(m, extractor))?;
+        text.push(b'\n');
+    } else {
+        output::write_message(m, extractor, &mut *text)?;
+    }
     Ok(())
 }
 

@@ -249,6 +249,55 @@ async fn classic_peek_three_times_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peek_whose_reader_stops_early_returns_every_message() {
+    let Some(r) = Rabbit::new().await else { return };
+    let name = unique("cut-short");
+    r.declare(&name, AmqpTable::default()).await;
+    r.publish_all("", &name, &numbered(500)).await;
+    // The receiver takes five messages and goes, as a writer whose pipe closed does.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let req = PeekRequest::first(500);
+    let read = r.backend.peek_into(&name, &req, &tx);
+    let take_five = async move {
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            got.push(rx.recv().await.expect("five messages"));
+        }
+        got
+    };
+    let (notes, first) = tokio::join!(read, take_five);
+    let notes = notes.unwrap();
+    assert!(
+        notes.is_empty(),
+        "stopping early is not a short read: {notes:?}"
+    );
+    assert_eq!(bodies(&first), bodies(&numbered(5)));
+    assert_eq!(r.ready(&name).await, 500, "everything read went back");
+    let page = r.backend.peek(&name, &req).await.unwrap();
+    assert_eq!(bodies(&page.messages), bodies(&numbered(500)), "in order");
+
+    // The command: its output closed after 100 bytes, the queue as it was.
+    let url = url_for("/");
+    let bin = env!("CARGO_BIN_EXE_mqscope");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{bin}' peek '{name}' -n 500 --url '{url}' | head -c 100 >/dev/null"
+        ))
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("mqscope-test-no-config"),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{err}");
+    assert_eq!(r.ready(&name).await, 500);
+    let page = r.backend.peek(&name, &req).await.unwrap();
+    assert_eq!(bodies(&page.messages), bodies(&numbered(500)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_queue_with_delivery_limit_is_never_pushed_to_its_dlq() {
     let Some(r) = Rabbit::new().await else { return };
     let name = unique("quorum");

@@ -112,6 +112,35 @@ pub struct PeekPage {
     pub notes: Vec<String>,
 }
 
+/// Where a peek puts what it reads: gathered into a page, or handed on message by message
+/// as they arrive, so a command can write the first while the rest are still coming.
+pub enum PeekSink<'a> {
+    Collect(&'a mut Vec<Message>),
+    Send(&'a mpsc::Sender<Message>),
+}
+
+impl PeekSink<'_> {
+    /// Hand one message on; false once the receiver has gone (its output failed), so the
+    /// reader can stop early.
+    pub async fn push(&mut self, m: Message) -> bool {
+        match self {
+            Self::Collect(v) => {
+                v.push(m);
+                true
+            }
+            Self::Send(tx) => tx.send(m).await.is_ok(),
+        }
+    }
+
+    /// Whether the receiver has gone, so whatever was not read was not wanted.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Self::Collect(_) => false,
+            Self::Send(tx) => tx.is_closed(),
+        }
+    }
+}
+
 /// The broker-neutral base every backend implements.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -123,6 +152,23 @@ pub trait Backend: Send + Sync {
 
     /// Read a window of messages without consuming, committing or reordering anything.
     async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage>;
+
+    /// The same window as `peek`, each message sent to `sink` as soon as it is read;
+    /// returns the page's notes. By default the whole page is read first.
+    async fn peek_into(
+        &self,
+        name: &str,
+        req: &PeekRequest,
+        sink: &mpsc::Sender<Message>,
+    ) -> Result<Vec<String>> {
+        let page = self.peek(name, req).await?;
+        for m in page.messages {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        Ok(page.notes)
+    }
 
     fn publisher(&self) -> Option<&dyn Publish> {
         None

@@ -9,8 +9,8 @@ pub mod mgmt;
 
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, Destination, LiveTail,
-    PeekFrom, PeekPage, PeekRequest, PendingConfirm, Publish, PublishReceipt, Purge, Result, Tail,
-    TailFilter, Take, TakeSession, Taken,
+    PeekFrom, PeekPage, PeekRequest, PeekSink, PendingConfirm, Publish, PublishReceipt, Purge,
+    Result, Tail, TailFilter, Take, TakeSession, Taken,
 };
 use crate::config::{AmqpTarget, Secret, encode_vhost, url_host};
 use crate::model::topology::ExchangeKind;
@@ -307,7 +307,8 @@ impl RabbitBackend {
         name: &str,
         req: &PeekRequest,
         messages: Option<u64>,
-    ) -> Result<PeekPage> {
+        sink: &mut PeekSink<'_>,
+    ) -> Result<Vec<String>> {
         let offset = match &req.from {
             PeekFrom::Start => AMQPValue::LongString("first".into()),
             PeekFrom::Position(p) => AMQPValue::LongLongInt(i64::try_from(*p).unwrap_or(i64::MAX)),
@@ -319,8 +320,8 @@ impl RabbitBackend {
         let mut args = AmqpTable::default();
         args.insert("x-stream-offset".into(), offset);
         let (mut consumer, tag) = self.peek_consumer(ch, name, req.limit as u64, args).await?;
-        let mut out = Vec::new();
-        while out.len() < req.limit {
+        let mut read = 0;
+        while read < req.limit {
             match tokio::time::timeout(STREAM_IDLE, consumer.next()).await {
                 Ok(Some(Ok(d))) => {
                     let offset = d
@@ -338,7 +339,10 @@ impl RabbitBackend {
                         &d,
                     );
                     m.offset = offset;
-                    out.push(m);
+                    read += 1;
+                    if !sink.push(m).await {
+                        break;
+                    }
                 }
                 Ok(Some(Err(e))) => return Err(amqp_error(&self.shown, self.vhost(), &e)),
                 Ok(None) | Err(_) => break,
@@ -347,10 +351,7 @@ impl RabbitBackend {
         let _ = ch
             .basic_cancel(short(&tag)?, BasicCancelOptions::default())
             .await;
-        Ok(PeekPage {
-            messages: out,
-            notes: Vec::new(),
-        })
+        Ok(Vec::new())
     }
 
     /// A manual-ack consumer whose prefetch covers the whole window (at most 65,535),
@@ -364,20 +365,21 @@ impl RabbitBackend {
     ) -> Result<(lapin::Consumer, String)> {
         let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
         let prefetch = u16::try_from(window.clamp(1, MAX_PEEK_DEPTH)).unwrap_or(u16::MAX);
-        ch.basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(fail)?;
         let tag = self.consumer_tag();
-        let consumer = ch
-            .basic_consume(
+        // Sent back to back: the channel applies them in order, so the prefetch holds
+        // before the first delivery, one round trip sooner.
+        let (qos, consumer) = futures::future::join(
+            ch.basic_qos(prefetch, BasicQosOptions::default()),
+            ch.basic_consume(
                 short(name)?,
                 short(&tag)?,
                 BasicConsumeOptions::default(),
                 args,
-            )
-            .await
-            .map_err(fail)?;
-        Ok((consumer, tag))
+            ),
+        )
+        .await;
+        qos.map_err(fail)?;
+        Ok((consumer.map_err(fail)?, tag))
     }
 
     fn consumer_tag(&self) -> String {
@@ -387,23 +389,38 @@ impl RabbitBackend {
         format!("mqscope-peek-{}-{n}", std::process::id())
     }
 
-    /// Read the first `want` ready messages with a prefetching consumer, then give every one
-    /// back with a single multiple nack: order is kept, nothing is acked, nothing is
-    /// rejected, and no delivery tag is settled twice.
-    async fn take_and_return(&self, ch: &Channel, name: &str, want: u64) -> Result<Vec<Message>> {
+    /// Read the first `want` ready messages with a prefetching consumer, handing those in
+    /// `window` on as they come, then give every one back with a single multiple nack: order
+    /// is kept, nothing is acked, nothing is rejected, and no delivery tag is settled twice.
+    /// Returns how many were read.
+    async fn take_and_return(
+        &self,
+        ch: &Channel,
+        name: &str,
+        want: u64,
+        window: &mut Window,
+        sink: &mut PeekSink<'_>,
+    ) -> Result<u64> {
         let (mut consumer, tag) = self
             .peek_consumer(ch, name, want, AmqpTable::default())
             .await?;
-        let mut got = Vec::new();
+        let mut read = 0;
         let mut last_tag = None;
         let mut failure = None;
-        while (got.len() as u64) < want {
+        while read < want {
             match tokio::time::timeout(IDLE, consumer.next()).await {
-                // Converted as they come: the broker's delivery is the slow part, and this
-                // work would otherwise wait until the last message is in.
+                // Converted and handed on as they come: the broker's delivery is the slow
+                // part, and this work would otherwise wait until the last message is in.
                 Ok(Some(Ok(d))) => {
                     last_tag = Some(d.delivery_tag);
-                    got.push(to_message(name, got.len() as u64, &d));
+                    let m = to_message(name, read, &d);
+                    read += 1;
+                    if window.keeps(&m) && !sink.push(m).await {
+                        break; // nobody is reading any more
+                    }
+                    if window.left == 0 {
+                        break; // the page is full (a time window may fill early)
+                    }
                 }
                 Ok(Some(Err(e))) => {
                     failure = Some(amqp_error(&self.shown, self.vhost(), &e));
@@ -412,29 +429,52 @@ impl RabbitBackend {
                 Ok(None) | Err(_) => break,
             }
         }
-        // Stop deliveries first, so returned messages are not handed straight back to us.
-        let _ = ch
-            .basic_cancel(short(&tag)?, BasicCancelOptions::default())
-            .await;
-        if let Some(last) = last_tag {
-            let nack = ch
-                .basic_nack(
-                    last,
-                    BasicNackOptions {
+        // Stop deliveries first, so returned messages are not handed straight back to us;
+        // the channel applies the two in the order sent, so the nack need not wait for the
+        // cancel's answer.
+        let cancel = ch.basic_cancel(short(&tag)?, BasicCancelOptions::default());
+        let nack = async {
+            match last_tag {
+                Some(last) => {
+                    let all = BasicNackOptions {
                         multiple: true,
                         requeue: true,
-                    },
-                )
-                .await;
-            if let Err(e) = nack {
-                // The caller closes the channel, which returns every unacked message too.
-                return Err(amqp_error(&self.shown, self.vhost(), &e));
+                    };
+                    ch.basic_nack(last, all).await
+                }
+                None => Ok(()),
             }
+        };
+        let (_, nack) = futures::future::join(cancel, nack).await;
+        if let Err(e) = nack {
+            // The caller closes the channel, which returns every unacked message too.
+            return Err(amqp_error(&self.shown, self.vhost(), &e));
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(got),
+            None => Ok(read),
         }
+    }
+
+    async fn peek_with(
+        &self,
+        name: &str,
+        req: &PeekRequest,
+        sink: &mut PeekSink<'_>,
+    ) -> Result<Vec<String>> {
+        // The queue's type and settings, and a channel to read it on with the exact ready
+        // count, at the same time (a passive declare only reads; nothing is consumed before
+        // the checks). The channel is closed whatever happens (the connection is shared),
+        // which also returns anything a failed read left unacked.
+        let (info, opened) = tokio::join!(self.mgmt.queue(self.vhost(), name), async {
+            let ch = self.channel().await?;
+            let ready = self.ready_count(&ch, name).await;
+            Ok::<_, BackendError>((ch, ready))
+        });
+        let (ch, ready) = opened?;
+        let notes = self.peek_on(&ch, info, ready, name, req, sink).await;
+        let _ = ch.close(200, "peek done".into()).await;
+        notes
     }
 
     /// A peek on `ch` (which the caller closes), given the management API's view of the
@@ -443,12 +483,14 @@ impl RabbitBackend {
         &self,
         ch: &Channel,
         info: Result<MgmtQueue>,
+        ready: Result<u64>,
         name: &str,
         req: &PeekRequest,
-    ) -> Result<PeekPage> {
+        sink: &mut PeekSink<'_>,
+    ) -> Result<Vec<String>> {
         let info = info?;
         if info.kind() == "stream" {
-            return self.peek_stream(ch, name, req, info.messages).await;
+            return self.peek_stream(ch, name, req, info.messages, sink).await;
         }
         let mut notes = Vec::new();
         if let Some(limit) = self.delivery_limit(&info).await? {
@@ -464,17 +506,14 @@ impl RabbitBackend {
         if req.partition.is_some() {
             notes.push(format!("\"{name}\" is a queue; the partition was ignored"));
         }
-        let ready = self.ready_count(ch, name).await?;
+        let ready = ready?;
         let start = match &req.from {
             PeekFrom::Start | PeekFrom::Time(_) => 0,
             PeekFrom::Position(p) => *p,
             PeekFrom::Last => ready.saturating_sub(req.limit as u64),
         };
         if start >= ready || req.limit == 0 {
-            return Ok(PeekPage {
-                messages: Vec::new(),
-                notes,
-            });
+            return Ok(notes);
         }
         let want = match &req.from {
             // Queues have no time index: read from the head and keep the later ones.
@@ -486,29 +525,51 @@ impl RabbitBackend {
                 "a queue can be peeked at most {MAX_PEEK_DEPTH} messages deep (AMQP's prefetch limit); position {start} is beyond that"
             )));
         }
-        let mut messages = self.take_and_return(ch, name, want).await?;
-        if (messages.len() as u64) < want {
+        let mut window = Window {
+            start,
+            since: match &req.from {
+                PeekFrom::Time(t) => Some(*t),
+                _ => None,
+            },
+            left: req.limit,
+        };
+        let read = self
+            .take_and_return(ch, name, want, &mut window, sink)
+            .await?;
+        if read < want && window.left > 0 && !sink.is_closed() {
             notes.push(format!(
-                "only {} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
-                messages.len(),
+                "only {read} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
                 IDLE.as_secs()
             ));
         }
-        match &req.from {
-            PeekFrom::Time(t) => {
-                messages.retain(|m| m.timestamp.is_some_and(|ts| ts >= *t));
-                if ready > MAX_PEEK_DEPTH {
-                    notes.push(format!(
-                        "only the first {MAX_PEEK_DEPTH} messages were searched for that time"
-                    ));
-                }
-            }
-            _ => {
-                messages.drain(..(start as usize).min(messages.len()));
-            }
+        if window.since.is_some() && window.left > 0 && ready > MAX_PEEK_DEPTH {
+            notes.push(format!(
+                "only the first {MAX_PEEK_DEPTH} messages were searched for that time"
+            ));
         }
-        messages.truncate(req.limit);
-        Ok(PeekPage { messages, notes })
+        Ok(notes)
+    }
+}
+
+/// Which of the messages a queue peek reads belong to the page: from position `start`
+/// (or, for a time, those stamped at or after it), at most `left` more.
+struct Window {
+    start: u64,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    left: usize,
+}
+
+impl Window {
+    fn keeps(&mut self, m: &Message) -> bool {
+        let inside = match self.since {
+            Some(t) => m.timestamp.is_some_and(|ts| ts >= t),
+            None => m.position >= self.start,
+        };
+        if !inside || self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        true
     }
 }
 
@@ -582,14 +643,20 @@ impl Backend for RabbitBackend {
     }
 
     async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage> {
-        // The queue's type and settings, and a channel to read it on, at the same time; the
-        // channel is closed whatever happens (the connection is shared), which also returns
-        // anything a failed read left unacked.
-        let (info, ch) = tokio::join!(self.mgmt.queue(self.vhost(), name), self.channel());
-        let ch = ch?;
-        let page = self.peek_on(&ch, info, name, req).await;
-        let _ = ch.close(200, "peek done".into()).await;
-        page
+        let mut messages = Vec::new();
+        let notes = self
+            .peek_with(name, req, &mut PeekSink::Collect(&mut messages))
+            .await?;
+        Ok(PeekPage { messages, notes })
+    }
+
+    async fn peek_into(
+        &self,
+        name: &str,
+        req: &PeekRequest,
+        sink: &tokio::sync::mpsc::Sender<Message>,
+    ) -> Result<Vec<String>> {
+        self.peek_with(name, req, &mut PeekSink::Send(sink)).await
     }
 
     fn publisher(&self) -> Option<&dyn Publish> {
