@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Peek benchmark: `mqscope peek Q -n 10000` against `rabbitmqadmin get ... ackmode=ack_requeue_true`
-# (the management API's get), side by side on the same classic queue of 10,000 ~200-byte
-# messages on a local RabbitMQ. Checks the queue depth is unchanged after every run.
-# Usage: benches/rabbitmq_peek.sh [runs]   (RabbitMQ with management on 127.0.0.1, guest/guest)
+# Peek benchmark: `mqscope peek Q -n 10000 --json` against `rabbitmqadmin get ...
+# ackmode=ack_requeue_true` (the management API's get), side by side on the same classic
+# queue of 10,000 ~200-byte messages on a local RabbitMQ, with the broker's own floor beside
+# them (benches/amqp_floor.py: a bare socket client that only counts deliveries).
+#
+# Fairness: every timed command starts after a one-second pause, so the requeue of the
+# command before it is finished in the broker; the two tools take turns going first; the
+# queue's exact depth is checked after every round. Reports each round and the medians.
+# Usage: benches/rabbitmq_peek.sh [rounds]   (RabbitMQ with management on 127.0.0.1, guest/guest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-3}
+ROUNDS=${1:-7}
 N=10000
 URL="amqp://guest:guest@127.0.0.1:5672/%2f"
 API="http://127.0.0.1:15672"
@@ -29,12 +34,25 @@ PY
 # Exact counts from rabbitmqctl: the management API's lag by its stats interval and can show
 # a snapshot taken in the middle of a peek.
 depth() { rabbitmqctl -q list_queues name messages_ready messages_unacknowledged | awk -v q="$Q" '$1==q {print $2" ready, "$3" unacked"}'; }
-echo "queue $Q: $(depth)"
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); python3 -c "print(f'{$e-$s:.3f}')"; }
-for run in $(seq 1 "$RUNS"); do
-  m=$(t "$BIN" peek "$Q" -n "$N" --json --url "$URL")
-  lines=$("$BIN" peek "$Q" -n "$N" --json --url "$URL" | wc -l)
-  r=$(t python3 "$work/rabbitmqadmin" -u guest -p guest get queue="$Q" count="$N" ackmode=ack_requeue_true)
-  d=$(depth)
-  python3 -c "print(f'run $run: mqscope {float($m):.3f} s ({$lines} messages), rabbitmqadmin {float($r):.3f} s, ratio {float($r)/float($m):.1f}x; after both: $d')"
+echo "queue $Q: $(depth); $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+lines=$("$BIN" peek "$Q" -n "$N" --json --url "$URL" | wc -l)
+echo "mqscope peek -n $N prints $lines messages"
+t() { local s e; sleep 1; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); python3 -c "print(f'{$e-$s:.3f}')"; }
+mq() { t "$BIN" peek "$Q" -n "$N" --json --url "$URL"; }
+admin() { t python3 "$work/rabbitmqadmin" -u guest -p guest get queue="$Q" count="$N" ackmode=ack_requeue_true; }
+floor() { sleep 1; python3 benches/amqp_floor.py "$Q" "$N" | awk '{print $8}'; }
+: >"$work/rounds"
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then m=$(mq); r=$(admin); else r=$(admin); m=$(mq); fi
+  f=$(floor)
+  echo "$m $r $f" >>"$work/rounds"
+  python3 -c "print(f'round $round: mqscope {$m:.3f} s, rabbitmqadmin {$r:.3f} s, ratio {$r/$m:.1f}x; broker floor {$f:.3f} s; after all three: $(depth)')"
 done
+python3 - "$work/rounds" <<'PY'
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
+m, r, f = (statistics.median(c) for c in zip(*rows))
+ratios = sorted(b / a for a, b, _ in rows)
+print(f"median: mqscope {m:.3f} s, rabbitmqadmin {r:.3f} s, ratio of medians {r/m:.1f}x "
+      f"(per round {ratios[0]:.1f}-{ratios[-1]:.1f}x); broker floor {f:.3f} s, mqscope = floor + {1000*(m-f):.0f} ms")
+PY
