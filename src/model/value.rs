@@ -131,9 +131,8 @@ impl FieldTable {
         let kept = || self.0.iter().filter(|(k, _)| keep(k));
         // A `$type` key is wrapped and a repeated name keeps its first place with its last
         // value: both rare, both left to `to_json`, which defines them.
-        let plain = kept()
-            .enumerate()
-            .all(|(i, (k, _))| k != TYPE_KEY && kept().take(i).all(|(prev, _)| prev != k));
+        let mut names = std::collections::HashSet::new();
+        let plain = kept().all(|(k, _)| k != TYPE_KEY && names.insert(k.as_str()));
         if !plain {
             let table: FieldTable = kept().cloned().collect();
             return table.to_json().serialize(s);
