@@ -58,6 +58,32 @@ pub fn message_key(m: &Message) -> String {
     if let (Some(p), Some(o)) = (m.partition, m.offset) {
         return format!("{}/{p}@{o}", m.queue);
     }
+    // Written straight from the table, without building a `Value` first.
+    let mut headers = Vec::new();
+    let direct = m.headers.serialize_json_where(
+        |k| !is_death_header(k),
+        &mut serde_json::Serializer::new(&mut headers),
+    );
+    if direct.is_err() {
+        headers = kept_headers_json(m);
+    }
+    key_from(m, &headers)
+}
+
+/// The headers but their deaths, as `to_json().to_string()` writes them: keys already
+/// handed out were made from exactly these bytes.
+fn kept_headers_json(m: &Message) -> Vec<u8> {
+    let kept: FieldTable = m
+        .headers
+        .iter()
+        .filter(|(k, _)| !is_death_header(k))
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    kept.to_json().to_string().into_bytes()
+}
+
+/// A queue message's key from what its publisher gave it and its headers' JSON.
+fn key_from(m: &Message, headers: &[u8]) -> String {
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
         h.update((b.len() as u64).to_le_bytes());
@@ -74,26 +100,9 @@ pub fn message_key(m: &Message) -> String {
     field(&m.properties.timestamp.unwrap_or(0).to_le_bytes());
     field(m.key.as_deref().unwrap_or(b""));
     field(&m.payload);
-    // The headers but their deaths, as `to_json().to_string()` writes them (keys already
-    // handed out were made from exactly those bytes), written without building a `Value`.
-    let mut headers = Vec::new();
-    let direct = m.headers.serialize_json_where(
-        |k| !is_death_header(k),
-        &mut serde_json::Serializer::new(&mut headers),
-    );
-    if direct.is_err() {
-        let kept: FieldTable = m
-            .headers
-            .iter()
-            .filter(|(k, _)| !is_death_header(k))
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        headers = kept.to_json().to_string().into_bytes();
-    }
-    field(&headers);
-    let digest = h.finalize();
+    field(headers);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    digest[..8]
+    h.finalize()[..8]
         .iter()
         .flat_map(|b| {
             [
@@ -1665,36 +1674,10 @@ mod tests {
     use super::*;
     use crate::model::death::{DeathEvent, DeathReason, record_death};
 
-    /// How keys were made before headers were written straight to the hasher: keys already
-    /// in journals and in users' `--ids` must not change.
+    /// How keys were made before headers were written straight to the serializer: keys
+    /// already in journals and in users' `--ids` must not change.
     fn key_as_first_made(m: &Message) -> String {
-        let mut h = Sha256::new();
-        let mut field = |b: &[u8]| {
-            h.update((b.len() as u64).to_le_bytes());
-            h.update(b);
-        };
-        field(m.properties.message_id.as_deref().unwrap_or("").as_bytes());
-        field(
-            m.properties
-                .correlation_id
-                .as_deref()
-                .unwrap_or("")
-                .as_bytes(),
-        );
-        field(&m.properties.timestamp.unwrap_or(0).to_le_bytes());
-        field(m.key.as_deref().unwrap_or(b""));
-        field(&m.payload);
-        let kept: FieldTable = m
-            .headers
-            .iter()
-            .filter(|(k, _)| !is_death_header(k))
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        field(kept.to_json().to_string().as_bytes());
-        h.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        key_from(m, &kept_headers_json(m))
     }
 
     #[test]
