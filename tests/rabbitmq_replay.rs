@@ -1,7 +1,7 @@
 //! Replay, purge and delete against a real RabbitMQ, including the faults the dead-letter
-//! issue names: every connection closed by the broker midway, and the mqscope process
+//! issue names: the replay's connections closed by the broker midway, and the mqscope process
 //! killed with SIGKILL midway; after `--resume`, origin + DLQ holds every message exactly
-//! once. Its own test binary: closing all connections would disturb other tests.
+//! once. The fault closes only the connections of a broker user the test creates for it.
 //! Without a reachable server the tests skip, except under CI=true, where they fail.
 
 use futures::StreamExt;
@@ -43,10 +43,19 @@ async fn backend() -> Option<RabbitBackend> {
     }
 }
 
+async fn backend_at(url: &str) -> RabbitBackend {
+    let Ok(Target::Amqp(t)) = Target::parse(url) else {
+        panic!("test URL {url}")
+    };
+    RabbitBackend::connect(&t, &ConnectOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("connect as {url}: {e}"))
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// One test at a time: the fault tests close every connection on the broker, and would
-/// break the others' connections.
+/// One test at a time: each moves thousands of messages, and the fault tests time their
+/// faults by progress, which a neighbour's load would blur.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Two exchanges and a queue published to directly, all dead-lettering into one DLQ.
@@ -331,26 +340,82 @@ async fn replay_1000_mixed_origins_home_with_headers_and_empty_dlq() {
     s.cleanup().await;
 }
 
-/// Close every connection on the broker, as an operator (or a network fault) would.
-/// rabbitmqctl, not the management API: the API lists new connections only after its
-/// statistics interval.
-fn close_all_connections() {
+fn rabbitmqctl(args: &[&str]) -> String {
     let out = std::process::Command::new("rabbitmqctl")
-        .args(["close_all_connections", "mqscope fault test"])
+        .args(args)
         .output();
-    assert!(
-        out.as_ref().is_ok_and(|o| o.status.success()),
-        "rabbitmqctl close_all_connections: {out:?}"
-    );
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        other => panic!("rabbitmqctl {args:?}: {other:?}"),
+    }
+}
+
+/// A broker user of this test's own, so the fault can close its connections and nobody
+/// else's: the broker may be shared, and other test binaries may run at the same time.
+/// Deleting the user at the end also closes whatever it still has open.
+struct FaultUser {
+    name: String,
+}
+
+impl FaultUser {
+    fn create() -> FaultUser {
+        let name = format!("mqscope-test-fault-{}", std::process::id());
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_user", &name])
+            .output();
+        rabbitmqctl(&["-q", "add_user", &name, &name]);
+        rabbitmqctl(&["-q", "set_user_tags", &name, "monitoring"]);
+        rabbitmqctl(&["-q", "set_permissions", "-p", "/", &name, ".*", ".*", ".*"]);
+        FaultUser { name }
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://{0}:{0}@127.0.0.1:5672/%2f", self.name)
+    }
+
+    /// Close every connection of this user, as an operator (or a network fault) would.
+    /// rabbitmqctl, not the management API: the API lists new connections only after its
+    /// statistics interval. Returns how many were closed.
+    fn close_connections(&self) -> usize {
+        let list = rabbitmqctl(&[
+            "-q",
+            "list_connections",
+            "--no-table-headers",
+            "user",
+            "pid",
+        ]);
+        let mut closed = 0;
+        for line in list.lines() {
+            let Some((user, pid)) = line.split_once('\t') else {
+                continue;
+            };
+            if user == self.name {
+                rabbitmqctl(&["-q", "close_connection", pid, "mqscope fault test"]);
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+
+impl Drop for FaultUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_user", &self.name])
+            .output();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_closed_midway_then_resume_loses_and_duplicates_nothing() {
     const N: usize = 10_000;
     let _serial = SERIAL.lock().await;
-    let Some(b) = backend().await else { return };
-    let s = Scenario::new(&b, N).await;
+    let Some(guest) = backend().await else { return };
+    let s = Scenario::new(&guest, N).await;
     state_dir();
+    // The replay runs as a user of its own, whose connections alone are closed midway.
+    let user = FaultUser::create();
+    let b = backend_at(&user.url()).await;
     let opts = ReplayOptions::default();
     let plan = opts.plan().unwrap();
     let mut j = Journal::create("rabbit-fault").unwrap();
@@ -358,10 +423,12 @@ async fn connections_closed_midway_then_resume_loses_and_duplicates_nothing() {
         .unwrap();
     let fired = Arc::new(AtomicBool::new(false));
     let f = Arc::clone(&fired);
+    let fault = &user;
     let on_progress = move |done: u64, _total: u64| {
         if done >= 1_000 && !f.swap(true, Ordering::SeqCst) {
             // The broker has closed them when this returns: the replay goes on on a dead line.
-            tokio::task::block_in_place(close_all_connections);
+            let closed = tokio::task::block_in_place(|| fault.close_connections());
+            assert!(closed > 0, "the replay's connections were found and closed");
         }
     };
     let first = replay::replay(
@@ -386,7 +453,7 @@ async fn connections_closed_midway_then_resume_loses_and_duplicates_nothing() {
     );
 
     // Resume with a fresh process's view: a new backend and the journal.
-    let b2 = backend().await.unwrap();
+    let b2 = backend_at(&user.url()).await;
     let s2 = Scenario {
         prefix: s.prefix.clone(),
         conn: Connection::connect(URL, ConnectionProperties::default())
