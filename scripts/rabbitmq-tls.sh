@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Give the test RabbitMQ an AMQPS listener on 127.0.0.1:5671: a throwaway CA, a server
-# certificate for localhost/127.0.0.1 and a client certificate (PKCS#8 key), all in
-# $TLS_DIR (default /etc/rabbitmq/mqscope-tls), and the listener in rabbitmq.conf.
-# Idempotent; prints "restart" when the broker must be restarted to pick it up.
-# Test keys only: never point a real broker at these.
+# A throwaway CA, a server certificate for localhost/127.0.0.1 and a client certificate
+# (PKCS#8 key), all in $TLS_DIR, and an AMQPS listener on 127.0.0.1:$TLS_PORT using them,
+# appended to $RABBITMQ_CONF. tests/rabbitmq_tls.rs runs it for the private RabbitMQ node it
+# starts; nothing here touches a broker's own configuration unless told to.
+# Idempotent; prints "restart" when it added the listener (a running broker would need a
+# restart to pick it up). Test keys only: never point a real broker at these.
 set -euo pipefail
-TLS_DIR=${TLS_DIR:-/etc/rabbitmq/mqscope-tls}
-CONF=${RABBITMQ_CONF:-/etc/rabbitmq/rabbitmq.conf}
+TLS_DIR=${TLS_DIR:?set TLS_DIR to the directory for the certificates}
+CONF=${RABBITMQ_CONF:?set RABBITMQ_CONF to the rabbitmq.conf to add the listener to}
+PORT=${TLS_PORT:-5671}
 mkdir -p "$TLS_DIR"
 cd "$TLS_DIR"
 if [ ! -f ca.pem ] || [ ! -f client.key ]; then
@@ -26,7 +28,7 @@ fi
 if ! grep -q "mqscope-tls" "$CONF" 2>/dev/null; then
   cat >> "$CONF" <<CONF
 # mqscope-tls: an AMQPS listener for mqscope's TLS tests (scripts/rabbitmq-tls.sh)
-listeners.ssl.default = 127.0.0.1:5671
+listeners.ssl.default = 127.0.0.1:$PORT
 ssl_options.cacertfile = $TLS_DIR/ca.pem
 ssl_options.certfile = $TLS_DIR/server.pem
 ssl_options.keyfile = $TLS_DIR/server.key

@@ -1,45 +1,69 @@
-//! amqps:// against a real RabbitMQ TLS listener (scripts/test gives the test broker one on
-//! 127.0.0.1:5671, with a throwaway CA from scripts/rabbitmq-tls.sh): the profile's CA file
-//! is trusted, a client certificate is presented when configured, and a server the CA does
-//! not vouch for is refused with a clear error, not a hang.
-//! Without the listener the tests skip, except under CI=true, where they fail.
+//! amqps:// against a real RabbitMQ TLS listener: the profile's CA file is trusted, a
+//! client certificate is presented when configured, and a server the CA does not vouch for
+//! is refused with a clear error, not a hang. The listener belongs to a private RabbitMQ
+//! node each test starts (tests/support), with a throwaway CA from scripts/rabbitmq-tls.sh:
+//! the shared broker's configuration is never changed, nor is it restarted.
+//! Where no node can be started the tests skip, except under CI=true, where they fail.
 
 use mqscope::backend::rabbitmq::RabbitBackend;
 use mqscope::backend::{Backend, ConnectOptions, Destination, PeekRequest, Publish};
-use mqscope::config::{Profile, Target, TlsSettings};
+use mqscope::config::{Target, TlsSettings};
 use mqscope::model::Message;
 use std::path::PathBuf;
 
-fn tls_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(
-        std::env::var("MQSCOPE_TEST_TLS_DIR")
-            .unwrap_or_else(|_| "/etc/rabbitmq/mqscope-tls".into()),
-    );
-    let listening = std::net::TcpStream::connect("127.0.0.1:5671").is_ok();
-    if dir.join("ca.pem").exists() && listening {
-        return Some(dir);
+mod support;
+use support::{PrivateNode, free_ports};
+
+/// A private node with an AMQPS listener; its TLS directory and port.
+async fn tls_node(name: &'static str) -> Option<(PrivateNode, PathBuf, u16)> {
+    let [port] = free_ports();
+    let started = tokio::task::spawn_blocking(move || {
+        let mut tls = PathBuf::new();
+        let node = PrivateNode::start(name, |dir, conf| {
+            tls = dir.join("tls");
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rabbitmq-tls.sh");
+            let out = std::process::Command::new("bash")
+                .arg(script)
+                .env("TLS_DIR", &tls)
+                .env("RABBITMQ_CONF", conf)
+                .env("TLS_PORT", port.to_string())
+                .output()
+                .map_err(|e| format!("{script}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{script}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        })?;
+        Ok::<_, String>((node, tls))
+    })
+    .await
+    .expect("node start task");
+    match started {
+        Ok((node, tls)) => Some((node, tls, port)),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("a private RabbitMQ node with a TLS listener must start in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: cannot start a private RabbitMQ node with TLS: {e}");
+            None
+        }
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "no TLS listener on 127.0.0.1:5671 with a CA in {} in CI; scripts/test sets one up",
-        dir.display()
-    );
-    eprintln!("skipping: no RabbitMQ TLS listener on 127.0.0.1:5671");
-    None
 }
 
-fn options(tls: TlsSettings) -> ConnectOptions {
-    let mut profile = Profile::default();
-    profile.management_url = Some("http://127.0.0.1:15672".into());
-    profile.tls = tls;
-    ConnectOptions {
-        profile: Some(profile),
-        ..ConnectOptions::default()
+fn options(node: &PrivateNode, tls: TlsSettings) -> ConnectOptions {
+    let mut opts = node.options();
+    if let Some(profile) = opts.profile.as_mut() {
+        profile.tls = tls;
     }
+    opts
 }
 
-fn target(host: &str) -> mqscope::config::AmqpTarget {
-    match Target::parse(&format!("amqps://guest:guest@{host}:5671/%2f")) {
+fn target(host: &str, port: u16) -> mqscope::config::AmqpTarget {
+    match Target::parse(&format!("amqps://guest:guest@{host}:{port}/%2f")) {
         Ok(Target::Amqp(t)) => t,
         other => panic!("{other:?}"),
     }
@@ -47,7 +71,9 @@ fn target(host: &str) -> mqscope::config::AmqpTarget {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqps_with_the_profiles_ca_and_a_client_certificate() {
-    let Some(dir) = tls_dir() else { return };
+    let Some((node, dir, port)) = tls_node("tls-ca").await else {
+        return;
+    };
     for client_cert in [false, true] {
         let tls = TlsSettings {
             ca_file: Some(dir.join("ca.pem")),
@@ -55,7 +81,7 @@ async fn amqps_with_the_profiles_ca_and_a_client_certificate() {
             key_file: client_cert.then(|| dir.join("client.key")),
             insecure: false,
         };
-        let b = RabbitBackend::connect(&target("localhost"), &options(tls))
+        let b = RabbitBackend::connect(&target("localhost", port), &options(&node, tls))
             .await
             .unwrap_or_else(|e| panic!("amqps (client cert: {client_cert}): {e}"));
         assert!(
@@ -66,13 +92,11 @@ async fn amqps_with_the_profiles_ca_and_a_client_certificate() {
         if client_cert {
             // The broker saw the client certificate (rabbitmqctl is exact; the management
             // API lists connections only after its statistics interval).
-            let out = std::process::Command::new("rabbitmqctl")
-                .args(["-q", "list_connections", "peer_cert_subject"])
-                .output();
-            if let Some(out) = out.ok().filter(|o| o.status.success()) {
-                let text = String::from_utf8_lossy(&out.stdout);
-                assert!(text.contains("mqscope-client"), "{text}");
-            }
+            let out = node
+                .ctl(&["list_connections", "peer_cert_subject"])
+                .expect("rabbitmqctl list_connections");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("CN=mqscope-client"), "{text}");
         }
         // A round trip over TLS: publish with confirms, peek it back, nothing consumed.
         let q = format!("mqscope-test-tls-{}-{client_cert}", std::process::id());
@@ -83,7 +107,7 @@ async fn amqps_with_the_profiles_ca_and_a_client_certificate() {
         };
         // The queue does not exist yet: unroutable, and said so.
         assert!(b.publish(&dest, &m).await.is_err());
-        declare(&q).await;
+        declare(&node, &q).await;
         b.publish(&dest, &m).await.unwrap();
         let page = b.peek(&q, &PeekRequest::first(5)).await.unwrap();
         assert_eq!(page.messages.len(), 1);
@@ -94,15 +118,12 @@ async fn amqps_with_the_profiles_ca_and_a_client_certificate() {
 }
 
 /// A plain-AMQP helper connection declares the test queue (auto-expiring).
-async fn declare(q: &str) {
+async fn declare(node: &PrivateNode, q: &str) {
     use lapin::options::QueueDeclareOptions;
     use lapin::types::{AMQPValue, FieldTable};
-    let conn = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
+    let conn = lapin::Connection::connect(&node.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let mut args = FieldTable::default();
     args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
@@ -113,11 +134,16 @@ async fn declare(q: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_the_ca_does_not_vouch_for_is_refused_clearly() {
-    let Some(dir) = tls_dir() else { return };
+    let Some((node, dir, port)) = tls_node("tls-unknown-ca").await else {
+        return;
+    };
     // The system roots do not know the test CA.
     let started = std::time::Instant::now();
-    let err = match RabbitBackend::connect(&target("localhost"), &options(TlsSettings::default()))
-        .await
+    let err = match RabbitBackend::connect(
+        &target("localhost", port),
+        &options(&node, TlsSettings::default()),
+    )
+    .await
     {
         Ok(_) => panic!("a certificate from an unknown CA was accepted"),
         Err(e) => e.to_string(),
@@ -131,11 +157,14 @@ async fn a_server_the_ca_does_not_vouch_for_is_refused_clearly() {
     // A missing CA file is reported before connecting, naming the file.
     let missing = dir.join("nope.pem");
     let err = RabbitBackend::connect(
-        &target("localhost"),
-        &options(TlsSettings {
-            ca_file: Some(missing.clone()),
-            ..TlsSettings::default()
-        }),
+        &target("localhost", port),
+        &options(
+            &node,
+            TlsSettings {
+                ca_file: Some(missing.clone()),
+                ..TlsSettings::default()
+            },
+        ),
     )
     .await
     .err()

@@ -1,0 +1,183 @@
+//! A private RabbitMQ node for tests that would disturb a shared broker: a restart, a TLS
+//! listener. Its own node name, loopback ports, configuration and data directory, from the
+//! same RabbitMQ install as the shared broker; stopped when dropped, also after a failed
+//! assertion.
+
+#![allow(dead_code)]
+
+use mqscope::backend::ConnectOptions;
+use mqscope::config::Profile;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Debian's wrappers refuse to run the server as root and switch rabbitmqctl to the
+/// `rabbitmq` user; the real scripts live here.
+const DEBIAN_BIN: &str = "/usr/lib/rabbitmq/bin";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// `N` distinct free loopback ports (all held until all are chosen, so none repeats).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| {
+        held[i]
+            .local_addr()
+            .map(|a| a.port())
+            .expect("a bound port")
+    })
+}
+
+/// A RabbitMQ node of this test's own, on loopback ports nobody else uses.
+pub struct PrivateNode {
+    pub node: String,
+    dir: tempfile::TempDir,
+    pub amqp_port: u16,
+    pub mgmt_port: u16,
+}
+
+impl PrivateNode {
+    /// Start node `mqscope-test-{name}-{pid}` and wait until it has booted; the reason,
+    /// when this machine cannot run one. `prepare` may add files to the node's directory
+    /// and lines to its `rabbitmq.conf` (both paths given) before the node starts.
+    pub fn start(
+        name: &str,
+        prepare: impl FnOnce(&Path, &Path) -> Result<(), String>,
+    ) -> Result<PrivateNode, String> {
+        let debian = Path::new(DEBIAN_BIN).join("rabbitmq-server").exists();
+        let as_rabbitmq = debian && is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("mqscope-test-node-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let [amqp_port, mgmt_port, dist_port] = free_ports();
+        let node = format!("mqscope-test-{name}-{}@localhost", std::process::id());
+        let d = dir.path();
+        let files = [
+            (
+                "rabbitmq.conf",
+                format!("management.tcp.port = {mgmt_port}\nmanagement.tcp.ip = 127.0.0.1\n"),
+            ),
+            ("enabled_plugins", "[rabbitmq_management].\n".to_string()),
+            ("rabbitmq-env.conf", String::new()),
+        ];
+        for (name, text) in files {
+            std::fs::write(d.join(name), text).map_err(|e| format!("{name}: {e}"))?;
+        }
+        prepare(d, &d.join("rabbitmq.conf"))?;
+        if as_rabbitmq {
+            let out = Command::new("chown")
+                .args(["-R", "rabbitmq"])
+                .arg(d)
+                .output();
+            if !out.as_ref().is_ok_and(|o| o.status.success()) {
+                return Err(format!("chown {}: {out:?}", d.display()));
+            }
+        }
+        let mut cmd = if as_rabbitmq {
+            let mut c = Command::new("su");
+            c.args(["rabbitmq", "-s", "/bin/sh", "-c"])
+                .arg(format!("{DEBIAN_BIN}/rabbitmq-server -detached"));
+            c
+        } else if debian {
+            let mut c = Command::new(Path::new(DEBIAN_BIN).join("rabbitmq-server"));
+            c.arg("-detached");
+            c
+        } else {
+            let mut c = Command::new("rabbitmq-server");
+            c.arg("-detached");
+            c
+        };
+        let path = |name: &str| d.join(name).display().to_string();
+        cmd.current_dir(d)
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", amqp_port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}",
+            )
+            .env("RABBITMQ_MNESIA_BASE", path("mnesia"))
+            .env("RABBITMQ_LOG_BASE", path("log"))
+            .env("RABBITMQ_PID_FILE", path("pid"))
+            .env("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", path("advanced.config"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins"))
+            .env("RABBITMQ_CONF_ENV_FILE", path("rabbitmq-env.conf"));
+        match cmd.output() {
+            Ok(o) if o.status.success() => {}
+            other => return Err(format!("rabbitmq-server -detached: {other:?}")),
+        }
+        let me = PrivateNode {
+            node,
+            dir,
+            amqp_port,
+            mgmt_port,
+        };
+        // -detached returns at once; the node registers with epmd a moment later.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if me.ctl(&["await_startup"]).is_ok() {
+                return Ok(me);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "node {} did not start within 90 s; its log is in {}",
+                    me.node,
+                    me.dir.path().join("log").display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// rabbitmqctl against this node only.
+    pub fn ctl(&self, args: &[&str]) -> Result<Output, String> {
+        let out = Command::new("rabbitmqctl")
+            .args(["-q", "-n", &self.node])
+            .args(args)
+            .output()
+            .map_err(|e| format!("rabbitmqctl: {e}"))?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(format!(
+                "rabbitmqctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.amqp_port)
+    }
+
+    pub fn options(&self) -> ConnectOptions {
+        let mut profile = Profile::default();
+        profile.url = self.url();
+        profile.management_url = Some(format!("http://127.0.0.1:{}", self.mgmt_port));
+        ConnectOptions {
+            profile: Some(profile),
+            ..ConnectOptions::default()
+        }
+    }
+}
+
+impl Drop for PrivateNode {
+    fn drop(&mut self) {
+        // Stop the whole Erlang node, also when the test failed; then the directory goes.
+        if self.ctl(&["stop"]).is_err()
+            && let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid"))
+        {
+            let _ = Command::new("kill").arg(pid.trim()).output();
+        }
+    }
+}
