@@ -720,21 +720,47 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     }
     assert_eq!(got, bodies(&numbered(3)));
     assert_eq!(r.ready(&q).await, 3, "real delivery is untouched");
-    let taps = |list: &[mqscope::model::QueueSummary]| {
-        list.iter()
-            .filter(|s| s.name.starts_with("amq.gen-"))
-            .count()
-    };
+    // This tail's tap: the server-named queue bound to this test's exchange (the broker may
+    // hold other clients' amq.gen- queues, which are none of this test's business).
+    let bindings: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:15672/api/exchanges/{}/{}/bindings/source",
+            encode_vhost(&r.vhost),
+            encode_vhost(&ex)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let taps: Vec<String> = bindings
+        .iter()
+        .filter_map(|b| b["destination"].as_str())
+        .filter(|d| d.starts_with("amq.gen-"))
+        .map(String::from)
+        .collect();
+    assert_eq!(taps.len(), 1, "one tap queue bound to {ex}: {bindings:?}");
+    let listed = r.backend.list_queues().await.unwrap();
+    assert!(
+        listed.iter().any(|s| taps.contains(&s.name)),
+        "the listing shows the tap while the tail runs"
+    );
     drop(tail);
     let mut gone = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if taps(&r.backend.list_queues().await.unwrap()) == 0 {
+        let list = r.backend.list_queues().await.unwrap();
+        if !list.iter().any(|s| taps.contains(&s.name)) {
             gone = true;
             break;
         }
     }
-    assert!(gone, "the tap queue is deleted when the tail stops");
+    assert!(
+        gone,
+        "the tap queue {taps:?} is deleted when the tail stops"
+    );
     let err = live
         .tail(&mqscope::backend::TailFilter {
             sources: vec![unique("no-such-exchange")],
