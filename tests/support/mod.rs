@@ -35,6 +35,44 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
     })
 }
 
+/// Stop the nodes, and remove the directories, of test processes that are gone: a test
+/// interrupted with Ctrl-C (or killed) never runs its `Drop`, and its detached node would
+/// otherwise run on. Node names and directories carry the test process's id.
+fn sweep_orphans() {
+    let gone = |pid: &str| {
+        !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && pid != std::process::id().to_string()
+            && !Path::new("/proc").join(pid).exists()
+    };
+    if let Ok(out) = Command::new("epmd").arg("-names").output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "name mqscope-test-restart-1234 at port 40000"
+            let Some(name) = line.split_whitespace().nth(1) else {
+                continue;
+            };
+            if name.starts_with("mqscope-test-") && name.rsplit('-').next().is_some_and(gone) {
+                let _ = Command::new("rabbitmqctl")
+                    .args(["-q", "-n", &format!("{name}@localhost"), "stop"])
+                    .output();
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // "mqscope-test-node-{pid}-{random}"
+            if let Some(pid) = name
+                .strip_prefix("mqscope-test-node-")
+                .and_then(|rest| rest.split('-').next())
+                && gone(pid)
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 /// A RabbitMQ node of this test's own, on loopback ports nobody else uses.
 pub struct PrivateNode {
     pub node: String,
@@ -51,10 +89,11 @@ impl PrivateNode {
         name: &str,
         prepare: impl FnOnce(&Path, &Path) -> Result<(), String>,
     ) -> Result<PrivateNode, String> {
+        sweep_orphans();
         let debian = Path::new(DEBIAN_BIN).join("rabbitmq-server").exists();
         let as_rabbitmq = debian && is_root();
         let dir = tempfile::Builder::new()
-            .prefix("mqscope-test-node-")
+            .prefix(&format!("mqscope-test-node-{}-", std::process::id()))
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         let [amqp_port, mgmt_port, dist_port] = free_ports();
