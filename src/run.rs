@@ -582,6 +582,9 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
         sources: args.sources.clone(),
     };
     let mut stream = live.tail(&filter).await?;
+    for note in &stream.notes {
+        eprintln!("mqscope: note: {note}");
+    }
     let extractor = Extractor::default();
     let mut text = Vec::new();
     let mut seen = 0u64;

@@ -771,6 +771,186 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     assert!(matches!(err, BackendError::ExchangeNotFound(_)), "{err:?}");
 }
 
+/// Turn the firehose on or off in a vhost, as an operator would in the management UI.
+async fn set_tracing(vhost: &str, on: bool) {
+    let resp = reqwest::Client::new()
+        .put(format!(
+            "http://127.0.0.1:15672/api/vhosts/{}",
+            encode_vhost(vhost)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .json(&serde_json::json!({ "tracing": on }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+async fn next_tailed(tail: &mut mqscope::backend::Tail) -> Message {
+    tokio::time::timeout(Duration::from_secs(5), tail.messages.recv())
+        .await
+        .expect("a tailed message within 5 s")
+        .expect("the tail is running")
+        .expect("no tail error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_tail_through_the_firehose_sees_every_publish() {
+    let Some(_) = Rabbit::new().await else { return };
+    let vhost = format!("mqscope test firehose/ü {}", unique("v"));
+    let m = mgmt();
+    m.create_vhost(&vhost).await.unwrap();
+    let vh = vhost.clone();
+    let result = async move {
+        let r = Rabbit::on(&vh).await.expect("connect to the new vhost");
+        let live = r.backend.live_tail().unwrap();
+        let ex = "orders direct";
+        let other = "audit fanout";
+        let q = "order queue ü";
+        let ch = r.conn.create_channel().await.unwrap();
+        for (x, kind) in [
+            (ex, lapin::ExchangeKind::Direct),
+            (other, lapin::ExchangeKind::Fanout),
+        ] {
+            ch.exchange_declare(x.into(), kind, Default::default(), AmqpTable::default())
+                .await
+                .unwrap();
+        }
+        r.declare(q, AmqpTable::default()).await;
+        ch.queue_bind(
+            q.into(),
+            ex.into(),
+            "bound".into(),
+            QueueBindOptions::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+
+        // Without tracing: the default exchange cannot be bound, and the user is told how.
+        let err = live
+            .tail(&mqscope::backend::TailFilter {
+                sources: vec!["amq.default".into()],
+            })
+            .await
+            .err()
+            .expect("the default exchange needs the firehose");
+        assert!(err.to_string().contains("trace_on"), "{err}");
+        // A direct exchange is followed by its bound keys, and the tail says so.
+        let direct = live
+            .tail(&mqscope::backend::TailFilter {
+                sources: vec![ex.into()],
+            })
+            .await
+            .unwrap();
+        assert!(
+            direct.notes.iter().any(|n| n.contains("1 routing key")),
+            "{:?}",
+            direct.notes
+        );
+        drop(direct);
+
+        set_tracing(&vh, true).await;
+        let mut tail = live
+            .tail(&mqscope::backend::TailFilter {
+                sources: vec![ex.into(), "amq.default".into()],
+            })
+            .await
+            .unwrap();
+        assert!(
+            tail.notes.iter().any(|n| n.contains("firehose")),
+            "{:?}",
+            tail.notes
+        );
+        let mut nested = FieldTable::new();
+        nested.insert("n", FieldValue::I16(-3));
+        let mut routed = Message::new("", 0, "routed");
+        routed.properties.correlation_id = Some("c-1".into());
+        routed.properties.delivery_mode = Some(2);
+        routed.properties.content_type = Some("text/plain".into());
+        routed.headers.insert("big", FieldValue::I64(1 << 40));
+        routed.headers.insert("nested", FieldValue::Table(nested));
+        let unroutable = Message::new("", 0, vec![0u8, 255, 1]);
+        let direct_to_queue = Message::new("", 0, "by the default exchange");
+        r.publish_all(ex, "bound", std::slice::from_ref(&routed))
+            .await;
+        r.publish_all(ex, "nobody binds this", std::slice::from_ref(&unroutable))
+            .await;
+        // Not a source: the tail must not show it.
+        r.publish_all(other, "", &numbered(1)).await;
+        r.publish_all("", q, std::slice::from_ref(&direct_to_queue))
+            .await;
+
+        let a = next_tailed(&mut tail).await;
+        assert_eq!(a.exchange.as_deref(), Some(ex));
+        assert_eq!(a.routing_key.as_deref(), Some("bound"));
+        assert_eq!(a.payload, routed.payload);
+        assert_eq!(a.properties.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(a.properties.delivery_mode, Some(2));
+        assert_eq!(a.properties.content_type.as_deref(), Some("text/plain"));
+        assert!(a.properties.timestamp.is_some());
+        assert_eq!(a.headers, routed.headers, "headers keep their AMQP types");
+        let b = next_tailed(&mut tail).await;
+        assert_eq!(b.routing_key.as_deref(), Some("nobody binds this"));
+        assert_eq!(b.payload, unroutable.payload, "binary bodies as they were");
+        let c = next_tailed(&mut tail).await;
+        assert_eq!(c.exchange.as_deref(), Some(""), "the default exchange");
+        assert_eq!(c.routing_key.as_deref(), Some(q));
+        assert_eq!(c.payload, direct_to_queue.payload);
+        // Dead-lettering is not a publish: the firehose does not see it, the tail still
+        // does (once), through its binding to the exchange the message dies into.
+        let mut args = AmqpTable::default();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(ex.into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString("bound".into()),
+        );
+        args.insert("x-message-ttl".into(), AMQPValue::LongInt(50));
+        r.declare("short-lived", args).await;
+        r.publish_all("", "short-lived", &[Message::new("", 0, "expires")])
+            .await;
+        let d = next_tailed(&mut tail).await;
+        assert_eq!(
+            (d.exchange.as_deref(), d.routing_key.as_deref()),
+            (Some(""), Some("short-lived"))
+        );
+        let e = next_tailed(&mut tail).await;
+        assert_eq!(e.exchange.as_deref(), Some(ex), "the dead letter");
+        assert_eq!(e.payload.as_ref(), b"expires");
+        assert_eq!(
+            e.deaths().first().map(|d| d.queue.as_str()),
+            Some("short-lived")
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), tail.messages.recv())
+                .await
+                .is_err(),
+            "each message once"
+        );
+        assert_eq!(r.ready(q).await, 3, "real delivery is untouched");
+        drop(tail);
+
+        // A source that does not exist is an error, not a silent empty tail.
+        let err = live
+            .tail(&mqscope::backend::TailFilter {
+                sources: vec!["no such exchange".into()],
+            })
+            .await
+            .err()
+            .expect("tailing a missing exchange fails");
+        assert!(matches!(err, BackendError::ExchangeNotFound(_)), "{err:?}");
+    };
+    // Clean up even when an assertion fails.
+    let outcome = tokio::spawn(result).await;
+    m.delete_vhost(&vhost).await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
     let Some(r) = Rabbit::new().await else { return };

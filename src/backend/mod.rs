@@ -293,6 +293,8 @@ pub struct TailFilter {
 /// A live stream of new messages; dropping it stops the tail and frees its resources.
 pub struct Tail {
     pub messages: mpsc::Receiver<Result<Message>>,
+    /// How the tail follows its sources, where the user should know (what it can miss).
+    pub notes: Vec<String>,
 }
 
 /// Capability: follow new messages without disturbing delivery.

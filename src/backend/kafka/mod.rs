@@ -966,7 +966,10 @@ impl LiveTail for KafkaBackend {
                 }
             })
             .map_err(|e| BackendError::Broker(format!("cannot start the live tail: {e}")))?;
-        Ok(Tail { messages: rx })
+        Ok(Tail {
+            messages: rx,
+            notes: Vec::new(),
+        })
     }
 }
 

@@ -414,7 +414,10 @@ impl LiveTail for LocalBackend {
                 }
             }
         });
-        Ok(Tail { messages: rx })
+        Ok(Tail {
+            messages: rx,
+            notes: Vec::new(),
+        })
     }
 }
 

@@ -132,6 +132,28 @@ pub fn properties_from_amqp(p: &BasicProperties) -> Properties {
     }
 }
 
+/// Properties from the table the firehose carries them in (its `properties` header: one
+/// entry per property that was set, named as in the AMQP spec with underscores).
+pub fn properties_from_table(t: &FieldTable) -> Properties {
+    let text = |k: &str| t.get(k).and_then(FieldValue::as_str).map(str::to_string);
+    let number = |k: &str| t.get(k).and_then(FieldValue::as_i64);
+    Properties {
+        content_type: text("content_type"),
+        content_encoding: text("content_encoding"),
+        delivery_mode: number("delivery_mode").and_then(|v| u8::try_from(v).ok()),
+        priority: number("priority").and_then(|v| u8::try_from(v).ok()),
+        correlation_id: text("correlation_id"),
+        reply_to: text("reply_to"),
+        expiration: text("expiration"),
+        message_id: text("message_id"),
+        timestamp: number("timestamp").and_then(|v| u64::try_from(v).ok()),
+        kind: text("type"),
+        user_id: text("user_id"),
+        app_id: text("app_id"),
+        cluster_id: text("cluster_id"),
+    }
+}
+
 /// Properties and headers of `m` as lapin properties, ready to publish.
 pub fn properties_to_amqp(m: &Message) -> Result<BasicProperties, ToAmqpError> {
     let p = &m.properties;

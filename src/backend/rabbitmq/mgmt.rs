@@ -269,6 +269,19 @@ impl Mgmt {
         })
     }
 
+    /// Whether the firehose (`amq.rabbitmq.trace`) is on in a vhost.
+    pub async fn tracing(&self, vhost: &str) -> Result<bool, BackendError> {
+        #[derive(Deserialize)]
+        struct Vhost {
+            #[serde(default)]
+            tracing: bool,
+        }
+        let v: Vhost = self
+            .get(&format!("/api/vhosts/{}", encode_vhost(vhost)))
+            .await?;
+        Ok(v.tracing)
+    }
+
     /// Exchanges and bindings of a vhost, for resolving dead-letter targets.
     pub async fn topology(&self, vhost: &str) -> Result<Topology, BackendError> {
         let v = encode_vhost(vhost);

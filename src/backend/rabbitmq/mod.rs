@@ -14,7 +14,7 @@ use super::{
 };
 use crate::config::{AmqpTarget, Secret, encode_vhost, url_host};
 use crate::model::topology::ExchangeKind;
-use crate::model::{DeadLetterTarget, Message, QueueDetail, QueueKind, QueueSummary};
+use crate::model::{DeadLetterTarget, FieldValue, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -600,6 +600,40 @@ fn to_message(queue: &str, position: u64, d: &lapin::message::Delivery) -> Messa
     m
 }
 
+/// The exchange the firehose routes publish notifications through, per vhost.
+const FIREHOSE: &str = "amq.rabbitmq.trace";
+
+/// The message a firehose `publish.<exchange>` notification stands for: the body is the
+/// original, and its headers say where it was published, with which routing keys, and its
+/// properties (with the original headers among them). None for anything else.
+fn from_firehose(position: u64, d: &lapin::message::Delivery) -> Option<Message> {
+    if !d.routing_key.as_str().starts_with("publish.") {
+        return None;
+    }
+    let trace = convert::table_from_amqp(d.properties.headers().as_ref()?);
+    let exchange = trace.get("exchange_name")?.as_str()?.to_string();
+    let mut m = Message::new(exchange.clone(), position, Bytes::copy_from_slice(&d.data));
+    m.routing_key = trace
+        .get("routing_keys")
+        .and_then(FieldValue::as_array)
+        .and_then(|keys| keys.first())
+        .and_then(FieldValue::as_str)
+        .map(str::to_string);
+    m.exchange = Some(exchange);
+    if let Some(props) = trace.get("properties").and_then(FieldValue::as_table) {
+        m.properties = convert::properties_from_table(props);
+        if let Some(h) = props.get("headers").and_then(FieldValue::as_table) {
+            m.headers = h.clone();
+        }
+    }
+    m.timestamp = m
+        .properties
+        .timestamp
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+    Some(m)
+}
+
 #[async_trait]
 impl Backend for RabbitBackend {
     fn info(&self) -> BackendInfo {
@@ -865,14 +899,47 @@ impl TakeSession for RabbitTake {
 /// the broker sheds the copies, not the real traffic.
 const TAP_MAX_LENGTH: i64 = 10_000;
 
+/// How long a tap queue without a consumer lives (one whose set-up failed halfway).
+const TAP_EXPIRES_MS: i32 = 60_000;
+
 #[async_trait]
 impl LiveTail for RabbitBackend {
     /// Follow exchanges through a server-named, exclusive, auto-delete queue: it receives
     /// copies, so real consumers see every message as before, and the broker deletes it
-    /// when the tail stops or mqscope dies.
+    /// when the tail stops or mqscope dies. With tracing on in the vhost, the queue is
+    /// bound to the firehose instead, which sees every publish whatever its routing key
+    /// (unroutable ones and the default exchange's included); mqscope never turns tracing
+    /// on itself, since it costs the broker on every message.
     async fn tail(&self, filter: &TailFilter) -> Result<Tail> {
-        let topology = self.mgmt.topology(self.vhost()).await?;
-        let wanted: Vec<String> = if filter.sources.is_empty() {
+        let (topology, tracing) = tokio::try_join!(
+            self.mgmt.topology(self.vhost()),
+            self.mgmt.tracing(self.vhost())
+        )?;
+        // The default exchange: "" or its alias.
+        let wanted: Vec<String> = filter
+            .sources
+            .iter()
+            .map(|s| {
+                if s == "amq.default" {
+                    String::new()
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        // Whoever names the firehose itself wants its raw notifications.
+        let tracing = tracing && !wanted.iter().any(|x| x == FIREHOSE);
+        let vhost = self.vhost();
+        let mut notes = Vec::new();
+        if !tracing && wanted.iter().any(String::is_empty) {
+            return Err(BackendError::InvalidArgument(format!(
+                "the default exchange cannot be followed by binding a queue to it; turn on tracing for vhost \"{vhost}\" (rabbitmqctl trace_on -p '{vhost}', or the management UI's vhost page) and mqscope follows it through the firehose ({FIREHOSE})"
+            )));
+        }
+        // (exchange, routing key) pairs to bind the tap with. The exchanges themselves
+        // always: dead-lettering is not a publish, the firehose never sees it.
+        let mut bindings: Vec<(String, String)> = Vec::new();
+        let sources: Vec<String> = if wanted.is_empty() {
             topology
                 .exchanges
                 .iter()
@@ -880,15 +947,83 @@ impl LiveTail for RabbitBackend {
                 .filter(|n| !n.starts_with("amq."))
                 .collect()
         } else {
-            filter.sources.clone()
+            wanted.iter().filter(|x| !x.is_empty()).cloned().collect()
         };
+        for ex in &sources {
+            let kind = topology.exchange(ex).map(|e| e.kind);
+            match kind {
+                Some(ExchangeKind::Fanout) | Some(ExchangeKind::Headers) => {
+                    bindings.push((ex.clone(), String::new()));
+                }
+                Some(ExchangeKind::Direct) => {
+                    // A direct exchange has no wildcard: follow every key it is bound with.
+                    let mut keys: Vec<String> = topology
+                        .bindings
+                        .iter()
+                        .filter(|b| b.source == *ex)
+                        .map(|b| b.routing_key.clone())
+                        .collect();
+                    keys.sort();
+                    keys.dedup();
+                    if !tracing && !filter.sources.is_empty() {
+                        notes.push(format!(
+                            "direct exchange \"{ex}\": following the {} routing key(s) it is bound with now; messages published with other keys (unroutable ones) are seen only with tracing on (rabbitmqctl trace_on -p '{vhost}')",
+                            keys.len()
+                        ));
+                    }
+                    bindings.extend(keys.into_iter().map(|k| (ex.clone(), k)));
+                }
+                Some(ExchangeKind::Topic) | None => {
+                    bindings.push((ex.clone(), "#".into()));
+                }
+            }
+        }
+        if tracing {
+            if wanted.is_empty() {
+                bindings.push((FIREHOSE.into(), "publish.#".into()));
+            } else {
+                for x in &wanted {
+                    bindings.push((FIREHOSE.into(), format!("publish.{x}")));
+                }
+            }
+            notes.push(format!(
+                "tracing is on in vhost \"{vhost}\": publishes come through the firehose ({FIREHOSE}), which sees every one whatever its routing key, unroutable ones included; dead letters through the exchanges they are dead-lettered to"
+            ));
+        }
+        // With named sources, the firehose's keys are matched as topic patterns: an
+        // exchange named with `*` or `#` words would catch others, so filter on the name.
+        let only: Option<std::collections::HashSet<String>> =
+            (tracing && !wanted.is_empty()).then(|| wanted.iter().cloned().collect());
         let ch = self.channel().await?;
         let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
+        if tracing {
+            // Binding to the firehose cannot fail for a missing exchange: ask the broker.
+            for x in wanted.iter().filter(|x| !x.is_empty()) {
+                let passive = lapin::options::ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                ch.exchange_declare(
+                    short(x)?,
+                    lapin::ExchangeKind::Topic,
+                    passive,
+                    AmqpTable::default(),
+                )
+                .await
+                .map_err(|e| match e.to_string().contains("NOT_FOUND") {
+                    true => BackendError::ExchangeNotFound(x.clone()),
+                    false => fail(e),
+                })?;
+            }
+        }
         let mut args = AmqpTable::default();
         args.insert(
             "x-max-length".into(),
             AMQPValue::LongLongInt(TAP_MAX_LENGTH),
         );
+        // Should a bind below fail, the tap never gets a consumer, and auto-delete would
+        // never fire on the shared connection: it expires instead.
+        args.insert("x-expires".into(), AMQPValue::LongInt(TAP_EXPIRES_MS));
         let opts = QueueDeclareOptions {
             exclusive: true,
             auto_delete: true,
@@ -899,38 +1034,19 @@ impl LiveTail for RabbitBackend {
             .await
             .map_err(fail)?;
         let tap_name = tap.name().as_str().to_string();
-        for ex in &wanted {
-            let kind = topology.exchange(ex).map(|e| e.kind);
-            let keys: Vec<String> = match kind {
-                Some(ExchangeKind::Fanout) | Some(ExchangeKind::Headers) => vec![String::new()],
-                Some(ExchangeKind::Direct) => {
-                    // A direct exchange has no wildcard: follow every key it is bound with.
-                    let mut k: Vec<String> = topology
-                        .bindings
-                        .iter()
-                        .filter(|b| b.source == *ex)
-                        .map(|b| b.routing_key.clone())
-                        .collect();
-                    k.sort();
-                    k.dedup();
-                    k
-                }
-                Some(ExchangeKind::Topic) | None => vec!["#".to_string()],
-            };
-            for key in keys {
-                ch.queue_bind(
-                    short(&tap_name)?,
-                    short(ex)?,
-                    short(&key)?,
-                    lapin::options::QueueBindOptions::default(),
-                    AmqpTable::default(),
-                )
-                .await
-                .map_err(|e| match e.to_string().contains("NOT_FOUND") {
-                    true => BackendError::ExchangeNotFound(ex.clone()),
-                    false => fail(e),
-                })?;
-            }
+        for (ex, key) in &bindings {
+            ch.queue_bind(
+                short(&tap_name)?,
+                short(ex)?,
+                short(key)?,
+                lapin::options::QueueBindOptions::default(),
+                AmqpTable::default(),
+            )
+            .await
+            .map_err(|e| match e.to_string().contains("NOT_FOUND") {
+                true => BackendError::ExchangeNotFound(ex.clone()),
+                false => fail(e),
+            })?;
         }
         let opts = BasicConsumeOptions {
             no_ack: true,
@@ -955,8 +1071,22 @@ impl LiveTail for RabbitBackend {
                     _ = tx.closed() => break,
                     next = consumer.next() => match next {
                         Some(Ok(d)) => {
-                            let mut m = to_message(d.exchange.as_str(), n, &d);
-                            m.queue = d.exchange.as_str().to_string();
+                            let m = if tracing && d.exchange.as_str() == FIREHOSE {
+                                match from_firehose(n, &d) {
+                                    Some(m) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => m,
+                                    _ => continue,
+                                }
+                            } else {
+                                let mut m = to_message(d.exchange.as_str(), n, &d);
+                                // With the firehose on, a copy through an exchange binding
+                                // is a publish the firehose already showed, unless it was
+                                // dead-lettered (which is not a publish).
+                                if tracing && m.headers.get("x-death").is_none() {
+                                    continue;
+                                }
+                                m.queue = d.exchange.as_str().to_string();
+                                m
+                            };
                             n += 1;
                             if tx.send(Ok(m)).await.is_err() {
                                 break;
@@ -973,7 +1103,10 @@ impl LiveTail for RabbitBackend {
             // Closing the channel deletes the auto-delete tap queue.
             let _ = ch.close(200, "tail done".into()).await;
         });
-        Ok(Tail { messages: rx })
+        Ok(Tail {
+            messages: rx,
+            notes,
+        })
     }
 }
 
