@@ -1010,10 +1010,7 @@ impl LiveTail for RabbitBackend {
                     AmqpTable::default(),
                 )
                 .await
-                .map_err(|e| match e.to_string().contains("NOT_FOUND") {
-                    true => BackendError::ExchangeNotFound(x.clone()),
-                    false => fail(e),
-                })?;
+                .map_err(|e| self.exchange_error(x, &e))?;
             }
         }
         let mut args = AmqpTable::default();
@@ -1043,10 +1040,7 @@ impl LiveTail for RabbitBackend {
                 AmqpTable::default(),
             )
             .await
-            .map_err(|e| match e.to_string().contains("NOT_FOUND") {
-                true => BackendError::ExchangeNotFound(ex.clone()),
-                false => fail(e),
-            })?;
+            .map_err(|e| self.exchange_error(ex, &e))?;
         }
         let opts = BasicConsumeOptions {
             no_ack: true,
@@ -1127,12 +1121,13 @@ impl RabbitBackend {
         Ok(ch)
     }
 
-    fn publish_error(&self, exchange: &str, e: &lapin::Error) -> BackendError {
-        publish_error(&self.shown, self.vhost(), exchange, e)
+    /// A failed operation on `exchange`: missing (NOT_FOUND), or what the broker said.
+    fn exchange_error(&self, exchange: &str, e: &lapin::Error) -> BackendError {
+        exchange_error(&self.shown, self.vhost(), exchange, e)
     }
 }
 
-fn publish_error(shown: &str, vhost: &str, exchange: &str, e: &lapin::Error) -> BackendError {
+fn exchange_error(shown: &str, vhost: &str, exchange: &str, e: &lapin::Error) -> BackendError {
     if e.to_string().contains("NOT_FOUND") {
         BackendError::ExchangeNotFound(exchange.to_string())
     } else {
@@ -1167,7 +1162,7 @@ fn outcome(
         Ok(Confirmation::NotRequested) => Err(BackendError::Broker(
             "publisher confirms were not enabled".into(),
         )),
-        Err(e) => Err(publish_error(shown, vhost, exchange, &e)),
+        Err(e) => Err(exchange_error(shown, vhost, exchange, &e)),
     }
 }
 
@@ -1226,7 +1221,7 @@ impl Publish for RabbitBackend {
                     props,
                 )
                 .await
-                .map_err(|e| self.publish_error(exchange, &e))
+                .map_err(|e| self.exchange_error(exchange, &e))
             }
             .await;
             match sent {
