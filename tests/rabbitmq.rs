@@ -1176,3 +1176,92 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
     let rows = mqscope::trace::graph::rows(&hops);
     assert_eq!(rows.len(), 3, "{rows:?}");
 }
+
+/// The four ways a connection commonly fails each get their own one-line error that says
+/// what to do: wrong password, closed port, no management plugin, no monitoring tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_each_say_what_to_do() {
+    let Some(_) = Rabbit::new().await else { return };
+    let connect = |url: String, management: Option<&str>| {
+        let mut profile = mqscope::config::Profile::default();
+        profile.management_url = management.map(str::to_string);
+        async move {
+            let Ok(Target::Amqp(t)) = Target::parse(&url) else {
+                panic!("{url}")
+            };
+            let opts = ConnectOptions {
+                profile: Some(profile),
+                ..ConnectOptions::default()
+            };
+            match RabbitBackend::connect(&t, &opts).await {
+                Ok(_) => panic!("{url} connected"),
+                Err(e) => e,
+            }
+        }
+    };
+    let wrong = connect(
+        "amqp://guest:not-the-password@127.0.0.1:5672/%2f".into(),
+        None,
+    )
+    .await;
+    let closed = connect("amqp://guest:guest@127.0.0.1:1/%2f".into(), None).await;
+    let no_plugin = connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        Some("http://127.0.0.1:1"),
+    )
+    .await;
+    // A user AMQP accepts but the management API does not: no monitoring tag.
+    let user = unique("untagged");
+    let api = |path: String| {
+        reqwest::Client::new()
+            .put(format!("http://127.0.0.1:15672/api/{path}"))
+            .basic_auth("guest", Some("guest"))
+    };
+    let made = api(format!("users/{}", encode_vhost(&user)))
+        .json(&serde_json::json!({"password": "pw", "tags": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.status());
+    let allowed = api(format!("permissions/%2F/{}", encode_vhost(&user)))
+        .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let untagged = connect(
+        format!("amqp://{}:pw@127.0.0.1:5672/%2f", encode_vhost(&user)),
+        None,
+    )
+    .await;
+    let _ = reqwest::Client::new()
+        .delete(format!(
+            "http://127.0.0.1:15672/api/users/{}",
+            encode_vhost(&user)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await;
+
+    let (wrong, closed, no_plugin, untagged) = (
+        wrong.to_string(),
+        closed.to_string(),
+        no_plugin.to_string(),
+        untagged.to_string(),
+    );
+    assert!(wrong.contains("wrong user name or password"), "{wrong}");
+    assert!(closed.contains("is RabbitMQ running"), "{closed}");
+    assert!(
+        no_plugin.contains("rabbitmq-plugins enable rabbitmq_management"),
+        "{no_plugin}"
+    );
+    assert!(untagged.contains("set_user_tags"), "{untagged}");
+    assert!(!untagged.contains("wrong"), "{untagged}");
+    for e in [&wrong, &closed, &no_plugin, &untagged] {
+        assert_eq!(e.lines().count(), 1, "one line: {e}");
+        assert!(
+            !e.contains("not-the-password") && !e.contains(":pw@"),
+            "{e}"
+        );
+    }
+}

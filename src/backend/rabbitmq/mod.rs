@@ -82,7 +82,7 @@ fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
     {
         BackendError::Auth {
             target: shown.to_string(),
-            reason: "wrong user name or password (ACCESS_REFUSED)".into(),
+            reason: "wrong user name or password (ACCESS_REFUSED); check the user and password in the URL or the profile".into(),
         }
     } else if lower.contains("not_allowed")
         || lower.contains("vhost") && lower.contains("not found")
@@ -176,9 +176,22 @@ impl RabbitBackend {
             tls: tls_config(&profile.tls)?,
             peek_seq: Default::default(),
         };
-        // Fail fast and clearly: the AMQP port and the management API must both answer.
-        tokio::try_join!(backend.connection(), backend.mgmt.overview())?;
-        Ok(backend)
+        // The AMQP port and the management API must both answer. Both are asked at once,
+        // and AMQP's answer is reported first: a wrong password fails both, and only AMQP
+        // says that is all it is. A management refusal of a login AMQP accepted is the
+        // missing tag.
+        let (amqp, overview) = tokio::join!(backend.connection(), backend.mgmt.overview());
+        amqp?;
+        match overview {
+            Ok(_) => Ok(backend),
+            Err(BackendError::Auth { target, .. }) => Err(BackendError::Auth {
+                target,
+                reason: format!(
+                    "user \"{user}\" logged in over AMQP, but the management API needs it to have the monitoring (or management) tag: rabbitmqctl set_user_tags '{user}' monitoring"
+                ),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// The open connection, reconnecting if it was lost.
