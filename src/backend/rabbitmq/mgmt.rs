@@ -236,6 +236,46 @@ impl Mgmt {
         self.get("/api/overview").await
     }
 
+    /// What changes whenever the queue listing of a vhost could: the vhost's message
+    /// counters and depths, the broker's queue churn (declared, deleted) and consumer
+    /// count, and the vhost's policies and operator policies. Equal fingerprints mean the
+    /// statistics database saw nothing happen in between, so a listing taken after the
+    /// first still holds. Four small requests instead of one per 500 queues.
+    pub async fn change_fingerprint(&self, vhost: &str) -> Result<String, BackendError> {
+        let v = encode_vhost(vhost);
+        let this = format!(
+            "/api/vhosts/{v}?columns=messages,messages_ready,messages_unacknowledged,message_stats"
+        );
+        let broker = "/api/overview?columns=churn_rates,object_totals";
+        let policies = format!("/api/policies/{v}");
+        let operator = format!("/api/operator-policies/{v}");
+        let (this, broker, policies, operator) = tokio::try_join!(
+            self.get::<Value>(&this),
+            self.get::<Value>(broker),
+            self.get::<Value>(&policies),
+            self.get::<Value>(&operator),
+        )?;
+        // Counters only: the `_details` entries hold rates and samples that move on their
+        // own while nothing happens.
+        fn counters(v: &Value) -> Value {
+            match v {
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .filter(|(k, _)| !k.ends_with("_details"))
+                        .map(|(k, v)| (k.clone(), counters(v)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            }
+        }
+        let consumers = &broker["object_totals"]["consumers"];
+        Ok(format!(
+            "{}{}{consumers}{policies}{operator}",
+            counters(&this),
+            counters(&broker["churn_rates"])
+        ))
+    }
+
     /// Every queue of a vhost, a page of 500 at a time.
     pub async fn queues(&self, vhost: &str) -> Result<Vec<MgmtQueue>, BackendError> {
         let mut out = Vec::new();

@@ -52,7 +52,42 @@ pub struct RabbitBackend {
     /// CA chain and client identity for amqps://, from the profile.
     tls: lapin::tcp::OwnedTLSConfig,
     peek_seq: std::sync::atomic::AtomicU64,
+    /// The last listing of a large vhost, reused while nothing changed.
+    listing: Mutex<Option<Listing>>,
+    /// Full listings and reused ones, for the tests that check the reuse.
+    listing_counts: [std::sync::atomic::AtomicU64; 2],
 }
+
+impl RabbitBackend {
+    /// How many queue listings were fetched in full, and how many reused unchanged.
+    pub fn listing_counts(&self) -> (u64, u64) {
+        let n = |i: usize| self.listing_counts[i].load(std::sync::atomic::Ordering::Relaxed);
+        (n(0), n(1))
+    }
+}
+
+/// A queue listing, the broker's change fingerprint taken just before it, and when that
+/// fingerprint was first seen.
+struct Listing {
+    fingerprint: Option<String>,
+    since: std::time::Instant,
+    taken: std::time::Instant,
+    queues: Vec<QueueSummary>,
+}
+
+/// Some of a queue's figures (its depth, the policy applied) reach the management API only
+/// with the next statistics emission (every 5 s by default), after the change already
+/// moved the fingerprint: a listing is reused only if it was taken this long after its
+/// fingerprint first appeared.
+const LISTING_SETTLE: Duration = Duration::from_secs(12);
+
+/// From this many queues on (one management page), a refresh first asks whether anything
+/// changed, and reuses the last listing when nothing did.
+const REUSE_LISTING_FROM: usize = 500;
+
+/// A reused listing is still replaced this often: queue states (a quorum leader moving, a
+/// queue going down) change no counter.
+const LISTING_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// Confirms awaited together: enough to keep the pipe full, few enough to bound memory.
 const PUBLISH_WINDOW: usize = 4_096;
@@ -175,6 +210,8 @@ impl RabbitBackend {
             publish_ch: Mutex::new(None),
             tls: tls_config(&profile.tls)?,
             peek_seq: Default::default(),
+            listing: Mutex::new(None),
+            listing_counts: Default::default(),
         };
         // The AMQP port and the management API must both answer. Both are asked at once,
         // and AMQP's answer is reported first: a wrong password fails both, and only AMQP
@@ -657,11 +694,46 @@ impl Backend for RabbitBackend {
     }
 
     async fn list_queues(&self) -> Result<Vec<QueueSummary>> {
+        // A large vhost is listed again only when the broker saw something change.
+        let mut last = self.listing.lock().await;
+        let fingerprint = match last.as_ref() {
+            Some(_) => self.mgmt.change_fingerprint(self.vhost()).await.ok(),
+            None => None,
+        };
+        if let Some(l) = last.as_ref()
+            && fingerprint.is_some()
+            && l.fingerprint == fingerprint
+            && l.taken.duration_since(l.since) >= LISTING_SETTLE
+            && l.taken.elapsed() < LISTING_MAX_AGE
+        {
+            self.listing_counts[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Nothing was published or delivered since: the rate now is zero.
+            let mut out = l.queues.clone();
+            for q in &mut out {
+                q.publish_rate = q.publish_rate.map(|_| 0.0);
+                q.deliver_rate = q.deliver_rate.map(|_| 0.0);
+            }
+            return Ok(out);
+        }
         let queues = self.mgmt.queues(self.vhost()).await?;
         let mut topology = self.mgmt.topology(self.vhost()).await?;
         topology.queues = queues.iter().map(|q| q.name.clone()).collect();
         let mut out: Vec<QueueSummary> = queues.iter().map(|q| self.summary(q)).collect();
         crate::model::deadletter::resolve_dead_letters(&mut out, &topology);
+        self.listing_counts[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Kept with the fingerprint taken before it (none the first time a vhost turns
+        // out large: that listing is never reused, the next one is).
+        let now = std::time::Instant::now();
+        let since = match last.as_ref() {
+            Some(l) if fingerprint.is_some() && l.fingerprint == fingerprint => l.since,
+            _ => now,
+        };
+        *last = (out.len() >= REUSE_LISTING_FROM).then(|| Listing {
+            fingerprint,
+            since,
+            taken: now,
+            queues: out.clone(),
+        });
         Ok(out)
     }
 
