@@ -924,13 +924,46 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
             e.deaths().first().map(|d| d.queue.as_str()),
             Some("short-lived")
         );
+        // Through an exchange the tail does not follow, bound to one it does: the firehose
+        // reports it under the other exchange, the binding copy is what shows it.
+        let side = "side fanout";
+        ch.exchange_declare(
+            side.into(),
+            lapin::ExchangeKind::Fanout,
+            Default::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.exchange_bind(
+            ex.into(),
+            side.into(),
+            "".into(),
+            Default::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+        r.publish_all(side, "bound", &[Message::new("", 0, "sideways")])
+            .await;
+        let f = next_tailed(&mut tail).await;
+        assert_eq!(f.payload.as_ref(), b"sideways");
+        assert_eq!(f.exchange.as_deref(), Some(side));
+        // A dead letter published again as it is (a retry loop): once, not twice.
+        let mut again = Message::new("", 0, "retried");
+        again.headers = e.headers.clone();
+        r.publish_all(ex, "bound", std::slice::from_ref(&again))
+            .await;
+        let g = next_tailed(&mut tail).await;
+        assert_eq!(g.payload.as_ref(), b"retried");
+        assert!(g.headers.get("x-death").is_some());
         assert!(
             tokio::time::timeout(Duration::from_millis(500), tail.messages.recv())
                 .await
                 .is_err(),
             "each message once"
         );
-        assert_eq!(r.ready(q).await, 3, "real delivery is untouched");
+        assert_eq!(r.ready(q).await, 5, "real delivery is untouched");
         drop(tail);
 
         // A source that does not exist is an error, not a silent empty tail.

@@ -107,6 +107,7 @@ impl PrivateNode {
             ("enabled_plugins", "[rabbitmq_management].\n".to_string()),
             ("rabbitmq-env.conf", String::new()),
         ];
+        std::fs::create_dir(d.join("conf.d")).map_err(|e| format!("conf.d: {e}"))?;
         for (name, text) in files {
             std::fs::write(d.join(name), text).map_err(|e| format!("{name}: {e}"))?;
         }
@@ -148,6 +149,8 @@ impl PrivateNode {
             .env("RABBITMQ_LOG_BASE", path("log"))
             .env("RABBITMQ_PID_FILE", path("pid"))
             .env("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf"))
+            // Not the host's /etc/rabbitmq/conf.d: its listeners are the shared broker's.
+            .env("RABBITMQ_CONFIG_FILES", path("conf.d"))
             .env("RABBITMQ_ADVANCED_CONFIG_FILE", path("advanced.config"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins"))
             .env("RABBITMQ_CONF_ENV_FILE", path("rabbitmq-env.conf"));
@@ -215,6 +218,9 @@ impl Drop for PrivateNode {
         // Stop the whole Erlang node, also when the test failed; then the directory goes.
         if self.ctl(&["stop"]).is_err()
             && let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid"))
+            // Only if that process is still this node, not a reused pid.
+            && std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&self.node))
         {
             let _ = Command::new("kill").arg(pid.trim()).output();
         }

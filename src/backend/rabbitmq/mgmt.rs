@@ -243,14 +243,13 @@ impl Mgmt {
     /// first still holds. Four small requests instead of one per 500 queues.
     pub async fn change_fingerprint(&self, vhost: &str) -> Result<String, BackendError> {
         let v = encode_vhost(vhost);
-        let this = format!(
-            "/api/vhosts/{v}?columns=messages,messages_ready,messages_unacknowledged,message_stats"
-        );
+        // The vhost list, not /api/vhosts/NAME (administrators only); this vhost's entry.
+        let this = "/api/vhosts?columns=name,messages,messages_ready,messages_unacknowledged,message_stats";
         let broker = "/api/overview?columns=churn_rates,object_totals";
         let policies = format!("/api/policies/{v}");
         let operator = format!("/api/operator-policies/{v}");
         let (this, broker, policies, operator) = tokio::try_join!(
-            self.get::<Value>(&this),
+            self.get::<Value>(this),
             self.get::<Value>(broker),
             self.get::<Value>(&policies),
             self.get::<Value>(&operator),
@@ -269,6 +268,11 @@ impl Mgmt {
             }
         }
         let consumers = &broker["object_totals"]["consumers"];
+        let this = this
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["name"].as_str() == Some(vhost)))
+            .cloned()
+            .unwrap_or(Value::Null);
         Ok(format!(
             "{}{}{consumers}{policies}{operator}",
             counters(&this),
@@ -316,10 +320,15 @@ impl Mgmt {
             #[serde(default)]
             tracing: bool,
         }
-        let v: Vhost = self
-            .get(&format!("/api/vhosts/{}", encode_vhost(vhost)))
-            .await?;
-        Ok(v.tracing)
+        #[derive(Deserialize)]
+        struct Named {
+            name: String,
+            #[serde(flatten)]
+            v: Vhost,
+        }
+        // The list, not /api/vhosts/NAME: that one is for administrators only.
+        let all: Vec<Named> = self.get("/api/vhosts?columns=name,tracing").await?;
+        Ok(all.into_iter().any(|n| n.name == vhost && n.v.tracing))
     }
 
     /// Exchanges and bindings of a vhost, for resolving dead-letter targets.

@@ -224,7 +224,7 @@ impl RabbitBackend {
             Err(BackendError::Auth { target, .. }) => Err(BackendError::Auth {
                 target,
                 reason: format!(
-                    "user \"{user}\" logged in over AMQP, but the management API needs it to have the monitoring (or management) tag: rabbitmqctl set_user_tags '{user}' monitoring"
+                    "user \"{user}\" logged in over AMQP, but the management API refused it: it needs the monitoring (or management) tag (rabbitmqctl set_user_tags '{user}' monitoring, which replaces its other tags: see rabbitmqctl list_users), or the profile's management_url points at another cluster"
                 ),
             }),
             Err(e) => Err(e),
@@ -650,6 +650,59 @@ fn to_message(queue: &str, position: u64, d: &lapin::message::Delivery) -> Messa
     m
 }
 
+/// What makes two copies of a message the same one: where it was published and all of it.
+fn copy_key(m: &Message) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.exchange.hash(&mut h);
+    m.routing_key.hash(&mut h);
+    m.payload.hash(&mut h);
+    format!("{:?}", m.headers).hash(&mut h);
+    h.finish()
+}
+
+/// The last few thousand keys seen, oldest forgotten first.
+#[derive(Default)]
+struct RecentSet {
+    order: std::collections::VecDeque<u64>,
+    keys: std::collections::HashMap<u64, usize>,
+}
+
+impl RecentSet {
+    const CAPACITY: usize = 4_096;
+
+    fn insert(&mut self, key: u64) {
+        if self.order.len() == Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.forget(old);
+        }
+        self.order.push_back(key);
+        *self.keys.entry(key).or_default() += 1;
+    }
+
+    fn forget(&mut self, key: u64) {
+        if let Some(c) = self.keys.get_mut(&key) {
+            *c -= 1;
+            if *c == 0 {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    /// True (and forgotten once) if `key` is here.
+    fn remove(&mut self, key: &u64) -> bool {
+        if !self.keys.contains_key(key) {
+            return false;
+        }
+        self.forget(*key);
+        if let Some(i) = self.order.iter().position(|k| k == key) {
+            self.order.remove(i);
+        }
+        true
+    }
+}
+
 /// The exchange the firehose routes publish notifications through, per vhost.
 const FIREHOSE: &str = "amq.rabbitmq.trace";
 
@@ -715,6 +768,8 @@ impl Backend for RabbitBackend {
             }
             return Ok(out);
         }
+        // What the listing shows is the state when it starts: its time for the settling.
+        let started = std::time::Instant::now();
         let queues = self.mgmt.queues(self.vhost()).await?;
         let mut topology = self.mgmt.topology(self.vhost()).await?;
         topology.queues = queues.iter().map(|q| q.name.clone()).collect();
@@ -723,15 +778,14 @@ impl Backend for RabbitBackend {
         self.listing_counts[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Kept with the fingerprint taken before it (none the first time a vhost turns
         // out large: that listing is never reused, the next one is).
-        let now = std::time::Instant::now();
         let since = match last.as_ref() {
             Some(l) if fingerprint.is_some() && l.fingerprint == fingerprint => l.since,
-            _ => now,
+            _ => started,
         };
         *last = (out.len() >= REUSE_LISTING_FROM).then(|| Listing {
             fingerprint,
             since,
-            taken: now,
+            taken: started,
             queues: out.clone(),
         });
         Ok(out)
@@ -1125,7 +1179,19 @@ impl LiveTail for RabbitBackend {
                 AmqpTable::default(),
             )
             .await
-            .map_err(|e| self.exchange_error(ex, &e))?;
+            .map_err(|e| {
+                if ex == FIREHOSE && e.to_string().contains("ACCESS_REFUSED") {
+                    BackendError::Auth {
+                        target: self.shown.clone(),
+                        reason: format!(
+                            "tracing is on in vhost \"{}\", but this user may not read {FIREHOSE}: grant it read permission there, or turn tracing off to tail through exchange bindings",
+                            self.vhost()
+                        ),
+                    }
+                } else {
+                    self.exchange_error(ex, &e)
+                }
+            })?;
         }
         let opts = BasicConsumeOptions {
             no_ack: true,
@@ -1145,6 +1211,7 @@ impl LiveTail for RabbitBackend {
         let shown = self.shown.clone();
         tokio::spawn(async move {
             let mut n = 0u64;
+            let mut shown_republishes = RecentSet::default();
             loop {
                 tokio::select! {
                     _ = tx.closed() => break,
@@ -1152,18 +1219,32 @@ impl LiveTail for RabbitBackend {
                         Some(Ok(d)) => {
                             let m = if tracing && d.exchange.as_str() == FIREHOSE {
                                 match from_firehose(n, &d) {
-                                    Some(m) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => m,
+                                    Some(m) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
+                                        if m.headers.get("x-death").is_some() {
+                                            // A dead letter published again as it was (a
+                                            // retry loop, a shovel): its copy through the
+                                            // bindings below is the same message.
+                                            shown_republishes.insert(copy_key(&m));
+                                        }
+                                        m
+                                    }
                                     _ => continue,
                                 }
                             } else {
                                 let mut m = to_message(d.exchange.as_str(), n, &d);
-                                // With the firehose on, a copy through an exchange binding
-                                // is a publish the firehose already showed, unless it was
-                                // dead-lettered (which is not a publish).
-                                if tracing && m.headers.get("x-death").is_none() {
-                                    continue;
-                                }
                                 m.queue = d.exchange.as_str().to_string();
+                                if tracing {
+                                    // With the firehose on, a copy through the bindings is a
+                                    // publish the firehose already showed, unless it was
+                                    // dead-lettered (not a publish), or came from an
+                                    // exchange the tail does not follow (through an
+                                    // exchange-to-exchange binding or as an alternate).
+                                    let elsewhere = only.as_ref().is_some_and(|o| !o.contains(d.exchange.as_str()));
+                                    let dead = m.headers.get("x-death").is_some();
+                                    if !elsewhere && (!dead || shown_republishes.remove(&copy_key(&m))) {
+                                        continue;
+                                    }
+                                }
                                 m
                             };
                             n += 1;
