@@ -17,41 +17,27 @@ use support::{PrivateNode, free_ports};
 /// A private node with an AMQPS listener; its TLS directory and port.
 async fn tls_node(name: &'static str) -> Option<(PrivateNode, PathBuf, u16)> {
     let [port] = free_ports();
-    let started = tokio::task::spawn_blocking(move || {
-        let mut tls = PathBuf::new();
-        let node = PrivateNode::start(name, |dir, conf| {
-            tls = dir.join("tls");
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rabbitmq-tls.sh");
-            let out = std::process::Command::new("bash")
-                .arg(script)
-                .env("TLS_DIR", &tls)
-                .env("RABBITMQ_CONF", conf)
-                .env("TLS_PORT", port.to_string())
-                .output()
-                .map_err(|e| format!("{script}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{script}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        })?;
-        Ok::<_, String>((node, tls))
+    let node = PrivateNode::start_for_test(name, move |dir, conf| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rabbitmq-tls.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .env("TLS_DIR", dir.join("tls"))
+            .env("RABBITMQ_CONF", conf)
+            .env("TLS_PORT", port.to_string())
+            .output()
+            .map_err(|e| format!("{script}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     })
-    .await
-    .expect("node start task");
-    match started {
-        Ok((node, tls)) => Some((node, tls, port)),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("a private RabbitMQ node with a TLS listener must start in CI: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: cannot start a private RabbitMQ node with TLS: {e}");
-            None
-        }
-    }
+    .await?;
+    let tls = node.dir().join("tls");
+    Some((node, tls, port))
 }
 
 fn options(node: &PrivateNode, tls: TlsSettings) -> ConnectOptions {

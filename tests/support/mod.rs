@@ -6,7 +6,8 @@
 #![allow(dead_code)]
 
 use mqscope::backend::ConnectOptions;
-use mqscope::config::Profile;
+use mqscope::backend::rabbitmq::RabbitBackend;
+use mqscope::config::{Profile, Target};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -179,6 +180,54 @@ impl PrivateNode {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// Start a node for a test, off the async runtime: None (the test skips, saying why)
+    /// where this machine cannot run one, a panic under CI=true.
+    pub async fn start_for_test(
+        name: &'static str,
+        prepare: impl FnOnce(&Path, &Path) -> Result<(), String> + Send + 'static,
+    ) -> Option<PrivateNode> {
+        let started = tokio::task::spawn_blocking(move || PrivateNode::start(name, prepare))
+            .await
+            .expect("node start task");
+        match started {
+            Ok(n) => Some(n),
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("a private RabbitMQ node must start in CI: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping: cannot start a private RabbitMQ node: {e}");
+                None
+            }
+        }
+    }
+
+    /// mqscope's backend on this node, once its management listener (which comes up a
+    /// moment after AMQP) answers too.
+    pub async fn backend(&self) -> RabbitBackend {
+        let url = self.url();
+        let Ok(Target::Amqp(target)) = Target::parse(&url) else {
+            panic!("{url}")
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match RabbitBackend::connect(&target, &self.options()).await {
+                Ok(b) => return b,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "private node never answered: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    /// The node's own directory (configuration, data, logs, and what `prepare` added).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// rabbitmqctl against this node only.
