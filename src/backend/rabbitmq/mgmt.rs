@@ -317,18 +317,13 @@ impl Mgmt {
     pub async fn tracing(&self, vhost: &str) -> Result<bool, BackendError> {
         #[derive(Deserialize)]
         struct Vhost {
+            name: String,
             #[serde(default)]
             tracing: bool,
         }
-        #[derive(Deserialize)]
-        struct Named {
-            name: String,
-            #[serde(flatten)]
-            v: Vhost,
-        }
         // The list, not /api/vhosts/NAME: that one is for administrators only.
-        let all: Vec<Named> = self.get("/api/vhosts?columns=name,tracing").await?;
-        Ok(all.into_iter().any(|n| n.name == vhost && n.v.tracing))
+        let all: Vec<Vhost> = self.get("/api/vhosts?columns=name,tracing").await?;
+        Ok(all.into_iter().any(|v| v.name == vhost && v.tracing))
     }
 
     /// Exchanges and bindings of a vhost, for resolving dead-letter targets.

@@ -628,6 +628,13 @@ impl Window {
     }
 }
 
+/// When it was published, from the AMQP timestamp property (seconds), if it has one.
+fn publish_time(p: &crate::model::Properties) -> Option<chrono::DateTime<chrono::Utc>> {
+    p.timestamp
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+}
+
 fn to_message(queue: &str, position: u64, d: &lapin::message::Delivery) -> Message {
     let mut m = Message::new(queue, position, Bytes::copy_from_slice(&d.data));
     m.exchange = Some(d.exchange.as_str().to_string());
@@ -636,11 +643,7 @@ fn to_message(queue: &str, position: u64, d: &lapin::message::Delivery) -> Messa
     if let Some(h) = d.properties.headers() {
         m.headers = convert::table_from_amqp(h);
     }
-    m.timestamp = m
-        .properties
-        .timestamp
-        .and_then(|s| i64::try_from(s).ok())
-        .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+    m.timestamp = publish_time(&m.properties);
     m.redelivered = d.redelivered;
     m.delivery_count = m
         .headers
@@ -661,45 +664,30 @@ fn copy_key(m: &Message) -> u64 {
     h.finish()
 }
 
-/// The last few thousand keys seen, oldest forgotten first.
+/// The last few thousand keys seen, oldest forgotten first. Looked up only for republished
+/// dead letters, which are rare: a scan is enough.
 #[derive(Default)]
-struct RecentSet {
-    order: std::collections::VecDeque<u64>,
-    keys: std::collections::HashMap<u64, usize>,
-}
+struct RecentSet(std::collections::VecDeque<u64>);
 
 impl RecentSet {
     const CAPACITY: usize = 4_096;
 
     fn insert(&mut self, key: u64) {
-        if self.order.len() == Self::CAPACITY
-            && let Some(old) = self.order.pop_front()
-        {
-            self.forget(old);
+        if self.0.len() == Self::CAPACITY {
+            self.0.pop_front();
         }
-        self.order.push_back(key);
-        *self.keys.entry(key).or_default() += 1;
-    }
-
-    fn forget(&mut self, key: u64) {
-        if let Some(c) = self.keys.get_mut(&key) {
-            *c -= 1;
-            if *c == 0 {
-                self.keys.remove(&key);
-            }
-        }
+        self.0.push_back(key);
     }
 
     /// True (and forgotten once) if `key` is here.
     fn remove(&mut self, key: &u64) -> bool {
-        if !self.keys.contains_key(key) {
-            return false;
+        match self.0.iter().position(|k| k == key) {
+            Some(i) => {
+                self.0.remove(i);
+                true
+            }
+            None => false,
         }
-        self.forget(*key);
-        if let Some(i) = self.order.iter().position(|k| k == key) {
-            self.order.remove(i);
-        }
-        true
     }
 }
 
@@ -729,11 +717,7 @@ fn from_firehose(position: u64, d: &lapin::message::Delivery) -> Option<Message>
             m.headers = h.clone();
         }
     }
-    m.timestamp = m
-        .properties
-        .timestamp
-        .and_then(|s| i64::try_from(s).ok())
-        .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+    m.timestamp = publish_time(&m.properties);
     Some(m)
 }
 
