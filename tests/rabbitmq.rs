@@ -52,6 +52,29 @@ fn mgmt() -> Mgmt {
     .unwrap()
 }
 
+/// Run `body` against a new vhost of its own (its name starts with `name`), deleted
+/// afterwards, also when an assertion in `body` fails. For tests whose tails or policies
+/// reach across a whole vhost, so that they and the tests beside them stay apart.
+async fn in_own_vhost<F, Fut>(name: &str, body: F)
+where
+    F: FnOnce(Rabbit) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let vhost = format!("{name} {}", unique("v"));
+    let m = mgmt();
+    m.create_vhost(&vhost).await.unwrap();
+    let vh = vhost.clone();
+    let outcome = tokio::spawn(async move {
+        let r = Rabbit::on(&vh).await.expect("connect to the new vhost");
+        body(r).await
+    })
+    .await;
+    m.delete_vhost(&vhost).await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 /// Connect, or explain: skip outside CI, fail loudly in CI.
 async fn backend_for(vhost: &str) -> Option<RabbitBackend> {
     match RabbitBackend::connect(&target(vhost), &ConnectOptions::default()).await {
@@ -379,12 +402,7 @@ async fn streams_are_read_by_offset_and_paged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_vhost_and_queue_names() {
     let Some(_) = Rabbit::new().await else { return };
-    let vhost = format!("mqscope test/ü {}", std::process::id());
-    let m = mgmt();
-    m.create_vhost(&vhost).await.unwrap();
-    let vh = vhost.clone();
-    let result = async move {
-        let r = Rabbit::on(&vh).await.expect("connect to the new vhost");
+    in_own_vhost("mqscope test/ü", |r| async move {
         let name = format!("queue with spaces/and ü {}", unique("odd"));
         r.declare(&name, AmqpTable::default()).await;
         r.publish_all("", &name, &numbered(2)).await;
@@ -394,13 +412,8 @@ async fn odd_vhost_and_queue_names() {
         let q = list.iter().find(|q| q.name == name).expect("listed");
         assert_eq!(q.vhost.as_deref(), Some(r.vhost.as_str()));
         r.backend.describe_queue(&name).await.unwrap();
-    };
-    // Clean up even when an assertion fails.
-    let outcome = tokio::spawn(result).await;
-    m.delete_vhost(&vhost).await.unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,28 +733,50 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     }
     assert_eq!(got, bodies(&numbered(3)));
     assert_eq!(r.ready(&q).await, 3, "real delivery is untouched");
-    // This tail's tap: the server-named queue bound to this test's exchange (the broker may
-    // hold other clients' amq.gen- queues, which are none of this test's business).
-    let bindings: Vec<serde_json::Value> = reqwest::Client::new()
-        .get(format!(
-            "http://127.0.0.1:15672/api/exchanges/{}/{}/bindings/source",
+    // This tail's tap: the server-named queue bound to this test's exchange and consumed
+    // under this process's tail tag (someone else's tail of the whole vhost may tap the
+    // exchange too). The management API shows consumers a stats interval late: poll.
+    let ours = format!("mqscope-tail-{}-", std::process::id());
+    let mut taps: Vec<String> = Vec::new();
+    let mut bindings = serde_json::Value::Null;
+    for _ in 0..60 {
+        bindings = api_get(&format!(
+            "exchanges/{}/{}/bindings/source",
             encode_vhost(&r.vhost),
             encode_vhost(&ex)
         ))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let taps: Vec<String> = bindings
-        .iter()
-        .filter_map(|b| b["destination"].as_str())
-        .filter(|d| d.starts_with("amq.gen-"))
-        .map(String::from)
-        .collect();
-    assert_eq!(taps.len(), 1, "one tap queue bound to {ex}: {bindings:?}");
+        .await;
+        for d in bindings
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b["destination"].as_str())
+            .filter(|d| d.starts_with("amq.gen-"))
+        {
+            let q = api_get(&format!(
+                "queues/{}/{}",
+                encode_vhost(&r.vhost),
+                encode_vhost(d)
+            ))
+            .await;
+            let tags = q["consumer_details"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if tags.iter().any(|c| {
+                c["consumer_tag"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&ours))
+            }) {
+                taps.push(d.to_string());
+            }
+        }
+        if !taps.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(taps.len(), 1, "one tap queue bound to {ex}: {bindings}");
     let listed = r.backend.list_queues().await.unwrap();
     assert!(
         listed.iter().any(|s| taps.contains(&s.name)),
@@ -771,6 +806,19 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     assert!(matches!(err, BackendError::ExchangeNotFound(_)), "{err:?}");
 }
 
+/// A management API resource as JSON (guest on the local broker), e.g. `queues/%2F/q`.
+async fn api_get(path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:15672/api/{path}"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Turn the firehose on or off in a vhost, as an operator would in the management UI.
 async fn set_tracing(vhost: &str, on: bool) {
     let resp = reqwest::Client::new()
@@ -797,12 +845,7 @@ async fn next_tailed(tail: &mut mqscope::backend::Tail) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_tail_through_the_firehose_sees_every_publish() {
     let Some(_) = Rabbit::new().await else { return };
-    let vhost = format!("mqscope test firehose/ü {}", unique("v"));
-    let m = mgmt();
-    m.create_vhost(&vhost).await.unwrap();
-    let vh = vhost.clone();
-    let result = async move {
-        let r = Rabbit::on(&vh).await.expect("connect to the new vhost");
+    in_own_vhost("mqscope test firehose/ü", |r| async move {
         let live = r.backend.live_tail().unwrap();
         let ex = "orders direct";
         let other = "audit fanout";
@@ -850,7 +893,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         );
         drop(direct);
 
-        set_tracing(&vh, true).await;
+        set_tracing(&r.vhost, true).await;
         let mut tail = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec![ex.into(), "amq.default".into()],
@@ -975,13 +1018,8 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
             .err()
             .expect("tailing a missing exchange fails");
         assert!(matches!(err, BackendError::ExchangeNotFound(_)), "{err:?}");
-    };
-    // Clean up even when an assertion fails.
-    let outcome = tokio::spawn(result).await;
-    m.delete_vhost(&vhost).await.unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1110,104 +1148,109 @@ async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
 /// the queue it came from; messages of other IDs are not reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_reports_new_publishes_and_dead_letters_live() {
-    let Some(r) = Rabbit::new().await else { return };
-    let base = unique("follow");
-    let (ex, dlx) = (format!("{base}.orders"), format!("{base}.dlx"));
-    let (q, dlq) = (format!("{base}.billing"), format!("{base}.dlq"));
-    let ch = r.conn.create_channel().await.unwrap();
-    for x in [&ex, &dlx] {
-        ch.exchange_declare(
-            x.as_str().into(),
-            lapin::ExchangeKind::Fanout,
-            Default::default(),
-            AmqpTable::default(),
-        )
-        .await
-        .unwrap();
-    }
-    let mut args = AmqpTable::default();
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(dlx.clone().into()),
-    );
-    r.declare(&q, args).await;
-    r.declare(&dlq, AmqpTable::default()).await;
-    for (queue, x) in [(&q, &ex), (&dlq, &dlx)] {
-        ch.queue_bind(
-            queue.as_str().into(),
-            x.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            AmqpTable::default(),
-        )
-        .await
-        .unwrap();
-    }
-    let id = format!("follow-{base}");
-    let opts = mqscope::trace::TraceOptions {
-        queues: Some(format!("{base}.*")),
-        ..Default::default()
-    };
-    let mut f = mqscope::trace::follow::start(r.backend.as_ref(), &id, &opts)
-        .await
-        .unwrap();
-    let mut order = Message::new("", 0, "order");
-    order.properties.correlation_id = Some(id.clone());
-    order.properties.message_id = Some("order-1".into());
-    let mut noise = Message::new("", 0, "other");
-    noise.properties.correlation_id = Some("someone-else".into());
-    r.publish_all(&ex, "order.created", &[noise, order]).await;
-    // Billing rejects both: only the traced one's dead letter is reported.
-    for _ in 0..2 {
-        let got = ch
-            .basic_get(
-                q.as_str().into(),
-                lapin::options::BasicGetOptions::default(),
+    let Some(_) = Rabbit::new().await else { return };
+    // Its tail follows every exchange in the vhost: in a vhost of its own, it taps no
+    // other test's exchanges.
+    in_own_vhost("mqscope test follow", |r| async move {
+        let base = unique("follow");
+        let (ex, dlx) = (format!("{base}.orders"), format!("{base}.dlx"));
+        let (q, dlq) = (format!("{base}.billing"), format!("{base}.dlq"));
+        let ch = r.conn.create_channel().await.unwrap();
+        for x in [&ex, &dlx] {
+            ch.exchange_declare(
+                x.as_str().into(),
+                lapin::ExchangeKind::Fanout,
+                Default::default(),
+                AmqpTable::default(),
             )
             .await
-            .unwrap()
             .unwrap();
-        got.delivery
-            .acker
-            .reject(lapin::options::BasicRejectOptions { requeue: false })
+        }
+        let mut args = AmqpTable::default();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(dlx.clone().into()),
+        );
+        r.declare(&q, args).await;
+        r.declare(&dlq, AmqpTable::default()).await;
+        for (queue, x) in [(&q, &ex), (&dlq, &dlx)] {
+            ch.queue_bind(
+                queue.as_str().into(),
+                x.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                AmqpTable::default(),
+            )
             .await
             .unwrap();
-    }
-    let mut hops = Vec::new();
-    while hops.len() < 2 {
-        let h = tokio::time::timeout(Duration::from_secs(10), f.next_hop())
+        }
+        let id = format!("follow-{base}");
+        let opts = mqscope::trace::TraceOptions {
+            queues: Some(format!("{base}.*")),
+            ..Default::default()
+        };
+        let mut f = mqscope::trace::follow::start(r.backend.as_ref(), &id, &opts)
             .await
-            .expect("a live hop within 10 s")
-            .expect("the tail is open")
             .unwrap();
-        hops.push(h);
-    }
-    assert_eq!(
-        hops.iter()
-            .map(|h| (h.kind, h.queue.as_str()))
-            .collect::<Vec<_>>(),
-        vec![
-            (mqscope::trace::HopKind::Exchange, ex.as_str()),
-            (mqscope::trace::HopKind::Exchange, dlx.as_str()),
-        ]
-    );
-    assert!(hops.iter().all(|h| h.live));
-    assert_eq!(hops[0].routing_key.as_deref(), Some("order.created"));
-    assert_eq!(hops[0].message_id.as_deref(), Some("order-1"));
-    let d = hops[1].dead_letter.as_ref().expect("the dead-letter hop");
-    assert_eq!(
-        (d.from.as_str(), d.reason, d.count),
-        (q.as_str(), mqscope::model::DeathReason::Rejected, 1)
-    );
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), f.next_hop())
-            .await
-            .is_err(),
-        "the other ID's publish and dead letter are not reported"
-    );
-    // Both hops are one publish in the graph: the dead letter hangs under the order.
-    let rows = mqscope::trace::graph::rows(&hops);
-    assert_eq!(rows.len(), 3, "{rows:?}");
+        let mut order = Message::new("", 0, "order");
+        order.properties.correlation_id = Some(id.clone());
+        order.properties.message_id = Some("order-1".into());
+        let mut noise = Message::new("", 0, "other");
+        noise.properties.correlation_id = Some("someone-else".into());
+        r.publish_all(&ex, "order.created", &[noise, order]).await;
+        // Billing rejects both: only the traced one's dead letter is reported.
+        for _ in 0..2 {
+            let got = ch
+                .basic_get(
+                    q.as_str().into(),
+                    lapin::options::BasicGetOptions::default(),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            got.delivery
+                .acker
+                .reject(lapin::options::BasicRejectOptions { requeue: false })
+                .await
+                .unwrap();
+        }
+        let mut hops = Vec::new();
+        while hops.len() < 2 {
+            let h = tokio::time::timeout(Duration::from_secs(10), f.next_hop())
+                .await
+                .expect("a live hop within 10 s")
+                .expect("the tail is open")
+                .unwrap();
+            hops.push(h);
+        }
+        assert_eq!(
+            hops.iter()
+                .map(|h| (h.kind, h.queue.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (mqscope::trace::HopKind::Exchange, ex.as_str()),
+                (mqscope::trace::HopKind::Exchange, dlx.as_str()),
+            ]
+        );
+        assert!(hops.iter().all(|h| h.live));
+        assert_eq!(hops[0].routing_key.as_deref(), Some("order.created"));
+        assert_eq!(hops[0].message_id.as_deref(), Some("order-1"));
+        let d = hops[1].dead_letter.as_ref().expect("the dead-letter hop");
+        assert_eq!(
+            (d.from.as_str(), d.reason, d.count),
+            (q.as_str(), mqscope::model::DeathReason::Rejected, 1)
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), f.next_hop())
+                .await
+                .is_err(),
+            "the other ID's publish and dead letter are not reported"
+        );
+        // Both hops are one publish in the graph: the dead letter hangs under the order.
+        let rows = mqscope::trace::graph::rows(&hops);
+        assert_eq!(rows.len(), 3, "{rows:?}");
+    })
+    .await;
 }
 
 /// The four ways a connection commonly fails each get their own one-line error that says

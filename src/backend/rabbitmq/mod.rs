@@ -415,7 +415,7 @@ impl RabbitBackend {
     ) -> Result<(lapin::Consumer, String)> {
         let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
         let prefetch = u16::try_from(window.clamp(1, MAX_PEEK_DEPTH)).unwrap_or(u16::MAX);
-        let tag = self.consumer_tag();
+        let tag = self.consumer_tag("peek");
         // Sent back to back: the channel applies them in order, so the prefetch holds
         // before the first delivery, one round trip sooner.
         let (qos, consumer) = futures::future::join(
@@ -432,11 +432,13 @@ impl RabbitBackend {
         Ok((consumer.map_err(fail)?, tag))
     }
 
-    fn consumer_tag(&self) -> String {
+    /// A consumer tag that tells an operator looking at the management UI's consumers
+    /// what this one is (`peek` or `tail`) and which mqscope process holds it.
+    fn consumer_tag(&self, purpose: &str) -> String {
         let n = self
             .peek_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("mqscope-peek-{}-{n}", std::process::id())
+        format!("mqscope-{purpose}-{}-{n}", std::process::id())
     }
 
     /// Read the first `want` ready messages with a prefetching consumer, handing those in
@@ -1185,7 +1187,7 @@ impl LiveTail for RabbitBackend {
         let mut consumer = ch
             .basic_consume(
                 short(&tap_name)?,
-                short(&self.consumer_tag())?,
+                short(&self.consumer_tag("tail"))?,
                 opts,
                 AmqpTable::default(),
             )
