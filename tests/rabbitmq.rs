@@ -1006,7 +1006,21 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
                 .is_err(),
             "each message once"
         );
-        assert_eq!(r.ready(q).await, 5, "real delivery is untouched");
+        // Tracing turned off while the tail runs: the firehose goes quiet, the bindings
+        // still show each publish, once.
+        set_tracing(&r.vhost, false).await;
+        r.publish_all(ex, "bound", &[Message::new("", 0, "after trace_off")])
+            .await;
+        let h = next_tailed(&mut tail).await;
+        assert_eq!(h.payload.as_ref(), b"after trace_off");
+        assert_eq!(h.exchange.as_deref(), Some(ex));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), tail.messages.recv())
+                .await
+                .is_err(),
+            "once after tracing went off too"
+        );
+        assert_eq!(r.ready(q).await, 6, "real delivery is untouched");
         drop(tail);
 
         // A source that does not exist is an error, not a silent empty tail.

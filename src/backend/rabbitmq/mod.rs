@@ -666,8 +666,8 @@ fn copy_key(m: &Message) -> u64 {
     h.finish()
 }
 
-/// The last few thousand keys seen, oldest forgotten first. Looked up only for republished
-/// dead letters, which are rare: a scan is enough.
+/// The last few thousand keys seen, oldest forgotten first, each as often as inserted. A
+/// key is looked up right after it was inserted, so the scan starts at the newest.
 #[derive(Default)]
 struct RecentSet(std::collections::VecDeque<u64>);
 
@@ -683,7 +683,7 @@ impl RecentSet {
 
     /// True (and forgotten once) if `key` is here.
     fn remove(&mut self, key: &u64) -> bool {
-        match self.0.iter().position(|k| k == key) {
+        match self.0.iter().rposition(|k| k == key) {
             Some(i) => {
                 self.0.remove(i);
                 true
@@ -1197,7 +1197,7 @@ impl LiveTail for RabbitBackend {
         let shown = self.shown.clone();
         tokio::spawn(async move {
             let mut n = 0u64;
-            let mut shown_republishes = RecentSet::default();
+            let mut shown_publishes = RecentSet::default();
             loop {
                 tokio::select! {
                     _ = tx.closed() => break,
@@ -1206,12 +1206,9 @@ impl LiveTail for RabbitBackend {
                             let m = if tracing && d.exchange.as_str() == FIREHOSE {
                                 match from_firehose(n, &d) {
                                     Some(m) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
-                                        if m.headers.get("x-death").is_some() {
-                                            // A dead letter published again as it was (a
-                                            // retry loop, a shovel): its copy through the
-                                            // bindings below is the same message.
-                                            shown_republishes.insert(copy_key(&m));
-                                        }
+                                        // Its copy through the bindings, if one comes, is
+                                        // the same publish: it arrives right after this.
+                                        shown_publishes.insert(copy_key(&m));
                                         m
                                     }
                                     _ => continue,
@@ -1219,17 +1216,16 @@ impl LiveTail for RabbitBackend {
                             } else {
                                 let mut m = to_message(d.exchange.as_str(), n, &d);
                                 m.queue = d.exchange.as_str().to_string();
-                                if tracing {
-                                    // With the firehose on, a copy through the bindings is a
-                                    // publish the firehose already showed, unless it was
-                                    // dead-lettered (not a publish), or came from an
-                                    // exchange the tail does not follow (through an
-                                    // exchange-to-exchange binding or as an alternate).
-                                    let elsewhere = only.as_ref().is_some_and(|o| !o.contains(d.exchange.as_str()));
-                                    let dead = m.headers.get("x-death").is_some();
-                                    if !elsewhere && (!dead || shown_republishes.remove(&copy_key(&m))) {
-                                        continue;
-                                    }
+                                // A copy through the bindings is shown unless the
+                                // firehose showed its publish just before (the broker
+                                // taps a publish before it routes it, from the same
+                                // process, so the firehose copy comes first). Shown, then:
+                                // dead letters (dead-lettering is not a publish), copies
+                                // from exchanges the tail does not follow (through an
+                                // exchange-to-exchange binding or as an alternate), and
+                                // every publish once tracing is turned off mid-tail.
+                                if tracing && shown_publishes.remove(&copy_key(&m)) {
+                                    continue;
                                 }
                                 m
                             };
