@@ -73,6 +73,9 @@ pub struct Record<'a> {
     timestamp: Option<String>,
     exchange: Option<&'a str>,
     routing_key: Option<&'a str>,
+    /// Where the broker routed a tailed publish (RabbitMQ with tracing on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routed_queues: Option<&'a [String]>,
     partition: Option<i32>,
     offset: Option<i64>,
     key: Option<Cow<'a, str>>,
@@ -102,6 +105,7 @@ pub fn record<'a>(msg: &'a Message, extractor: &Extractor) -> Record<'a> {
         timestamp: msg.timestamp.as_ref().and_then(rfc3339_checked),
         exchange: msg.exchange.as_deref(),
         routing_key: msg.routing_key.as_deref(),
+        routed_queues: msg.routed_queues.as_deref(),
         partition: msg.partition,
         offset: msg.offset,
         key_encoding: key.as_ref().map(|(_, e)| *e),
@@ -197,6 +201,12 @@ pub fn parse_record(v: &Value) -> Result<Message, RecordError> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     msg.delivery_count = o.get("delivery_count").and_then(Value::as_u64);
+    msg.routed_queues = o.get("routed_queues").and_then(Value::as_array).map(|qs| {
+        qs.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    });
     Ok(msg)
 }
 
@@ -205,6 +215,20 @@ mod tests {
     use super::*;
     use crate::model::FieldValue;
     use serde_json::json;
+
+    #[test]
+    fn routed_queues_are_written_only_when_the_broker_said() {
+        let mut m = Message::new("orders", 0, "x");
+        let rec = message_record(&m, &Extractor::default());
+        assert!(rec.get("routed_queues").is_none(), "unknown: left out");
+        m.routed_queues = Some(vec![]);
+        let rec = message_record(&m, &Extractor::default());
+        assert_eq!(rec["routed_queues"], json!([]), "unroutable: an empty list");
+        m.routed_queues = Some(vec!["billing".into(), "audit ü".into()]);
+        let rec = message_record(&m, &Extractor::default());
+        assert_eq!(rec["routed_queues"], json!(["billing", "audit ü"]));
+        assert_eq!(parse_record(&rec).unwrap(), m);
+    }
 
     #[test]
     fn record_round_trips_binary_payload_key_headers_and_properties() {

@@ -203,6 +203,9 @@ pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) ->
         let x = if x.is_empty() { "(default)" } else { x };
         writeln!(out, "  routed:      {x} / {k}")?;
     }
+    if let Some(r) = crate::model::routed_summary(m.routed_queues.as_deref()) {
+        writeln!(out, "  reached:     {r}")?;
+    }
     if let Some(k) = &m.key {
         writeln!(out, "  key:         {}", payload_preview(k, 60))?;
     }

@@ -557,8 +557,11 @@ fn hop_line(h: &crate::trace::Hop, start: Option<DateTime<Utc>>) -> String {
         .as_ref()
         .map(|r| format!("  replay of {r}"))
         .unwrap_or_default();
+    let routed = crate::model::routed_summary(h.routed_queues.as_deref())
+        .map(|r| format!("  {r}"))
+        .unwrap_or_default();
     let live = if h.live { "  (live)" } else { "" };
-    format!("{delta}  {}{route}{dead}{replay}{live}", h.place())
+    format!("{delta}  {}{route}{routed}{dead}{replay}{live}", h.place())
 }
 
 /// Parse a duration such as 90s, 15m, 2h.

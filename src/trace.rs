@@ -343,6 +343,10 @@ pub struct Hop {
     /// Seen by `--follow` as it happened, not found by the scan.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub live: bool,
+    /// A live publish's queues, where the broker says (RabbitMQ with tracing on); an
+    /// empty list is an unroutable publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routed_queues: Option<Vec<String>>,
     #[serde(skip)]
     pub time: Option<DateTime<Utc>>,
     /// When the message itself was published (a dead letter keeps its original's time):
@@ -532,6 +536,7 @@ pub fn hop_of(m: &Message, kind: impl Into<HopKind>) -> Hop {
             .header_text(REPLAY_COUNT_HEADER)
             .and_then(|t| t.trim().parse().ok()),
         live: false,
+        routed_queues: m.routed_queues.clone(),
         time,
         published: m.timestamp,
     }

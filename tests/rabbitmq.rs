@@ -933,13 +933,16 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         assert_eq!(a.properties.content_type.as_deref(), Some("text/plain"));
         assert!(a.properties.timestamp.is_some());
         assert_eq!(a.headers, routed.headers, "headers keep their AMQP types");
+        assert_eq!(a.routed_queues, Some(vec![q.to_string()]), "where it went");
         let b = next_tailed(&mut tail).await;
         assert_eq!(b.routing_key.as_deref(), Some("nobody binds this"));
         assert_eq!(b.payload, unroutable.payload, "binary bodies as they were");
+        assert_eq!(b.routed_queues, Some(vec![]), "unroutable: no queue");
         let c = next_tailed(&mut tail).await;
         assert_eq!(c.exchange.as_deref(), Some(""), "the default exchange");
         assert_eq!(c.routing_key.as_deref(), Some(q));
         assert_eq!(c.payload, direct_to_queue.payload);
+        assert_eq!(c.routed_queues, Some(vec![q.to_string()]));
         // Dead-lettering is not a publish: the firehose does not see it, the tail still
         // does (once), through its binding to the exchange the message dies into.
         let mut args = AmqpTable::default();
@@ -962,6 +965,10 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         );
         let e = next_tailed(&mut tail).await;
         assert_eq!(e.exchange.as_deref(), Some(ex), "the dead letter");
+        assert_eq!(
+            e.routed_queues, None,
+            "a binding copy does not say where it went"
+        );
         assert_eq!(e.payload.as_ref(), b"expires");
         assert_eq!(
             e.deaths().first().map(|d| d.queue.as_str()),
@@ -1263,6 +1270,31 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
         // Both hops are one publish in the graph: the dead letter hangs under the order.
         let rows = mqscope::trace::graph::rows(&hops);
         assert_eq!(rows.len(), 3, "{rows:?}");
+        drop(f);
+
+        // With tracing on, the broker says which queues a publish reached: a follow
+        // limited to one queue reports a publish routed there.
+        set_tracing(&r.vhost, true).await;
+        let only_billing = mqscope::trace::TraceOptions {
+            queues: Some(q.clone()),
+            ..Default::default()
+        };
+        let mut f = mqscope::trace::follow::start(r.backend.as_ref(), &id, &only_billing)
+            .await
+            .unwrap();
+        let mut update = Message::new("", 0, "order updated");
+        update.properties.correlation_id = Some(id.clone());
+        r.publish_all(&ex, "order.updated", &[update]).await;
+        let h = tokio::time::timeout(Duration::from_secs(10), f.next_hop())
+            .await
+            .expect("a live hop within 10 s")
+            .expect("the tail is open")
+            .unwrap();
+        assert_eq!(
+            (h.kind, h.queue.as_str()),
+            (mqscope::trace::HopKind::Exchange, ex.as_str())
+        );
+        assert_eq!(h.routed_queues, Some(vec![q.clone()]));
     })
     .await;
 }

@@ -353,6 +353,7 @@ fn hop_at(queue: &str, position: u64, secs: i64) -> Hop {
         replayed_from: None,
         replay_count: None,
         live: false,
+        routed_queues: None,
         time: chrono::DateTime::from_timestamp(secs, 0),
         published: chrono::DateTime::from_timestamp(100, 0),
     }
@@ -710,6 +711,21 @@ fn esc_cancels_a_running_trace_and_leaving_stops_the_follow() {
     }
     assert_eq!(s.trace.hops.len(), 2, "the same record once");
     assert!(s.trace.hops[1].live);
+    // A live publish whose queues the broker named (RabbitMQ's firehose) shows them.
+    let mut routed = hop_at("orders", 0, 301);
+    routed.kind = HopKind::Exchange;
+    routed.position = None;
+    routed.live = true;
+    routed.routed_queues = Some(vec!["billing".into(), "shipping".into()]);
+    update(
+        &mut s,
+        Msg::FollowHop {
+            req: follow,
+            result: Ok(Box::new(routed)),
+        },
+    );
+    let shown = screen(&s);
+    assert!(shown.contains("→ billing, shipping"), "{shown}");
     update(
         &mut s,
         Msg::FollowHop {

@@ -1557,6 +1557,9 @@ pub fn meta_lines(m: &Message) -> Vec<String> {
         };
         out.push(format!("  routed: {x} / {k}"));
     }
+    if let Some(r) = crate::model::routed_summary(m.routed_queues.as_deref()) {
+        out.push(format!("  reached: {r}"));
+    }
     if let Some(k) = &m.key {
         out.push(format!("  key: {}", String::from_utf8_lossy(k)));
     }

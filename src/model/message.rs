@@ -73,6 +73,9 @@ pub struct Message {
     /// How many times it was delivered and returned, where the broker counts it
     /// (quorum queues' `x-delivery-count`).
     pub delivery_count: Option<u64>,
+    /// The queues the broker routed this publish to, where the broker says so (RabbitMQ's
+    /// firehose, with tracing on): `Some(vec![])` is an unroutable publish, `None` unknown.
+    pub routed_queues: Option<Vec<String>>,
 }
 
 impl Message {
@@ -92,6 +95,7 @@ impl Message {
             payload: payload.into(),
             redelivered: false,
             delivery_count: None,
+            routed_queues: None,
         }
     }
 
@@ -122,6 +126,18 @@ pub trait MessageView {
     fn payload(&self) -> &[u8];
     fn key(&self) -> Option<&[u8]>;
     fn timestamp(&self) -> Option<DateTime<Utc>>;
+}
+
+/// Where a publish was routed, for people: `→ a, b`, `→ no queue (unroutable)`, or
+/// nothing when the broker did not say.
+pub fn routed_summary(queues: Option<&[String]>) -> Option<String> {
+    queues.map(|qs| {
+        if qs.is_empty() {
+            "→ no queue (unroutable)".to_string()
+        } else {
+            format!("→ {}", qs.join(", "))
+        }
+    })
 }
 
 impl MessageView for Message {

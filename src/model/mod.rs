@@ -8,7 +8,7 @@ pub mod topology;
 pub mod value;
 
 pub use death::{DeathReason, DeathRecord, DeathSource};
-pub use message::{Message, MessageView, Properties};
+pub use message::{Message, MessageView, Properties, routed_summary};
 pub use queue::{
     ConsumerGroup, DeadLetterTarget, PartitionInfo, PartitionLag, QueueDetail, QueueKind,
     QueueSummary,

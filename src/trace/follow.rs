@@ -55,8 +55,15 @@ impl Follower {
                 continue;
             }
             let hop = live_hop(&m, chrono::Utc::now());
+            // A publish counts as in the chosen queues if it was published there or, where
+            // the broker says where it went, routed to one of them.
             if let Some(p) = &self.opts.queues
                 && !glob_matches(p, &hop.queue)
+                && !hop
+                    .routed_queues
+                    .iter()
+                    .flatten()
+                    .any(|q| glob_matches(p, q))
             {
                 continue;
             }
@@ -72,7 +79,7 @@ impl Follower {
 
 /// The hop a tailed message makes: a topic record is a hop in its topic; a publish to the
 /// default exchange is one to the queue its routing key names; any other publish is a hop
-/// on its exchange (which queues it reached is the broker's routing, not visible here).
+/// on its exchange, with the queues it reached where the broker says (RabbitMQ's firehose).
 pub fn live_hop(m: &Message, now: chrono::DateTime<chrono::Utc>) -> Hop {
     let mut hop = if m.partition.is_some() {
         hop_of(m, HopKind::Topic)
@@ -112,6 +119,14 @@ mod tests {
         assert_eq!((h.kind, h.queue.as_str()), (HopKind::Exchange, "orders"));
         assert!(h.live && h.position.is_none() && h.record_key().is_none());
         assert_eq!(h.time, Some(now), "no timestamp: the time it was seen");
+        assert_eq!(h.routed_queues, None, "where it went: not said");
+        m.routed_queues = Some(vec!["billing".into(), "shipping".into()]);
+        let h = live_hop(&m, now);
+        assert_eq!(
+            h.routed_queues, m.routed_queues,
+            "where it went, as the broker said"
+        );
+        m.routed_queues = None;
 
         m.exchange = Some(String::new());
         m.routing_key = Some("refunds".into());

@@ -199,6 +199,7 @@ mod tests {
             replayed_from: None,
             replay_count: None,
             live: false,
+            routed_queues: None,
             time: at(time),
             published: at(published),
         }

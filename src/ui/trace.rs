@@ -230,6 +230,13 @@ fn branch_line<'a>(
     {
         push(&mut spans, format!("  / {k}"), t.fg(Role::Dim));
     }
+    if let Some(r) = crate::model::routed_summary(hop.routed_queues.as_deref()) {
+        let role = match hop.routed_queues.as_deref() {
+            Some([]) => Role::Warning,
+            _ => Role::Text,
+        };
+        push(&mut spans, format!("  {r}"), t.fg(role));
+    }
     if let Some(r) = &hop.replayed_from {
         let count = hop
             .replay_count

@@ -697,9 +697,11 @@ impl RecentSet {
 const FIREHOSE: &str = "amq.rabbitmq.trace";
 
 /// The message a firehose `publish.<exchange>` notification stands for: the body is the
-/// original, and its headers say where it was published, with which routing keys, and its
-/// properties (with the original headers among them). None for anything else.
-fn from_firehose(position: u64, d: &lapin::message::Delivery) -> Option<Message> {
+/// original, and its headers say where it was published, with which routing keys, which
+/// queues it was routed to, and its properties (with the original headers among them).
+/// None for anything else. `tap`, the queue reading the firehose, is left out of the
+/// routed queues when it was bound to the exchange too: the tail's own copy is no hop.
+fn from_firehose(position: u64, d: &lapin::message::Delivery, tap: &str) -> Option<Message> {
     if !d.routing_key.as_str().starts_with("publish.") {
         return None;
     }
@@ -713,6 +715,16 @@ fn from_firehose(position: u64, d: &lapin::message::Delivery) -> Option<Message>
         .and_then(FieldValue::as_str)
         .map(str::to_string);
     m.exchange = Some(exchange);
+    m.routed_queues = trace
+        .get("routed_queues")
+        .and_then(FieldValue::as_array)
+        .map(|qs| {
+            qs.iter()
+                .filter_map(FieldValue::as_str)
+                .filter(|q| *q != tap)
+                .map(str::to_string)
+                .collect()
+        });
     if let Some(props) = trace.get("properties").and_then(FieldValue::as_table) {
         m.properties = convert::properties_from_table(props);
         if let Some(h) = props.get("headers").and_then(FieldValue::as_table) {
@@ -1204,7 +1216,7 @@ impl LiveTail for RabbitBackend {
                     next = consumer.next() => match next {
                         Some(Ok(d)) => {
                             let m = if tracing && d.exchange.as_str() == FIREHOSE {
-                                match from_firehose(n, &d) {
+                                match from_firehose(n, &d, &tap_name) {
                                     Some(m) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
                                         // Its copy through the bindings, if one comes, is
                                         // the same publish: it arrives right after this.
