@@ -52,6 +52,14 @@ pub enum Command {
     Peek(PeekArgs),
     /// List consumer groups with their lag.
     Groups(JsonFlag),
+    /// List virtual hosts with their message totals and whether tracing is on (AMQP).
+    Vhosts(JsonFlag),
+    /// List the virtual host's exchanges: type, durable/auto-delete/internal, rates,
+    /// bindings, alternate exchange and policy (AMQP).
+    Exchanges(QueuesArgs),
+    /// List bindings: which exchange routes to which queue or exchange, with which key and
+    /// arguments (AMQP).
+    Bindings(BindingsArgs),
     /// Publish messages: from a `peek --json` export (or backup) or a single body.
     Publish(PublishArgs),
     /// Follow new messages on exchanges or topics as they are published, without
@@ -83,6 +91,19 @@ pub struct QueuesArgs {
     /// Only names containing this text (case-insensitive).
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BindingsArgs {
+    /// Only bindings from this exchange. (The default exchange's implicit bindings, one
+    /// per queue by its name, are never listed.)
+    #[arg(long, value_name = "EXCHANGE")]
+    pub source: Option<String>,
+    /// Only bindings to this queue or exchange.
+    #[arg(long, value_name = "NAME")]
+    pub destination: Option<String>,
     #[command(flatten)]
     pub out: JsonFlag,
 }

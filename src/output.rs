@@ -2,6 +2,7 @@
 //! lives with the message format in `export`.
 
 use crate::export::rfc3339;
+use crate::model::topology::{Binding, DestinationKind, ExchangeSummary, VhostSummary};
 use crate::model::{ConsumerGroup, Message, QueueKind, QueueSummary};
 use crate::trace::Extractor;
 use std::io::{self, Write};
@@ -113,6 +114,100 @@ pub fn write_queue_table(queues: &[QueueSummary], out: &mut dyn Write) -> io::Re
             rate(q.publish_rate),
             rate(q.deliver_rate),
             dl,
+        ]);
+    }
+    t.write(out)
+}
+
+/// Names as the management UI shows them: the default exchange has none.
+fn exchange_label(name: &str) -> String {
+    if name.is_empty() {
+        "(AMQP default)".into()
+    } else {
+        name.to_string()
+    }
+}
+
+pub fn write_vhost_table(vhosts: &[VhostSummary], out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[
+        ("NAME", false),
+        ("MESSAGES", true),
+        ("READY", true),
+        ("UNACKED", true),
+        ("TRACING", false),
+        ("QUEUE TYPE", false),
+        ("DESCRIPTION", false),
+    ]);
+    for v in vhosts {
+        t.row(vec![
+            v.name.clone(),
+            num(v.messages),
+            num(v.ready),
+            num(v.unacked),
+            if v.tracing { "on" } else { "off" }.into(),
+            v.default_queue_type.clone().unwrap_or_default(),
+            v.description.clone().unwrap_or_default(),
+        ]);
+    }
+    t.write(out)
+}
+
+/// Exchanges with the management UI's feature letters: D durable, AD auto-delete,
+/// I internal.
+pub fn write_exchange_table(exchanges: &[ExchangeSummary], out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[
+        ("NAME", false),
+        ("TYPE", false),
+        ("FEATURES", false),
+        ("IN/s", true),
+        ("OUT/s", true),
+        ("BINDINGS", true),
+        ("ALTERNATE", false),
+        ("POLICY", false),
+    ]);
+    for e in exchanges {
+        let features: Vec<&str> = [(e.durable, "D"), (e.auto_delete, "AD"), (e.internal, "I")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect();
+        t.row(vec![
+            exchange_label(&e.name),
+            e.kind.clone(),
+            features.join(" "),
+            rate(e.publish_in_rate),
+            rate(e.publish_out_rate),
+            e.bindings.to_string(),
+            e.alternate_exchange.clone().unwrap_or_default(),
+            e.policy.clone().unwrap_or_default(),
+        ]);
+    }
+    t.write(out)
+}
+
+pub fn write_binding_table(bindings: &[Binding], out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[
+        ("SOURCE", false),
+        ("DESTINATION", false),
+        ("KIND", false),
+        ("ROUTING KEY", false),
+        ("ARGUMENTS", false),
+    ]);
+    for b in bindings {
+        let kind = match b.destination_kind {
+            DestinationKind::Queue => "queue",
+            DestinationKind::Exchange => "exchange",
+        };
+        t.row(vec![
+            exchange_label(&b.source),
+            b.destination.clone(),
+            kind.into(),
+            b.routing_key.clone(),
+            if b.arguments.is_empty() {
+                String::new()
+            } else {
+                b.arguments.to_json().to_string()
+            },
         ]);
     }
     t.write(out)

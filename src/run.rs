@@ -85,6 +85,32 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let (_, backend) = open(&sel).await?;
             groups(backend.as_ref(), flag.json, out).await
         }
+        Some(Command::Vhosts(flag)) => {
+            let (_, backend) = open(&sel).await?;
+            let list = browser(backend.as_ref(), "virtual hosts")?.vhosts().await?;
+            json_or_table(&list, flag.json, output::write_vhost_table, out)
+        }
+        Some(Command::Exchanges(args)) => {
+            let (_, backend) = open(&sel).await?;
+            let mut list = browser(backend.as_ref(), "exchanges")?.exchanges().await?;
+            if let Some(f) = &args.filter {
+                let f = f.to_lowercase();
+                list.retain(|e| e.name.to_lowercase().contains(&f));
+            }
+            json_or_table(&list, args.out.json, output::write_exchange_table, out)
+        }
+        Some(Command::Bindings(args)) => {
+            let (_, backend) = open(&sel).await?;
+            let mut list = browser(backend.as_ref(), "bindings")?.bindings().await?;
+            list.retain(|b| {
+                args.source.as_ref().is_none_or(|s| &b.source == s)
+                    && args
+                        .destination
+                        .as_ref()
+                        .is_none_or(|d| &b.destination == d)
+            });
+            json_or_table(&list, args.out.json, output::write_binding_table, out)
+        }
         None => {
             let resolved = config::resolve(&sel)?;
             if std::io::stdout().is_terminal() {
@@ -127,6 +153,34 @@ async fn queues(backend: &dyn Backend, args: &QueuesArgs, out: &mut dyn Write) -
         }
     } else {
         output::write_queue_table(&list, out)?;
+    }
+    Ok(())
+}
+
+/// The browsing capability, or an error that says where to look instead.
+fn browser<'a>(backend: &'a dyn Backend, what: &str) -> Result<&'a dyn crate::backend::Browse> {
+    backend.browser().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the {} backend has no {what}: it routes by topic (list topics with `mqscope queues`)",
+            backend.info().kind.as_str()
+        )
+    })
+}
+
+/// JSON Lines (one object per line) or a table.
+fn json_or_table<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    table: fn(&[T], &mut dyn Write) -> std::io::Result<()>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if json {
+        for i in items {
+            serde_json::to_writer(&mut *out, i)?;
+            writeln!(out)?;
+        }
+    } else {
+        table(items, out)?;
     }
     Ok(())
 }

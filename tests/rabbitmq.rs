@@ -75,6 +75,15 @@ where
     }
 }
 
+/// Test exchanges in a shared vhost go away on their own: auto-delete, so the broker
+/// removes each once its last binding goes (the queues bound to it expire).
+fn exchange_options() -> lapin::options::ExchangeDeclareOptions {
+    lapin::options::ExchangeDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    }
+}
+
 /// Connect, or explain: skip outside CI, fail loudly in CI.
 async fn backend_for(vhost: &str) -> Option<RabbitBackend> {
     match RabbitBackend::connect(&target(vhost), &ConnectOptions::default()).await {
@@ -430,7 +439,7 @@ async fn dead_letter_queues_resolve_from_arguments_and_policies() {
     ch.exchange_declare(
         dlx.as_str().into(),
         lapin::ExchangeKind::Direct,
-        Default::default(),
+        exchange_options(),
         AmqpTable::default(),
     )
     .await
@@ -698,7 +707,7 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     ch.exchange_declare(
         ex.as_str().into(),
         lapin::ExchangeKind::Fanout,
-        Default::default(),
+        exchange_options(),
         AmqpTable::default(),
     )
     .await
@@ -855,7 +864,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
             (ex, lapin::ExchangeKind::Direct),
             (other, lapin::ExchangeKind::Fanout),
         ] {
-            ch.exchange_declare(x.into(), kind, Default::default(), AmqpTable::default())
+            ch.exchange_declare(x.into(), kind, exchange_options(), AmqpTable::default())
                 .await
                 .unwrap();
         }
@@ -980,7 +989,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         ch.exchange_declare(
             side.into(),
             lapin::ExchangeKind::Fanout,
-            Default::default(),
+            exchange_options(),
             AmqpTable::default(),
         )
         .await
@@ -1062,7 +1071,7 @@ async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
         ch.exchange_declare(
             x.as_str().into(),
             kind,
-            Default::default(),
+            exchange_options(),
             AmqpTable::default(),
         )
         .await
@@ -1181,7 +1190,7 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
             ch.exchange_declare(
                 x.as_str().into(),
                 lapin::ExchangeKind::Fanout,
-                Default::default(),
+                exchange_options(),
                 AmqpTable::default(),
             )
             .await
@@ -1295,6 +1304,202 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
             (mqscope::trace::HopKind::Exchange, ex.as_str())
         );
         assert_eq!(h.routed_queues, Some(vec![q.clone()]));
+    })
+    .await;
+}
+
+/// Browsing routing through the management API, in an odd vhost: exchanges with their
+/// type, flags, alternate exchange from an argument and from a policy, binding counts;
+/// bindings with typed headers-exchange arguments and exchange-to-exchange destinations;
+/// vhosts with tracing. The CLI lists the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanges_bindings_and_vhosts_are_listed() {
+    let Some(_) = Rabbit::new().await else { return };
+    in_own_vhost("mqscope test browse/ü", |r| async move {
+        let ch = r.conn.create_channel().await.unwrap();
+        let declare = |name: &'static str, kind, internal, args: AmqpTable| {
+            let ch = ch.clone();
+            async move {
+                let opts = lapin::options::ExchangeDeclareOptions {
+                    durable: true,
+                    internal,
+                    ..Default::default()
+                };
+                ch.exchange_declare(name.into(), kind, opts, args)
+                    .await
+                    .unwrap();
+            }
+        };
+        let mut ae = AmqpTable::default();
+        ae.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString("unrouted".into()),
+        );
+        declare("orders ü", lapin::ExchangeKind::Topic, false, ae).await;
+        declare(
+            "unrouted",
+            lapin::ExchangeKind::Fanout,
+            false,
+            AmqpTable::default(),
+        )
+        .await;
+        declare(
+            "audit",
+            lapin::ExchangeKind::Topic,
+            true,
+            AmqpTable::default(),
+        )
+        .await;
+        declare(
+            "by headers",
+            lapin::ExchangeKind::Headers,
+            false,
+            AmqpTable::default(),
+        )
+        .await;
+        declare(
+            "policy-ae",
+            lapin::ExchangeKind::Direct,
+            false,
+            AmqpTable::default(),
+        )
+        .await;
+        r.declare("orders queue", AmqpTable::default()).await;
+        ch.queue_bind(
+            "orders queue".into(),
+            "orders ü".into(),
+            "order.*".into(),
+            QueueBindOptions::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.exchange_bind(
+            "audit".into(),
+            "orders ü".into(),
+            "#".into(),
+            Default::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut match_args = AmqpTable::default();
+        match_args.insert("x-match".into(), AMQPValue::LongString("all".into()));
+        match_args.insert("type".into(), AMQPValue::LongString("order".into()));
+        match_args.insert("version".into(), AMQPValue::LongInt(2));
+        ch.queue_bind(
+            "orders queue".into(),
+            "by headers".into(),
+            "".into(),
+            QueueBindOptions::default(),
+            match_args,
+        )
+        .await
+        .unwrap();
+        let resp = reqwest::Client::new()
+            .put(format!(
+                "http://127.0.0.1:15672/api/policies/{}/ae",
+                encode_vhost(&r.vhost)
+            ))
+            .basic_auth("guest", Some("guest"))
+            .json(&serde_json::json!({
+                "pattern": "^policy-ae$",
+                "definition": {"alternate-exchange": "unrouted"},
+                "apply-to": "exchanges",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+
+        let browse = r.backend.browser().expect("RabbitMQ lists its routing");
+        let mut list = Vec::new();
+        for _ in 0..40 {
+            list = browse.exchanges().await.unwrap();
+            if list
+                .iter()
+                .any(|e| e.name == "policy-ae" && e.policy.is_some())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let get = |n: &str| {
+            list.iter()
+                .find(|e| e.name == n)
+                .unwrap_or_else(|| panic!("{n} listed: {list:?}"))
+        };
+        assert_eq!(list[0].name, "", "the default exchange first");
+        let orders = get("orders ü");
+        assert_eq!(orders.kind, "topic");
+        assert!(orders.durable && !orders.internal && !orders.auto_delete);
+        assert_eq!(orders.alternate_exchange.as_deref(), Some("unrouted"));
+        assert_eq!(orders.bindings, 2, "to the queue and to audit");
+        assert!(get("audit").internal);
+        assert_eq!(get("by headers").kind, "headers");
+        let by_policy = get("policy-ae");
+        assert_eq!(by_policy.policy.as_deref(), Some("ae"));
+        assert_eq!(by_policy.alternate_exchange.as_deref(), Some("unrouted"));
+
+        let bindings = browse.bindings().await.unwrap();
+        assert!(
+            bindings.iter().all(|b| !b.source.is_empty()),
+            "no implicit ones"
+        );
+        let e2e = bindings
+            .iter()
+            .find(|b| b.destination == "audit")
+            .expect("the exchange-to-exchange binding");
+        assert_eq!(e2e.source, "orders ü");
+        assert_eq!(
+            e2e.destination_kind,
+            mqscope::model::topology::DestinationKind::Exchange
+        );
+        let h = bindings
+            .iter()
+            .find(|b| b.source == "by headers")
+            .expect("the headers binding");
+        assert_eq!(h.arguments.get("version"), Some(&FieldValue::I64(2)));
+        assert_eq!(
+            h.arguments.get("x-match").and_then(FieldValue::as_str),
+            Some("all")
+        );
+
+        let vhosts = browse.vhosts().await.unwrap();
+        let this = vhosts.iter().find(|v| v.name == r.vhost).expect("listed");
+        assert!(!this.tracing);
+        set_tracing(&r.vhost, true).await;
+        let vhosts = browse.vhosts().await.unwrap();
+        assert!(vhosts.iter().any(|v| v.name == r.vhost && v.tracing));
+
+        // The CLI, with the odd vhost percent-encoded in the URL.
+        let url = url_for(&r.vhost);
+        let out = mqscope(&["bindings", "--url", &url, "--source", "orders ü", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().any(|l| l["destination"] == "audit"
+            && l["destination_kind"] == "exchange"
+            && l["routing_key"] == "#"));
+        let out = mqscope(&["exchanges", "--url", &url, "orders"]);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("orders ü"))
+            .unwrap_or_else(|| panic!("{text}"));
+        for cell in ["topic", "D", "unrouted"] {
+            assert!(row.contains(cell), "{cell} in {row}");
+        }
+        let out = mqscope(&["vhosts", "--url", &url, "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["name"] == r.vhost.as_str() && v["tracing"] == true
+        }));
     })
     .await;
 }

@@ -92,7 +92,11 @@ impl Scenario {
             ch.exchange_declare(
                 s.q(x).as_str().into(),
                 kind,
-                ExchangeDeclareOptions::default(),
+                // Gone once the scenario's queues (and so its bindings) are.
+                ExchangeDeclareOptions {
+                    auto_delete: true,
+                    ..Default::default()
+                },
                 AmqpTable::default(),
             )
             .await

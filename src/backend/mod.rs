@@ -194,6 +194,10 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    fn browser(&self) -> Option<&dyn Browse> {
+        None
+    }
+
     fn advancer(&self) -> Option<&dyn Advance> {
         None
     }
@@ -361,6 +365,19 @@ pub trait Take: Send + Sync {
     /// The exchanges, bindings and queues the broker routes with (the queue's virtual host),
     /// so a replay can tell where a message will land before it publishes it.
     async fn topology(&self) -> Result<crate::model::topology::Topology>;
+}
+
+/// Capability: browse an AMQP broker's routing: its virtual hosts, and the exchanges and
+/// bindings of the one connected to. Logs (Kafka) have none of these.
+#[async_trait]
+pub trait Browse: Send + Sync {
+    /// The virtual hosts this user may see, with their message totals.
+    async fn vhosts(&self) -> Result<Vec<crate::model::topology::VhostSummary>>;
+    /// The exchanges of the connected virtual host, the default exchange first.
+    async fn exchanges(&self) -> Result<Vec<crate::model::topology::ExchangeSummary>>;
+    /// The bindings of the connected virtual host, the default exchange's implicit ones
+    /// left out.
+    async fn bindings(&self) -> Result<Vec<crate::model::topology::Binding>>;
 }
 
 /// One take session: see [`Take`]. Every path out of it must end in [`TakeSession::release`]

@@ -54,9 +54,53 @@ pub struct Binding {
     pub destination: String,
     pub destination_kind: DestinationKind,
     pub routing_key: String,
-    /// Headers-exchange match arguments (`x-match` and the values to match).
-    #[serde(skip)]
+    /// Headers-exchange match arguments (`x-match` and the values to match), in the typed
+    /// JSON rendering of headers.
+    #[serde(serialize_with = "table_json", skip_deserializing)]
     pub arguments: FieldTable,
+}
+
+fn table_json<S: serde::Serializer>(t: &FieldTable, s: S) -> Result<S::Ok, S::Error> {
+    t.serialize_json(s)
+}
+
+/// One virtual host, as a browser lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VhostSummary {
+    pub name: String,
+    pub messages: Option<u64>,
+    pub ready: Option<u64>,
+    pub unacked: Option<u64>,
+    /// Whether the firehose is on (RabbitMQ's `trace_on`): `tail` then sees every publish.
+    pub tracing: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_queue_type: Option<String>,
+}
+
+/// One exchange, as a browser lists it. The default exchange is named `""`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExchangeSummary {
+    pub name: String,
+    /// `direct`, `fanout`, `topic`, `headers`, or a plugin's type (`x-delayed-message`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    /// Internal exchanges take no publishes from clients, only from other exchanges.
+    pub internal: bool,
+    /// Where messages that match no binding go: the `alternate-exchange` argument or policy.
+    pub alternate_exchange: Option<String>,
+    /// The policy applied to it, if any.
+    pub policy: Option<String>,
+    #[serde(serialize_with = "table_json")]
+    pub arguments: FieldTable,
+    /// Messages per second published to it, and routed on by it.
+    pub publish_in_rate: Option<f64>,
+    pub publish_out_rate: Option<f64>,
+    /// Bindings with this exchange as their source.
+    pub bindings: usize,
 }
 
 /// Exchanges, queue names and bindings of one virtual host.

@@ -271,6 +271,30 @@ pub async fn purge_empties_queue(f: &dyn Fixture) {
     assert_eq!(wait_depth(f, &name, 0).await, Some(0));
 }
 
+/// Queue brokers list their routing: at least one virtual host, and the exchanges with the
+/// default exchange (named "") first, then by name. Logs route by topic and have none.
+pub async fn browse_lists_routing(f: &dyn Fixture) {
+    let b = f.backend();
+    let Some(browse) = b.browser() else {
+        assert_eq!(
+            f.kind(),
+            QueueKind::Topic,
+            "a queue broker lists its routing"
+        );
+        return;
+    };
+    let vhosts = browse.vhosts().await.unwrap();
+    assert!(
+        !vhosts.is_empty() && vhosts.iter().all(|v| !v.name.is_empty()),
+        "{vhosts:?}"
+    );
+    let exchanges = browse.exchanges().await.unwrap();
+    assert_eq!(exchanges.first().map(|e| e.name.as_str()), Some(""));
+    assert!(exchanges.windows(2).all(|w| w[0].name < w[1].name));
+    assert!(exchanges.iter().all(|e| !e.kind.is_empty()));
+    browse.bindings().await.unwrap();
+}
+
 /// One `#[tokio::test]` per contract check, for the fixture built by `$make` (an
 /// `Option<impl Fixture>` future).
 #[macro_export]
@@ -279,7 +303,7 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@each $make;
             lists_seeded_queue, peek_returns_messages_in_order, peek_does_not_consume,
             peek_windows, peek_from_time, headers_and_binary_survive, unknown_queue_is_not_found,
-            odd_names_work, publish_then_peek, purge_empties_queue);
+            odd_names_work, publish_then_peek, purge_empties_queue, browse_lists_routing);
     };
     (@each $make:expr; $($check:ident),*) => {
         $(

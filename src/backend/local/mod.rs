@@ -6,9 +6,9 @@ pub mod clock;
 pub mod demo;
 
 use super::{
-    Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups, Destination,
-    LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result, Tail,
-    TailFilter, Take, TakeSession, Taken,
+    Backend, BackendError, BackendInfo, BackendKind, Browse, ConnectOptions, ConsumerGroups,
+    Destination, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result,
+    Tail, TailFilter, Take, TakeSession, Taken,
 };
 use crate::config::LocalTarget;
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
@@ -223,6 +223,67 @@ impl Backend for LocalBackend {
 
     fn taker(&self) -> Option<&dyn Take> {
         Some(self)
+    }
+
+    fn browser(&self) -> Option<&dyn Browse> {
+        Some(self)
+    }
+}
+
+/// The local broker has one virtual host, `/`, and keeps everything in memory: nothing is
+/// durable, and it counts no rates for exchanges.
+#[async_trait]
+impl Browse for LocalBackend {
+    async fn vhosts(&self) -> Result<Vec<crate::model::topology::VhostSummary>> {
+        let queues = self.list_queues().await?;
+        let sum = |f: fn(&QueueSummary) -> Option<u64>| {
+            Some(
+                queues
+                    .iter()
+                    .filter(|q| q.kind == QueueKind::Queue)
+                    .filter_map(f)
+                    .sum(),
+            )
+        };
+        Ok(vec![crate::model::topology::VhostSummary {
+            name: "/".into(),
+            messages: sum(|q| q.messages),
+            ready: sum(|q| q.ready),
+            unacked: sum(|q| q.unacked),
+            tracing: false,
+            description: Some("the built-in local broker".into()),
+            default_queue_type: None,
+        }])
+    }
+
+    async fn exchanges(&self) -> Result<Vec<crate::model::topology::ExchangeSummary>> {
+        let t = self.broker.topology();
+        let default = crate::model::topology::Exchange {
+            name: String::new(),
+            kind: crate::model::topology::ExchangeKind::Direct,
+        };
+        let mut out: Vec<_> = std::iter::once(&default)
+            .chain(t.exchanges.iter())
+            .map(|e| crate::model::topology::ExchangeSummary {
+                name: e.name.clone(),
+                kind: e.kind.as_str().into(),
+                durable: false,
+                auto_delete: false,
+                internal: false,
+                alternate_exchange: None,
+                policy: None,
+                arguments: Default::default(),
+                publish_in_rate: None,
+                publish_out_rate: None,
+                bindings: t.bindings.iter().filter(|b| b.source == e.name).count(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn bindings(&self) -> Result<Vec<crate::model::topology::Binding>> {
+        Ok(self.broker.topology().bindings)
     }
 }
 

@@ -3,7 +3,10 @@
 
 use crate::backend::BackendError;
 use crate::config::{Secret, encode_vhost};
-use crate::model::topology::{Binding, DestinationKind, Exchange, ExchangeKind, Topology};
+use crate::model::FieldTable;
+use crate::model::topology::{
+    Binding, DestinationKind, Exchange, ExchangeKind, ExchangeSummary, Topology, VhostSummary,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -29,6 +32,10 @@ pub struct MessageStats {
     pub publish_details: Option<Rate>,
     #[serde(default)]
     pub deliver_get_details: Option<Rate>,
+    #[serde(default)]
+    pub publish_in_details: Option<Rate>,
+    #[serde(default)]
+    pub publish_out_details: Option<Rate>,
 }
 
 /// A queue as the management API describes it.
@@ -91,6 +98,18 @@ struct MgmtExchange {
     name: String,
     #[serde(rename = "type")]
     kind: String,
+    #[serde(default)]
+    durable: bool,
+    #[serde(default)]
+    auto_delete: bool,
+    #[serde(default)]
+    internal: bool,
+    #[serde(default)]
+    arguments: Value,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    message_stats: Option<MessageStats>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +119,68 @@ struct MgmtBinding {
     destination_type: String,
     #[serde(default)]
     routing_key: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct MgmtVhost {
+    name: String,
+    #[serde(default)]
+    messages: Option<u64>,
+    #[serde(default)]
+    messages_ready: Option<u64>,
+    #[serde(default)]
+    messages_unacknowledged: Option<u64>,
+    #[serde(default)]
+    tracing: bool,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    default_queue_type: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MgmtPolicy {
+    name: String,
+    #[serde(default)]
+    definition: Value,
+}
+
+/// A binding in the model; None for the default exchange's implicit ones.
+fn binding(b: MgmtBinding) -> Option<Binding> {
+    if b.source.is_empty() {
+        return None;
+    }
+    Some(Binding {
+        arguments: plain_table(&b.arguments),
+        source: b.source,
+        destination: b.destination,
+        destination_kind: if b.destination_type == "exchange" {
+            DestinationKind::Exchange
+        } else {
+            DestinationKind::Queue
+        },
+        routing_key: b.routing_key,
+    })
+}
+
+/// Arguments as the management API writes them (plain JSON) in mqscope's typed table.
+/// Anything that does not fit a table (a u64 beyond i64) is kept as its text.
+fn plain_table(v: &Value) -> FieldTable {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                let fv = crate::model::FieldValue::from_json(v)
+                    .unwrap_or_else(|_| crate::model::FieldValue::string(v.to_string()));
+                (k.clone(), fv)
+            })
+            .collect(),
+        _ => FieldTable::new(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,22 +421,112 @@ impl Mgmt {
                 })
                 .collect(),
             queues: Default::default(),
-            bindings: bindings
-                .into_iter()
-                .filter(|b| !b.source.is_empty())
-                .map(|b| Binding {
-                    source: b.source,
-                    destination: b.destination,
-                    destination_kind: if b.destination_type == "exchange" {
-                        DestinationKind::Exchange
-                    } else {
-                        DestinationKind::Queue
-                    },
-                    routing_key: b.routing_key,
-                    arguments: Default::default(),
-                })
-                .collect(),
+            bindings: bindings.into_iter().filter_map(binding).collect(),
         })
+    }
+
+    /// The virtual hosts this user may see (the list every user may read, with totals).
+    pub async fn vhosts(&self) -> Result<Vec<VhostSummary>, BackendError> {
+        let all: Vec<MgmtVhost> = self
+            .get("/api/vhosts?columns=name,messages,messages_ready,messages_unacknowledged,tracing,description,default_queue_type,metadata")
+            .await?;
+        Ok(all
+            .into_iter()
+            .map(|v| {
+                let meta = |k: &str| {
+                    v.metadata
+                        .as_ref()
+                        .and_then(|m| m[k].as_str())
+                        .map(str::to_string)
+                };
+                VhostSummary {
+                    description: v
+                        .description
+                        .clone()
+                        .filter(|d| !d.is_empty())
+                        .or_else(|| meta("description").filter(|d| !d.is_empty())),
+                    default_queue_type: v
+                        .default_queue_type
+                        .clone()
+                        .or_else(|| meta("default_queue_type"))
+                        .filter(|t| t != "undefined"),
+                    name: v.name,
+                    messages: v.messages,
+                    ready: v.messages_ready,
+                    unacked: v.messages_unacknowledged,
+                    tracing: v.tracing,
+                }
+            })
+            .collect())
+    }
+
+    /// The exchanges of a vhost with their settings, rates and binding counts; the
+    /// alternate exchange from the argument or, failing that, the policy.
+    pub async fn exchanges(&self, vhost: &str) -> Result<Vec<ExchangeSummary>, BackendError> {
+        let v = encode_vhost(vhost);
+        let (ex, bi, po) = (
+            format!("/api/exchanges/{v}"),
+            format!("/api/bindings/{v}"),
+            format!("/api/policies/{v}"),
+        );
+        let (exchanges, bindings, policies) = tokio::join!(
+            self.get::<Vec<MgmtExchange>>(&ex),
+            self.get::<Vec<MgmtBinding>>(&bi),
+            self.get::<Vec<MgmtPolicy>>(&po),
+        );
+        let (exchanges, bindings) = (exchanges?, bindings?);
+        // Reading policies takes the policymaker tag: without it, an alternate exchange
+        // set by policy is not known (the policy's name still shows).
+        let policies = policies.unwrap_or_default();
+        let mut out: Vec<ExchangeSummary> = exchanges
+            .into_iter()
+            .map(|e| {
+                let from_policy = e.policy.as_ref().and_then(|p| {
+                    policies
+                        .iter()
+                        .find(|x| &x.name == p)
+                        .and_then(|x| x.definition["alternate-exchange"].as_str())
+                        .map(str::to_string)
+                });
+                let stats = e.message_stats.as_ref();
+                ExchangeSummary {
+                    alternate_exchange: e.arguments["alternate-exchange"]
+                        .as_str()
+                        .map(str::to_string)
+                        .or(from_policy),
+                    bindings: bindings.iter().filter(|b| b.source == e.name).count(),
+                    arguments: plain_table(&e.arguments),
+                    publish_in_rate: Some(
+                        stats
+                            .and_then(|s| s.publish_in_details.as_ref())
+                            .map_or(0.0, |r| r.rate),
+                    ),
+                    publish_out_rate: Some(
+                        stats
+                            .and_then(|s| s.publish_out_details.as_ref())
+                            .map_or(0.0, |r| r.rate),
+                    ),
+                    name: e.name,
+                    kind: e.kind,
+                    durable: e.durable,
+                    auto_delete: e.auto_delete,
+                    internal: e.internal,
+                    policy: e.policy,
+                }
+            })
+            .collect();
+        // The default exchange first, then by name, as the management UI lists them.
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The bindings of a vhost, with their arguments; the default exchange's implicit
+    /// ones (one per queue) left out.
+    pub async fn bindings(&self, vhost: &str) -> Result<Vec<Binding>, BackendError> {
+        let all: Vec<MgmtBinding> = self
+            .get(&format!("/api/bindings/{}", encode_vhost(vhost)))
+            .await?;
+        Ok(all.into_iter().filter_map(binding).collect())
     }
 
     /// Create a vhost and give `user` full rights on it (tests and fixtures).

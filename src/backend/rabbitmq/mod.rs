@@ -8,7 +8,7 @@ pub mod convert;
 pub mod mgmt;
 
 use super::{
-    Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, Destination, LiveTail,
+    Backend, BackendError, BackendInfo, BackendKind, Browse, ConnectOptions, Destination, LiveTail,
     PeekFrom, PeekPage, PeekRequest, PeekSink, PendingConfirm, Publish, PublishReceipt, Purge,
     Result, Tail, TailFilter, Take, TakeSession, Taken,
 };
@@ -849,6 +849,25 @@ impl Backend for RabbitBackend {
 
     fn taker(&self) -> Option<&dyn Take> {
         Some(self)
+    }
+
+    fn browser(&self) -> Option<&dyn Browse> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Browse for RabbitBackend {
+    async fn vhosts(&self) -> Result<Vec<crate::model::topology::VhostSummary>> {
+        self.mgmt.vhosts().await
+    }
+
+    async fn exchanges(&self) -> Result<Vec<crate::model::topology::ExchangeSummary>> {
+        self.mgmt.exchanges(self.vhost()).await
+    }
+
+    async fn bindings(&self) -> Result<Vec<crate::model::topology::Binding>> {
+        self.mgmt.bindings(self.vhost()).await
     }
 }
 
