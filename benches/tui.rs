@@ -148,6 +148,7 @@ fn main() {
             backend: "local".into(),
             target: "generated".into(),
             has_groups: false,
+            has_exchanges: false,
         },
     );
     drive(&rt, &mut s, &b, Msg::Key(Key::plain(KeyCode::Enter)));
@@ -216,6 +217,7 @@ fn main() {
             backend: "local".into(),
             target: "generated".into(),
             has_groups: false,
+            has_exchanges: false,
         },
     );
     drive(&rt, &mut s2, &b, Msg::Key(Key::plain(KeyCode::Enter)));

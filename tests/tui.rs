@@ -44,6 +44,7 @@ fn with_queues(names: &[(&str, u64)]) -> State {
             backend: "local".into(),
             target: "local://demo".into(),
             has_groups: true,
+            has_exchanges: true,
         },
     );
     let Some(Effect::LoadQueues(req)) = fx.first().cloned() else {
@@ -962,6 +963,7 @@ impl Harness {
         let t = chrono::DateTime::from_timestamp(1_767_225_600, 0);
         self.state.queues.refreshed_at = self.state.queues.refreshed_at.and(t);
         self.state.groups.refreshed_at = self.state.groups.refreshed_at.and(t);
+        self.state.exchanges.refreshed_at = self.state.exchanges.refreshed_at.and(t);
     }
 
     async fn send(&mut self, msg: Msg) {
@@ -1037,6 +1039,35 @@ async fn every_view_snapshot() {
     h.keys("c").await;
     assert_eq!(h.state.view(), View::Groups);
     snap("groups", &h);
+
+    // Exchanges, and beside them where the selected one routes.
+    h.keys("Qx").await;
+    assert_eq!(h.state.view(), View::Exchanges);
+    h.keys("/^orders$").await;
+    h.send(special(KeyCode::Enter)).await;
+    let text = h.text();
+    for routed in ["billing", "shipping", "email", "analytics"] {
+        assert!(text.contains(&format!("→ {routed}")), "{text}");
+    }
+    snap("exchanges", &h);
+    // Enter: the queues it routes to, in the queue list.
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(h.state.view(), View::Queues);
+    let mut shown: Vec<String> = h
+        .state
+        .queues
+        .visible
+        .iter()
+        .map(|i| h.state.queues.list[*i].name.clone())
+        .collect();
+    shown.sort();
+    assert_eq!(shown, ["analytics", "billing", "email", "shipping"]);
+    h.keys("/").await;
+    for _ in 0..40 {
+        h.send(special(KeyCode::Backspace)).await;
+    }
+    h.send(special(KeyCode::Enter)).await;
+    h.keys("c").await;
 
     let t = Theme::default_theme();
     insta::assert_snapshot!("too_small", h.draw(&t, 40, 12));
@@ -1272,4 +1303,90 @@ fn read_only_hides_and_refuses_modifying_keys() {
         "help lists no purge in read-only mode"
     );
     assert!(text.contains("open messages"), "the help is there");
+}
+
+/// `:exchanges` lists them; Enter shows the queues an exchange reaches, through
+/// exchange-to-exchange bindings too; Tab goes round queues, groups and exchanges; a
+/// backend without exchanges says so.
+#[test]
+fn exchanges_view_shows_where_an_exchange_routes() {
+    use mqscope::model::topology::{Binding, DestinationKind, ExchangeSummary};
+    let mut s = with_queues(&[("billing", 1), ("audit log", 2), ("other", 3)]);
+    update(&mut s, key(':'));
+    for c in "exchanges".chars() {
+        update(&mut s, key(c));
+    }
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let Some(Effect::LoadExchanges(req)) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(s.view(), View::Exchanges);
+    let ex = |name: &str| ExchangeSummary {
+        name: name.into(),
+        kind: "topic".into(),
+        durable: true,
+        auto_delete: false,
+        internal: false,
+        alternate_exchange: None,
+        policy: None,
+        arguments: Default::default(),
+        publish_in_rate: Some(0.0),
+        publish_out_rate: Some(0.0),
+        bindings: 1,
+    };
+    let bind = |from: &str, to: &str, kind| Binding {
+        source: from.into(),
+        destination: to.into(),
+        destination_kind: kind,
+        routing_key: "#".into(),
+        arguments: Default::default(),
+    };
+    update(
+        &mut s,
+        Msg::ExchangesLoaded {
+            req,
+            result: Ok((
+                vec![ex(""), ex("audit"), ex("orders")],
+                vec![
+                    bind("orders", "billing", DestinationKind::Queue),
+                    bind("orders", "audit", DestinationKind::Exchange),
+                    bind("audit", "audit log", DestinationKind::Queue),
+                    bind("audit", "orders", DestinationKind::Exchange),
+                ],
+            )),
+            at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        },
+    );
+    assert_eq!(s.exchanges.visible.len(), 3);
+    update(&mut s, special(KeyCode::Down));
+    update(&mut s, special(KeyCode::Down));
+    assert_eq!(s.exchanges.selected().unwrap().name, "orders");
+    let shown = screen(&s);
+    assert!(shown.contains("⇒ exchange audit"), "{shown}");
+    assert!(shown.contains("⇐ audit"), "incoming e2e: {shown}");
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert!(matches!(fx.first(), Some(Effect::LoadQueues(_))), "{fx:?}");
+    assert_eq!(s.view(), View::Queues);
+    let mut names: Vec<&str> = s
+        .queues
+        .visible
+        .iter()
+        .map(|i| s.queues.list[*i].name.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["audit log", "billing"], "through the loop once");
+    assert!(s.status.info.as_deref().unwrap().contains("2 queue(s)"));
+
+    // Tab: queues, groups, exchanges, and round again.
+    update(&mut s, special(KeyCode::Tab));
+    assert_eq!(s.view(), View::Groups);
+    update(&mut s, special(KeyCode::Tab));
+    assert_eq!(s.view(), View::Exchanges);
+    update(&mut s, special(KeyCode::Tab));
+    assert_eq!(s.view(), View::Queues);
+
+    s.has_exchanges = false;
+    assert!(update(&mut s, key('x')).is_empty());
+    assert!(s.status.info.as_deref().unwrap().contains("no exchanges"));
+    assert_eq!(s.view(), View::Queues);
 }

@@ -160,6 +160,7 @@ pub enum Action {
     SortReverse,
     Queues,
     Groups,
+    Exchanges,
     NextPane,
     PayloadMode,
     Wrap,
@@ -188,6 +189,7 @@ pub enum Scope {
     Global,
     Queues,
     Groups,
+    Exchanges,
     Messages,
     Message,
     Trace,
@@ -200,6 +202,7 @@ impl Scope {
             Scope::Global => "global",
             Scope::Queues => "queues",
             Scope::Groups => "groups",
+            Scope::Exchanges => "exchanges",
             Scope::Messages => "messages",
             Scope::Message => "message",
             Scope::Trace => "trace",
@@ -266,7 +269,7 @@ impl Default for Keymap {
                     Global,
                     &[c(':')],
                     Action::Command,
-                    "command (:queues :groups :q NAME)",
+                    "command (:queues :groups :exchanges :q NAME)",
                     true,
                 ),
                 b(
@@ -314,6 +317,22 @@ impl Default for Keymap {
                 b(Queues, &[c('c')], Action::Groups, "consumer groups", false),
                 b(Groups, &[c('/')], Action::Filter, "filter", true),
                 b(Groups, &[c('Q')], Action::Queues, "queues", false),
+                b(
+                    Queues,
+                    &[c('x')],
+                    Action::Exchanges,
+                    "exchanges and bindings",
+                    false,
+                ),
+                b(Exchanges, &[c('/')], Action::Filter, "filter", true),
+                b(Exchanges, &[c('Q')], Action::Queues, "queues", true),
+                b(
+                    Exchanges,
+                    &[k(Enter), k(Right), c('l')],
+                    Action::Open,
+                    "show the queues it routes to",
+                    true,
+                ),
                 b(
                     Messages,
                     &[k(Enter), k(Right), c('l')],
@@ -526,6 +545,7 @@ impl Keymap {
             Scope::Global,
             Scope::Queues,
             Scope::Groups,
+            Scope::Exchanges,
             Scope::Messages,
             Scope::Message,
             Scope::Trace,
@@ -598,11 +618,11 @@ mod tests {
     #[test]
     fn overrides_and_conflicts_are_reported() {
         let mut o = KeyOverrides::new();
-        o.insert("quit".into(), vec!["x".into(), "ctrl-c".into()]);
+        o.insert("quit".into(), vec!["z".into(), "ctrl-c".into()]);
         let (km, problems) = Keymap::default().with_overrides(&o);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
-            km.lookup(Scope::Queues, &Key::char('x')),
+            km.lookup(Scope::Queues, &Key::char('z')),
             Some(Action::Quit)
         );
         assert_eq!(km.lookup(Scope::Queues, &Key::char('q')), None);

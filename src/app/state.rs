@@ -3,6 +3,7 @@
 
 use super::keymap::{Keymap, Scope};
 use crate::backend::PeekFrom;
+use crate::model::topology::{Binding, ExchangeSummary};
 use crate::model::{ConsumerGroup, Message, QueueKind, QueueSummary};
 use crate::trace::graph::Row;
 use crate::trace::{Hop, Skipped};
@@ -29,6 +30,7 @@ pub const JUMP_CONTEXT: u64 = 10;
 pub enum View {
     Queues,
     Groups,
+    Exchanges,
     Messages,
     Message,
     Trace,
@@ -40,6 +42,7 @@ impl View {
         match self {
             View::Queues => Scope::Queues,
             View::Groups => Scope::Groups,
+            View::Exchanges => Scope::Exchanges,
             View::Messages => Scope::Messages,
             View::Message => Scope::Message,
             View::Trace => Scope::Trace,
@@ -51,6 +54,7 @@ impl View {
         match self {
             View::Queues => "Queues",
             View::Groups => "Consumer groups",
+            View::Exchanges => "Exchanges",
             View::Messages => "Messages",
             View::Message => "Message",
             View::Trace => "Trace",
@@ -147,6 +151,27 @@ pub struct Groups {
     pub filter: String,
     pub pending: Option<ReqId>,
     pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+/// The exchanges of the vhost, with every binding: the selected exchange's are shown
+/// beside the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchanges {
+    pub list: Vec<ExchangeSummary>,
+    pub bindings: Vec<Binding>,
+    pub visible: Vec<usize>,
+    pub cursor: Cursor,
+    pub filter: String,
+    pub pending: Option<ReqId>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+impl Exchanges {
+    pub fn selected(&self) -> Option<&ExchangeSummary> {
+        self.visible
+            .get(self.cursor.selected)
+            .and_then(|i| self.list.get(*i))
+    }
 }
 
 /// Which way a page request extends the window.
@@ -324,6 +349,7 @@ pub enum Effect {
     Connect,
     LoadQueues(ReqId),
     LoadGroups(ReqId),
+    LoadExchanges(ReqId),
     LoadMessages {
         req: ReqId,
         queue: String,
@@ -362,6 +388,7 @@ pub struct State {
     pub stack: Vec<View>,
     pub queues: Queues,
     pub groups: Groups,
+    pub exchanges: Exchanges,
     pub messages: Messages,
     pub message: MessageDetail,
     pub trace: Trace,
@@ -370,6 +397,8 @@ pub struct State {
     pub status: Status,
     pub keymap: Keymap,
     pub has_groups: bool,
+    /// The backend lists exchanges and bindings (AMQP brokers).
+    pub has_exchanges: bool,
     /// A backend is connected (it may still fail later; see `status.conn`).
     pub backend_ready: bool,
     pub refresh_secs: u64,
@@ -406,6 +435,15 @@ impl State {
             },
             groups: Groups {
                 list: Vec::new(),
+                visible: Vec::new(),
+                cursor: Cursor::default(),
+                filter: String::new(),
+                pending: None,
+                refreshed_at: None,
+            },
+            exchanges: Exchanges {
+                list: Vec::new(),
+                bindings: Vec::new(),
                 visible: Vec::new(),
                 cursor: Cursor::default(),
                 filter: String::new(),
@@ -472,6 +510,7 @@ impl State {
             },
             keymap,
             has_groups: false,
+            has_exchanges: false,
             backend_ready: false,
             refresh_secs: 2,
             tick: 0,

@@ -5,6 +5,7 @@ use super::keymap::{Action, Key, KeyCode};
 use super::state::*;
 use crate::backend::{PeekFrom, PeekPage};
 use crate::export::message_record;
+use crate::model::topology::{Binding, DestinationKind, ExchangeSummary};
 use crate::model::{ConsumerGroup, FieldTable, FieldValue, Message, QueueKind, QueueSummary};
 use crate::trace::{Extractor, Hop, HopKind, TraceEvent, hop_order};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ pub enum Msg {
         backend: String,
         target: String,
         has_groups: bool,
+        has_exchanges: bool,
     },
     ConnectFailed(String),
     QueuesLoaded {
@@ -34,6 +36,11 @@ pub enum Msg {
     GroupsLoaded {
         req: ReqId,
         result: Result<Vec<ConsumerGroup>, String>,
+        at: DateTime<Utc>,
+    },
+    ExchangesLoaded {
+        req: ReqId,
+        result: Result<(Vec<ExchangeSummary>, Vec<Binding>), String>,
         at: DateTime<Utc>,
     },
     MessagesLoaded {
@@ -110,6 +117,7 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             for c in [
                 &mut s.queues.cursor,
                 &mut s.groups.cursor,
+                &mut s.exchanges.cursor,
                 &mut s.messages.cursor,
                 &mut s.trace.cursor,
             ] {
@@ -122,12 +130,14 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             backend,
             target,
             has_groups,
+            has_exchanges,
         } => {
             s.status.backend = backend;
             s.status.target = target;
             s.status.conn = Conn::Connected;
             s.status.error = None;
             s.has_groups = has_groups;
+            s.has_exchanges = has_exchanges;
             s.backend_ready = true;
             vec![load_queues(s)]
         }
@@ -163,6 +173,24 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
                     s.groups.list = list;
                     s.groups.refreshed_at = Some(at);
                     refilter_groups(s);
+                }
+                Err(e) => connection_failed(s, e),
+            }
+            Vec::new()
+        }
+        Msg::ExchangesLoaded { req, result, at } => {
+            if s.exchanges.pending != Some(req) {
+                return Vec::new();
+            }
+            s.exchanges.pending = None;
+            match result {
+                Ok((list, bindings)) => {
+                    connection_ok(s);
+                    let keep = s.exchanges.selected().map(|e| e.name.clone());
+                    s.exchanges.list = list;
+                    s.exchanges.bindings = bindings;
+                    s.exchanges.refreshed_at = Some(at);
+                    refilter_exchanges(s, keep.as_deref());
                 }
                 Err(e) => connection_failed(s, e),
             }
@@ -480,6 +508,12 @@ fn load_groups(s: &mut State) -> Effect {
     Effect::LoadGroups(req)
 }
 
+fn load_exchanges(s: &mut State) -> Effect {
+    let req = next_req(s);
+    s.exchanges.pending = Some(req);
+    Effect::LoadExchanges(req)
+}
+
 fn connection_ok(s: &mut State) {
     if s.status.conn != Conn::Connected {
         s.status.info = Some("connected".into());
@@ -525,6 +559,7 @@ fn refresh_current(s: &mut State) -> Vec<Effect> {
     match s.view() {
         View::Queues if s.queues.pending.is_none() => vec![load_queues(s)],
         View::Groups if s.groups.pending.is_none() => vec![load_groups(s)],
+        View::Exchanges if s.exchanges.pending.is_none() => vec![load_exchanges(s)],
         _ => Vec::new(),
     }
 }
@@ -798,6 +833,7 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             let text = match view {
                 View::Queues => s.queues.filter.clone(),
                 View::Groups => s.groups.filter.clone(),
+                View::Exchanges => s.exchanges.filter.clone(),
                 View::Messages => s.messages.filter.clone(),
                 _ => return Vec::new(),
             };
@@ -814,6 +850,7 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             }
             View::Queues => vec![load_queues(s)],
             View::Groups => vec![load_groups(s)],
+            View::Exchanges => vec![load_exchanges(s)],
             View::Messages => reload_messages(s, PeekFrom::Start),
             _ => Vec::new(),
         },
@@ -822,6 +859,7 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             vec![load_queues(s)]
         }
         Action::Groups => open_groups(s),
+        Action::Exchanges => open_exchanges(s),
         Action::NextPane => match view {
             View::Message => {
                 s.message.pane = match s.message.pane {
@@ -830,8 +868,10 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
                 };
                 Vec::new()
             }
+            // Queues, then consumer groups and exchanges where the backend has them.
             View::Queues if s.has_groups => open_groups(s),
-            View::Groups => {
+            View::Queues | View::Groups if s.has_exchanges => open_exchanges(s),
+            View::Groups | View::Exchanges => {
                 s.stack = vec![View::Queues];
                 vec![load_queues(s)]
             }
@@ -866,6 +906,10 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             }
             View::Trace => match s.selected_hop().cloned() {
                 Some(h) => jump_to_hop(s, &h),
+                None => Vec::new(),
+            },
+            View::Exchanges => match s.exchanges.selected().map(|e| e.name.clone()) {
+                Some(name) => show_bound_queues(s, &name),
                 None => Vec::new(),
             },
             _ => Vec::new(),
@@ -988,6 +1032,11 @@ fn navigate(s: &mut State, view: View, action: Action, delta: isize, rows: usize
             move_cursor(&mut s.groups.cursor, len, delta, rows);
             Vec::new()
         }
+        View::Exchanges => {
+            let len = s.exchanges.visible.len();
+            move_cursor(&mut s.exchanges.cursor, len, delta, rows);
+            Vec::new()
+        }
         View::Messages => {
             let m = &mut s.messages;
             if action == Action::Top && !m.at_start && m.filter.is_empty() {
@@ -1042,6 +1091,74 @@ fn open_groups(s: &mut State) -> Vec<Effect> {
     }
     s.stack = vec![View::Queues, View::Groups];
     vec![load_groups(s)]
+}
+
+fn open_exchanges(s: &mut State) -> Vec<Effect> {
+    if !s.has_exchanges {
+        s.status.info = Some(format!(
+            "the {} backend has no exchanges (it routes by topic)",
+            s.status.backend
+        ));
+        return Vec::new();
+    }
+    s.stack = vec![View::Queues, View::Exchanges];
+    vec![load_exchanges(s)]
+}
+
+/// Every queue `exchange` has a binding path to, through exchange-to-exchange bindings
+/// too, in binding order (whether a message takes a path depends on its routing key).
+pub fn queues_bound_to(s: &State, exchange: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut todo = vec![exchange.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(x) = todo.pop() {
+        if !seen.insert(x.clone()) {
+            continue;
+        }
+        for b in bindings_from(s, &x) {
+            match b.destination_kind {
+                DestinationKind::Queue if !out.contains(&b.destination) => {
+                    out.push(b.destination.clone())
+                }
+                DestinationKind::Queue => {}
+                DestinationKind::Exchange => todo.push(b.destination.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// The queues view, filtered down to the queues an exchange routes to.
+fn show_bound_queues(s: &mut State, exchange: &str) -> Vec<Effect> {
+    let queues = queues_bound_to(s, exchange);
+    let shown = if exchange.is_empty() {
+        "the default exchange"
+    } else {
+        exchange
+    };
+    if queues.is_empty() {
+        s.status.info = Some(format!("{shown} has no bindings to a queue"));
+        return Vec::new();
+    }
+    let names: Vec<String> = queues.iter().map(|q| regex::escape(q)).collect();
+    s.queues.filter = format!("^({})$", names.join("|"));
+    s.stack = vec![View::Queues];
+    s.status.info = Some(format!(
+        "{} queue(s) bound to {shown} (/ to change the filter)",
+        queues.len()
+    ));
+    let keep = s.selected_queue().map(|q| q.name.clone());
+    refilter_queues(s, keep.as_deref());
+    vec![load_queues(s)]
+}
+
+/// The bindings whose source is `exchange`, in the broker's order.
+pub fn bindings_from<'a>(s: &'a State, exchange: &str) -> Vec<&'a Binding> {
+    s.exchanges
+        .bindings
+        .iter()
+        .filter(|b| b.source == exchange)
+        .collect()
 }
 
 fn open_queue(s: &mut State, q: &QueueSummary) -> Vec<Effect> {
@@ -1294,6 +1411,11 @@ fn set_filter(s: &mut State, text: String) {
             s.groups.filter = text;
             refilter_groups(s);
         }
+        View::Exchanges => {
+            s.exchanges.filter = text;
+            let keep = s.exchanges.selected().map(|e| e.name.clone());
+            refilter_exchanges(s, keep.as_deref());
+        }
         View::Messages => {
             s.messages.filter = text;
             s.messages.cursor = Cursor::default();
@@ -1373,6 +1495,22 @@ fn refilter_groups(s: &mut State) {
         .filter(|i| g.filter.is_empty() || m.is_match(&g.list[*i].name))
         .collect();
     g.cursor.selected = g.cursor.selected.min(g.visible.len().saturating_sub(1));
+}
+
+fn refilter_exchanges(s: &mut State, keep: Option<&str>) {
+    let x = &mut s.exchanges;
+    let m = Matcher::new(&x.filter);
+    x.visible = (0..x.list.len())
+        .filter(|i| x.filter.is_empty() || m.is_match(&x.list[*i].name))
+        .collect();
+    if let Some(name) = keep
+        && let Some(pos) = x.visible.iter().position(|i| x.list[*i].name == name)
+    {
+        x.cursor.selected = pos;
+    }
+    x.cursor.selected = x.cursor.selected.min(x.visible.len().saturating_sub(1));
+    let rows = s.list_rows();
+    keep_in_view(&mut s.exchanges.cursor, rows);
 }
 
 /// What a message filter looks at: ids, routing, key, headers and the payload's start.
@@ -1626,7 +1764,16 @@ pub fn meta_lines(m: &Message) -> Vec<String> {
 /// Complete a command line: command names, then queue names after `q `.
 fn complete(s: &State, text: &str) -> Option<String> {
     const COMMANDS: &[&str] = &[
-        "queues", "groups", "q ", "help", "offset ", "time ", "since ", "trace ", "quit",
+        "queues",
+        "groups",
+        "exchanges",
+        "q ",
+        "help",
+        "offset ",
+        "time ",
+        "since ",
+        "trace ",
+        "quit",
     ];
     if let Some(prefix) = text.strip_prefix("q ") {
         let names: Vec<&str> = s
@@ -1676,6 +1823,7 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
             vec![load_queues(s)]
         }
         "groups" | "g" => open_groups(s),
+        "exchanges" | "x" => open_exchanges(s),
         "help" => act(s, Action::Help),
         "quit" | "q!" => act(s, Action::Quit),
         "q" | "queue" if !arg.is_empty() => {
@@ -1716,7 +1864,7 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
         },
         other => {
             s.status.error = Some(format!(
-                "unknown command :{other} (try :queues, :groups, :q NAME, :trace ID, :offset N, :since 15m)"
+                "unknown command :{other} (try :queues, :groups, :exchanges, :q NAME, :trace ID, :offset N, :since 15m)"
             ));
             Vec::new()
         }

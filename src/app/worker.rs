@@ -73,11 +73,13 @@ impl Worker {
                         Ok(b) => {
                             let info = b.info();
                             let has_groups = b.consumer_groups().is_some();
+                            let has_exchanges = b.browser().is_some();
                             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
                             Msg::Connected {
                                 backend: info.kind.as_str().to_string(),
                                 target: info.target,
                                 has_groups,
+                                has_exchanges,
                             }
                         }
                         Err(e) => Msg::ConnectFailed(e.to_string()),
@@ -107,6 +109,21 @@ impl Worker {
                         None => Err("this backend has no consumer groups".to_string()),
                     };
                     let _ = tx.send(Msg::GroupsLoaded {
+                        req,
+                        result,
+                        at: chrono::Utc::now(),
+                    });
+                });
+            }
+            Effect::LoadExchanges(req) => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let result = match b.as_ref().and_then(|b| b.browser()) {
+                        Some(br) => tokio::try_join!(br.exchanges(), br.bindings())
+                            .map_err(|e| e.to_string()),
+                        None => Err("this backend has no exchanges".to_string()),
+                    };
+                    let _ = tx.send(Msg::ExchangesLoaded {
                         req,
                         result,
                         at: chrono::Utc::now(),

@@ -1,6 +1,7 @@
 //! Drawing: a function of the state and the theme only. Each view has its own file,
 //! named like its state; this file lays out the frame around them.
 
+pub mod exchanges;
 pub mod groups;
 pub mod help;
 pub mod message;
@@ -48,6 +49,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme) {
     match s.view() {
         View::Queues => queues::draw(f, s, t, main),
         View::Groups => groups::draw(f, s, t, main),
+        View::Exchanges => exchanges::draw(f, s, t, main),
         View::Messages => messages::draw(f, s, t, main),
         View::Message => message::draw(f, s, t, main),
         View::Trace => trace::draw(f, s, t, main),
