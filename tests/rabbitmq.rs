@@ -1504,6 +1504,56 @@ async fn exchanges_bindings_and_vhosts_are_listed() {
     .await;
 }
 
+/// The TUI's worker switches virtual host on the same broker: it reconnects there, and the
+/// queue list is that vhost's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tui_switches_virtual_host() {
+    use mqscope::app::state::Effect;
+    use mqscope::app::update::Msg;
+    let Some(_) = Rabbit::new().await else { return };
+    in_own_vhost("mqscope test switch/ü", |r| async move {
+        let q = "only in this vhost ü";
+        r.declare(q, AmqpTable::default()).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let target = Target::parse(&url_for("/")).unwrap();
+        let worker =
+            mqscope::app::worker::Worker::with_options(target, ConnectOptions::default(), tx);
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("a reply within 20 s")
+                .expect("the worker is running")
+        };
+        worker.run(Effect::Connect);
+        let Msg::Connected { target: first, .. } = next().await else {
+            panic!("connected")
+        };
+        worker.run(Effect::SwitchVhost(r.vhost.clone()));
+        let Msg::Connected { target: second, .. } = next().await else {
+            panic!("connected to the other vhost")
+        };
+        assert_ne!(first, second);
+        worker.run(Effect::LoadQueues(7));
+        let Msg::QueuesLoaded {
+            req: 7,
+            result: Ok(list),
+            ..
+        } = next().await
+        else {
+            panic!("queues of the new vhost")
+        };
+        assert_eq!(
+            list.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(),
+            [q]
+        );
+        assert!(
+            list.iter()
+                .all(|l| l.vhost.as_deref() == Some(r.vhost.as_str()))
+        );
+    })
+    .await;
+}
+
 /// The four ways a connection commonly fails each get their own one-line error that says
 /// what to do: wrong password, closed port, no management plugin, no monitoring tag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1390,3 +1390,68 @@ fn exchanges_view_shows_where_an_exchange_routes() {
     assert!(s.status.info.as_deref().unwrap().contains("no exchanges"));
     assert_eq!(s.view(), View::Queues);
 }
+
+/// `:vhost` lists RabbitMQ's virtual hosts, `:vhost NAME` reconnects to one with the old
+/// lists cleared, a name the broker does not have is refused, and other backends say
+/// they have none.
+#[test]
+fn vhost_command_lists_and_switches() {
+    let mut s = with_queues(&[("billing", 1)]);
+    let command = |s: &mut State, text: &str| {
+        update(s, key(':'));
+        for c in text.chars() {
+            update(s, key(c));
+        }
+        update(s, special(KeyCode::Enter))
+    };
+    assert!(command(&mut s, "vhost prod").is_empty());
+    assert!(
+        s.status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no virtual hosts")
+    );
+
+    s.status.backend = "rabbitmq".into();
+    let fx = command(&mut s, "vhost");
+    let Some(Effect::LoadVhosts(req)) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    update(
+        &mut s,
+        Msg::VhostsLoaded {
+            req,
+            result: Ok(vec!["/".into(), "prod eu".into(), "staging".into()]),
+        },
+    );
+    assert!(
+        s.status
+            .info
+            .as_deref()
+            .unwrap()
+            .contains("prod eu, staging")
+    );
+    // Tab completes a vhost name.
+    update(&mut s, key(':'));
+    for c in "vhost pr".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, special(KeyCode::Tab));
+    assert_eq!(s.input.as_ref().unwrap().text, "vhost prod eu");
+    update(&mut s, special(KeyCode::Esc));
+
+    assert!(command(&mut s, "vhost nope").is_empty());
+    assert!(
+        s.status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no virtual host \"nope\"")
+    );
+    let fx = command(&mut s, "vhost prod eu");
+    assert_eq!(fx, vec![Effect::SwitchVhost("prod eu".into())]);
+    assert!(s.queues.list.is_empty(), "the old vhost's queues are gone");
+    assert!(!s.backend_ready);
+    assert_eq!(s.view(), View::Queues);
+}

@@ -350,6 +350,10 @@ pub enum Effect {
     LoadQueues(ReqId),
     LoadGroups(ReqId),
     LoadExchanges(ReqId),
+    /// List the broker's virtual hosts (for `:vhost` and its completion).
+    LoadVhosts(ReqId),
+    /// Reconnect to another virtual host of the same broker.
+    SwitchVhost(String),
     LoadMessages {
         req: ReqId,
         queue: String,
@@ -399,6 +403,9 @@ pub struct State {
     pub has_groups: bool,
     /// The backend lists exchanges and bindings (AMQP brokers).
     pub has_exchanges: bool,
+    /// The broker's virtual hosts, once `:vhost` listed them.
+    pub vhosts: Vec<String>,
+    pub vhosts_pending: Option<ReqId>,
     /// A backend is connected (it may still fail later; see `status.conn`).
     pub backend_ready: bool,
     pub refresh_secs: u64,
@@ -511,6 +518,8 @@ impl State {
             keymap,
             has_groups: false,
             has_exchanges: false,
+            vhosts: Vec::new(),
+            vhosts_pending: None,
             backend_ready: false,
             refresh_secs: 2,
             tick: 0,

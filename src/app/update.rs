@@ -43,6 +43,10 @@ pub enum Msg {
         result: Result<(Vec<ExchangeSummary>, Vec<Binding>), String>,
         at: DateTime<Utc>,
     },
+    VhostsLoaded {
+        req: ReqId,
+        result: Result<Vec<String>, String>,
+    },
     MessagesLoaded {
         req: ReqId,
         result: Result<PeekPage, String>,
@@ -193,6 +197,23 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
                     refilter_exchanges(s, keep.as_deref());
                 }
                 Err(e) => connection_failed(s, e),
+            }
+            Vec::new()
+        }
+        Msg::VhostsLoaded { req, result } => {
+            if s.vhosts_pending != Some(req) {
+                return Vec::new();
+            }
+            s.vhosts_pending = None;
+            match result {
+                Ok(list) => {
+                    s.status.info = Some(format!(
+                        "virtual hosts: {} (:vhost NAME switches; Tab completes)",
+                        list.join(", ")
+                    ));
+                    s.vhosts = list;
+                }
+                Err(e) => s.status.error = Some(e),
             }
             Vec::new()
         }
@@ -1105,6 +1126,48 @@ fn open_exchanges(s: &mut State) -> Vec<Effect> {
     vec![load_exchanges(s)]
 }
 
+/// `:vhost` lists the virtual hosts; `:vhost NAME` reconnects to one: everything listed
+/// is cleared (it belonged to the old one) and the queue list loads again.
+fn switch_vhost(s: &mut State, name: &str) -> Vec<Effect> {
+    if s.status.backend != "rabbitmq" {
+        s.status.error = Some(format!(
+            "the {} backend has no virtual hosts to switch between",
+            s.status.backend
+        ));
+        return Vec::new();
+    }
+    if name.is_empty() {
+        let req = next_req(s);
+        s.vhosts_pending = Some(req);
+        return vec![Effect::LoadVhosts(req)];
+    }
+    if !s.vhosts.is_empty() && !s.vhosts.iter().any(|v| v == name) {
+        s.status.error = Some(format!(
+            "no virtual host \"{name}\" (there are: {})",
+            s.vhosts.join(", ")
+        ));
+        return Vec::new();
+    }
+    s.stack = vec![View::Queues];
+    s.queues.list.clear();
+    s.queues.visible.clear();
+    s.queues.cursor = Cursor::default();
+    s.queues.pending = None;
+    s.queues.refreshed_at = None;
+    s.groups.list.clear();
+    s.groups.visible.clear();
+    s.groups.pending = None;
+    s.exchanges.list.clear();
+    s.exchanges.bindings.clear();
+    s.exchanges.visible.clear();
+    s.exchanges.pending = None;
+    s.backend_ready = false;
+    s.status.conn = Conn::Connecting;
+    s.status.error = None;
+    s.status.info = Some(format!("switching to virtual host \"{name}\""));
+    vec![Effect::SwitchVhost(name.to_string())]
+}
+
 /// Every queue `exchange` has a binding path to, through exchange-to-exchange bindings
 /// too, in binding order (whether a message takes a path depends on its routing key).
 pub fn queues_bound_to(s: &State, exchange: &str) -> Vec<String> {
@@ -1767,6 +1830,7 @@ fn complete(s: &State, text: &str) -> Option<String> {
         "queues",
         "groups",
         "exchanges",
+        "vhost ",
         "q ",
         "help",
         "offset ",
@@ -1775,6 +1839,15 @@ fn complete(s: &State, text: &str) -> Option<String> {
         "trace ",
         "quit",
     ];
+    if let Some(prefix) = text.strip_prefix("vhost ") {
+        let names: Vec<&str> = s
+            .vhosts
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        return common_prefix(&names).map(|p| format!("vhost {p}"));
+    }
     if let Some(prefix) = text.strip_prefix("q ") {
         let names: Vec<&str> = s
             .queues
@@ -1824,6 +1897,7 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
         }
         "groups" | "g" => open_groups(s),
         "exchanges" | "x" => open_exchanges(s),
+        "vhost" | "vh" => switch_vhost(s, arg),
         "help" => act(s, Action::Help),
         "quit" | "q!" => act(s, Action::Quit),
         "q" | "queue" if !arg.is_empty() => {
@@ -1864,7 +1938,7 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
         },
         other => {
             s.status.error = Some(format!(
-                "unknown command :{other} (try :queues, :groups, :exchanges, :q NAME, :trace ID, :offset N, :since 15m)"
+                "unknown command :{other} (try :queues, :groups, :exchanges, :vhost NAME, :q NAME, :trace ID, :offset N, :since 15m)"
             ));
             Vec::new()
         }

@@ -18,7 +18,11 @@ use tokio::sync::mpsc::UnboundedSender;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Worker {
-    target: Target,
+    /// What to connect to; `:vhost` changes its virtual host.
+    target: Mutex<Target>,
+    /// Bumped by every connect: a connect that finishes after a newer one started (a
+    /// switch of vhost while the old one was still connecting) is dropped.
+    generation: Arc<AtomicU64>,
     options: ConnectOptions,
     backend: Arc<Mutex<Option<Arc<dyn Backend>>>>,
     tx: UnboundedSender<Msg>,
@@ -44,13 +48,46 @@ impl Worker {
 
     pub fn with_options(target: Target, options: ConnectOptions, tx: UnboundedSender<Msg>) -> Self {
         Self {
-            target,
+            target: Mutex::new(target),
+            generation: Arc::default(),
             options,
             backend: Arc::new(Mutex::new(None)),
             tx,
             scans: Arc::default(),
             follows: Arc::default(),
         }
+    }
+
+    /// Connect to the target as it is now; the reply is `Connected` or `ConnectFailed`.
+    fn connect(&self, tx: UnboundedSender<Msg>) {
+        let target = lock(&self.target).clone();
+        let options = self.options.clone();
+        let slot = Arc::clone(&self.backend);
+        let generation = Arc::clone(&self.generation);
+        let mine = generation.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::spawn(async move {
+            let result = backend::connect(&target, &options).await;
+            if generation.load(Ordering::SeqCst) != mine {
+                // A newer connect (another vhost) took over.
+                return;
+            }
+            let msg = match result {
+                Ok(b) => {
+                    let info = b.info();
+                    let has_groups = b.consumer_groups().is_some();
+                    let has_exchanges = b.browser().is_some();
+                    *lock(&slot) = Some(b);
+                    Msg::Connected {
+                        backend: info.kind.as_str().to_string(),
+                        target: info.target,
+                        has_groups,
+                        has_exchanges,
+                    }
+                }
+                Err(e) => Msg::ConnectFailed(e.to_string()),
+            };
+            let _ = tx.send(msg);
+        });
     }
 
     fn current(&self) -> Option<Arc<dyn Backend>> {
@@ -64,27 +101,28 @@ impl Worker {
     pub fn run(&self, effect: Effect) {
         let tx = self.tx.clone();
         match effect {
-            Effect::Connect => {
-                let target = self.target.clone();
-                let options = self.options.clone();
-                let slot = Arc::clone(&self.backend);
+            Effect::Connect => self.connect(tx),
+            Effect::SwitchVhost(vhost) => {
+                if let Target::Amqp(a) = &mut *lock(&self.target) {
+                    a.vhost = vhost;
+                }
+                // Traces and follows of the old vhost were stopped by the app; nothing
+                // more goes to the old backend.
+                *lock(&self.backend) = None;
+                self.connect(tx);
+            }
+            Effect::LoadVhosts(req) => {
+                let b = self.current();
                 tokio::spawn(async move {
-                    let msg = match backend::connect(&target, &options).await {
-                        Ok(b) => {
-                            let info = b.info();
-                            let has_groups = b.consumer_groups().is_some();
-                            let has_exchanges = b.browser().is_some();
-                            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
-                            Msg::Connected {
-                                backend: info.kind.as_str().to_string(),
-                                target: info.target,
-                                has_groups,
-                                has_exchanges,
-                            }
-                        }
-                        Err(e) => Msg::ConnectFailed(e.to_string()),
+                    let result = match b.as_ref().and_then(|b| b.browser()) {
+                        Some(br) => br
+                            .vhosts()
+                            .await
+                            .map(|v| v.into_iter().map(|v| v.name).collect())
+                            .map_err(|e| e.to_string()),
+                        None => Err("this backend has no virtual hosts".to_string()),
                     };
-                    let _ = tx.send(msg);
+                    let _ = tx.send(Msg::VhostsLoaded { req, result });
                 });
             }
             Effect::LoadQueues(req) => {
