@@ -1336,34 +1336,14 @@ async fn exchanges_bindings_and_vhosts_are_listed() {
             AMQPValue::LongString("unrouted".into()),
         );
         declare("orders ü", lapin::ExchangeKind::Topic, false, ae).await;
-        declare(
-            "unrouted",
-            lapin::ExchangeKind::Fanout,
-            false,
-            AmqpTable::default(),
-        )
-        .await;
-        declare(
-            "audit",
-            lapin::ExchangeKind::Topic,
-            true,
-            AmqpTable::default(),
-        )
-        .await;
-        declare(
-            "by headers",
-            lapin::ExchangeKind::Headers,
-            false,
-            AmqpTable::default(),
-        )
-        .await;
-        declare(
-            "policy-ae",
-            lapin::ExchangeKind::Direct,
-            false,
-            AmqpTable::default(),
-        )
-        .await;
+        for (name, kind, internal) in [
+            ("unrouted", lapin::ExchangeKind::Fanout, false),
+            ("audit", lapin::ExchangeKind::Topic, true),
+            ("by headers", lapin::ExchangeKind::Headers, false),
+            ("policy-ae", lapin::ExchangeKind::Direct, false),
+        ] {
+            declare(name, kind, internal, AmqpTable::default()).await;
+        }
         r.declare("orders queue", AmqpTable::default()).await;
         ch.queue_bind(
             "orders queue".into(),
