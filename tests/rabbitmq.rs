@@ -1508,6 +1508,21 @@ async fn tui_switches_virtual_host() {
         let Msg::Connected { target: first, .. } = next().await else {
             panic!("connected")
         };
+        // A vhost that does not exist: the switch fails, the first connection stays.
+        worker.run(Effect::SwitchVhost(format!("{} missing", r.vhost)));
+        let Msg::VhostSwitchFailed(e) = next().await else {
+            panic!("the switch fails")
+        };
+        assert!(!e.is_empty());
+        worker.run(Effect::LoadQueues(6));
+        let Msg::QueuesLoaded {
+            req: 6,
+            result: Ok(_),
+            ..
+        } = next().await
+        else {
+            panic!("the first vhost still lists")
+        };
         worker.run(Effect::SwitchVhost(r.vhost.clone()));
         let Msg::Connected { target: second, .. } = next().await else {
             panic!("connected to the other vhost")

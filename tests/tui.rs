@@ -1062,11 +1062,10 @@ async fn every_view_snapshot() {
         .collect();
     shown.sort();
     assert_eq!(shown, ["analytics", "billing", "email", "shipping"]);
-    h.keys("/").await;
-    for _ in 0..40 {
-        h.send(special(KeyCode::Backspace)).await;
-    }
-    h.send(special(KeyCode::Enter)).await;
+    assert!(h.text().contains("bound to orders"), "{}", h.text());
+    // Esc: all queues again.
+    h.send(special(KeyCode::Esc)).await;
+    assert!(h.state.queues.visible.len() > 4);
     h.keys("c").await;
 
     let t = Theme::default_theme();
@@ -1454,4 +1453,15 @@ fn vhost_command_lists_and_switches() {
     assert!(s.queues.list.is_empty(), "the old vhost's queues are gone");
     assert!(!s.backend_ready);
     assert_eq!(s.view(), View::Queues);
+    // No way in (no permission there): the old vhost's connection carries on.
+    let fx = update(&mut s, Msg::VhostSwitchFailed("access refused".into()));
+    assert!(matches!(fx.first(), Some(Effect::LoadQueues(_))), "{fx:?}");
+    assert!(s.backend_ready);
+    assert!(
+        s.status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("access refused")
+    );
 }

@@ -139,6 +139,9 @@ pub struct Queues {
     pub sort: SortColumn,
     pub descending: bool,
     pub filter: String,
+    /// Only the queues an exchange routes to (its name, and theirs), from the exchanges
+    /// view; Esc shows all again.
+    pub bound_to: Option<(String, std::collections::BTreeSet<String>)>,
     pub pending: Option<ReqId>,
     pub refreshed_at: Option<DateTime<Utc>>,
 }
@@ -437,6 +440,7 @@ impl State {
                 sort: SortColumn::Name,
                 descending: false,
                 filter: String::new(),
+                bound_to: None,
                 pending: None,
                 refreshed_at: None,
             },
@@ -538,6 +542,15 @@ impl State {
 
     /// Rows available to a list view: the screen less title, table header, borders, the
     /// hint bar and the status bar.
+    /// Seconds between reloads of the current view's list: exchanges and bindings change
+    /// rarely and cost a broker more to list, so at most every 10 s.
+    pub fn refresh_every(&self) -> u64 {
+        match self.view() {
+            View::Exchanges => self.refresh_secs.max(10),
+            _ => self.refresh_secs.max(1),
+        }
+    }
+
     pub fn list_rows(&self) -> usize {
         usize::from(self.height.saturating_sub(7)).max(1)
     }

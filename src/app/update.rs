@@ -28,6 +28,8 @@ pub enum Msg {
         has_exchanges: bool,
     },
     ConnectFailed(String),
+    /// `:vhost NAME` could not connect there; the old vhost's connection is kept.
+    VhostSwitchFailed(String),
     QueuesLoaded {
         req: ReqId,
         result: Result<Vec<QueueSummary>, String>,
@@ -148,6 +150,13 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::ConnectFailed(e) => {
             connection_failed(s, e);
             Vec::new()
+        }
+        Msg::VhostSwitchFailed(e) => {
+            s.status.error = Some(format!("could not switch virtual host: {e}"));
+            s.status.info = None;
+            s.status.conn = Conn::Connected;
+            s.backend_ready = true;
+            vec![load_queues(s)]
         }
         Msg::QueuesLoaded { req, result, at } => {
             if s.queues.pending != Some(req) {
@@ -569,7 +578,7 @@ fn on_tick(s: &mut State) -> Vec<Effect> {
         }
         return refresh_current(s);
     }
-    if !s.backend_ready || !s.tick.is_multiple_of(s.refresh_secs.max(1)) {
+    if !s.backend_ready || !s.tick.is_multiple_of(s.refresh_every()) {
         return Vec::new();
     }
     refresh_current(s)
@@ -820,6 +829,13 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::Back => {
+            if view == View::Queues && s.queues.bound_to.is_some() {
+                // Esc leaves the "bound to an exchange" list for the whole one.
+                s.queues.bound_to = None;
+                let keep = s.selected_queue().map(|q| q.name.clone());
+                refilter_queues(s, keep.as_deref());
+                return Vec::new();
+            }
             if view == View::Messages {
                 s.messages.window.clear();
                 s.messages.visible.clear();
@@ -877,6 +893,7 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
         },
         Action::Queues => {
             s.stack = vec![View::Queues];
+            s.queues.bound_to = None;
             vec![load_queues(s)]
         }
         Action::Groups => open_groups(s),
@@ -1161,6 +1178,10 @@ fn switch_vhost(s: &mut State, name: &str) -> Vec<Effect> {
     s.exchanges.bindings.clear();
     s.exchanges.visible.clear();
     s.exchanges.pending = None;
+    // The old vhost's filters mean nothing in the new one.
+    s.queues.filter.clear();
+    s.queues.bound_to = None;
+    s.exchanges.filter.clear();
     s.backend_ready = false;
     s.status.conn = Conn::Connecting;
     s.status.error = None;
@@ -1203,13 +1224,11 @@ fn show_bound_queues(s: &mut State, exchange: &str) -> Vec<Effect> {
         s.status.info = Some(format!("{shown} has no bindings to a queue"));
         return Vec::new();
     }
-    let names: Vec<String> = queues.iter().map(|q| regex::escape(q)).collect();
-    s.queues.filter = format!("^({})$", names.join("|"));
+    let n = queues.len();
+    s.queues.bound_to = Some((shown.to_string(), queues.into_iter().collect()));
+    s.queues.filter.clear();
     s.stack = vec![View::Queues];
-    s.status.info = Some(format!(
-        "{} queue(s) bound to {shown} (/ to change the filter)",
-        queues.len()
-    ));
+    s.status.info = Some(format!("{n} queue(s) bound to {shown} (Esc: all queues)"));
     let keep = s.selected_queue().map(|q| q.name.clone());
     refilter_queues(s, keep.as_deref());
     vec![load_queues(s)]
@@ -1523,6 +1542,11 @@ fn refilter_queues(s: &mut State, keep: Option<&str>) {
     let m = Matcher::new(&q.filter);
     let mut idx: Vec<usize> = (0..q.list.len())
         .filter(|i| q.filter.is_empty() || m.is_match(&q.list[*i].name))
+        .filter(|i| {
+            q.bound_to
+                .as_ref()
+                .is_none_or(|(_, names)| names.contains(&q.list[*i].name))
+        })
         .collect();
     let list = &q.list;
     idx.sort_by(|a, b| {

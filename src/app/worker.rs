@@ -18,8 +18,8 @@ use tokio::sync::mpsc::UnboundedSender;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Worker {
-    /// What to connect to; `:vhost` changes its virtual host.
-    target: Mutex<Target>,
+    /// What to connect to; a successful `:vhost` switch changes its virtual host.
+    target: Arc<Mutex<Target>>,
     /// Bumped by every connect: a connect that finishes after a newer one started (a
     /// switch of vhost while the old one was still connecting) is dropped.
     generation: Arc<AtomicU64>,
@@ -48,7 +48,7 @@ impl Worker {
 
     pub fn with_options(target: Target, options: ConnectOptions, tx: UnboundedSender<Msg>) -> Self {
         Self {
-            target: Mutex::new(target),
+            target: Arc::new(Mutex::new(target)),
             generation: Arc::default(),
             options,
             backend: Arc::new(Mutex::new(None)),
@@ -58,33 +58,46 @@ impl Worker {
         }
     }
 
-    /// Connect to the target as it is now; the reply is `Connected` or `ConnectFailed`.
-    fn connect(&self, tx: UnboundedSender<Msg>) {
-        let target = lock(&self.target).clone();
+    /// Connect to `target` (the current one, or another vhost's): the reply is
+    /// `Connected`, or on failure `ConnectFailed` (a reconnect) or `VhostSwitchFailed`
+    /// (a switch, which keeps the current backend and target). The backend and target are
+    /// replaced only on success, and only if no newer connect started meanwhile: the
+    /// check and the swap happen under the backend's lock, where a newer connect bumps
+    /// the generation.
+    fn connect(&self, target: Target, switch: bool, tx: UnboundedSender<Msg>) {
         let options = self.options.clone();
         let slot = Arc::clone(&self.backend);
+        let current = Arc::clone(&self.target);
         let generation = Arc::clone(&self.generation);
-        let mine = generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let mine = {
+            let _slot = lock(&slot);
+            generation.fetch_add(1, Ordering::SeqCst) + 1
+        };
         tokio::spawn(async move {
             let result = backend::connect(&target, &options).await;
-            if generation.load(Ordering::SeqCst) != mine {
-                // A newer connect (another vhost) took over.
-                return;
-            }
-            let msg = match result {
-                Ok(b) => {
-                    let info = b.info();
-                    let has_groups = b.consumer_groups().is_some();
-                    let has_exchanges = b.browser().is_some();
-                    *lock(&slot) = Some(b);
-                    Msg::Connected {
-                        backend: info.kind.as_str().to_string(),
-                        target: info.target,
-                        has_groups,
-                        has_exchanges,
-                    }
+            let msg = {
+                let mut slot = lock(&slot);
+                if generation.load(Ordering::SeqCst) != mine {
+                    // A newer connect (another vhost) took over.
+                    return;
                 }
-                Err(e) => Msg::ConnectFailed(e.to_string()),
+                match result {
+                    Ok(b) => {
+                        let info = b.info();
+                        let has_groups = b.consumer_groups().is_some();
+                        let has_exchanges = b.browser().is_some();
+                        *slot = Some(b);
+                        *lock(&current) = target;
+                        Msg::Connected {
+                            backend: info.kind.as_str().to_string(),
+                            target: info.target,
+                            has_groups,
+                            has_exchanges,
+                        }
+                    }
+                    Err(e) if switch => Msg::VhostSwitchFailed(e.to_string()),
+                    Err(e) => Msg::ConnectFailed(e.to_string()),
+                }
             };
             let _ = tx.send(msg);
         });
@@ -101,15 +114,18 @@ impl Worker {
     pub fn run(&self, effect: Effect) {
         let tx = self.tx.clone();
         match effect {
-            Effect::Connect => self.connect(tx),
+            Effect::Connect => {
+                let target = lock(&self.target).clone();
+                self.connect(target, false, tx);
+            }
             Effect::SwitchVhost(vhost) => {
-                if let Target::Amqp(a) = &mut *lock(&self.target) {
+                // The current backend stays until the new vhost's connection works, so a
+                // wrong name or a vhost without permission leaves everything as it was.
+                let mut target = lock(&self.target).clone();
+                if let Target::Amqp(a) = &mut target {
                     a.vhost = vhost;
                 }
-                // Traces and follows of the old vhost were stopped by the app; nothing
-                // more goes to the old backend.
-                *lock(&self.backend) = None;
-                self.connect(tx);
+                self.connect(target, true, tx);
             }
             Effect::LoadVhosts(req) => {
                 let b = self.current();
@@ -157,8 +173,7 @@ impl Worker {
                 let b = self.current();
                 tokio::spawn(async move {
                     let result = match b.as_ref().and_then(|b| b.browser()) {
-                        Some(br) => tokio::try_join!(br.exchanges(), br.bindings())
-                            .map_err(|e| e.to_string()),
+                        Some(br) => br.routing().await.map_err(|e| e.to_string()),
                         None => Err("this backend has no exchanges".to_string()),
                     };
                     let _ = tx.send(Msg::ExchangesLoaded {

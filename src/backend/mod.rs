@@ -378,6 +378,16 @@ pub trait Browse: Send + Sync {
     /// The bindings of the connected virtual host, the default exchange's implicit ones
     /// left out.
     async fn bindings(&self) -> Result<Vec<crate::model::topology::Binding>>;
+
+    /// Both at once, for a view that shows the one beside the other.
+    async fn routing(
+        &self,
+    ) -> Result<(
+        Vec<crate::model::topology::ExchangeSummary>,
+        Vec<crate::model::topology::Binding>,
+    )> {
+        tokio::try_join!(self.exchanges(), self.bindings())
+    }
 }
 
 /// One take session: see [`Take`]. Every path out of it must end in [`TakeSession::release`]

@@ -21,6 +21,12 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     if !q.filter.is_empty() {
         title.push(Span::styled(format!("/{} ", q.filter), t.fg(Role::Match)));
     }
+    if let Some((exchange, _)) = &q.bound_to {
+        title.push(Span::styled(
+            format!("bound to {exchange} "),
+            t.fg(Role::Match),
+        ));
+    }
     title.push(Span::styled(
         format!("sort {} {arrow} ", q.sort.label()),
         t.fg(Role::Dim),

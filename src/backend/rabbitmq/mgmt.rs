@@ -460,9 +460,13 @@ impl Mgmt {
             .collect())
     }
 
-    /// The exchanges of a vhost with their settings, rates and binding counts; the
-    /// alternate exchange from the argument or, failing that, the policy.
-    pub async fn exchanges(&self, vhost: &str) -> Result<Vec<ExchangeSummary>, BackendError> {
+    /// The exchanges of a vhost with their settings, rates and binding counts (the
+    /// alternate exchange from the argument or, failing that, the policy), and the
+    /// bindings they were counted from.
+    pub async fn routing(
+        &self,
+        vhost: &str,
+    ) -> Result<(Vec<ExchangeSummary>, Vec<Binding>), BackendError> {
         let v = encode_vhost(vhost);
         let (ex, bi, po) = (
             format!("/api/exchanges/{v}"),
@@ -496,16 +500,13 @@ impl Mgmt {
                         .or(from_policy),
                     bindings: bindings.iter().filter(|b| b.source == e.name).count(),
                     arguments: plain_table(&e.arguments),
-                    publish_in_rate: Some(
-                        stats
-                            .and_then(|s| s.publish_in_details.as_ref())
-                            .map_or(0.0, |r| r.rate),
-                    ),
-                    publish_out_rate: Some(
-                        stats
-                            .and_then(|s| s.publish_out_details.as_ref())
-                            .map_or(0.0, |r| r.rate),
-                    ),
+                    // No statistics (never used, or statistics off): unknown, not zero.
+                    publish_in_rate: stats
+                        .and_then(|s| s.publish_in_details.as_ref())
+                        .map(|r| r.rate),
+                    publish_out_rate: stats
+                        .and_then(|s| s.publish_out_details.as_ref())
+                        .map(|r| r.rate),
                     name: e.name,
                     kind: e.kind,
                     durable: e.durable,
@@ -517,7 +518,7 @@ impl Mgmt {
             .collect();
         // The default exchange first, then by name, as the management UI lists them.
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok((out, bindings.into_iter().filter_map(binding).collect()))
     }
 
     /// The bindings of a vhost, with their arguments; the default exchange's implicit

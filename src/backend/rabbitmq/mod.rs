@@ -700,8 +700,13 @@ const FIREHOSE: &str = "amq.rabbitmq.trace";
 /// original, and its headers say where it was published, with which routing keys, which
 /// queues it was routed to, and its properties (with the original headers among them).
 /// None for anything else. `tap`, the queue reading the firehose, is left out of the
-/// routed queues when it was bound to the exchange too: the tail's own copy is no hop.
-fn from_firehose(position: u64, d: &lapin::message::Delivery, tap: &str) -> Option<Message> {
+/// routed queues when it was bound to the exchange too (the tail's own copy is no hop);
+/// the flag says whether it was, that is whether a copy through the bindings follows.
+fn from_firehose(
+    position: u64,
+    d: &lapin::message::Delivery,
+    tap: &str,
+) -> Option<(Message, bool)> {
     if !d.routing_key.as_str().starts_with("publish.") {
         return None;
     }
@@ -715,13 +720,17 @@ fn from_firehose(position: u64, d: &lapin::message::Delivery, tap: &str) -> Opti
         .and_then(FieldValue::as_str)
         .map(str::to_string);
     m.exchange = Some(exchange);
+    let mut tapped = false;
     m.routed_queues = trace
         .get("routed_queues")
         .and_then(FieldValue::as_array)
         .map(|qs| {
             qs.iter()
                 .filter_map(FieldValue::as_str)
-                .filter(|q| *q != tap)
+                .filter(|q| {
+                    tapped |= *q == tap;
+                    *q != tap
+                })
                 .map(str::to_string)
                 .collect()
         });
@@ -732,7 +741,7 @@ fn from_firehose(position: u64, d: &lapin::message::Delivery, tap: &str) -> Opti
         }
     }
     m.timestamp = publish_time(&m.properties);
-    Some(m)
+    Some((m, tapped))
 }
 
 #[async_trait]
@@ -863,11 +872,21 @@ impl Browse for RabbitBackend {
     }
 
     async fn exchanges(&self) -> Result<Vec<crate::model::topology::ExchangeSummary>> {
-        self.mgmt.exchanges(self.vhost()).await
+        Ok(self.mgmt.routing(self.vhost()).await?.0)
     }
 
     async fn bindings(&self) -> Result<Vec<crate::model::topology::Binding>> {
         self.mgmt.bindings(self.vhost()).await
+    }
+
+    /// One read of the bindings, so the counts and the list agree.
+    async fn routing(
+        &self,
+    ) -> Result<(
+        Vec<crate::model::topology::ExchangeSummary>,
+        Vec<crate::model::topology::Binding>,
+    )> {
+        self.mgmt.routing(self.vhost()).await
     }
 }
 
@@ -1236,10 +1255,13 @@ impl LiveTail for RabbitBackend {
                         Some(Ok(d)) => {
                             let m = if tracing && d.exchange.as_str() == FIREHOSE {
                                 match from_firehose(n, &d, &tap_name) {
-                                    Some(m) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
-                                        // Its copy through the bindings, if one comes, is
-                                        // the same publish: it arrives right after this.
-                                        shown_publishes.insert(copy_key(&m));
+                                    Some((m, tapped)) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
+                                        // The broker routed a copy to the tap through its
+                                        // bindings too: the same publish, arriving right
+                                        // after this, to be dropped then.
+                                        if tapped {
+                                            shown_publishes.insert(copy_key(&m));
+                                        }
                                         m
                                     }
                                     _ => continue,
