@@ -94,6 +94,7 @@ pub fn write_queue_table(queues: &[QueueSummary], out: &mut dyn Write) -> io::Re
         ("IN/s", true),
         ("OUT/s", true),
         ("DEAD LETTERS", false),
+        ("POLICY", false),
     ]);
     for q in queues {
         let dl = match (&q.dead_letter_queue, q.is_dead_letter) {
@@ -114,6 +115,7 @@ pub fn write_queue_table(queues: &[QueueSummary], out: &mut dyn Write) -> io::Re
             rate(q.publish_rate),
             rate(q.deliver_rate),
             dl,
+            q.policy.clone().unwrap_or_default(),
         ]);
     }
     t.write(out)

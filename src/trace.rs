@@ -680,7 +680,7 @@ async fn scan_one(
         QueueDetail {
             summary,
             partitions_detail: Vec::new(),
-            arguments: Default::default(),
+            configs: Default::default(),
             bindings: Vec::new(),
         }
     };

@@ -495,6 +495,15 @@ async fn dead_letter_queues_resolve_from_arguments_and_policies() {
                 d.dead_letter_sources.contains(&by_arg)
                     && d.dead_letter_sources.contains(&by_policy)
             );
+            // The policy by name, the queue's own arguments as declared.
+            assert_eq!(p.policy.as_deref(), Some(policy.as_str()));
+            assert_eq!(a.policy, None);
+            assert_eq!(
+                a.arguments.get("x-dead-letter-routing-key"),
+                Some(&serde_json::json!("dead"))
+            );
+            assert!(p.arguments.get("x-dead-letter-exchange").is_none());
+            assert!(a.ack_rate.is_some());
             resolved = true;
             break;
         }

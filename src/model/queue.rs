@@ -83,6 +83,15 @@ pub struct QueueSummary {
     pub message_ttl_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u64>,
+    /// Acknowledgements per second, where the broker counts them (RabbitMQ).
+    #[serde(default)]
+    pub ack_rate: Option<f64>,
+    /// The policy applied, by name (RabbitMQ); its settings are in the fields above.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The queue's own arguments as declared (`x-message-ttl`, ...), as JSON.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
 }
 
 impl QueueSummary {
@@ -107,6 +116,9 @@ impl QueueSummary {
             delivery_limit: None,
             message_ttl_ms: None,
             max_length: None,
+            ack_rate: None,
+            policy: None,
+            arguments: serde_json::Map::new(),
         }
     }
 }
@@ -163,9 +175,9 @@ pub struct QueueDetail {
     pub summary: QueueSummary,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitions_detail: Vec<PartitionInfo>,
-    /// Queue arguments or topic configs, rendered as JSON.
+    /// Topic configs (Kafka), rendered as JSON; a queue's arguments are in the summary.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub arguments: serde_json::Map<String, serde_json::Value>,
+    pub configs: serde_json::Map<String, serde_json::Value>,
     /// Where messages reach this queue from: `exchange -> queue (key)` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bindings: Vec<String>,

@@ -463,7 +463,7 @@ impl Backend for KafkaBackend {
             s.is_dead_letter = listed.is_dead_letter;
         }
         // Configs are extra: a broker without DescribeConfigs still gets its partitions shown.
-        let arguments = if self.no_configs.load(Ordering::Relaxed) {
+        let configs = if self.no_configs.load(Ordering::Relaxed) {
             serde_json::Map::new()
         } else {
             match self.topic_configs(name).await {
@@ -484,7 +484,7 @@ impl Backend for KafkaBackend {
         Ok(QueueDetail {
             summary: s,
             partitions_detail: parts,
-            arguments,
+            configs,
             bindings: Vec::new(),
         })
     }

@@ -92,6 +92,40 @@ pub struct QueueArgs {
     pub delivery_limit: Option<u64>,
 }
 
+impl QueueArgs {
+    /// The arguments as RabbitMQ would list them: `x-queue-type` and every `x-*` set.
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let mut a = serde_json::Map::new();
+        a.insert("x-queue-type".into(), json!(self.queue_type.as_str()));
+        let mut opt = |k: &str, v: Option<serde_json::Value>| {
+            if let Some(v) = v {
+                a.insert(k.to_string(), v);
+            }
+        };
+        opt("x-message-ttl", self.message_ttl_ms.map(|v| json!(v)));
+        opt("x-max-length", self.max_length.map(|v| json!(v)));
+        opt(
+            "x-dead-letter-exchange",
+            self.dead_letter_exchange.as_ref().map(|v| json!(v)),
+        );
+        opt(
+            "x-dead-letter-routing-key",
+            self.dead_letter_routing_key.as_ref().map(|v| json!(v)),
+        );
+        opt("x-delivery-limit", self.delivery_limit.map(|v| json!(v)));
+        if self.max_length.is_some() {
+            let o = match self.overflow {
+                Overflow::DropHead => "drop-head",
+                Overflow::RejectPublish => "reject-publish",
+                Overflow::RejectPublishDlx => "reject-publish-dlx",
+            };
+            opt("x-overflow", Some(json!(o)));
+        }
+        a
+    }
+}
+
 /// What a publisher hands over.
 #[derive(Debug, Clone, Default)]
 pub struct Outgoing {
@@ -1067,6 +1101,7 @@ impl LocalBroker {
             s.delivery_limit = q.args.delivery_limit;
             s.message_ttl_ms = q.args.message_ttl_ms;
             s.max_length = q.args.max_length;
+            s.arguments = q.args.to_json();
             if let Some(dlx) = &q.args.dead_letter_exchange {
                 s.dead_letter = Some(DeadLetterTarget {
                     exchange: dlx.clone(),

@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use broker::{BrokerError, LocalBroker, LocalConfig, Outgoing};
 use clock::Clock;
 use demo::Demo;
-use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -155,41 +154,13 @@ impl Backend for LocalBackend {
         let summary = self.summary(name)?;
         let mut detail = QueueDetail {
             partitions_detail: Vec::new(),
-            arguments: serde_json::Map::new(),
+            configs: serde_json::Map::new(),
             bindings: Vec::new(),
             summary,
         };
         if detail.summary.kind == QueueKind::Topic {
             detail.partitions_detail = self.broker.partitions(name)?;
-        } else if let Some(args) = self.broker.queue_args(name) {
-            let a = &mut detail.arguments;
-            a.insert("x-queue-type".into(), json!(args.queue_type.as_str()));
-            let opt = |a: &mut serde_json::Map<_, _>, k: &str, v: Option<serde_json::Value>| {
-                if let Some(v) = v {
-                    a.insert(k.to_string(), v);
-                }
-            };
-            opt(a, "x-message-ttl", args.message_ttl_ms.map(|v| json!(v)));
-            opt(a, "x-max-length", args.max_length.map(|v| json!(v)));
-            opt(
-                a,
-                "x-dead-letter-exchange",
-                args.dead_letter_exchange.map(|v| json!(v)),
-            );
-            opt(
-                a,
-                "x-dead-letter-routing-key",
-                args.dead_letter_routing_key.map(|v| json!(v)),
-            );
-            opt(a, "x-delivery-limit", args.delivery_limit.map(|v| json!(v)));
-            if args.max_length.is_some() {
-                let o = match args.overflow {
-                    broker::Overflow::DropHead => "drop-head",
-                    broker::Overflow::RejectPublish => "reject-publish",
-                    broker::Overflow::RejectPublishDlx => "reject-publish-dlx",
-                };
-                a.insert("x-overflow".into(), json!(o));
-            }
+        } else {
             detail.bindings = self.broker.bindings_to(name);
         }
         Ok(detail)

@@ -33,6 +33,8 @@ pub struct MessageStats {
     #[serde(default)]
     pub deliver_get_details: Option<Rate>,
     #[serde(default)]
+    pub ack_details: Option<Rate>,
+    #[serde(default)]
     pub publish_in_details: Option<Rate>,
     #[serde(default)]
     pub publish_out_details: Option<Rate>,

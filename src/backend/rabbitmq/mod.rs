@@ -339,6 +339,14 @@ impl RabbitBackend {
                 .map(|r| r.rate)
                 .unwrap_or(0.0),
         );
+        s.ack_rate = Some(
+            stats
+                .and_then(|m| m.ack_details.as_ref())
+                .map(|r| r.rate)
+                .unwrap_or(0.0),
+        );
+        s.policy = q.policy.clone();
+        s.arguments = q.arguments.clone();
         s.delivery_limit = q.setting_u64("delivery-limit");
         s.message_ttl_ms = q.setting_u64("message-ttl");
         s.max_length = q.setting_u64("max-length");
@@ -815,14 +823,10 @@ impl Backend for RabbitBackend {
             .filter(|b| b.destination == name)
             .map(|b| format!("{} -> {} ({})", b.source, b.destination, b.routing_key))
             .collect();
-        let mut arguments = q.arguments.clone();
-        if let Some(p) = &q.policy {
-            arguments.insert("policy".into(), serde_json::Value::String(p.clone()));
-        }
         Ok(QueueDetail {
             summary,
             partitions_detail: Vec::new(),
-            arguments,
+            configs: serde_json::Map::new(),
             bindings,
         })
     }
