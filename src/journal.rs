@@ -80,6 +80,14 @@ pub fn stamp() -> String {
     Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string()
 }
 
+/// An id no other operation shares: the time, this process, and a count within it (two
+/// operations of one process can start in the same millisecond).
+pub fn unique_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", stamp(), std::process::id())
+}
+
 /// A destination as JSON, for journals and reports.
 pub fn destination_json(d: &Destination) -> Value {
     match d {
@@ -288,7 +296,7 @@ impl Backup {
             None => {
                 let dir = state_dir()?.join("backups");
                 ensure_dir(&dir)?;
-                dir.join(format!("{}-{}.jsonl", file_part(queue), stamp()))
+                dir.join(format!("{}-{}.jsonl", file_part(queue), unique_id()))
             }
         };
         let file = OpenOptions::new()

@@ -192,7 +192,7 @@ pub async fn replay(
             (Journal::open(p)?, Resume::from_entries(&entries))
         }
         None => {
-            let id = format!("{}-{}", journal::stamp(), std::process::id());
+            let id = journal::unique_id();
             let mut j = Journal::create(&id)?;
             j.append(&replay::begin_entry(
                 &id,

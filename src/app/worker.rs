@@ -354,7 +354,7 @@ async fn modify(b: &dyn Backend, action: ConfirmAction) -> Result<String, String
             };
             let run = async {
                 let plan = opts.plan().map_err(|e| e.to_string())?;
-                let id = format!("{}-{}", journal::stamp(), std::process::id());
+                let id = journal::unique_id();
                 let mut j = Journal::create(&id).map_err(|e| e.to_string())?;
                 j.append(&replay::begin_entry(&id, &target, &queue, &opts))
                     .and_then(|_| j.sync())
