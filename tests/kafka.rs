@@ -257,16 +257,18 @@ async fn listing_hides_internal_topics_and_pairs_dead_letters() {
     // while for it, later ones do not ask again; both show partitions without configs.
     let start = Instant::now();
     let first = b.describe_queue("payments-dlt").await.unwrap();
+    // Bounds say "no hang", not "fast": twelve mock clusters share two cores in CI.
     assert!(
-        start.elapsed() < Duration::from_secs(3),
+        start.elapsed() < Duration::from_secs(15),
         "{:?}",
         start.elapsed()
     );
     assert!(first.configs.is_empty(), "{:?}", first.configs);
     let start = Instant::now();
     let d = b.describe_queue("payments").await.unwrap();
+    // Under the 2 s configs wait: it did not ask (and wait) again.
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(2),
         "{:?}",
         start.elapsed()
     );
@@ -300,7 +302,7 @@ async fn group_listing_on_the_mock_is_reported_unsupported() {
         .await
         .unwrap_err();
     assert!(
-        start.elapsed() < Duration::from_secs(10),
+        start.elapsed() < Duration::from_secs(20),
         "{:?}",
         start.elapsed()
     );
@@ -376,7 +378,7 @@ async fn unreachable_cluster_fails_fast_with_one_line() {
         Ok(_) => panic!("connected to a closed port"),
     };
     assert!(
-        start.elapsed() < Duration::from_secs(6),
+        start.elapsed() < Duration::from_secs(12),
         "{:?}",
         start.elapsed()
     );
@@ -406,7 +408,7 @@ async fn broker_down_is_reported_then_recovers() {
     let start = Instant::now();
     let e = b.peek(&t, &PeekRequest::first(10)).await.unwrap_err();
     assert!(
-        start.elapsed() < Duration::from_secs(8),
+        start.elapsed() < Duration::from_secs(15),
         "{:?}",
         start.elapsed()
     );
@@ -476,7 +478,7 @@ async fn export_streams_every_partition_and_stops_when_dropped() {
     let (sent, first) = tokio::join!(exporter.export(&t, None, &PeekFrom::Start, 5, tx), first);
     assert_eq!(first.map(|b| b.len()), Some(5));
     assert!(sent.unwrap() < 60);
-    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(15));
 }
 
 /// An export from a time starts each partition at its first record that late (what

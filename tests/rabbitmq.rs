@@ -22,7 +22,7 @@ use mqscope::config::{AmqpTarget, Secret, Target, encode_vhost};
 use mqscope::model::{FieldTable, FieldValue, Message, QueueKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -191,7 +191,18 @@ impl Rabbit {
             )
             .await
             .unwrap();
+        let _ = ch.close(200, "counted".into()).await;
         q.message_count()
+    }
+
+    /// Waits (30 s at most) for a queue's ready count: requeues and dead-lettering land
+    /// in the broker a moment after the client's call returns.
+    async fn wait_for(&self, name: &str, n: u32) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.ready(name).await != n {
+            assert!(Instant::now() < deadline, "{name} never reached {n} ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -370,8 +381,7 @@ async fn quorum_queue_with_delivery_limit_is_never_pushed_to_its_dlq() {
     let page = r.backend.peek(&name, &forced).await.unwrap();
     assert_eq!(bodies(&page.messages), bodies(&numbered(3)));
     assert!(page.notes.iter().any(|n| n.contains("forced")));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(r.ready(&name).await, 3);
+    r.wait_for(&name, 3).await;
     assert_eq!(r.ready(&dlq).await, 0);
 }
 
@@ -483,7 +493,7 @@ async fn dead_letter_queues_resolve_from_arguments_and_policies() {
         .unwrap();
     assert!(put.status().is_success(), "{}", put.status());
     let mut resolved = false;
-    for _ in 0..40 {
+    for _ in 0..120 {
         let list = r.backend.list_queues().await.unwrap();
         let find = |n: &str| list.iter().find(|q| q.name == n).cloned();
         if let (Some(a), Some(p), Some(d)) = (find(&by_arg), find(&by_policy), find(&dlq))
@@ -757,7 +767,7 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     let ours = format!("mqscope-tail-{}-", std::process::id());
     let mut taps: Vec<String> = Vec::new();
     let mut bindings = serde_json::Value::Null;
-    for _ in 0..60 {
+    for _ in 0..120 {
         bindings = api_get(&format!(
             "exchanges/{}/{}/bindings/source",
             encode_vhost(&r.vhost),
@@ -802,7 +812,7 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     );
     drop(tail);
     let mut gone = false;
-    for _ in 0..40 {
+    for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let list = r.backend.list_queues().await.unwrap();
         if !list.iter().any(|s| taps.contains(&s.name)) {
@@ -1140,7 +1150,6 @@ async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
         .reject(lapin::options::BasicRejectOptions { requeue: false })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let names: Vec<String> = queues.iter().chain([&dlq]).cloned().collect();
     async fn depths(r: &Rabbit, names: &[String]) -> Vec<u32> {
         let mut v = Vec::new();
@@ -1149,6 +1158,8 @@ async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
         }
         v
     }
+    // The dead-lettering of the rejected one lands a moment after the reject.
+    r.wait_for(&dlq, 1).await;
     let before = depths(&r, &names).await;
     assert_eq!(before, vec![3, 4, 4, 1]);
     let opts = mqscope::trace::TraceOptions {
@@ -1403,7 +1414,7 @@ async fn exchanges_bindings_and_vhosts_are_listed() {
 
         let browse = r.backend.browser().expect("RabbitMQ lists its routing");
         let mut list = Vec::new();
-        for _ in 0..40 {
+        for _ in 0..120 {
             list = browse.exchanges().await.unwrap();
             if list
                 .iter()

@@ -36,6 +36,8 @@ async fn tls_node(name: &'static str) -> Option<(PrivateNode, PathBuf, u16)> {
         }
     })
     .await?;
+    // The management listener comes up a moment after AMQP; connect needs both.
+    drop(node.backend().await);
     let tls = node.dir().join("tls");
     Some((node, tls, port))
 }

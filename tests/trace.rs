@@ -612,7 +612,8 @@ fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
         }
     });
     let mut lines = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Room for a loaded machine: the bound only matters when the test fails.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while lines.len() < 2 {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {

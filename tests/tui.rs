@@ -958,8 +958,9 @@ impl Harness {
                 }
             }
         }
-        self.state.trace.elapsed_ms = self.state.trace.elapsed_ms.min(42);
-        // Pin the wall-clock times the worker stamps, so drawings repeat.
+        // Pin the wall-clock times the worker stamps, so drawings repeat: the trace's
+        // duration too (it was capped at 42 ms, so a 41 ms trace drew a different frame).
+        self.state.trace.elapsed_ms = 42;
         let t = chrono::DateTime::from_timestamp(1_767_225_600, 0);
         self.state.queues.refreshed_at = self.state.queues.refreshed_at.and(t);
         self.state.groups.refreshed_at = self.state.groups.refreshed_at.and(t);
