@@ -50,6 +50,9 @@ pub enum Command {
     Queues(QueuesArgs),
     /// Read messages without consuming them.
     Peek(PeekArgs),
+    /// Everything about one queue, stream or topic: depth, rates, dead-letter wiring,
+    /// limits, arguments and policy, partitions and configs, and what routes to it.
+    Describe(DescribeArgs),
     /// List consumer groups with their lag.
     Groups(JsonFlag),
     /// List virtual hosts with their message totals and whether tracing is on (AMQP).
@@ -91,6 +94,14 @@ pub struct QueuesArgs {
     /// Only names containing this text (case-insensitive).
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DescribeArgs {
+    /// Queue, stream or topic.
+    pub queue: String,
     #[command(flatten)]
     pub out: JsonFlag,
 }

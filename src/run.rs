@@ -85,6 +85,22 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let (_, backend) = open(&sel).await?;
             groups(backend.as_ref(), flag.json, out).await
         }
+        Some(Command::Describe(args)) => {
+            let (_, backend) = open(&sel).await?;
+            let detail = match backend.describe_queue(&args.queue).await {
+                Ok(d) => d,
+                Err(BackendError::QueueNotFound(name)) => {
+                    return Err(not_found(backend.as_ref(), &name).await);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if args.out.json {
+                writeln!(out, "{}", serde_json::to_string(&detail)?)?;
+            } else {
+                write!(out, "{}", crate::model::describe::text(&detail))?;
+            }
+            Ok(())
+        }
         Some(Command::Vhosts(flag)) => {
             let (_, backend) = open(&sel).await?;
             let list = browser(backend.as_ref(), "virtual hosts")?.vhosts().await?;

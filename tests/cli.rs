@@ -574,3 +574,52 @@ fn replay_and_purge_on_the_demo_write_journal_backup_and_audit() {
     assert_eq!(entries[1]["backup"], backup);
     assert_eq!(entries[1]["result"], "ok");
 }
+
+#[test]
+fn describe_shows_one_queue_in_full() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "local://demo?clock=fixed";
+    let out = mqscope(&home)
+        .args(["describe", "billing", "--url", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "Queue\n  name ",
+        "billing",
+        "Depth\n",
+        "Dead letters\n",
+        "dead-letters to  orders.dlx, routing key \"billing.dlq\"",
+        "which reaches    billing.dlq",
+        "x-dead-letter-exchange",
+        "Bound from\n",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in:\n{text}");
+    }
+    // The dead-letter queue says where its dead letters come from.
+    let out = mqscope(&home)
+        .args(["describe", "billing.dlq", "--json", "--url", url])
+        .output()
+        .unwrap();
+    let rows = json_lines(&out.stdout);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["name"], "billing.dlq");
+    assert_eq!(rows[0]["is_dead_letter"], true);
+    assert_eq!(
+        rows[0]["dead_letter_sources"],
+        serde_json::json!(["billing"])
+    );
+    // A topic lists its partitions with their offsets.
+    let out = mqscope(&home)
+        .args(["describe", "payments", "--url", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Partitions\n"), "{text}");
+    assert!(text.contains("offsets 0–"), "{text}");
+    let (code, err) = fails(mqscope(&home).args(["describe", "billng", "--url", url]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+    assert!(err.contains("did you mean billing"), "{err}");
+}

@@ -514,6 +514,16 @@ async fn dead_letter_queues_resolve_from_arguments_and_policies() {
             );
             assert!(p.arguments.get("x-dead-letter-exchange").is_none());
             assert!(a.ack_rate.is_some());
+            // `mqscope describe` (and the TUI's info view) says the same, in words.
+            let text = mqscope::model::describe::text(
+                &r.backend.describe_queue(&by_policy).await.unwrap(),
+            );
+            assert!(text.contains(&format!("policy        {policy}")), "{text}");
+            assert!(
+                text.contains(&format!("dead-letters to  {dlx}, routing key \"dead\"")),
+                "{text}"
+            );
+            assert!(text.contains(&format!("which reaches    {dlq}")), "{text}");
             resolved = true;
             break;
         }

@@ -1466,3 +1466,48 @@ fn vhost_command_lists_and_switches() {
             .contains("access refused")
     );
 }
+
+/// `i` describes the selected queue (depth, dead-letter wiring, arguments); from the
+/// messages view it describes the queue or topic being read; Esc goes back where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_describes_the_selected_queue_or_topic() {
+    let mut h = Harness::new().await;
+    let row = h
+        .state
+        .queues
+        .visible
+        .iter()
+        .position(|i| h.state.queues.list[*i].name == "billing")
+        .expect("billing listed");
+    for _ in 0..row {
+        h.keys("j").await;
+    }
+    h.keys("i").await;
+    assert_eq!(h.state.view(), View::Info);
+    assert_eq!(h.state.info.queue, "billing");
+    let text = h.text();
+    assert!(text.contains("dead-letters to  orders.dlx"), "{text}");
+    assert!(text.contains("which reaches    billing.dlq"), "{text}");
+    assert!(text.contains("x-dead-letter-routing-key"), "{text}");
+    snap("info", &h);
+    // Ctrl-R describes again; scrolling stops at the last line.
+    h.send(Msg::Key(Key::ctrl('r'))).await;
+    assert!(h.state.info.pending.is_none() && h.state.info.detail.is_some());
+    h.keys("GGG").await;
+    assert!(h.state.info.scroll <= mqscope::app::update::info_lines(&h.state));
+    h.send(special(KeyCode::Esc)).await;
+    assert_eq!(h.state.view(), View::Queues);
+
+    h.send(key(':')).await;
+    h.keys("q payments").await;
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(h.state.view(), View::Messages);
+    h.keys("i").await;
+    assert_eq!(h.state.view(), View::Info);
+    let text = h.text();
+    assert!(text.contains("Partitions"), "{text}");
+    assert!(text.contains("offsets 0–"), "{text}");
+    h.send(special(KeyCode::Esc)).await;
+    assert_eq!(h.state.view(), View::Messages);
+    assert_eq!(h.state.messages.queue, "payments");
+}

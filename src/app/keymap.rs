@@ -174,6 +174,7 @@ pub enum Action {
     Delete,
     Trace,
     Follow,
+    Info,
 }
 
 impl Action {
@@ -193,6 +194,7 @@ pub enum Scope {
     Messages,
     Message,
     Trace,
+    Info,
     Help,
 }
 
@@ -206,6 +208,7 @@ impl Scope {
             Scope::Messages => "messages",
             Scope::Message => "message",
             Scope::Trace => "trace",
+            Scope::Info => "info",
             Scope::Help => "help",
         }
     }
@@ -454,6 +457,22 @@ impl Default for Keymap {
                     "trace again",
                     false,
                 ),
+                b(Queues, &[c('i')], Action::Info, "info", true),
+                b(
+                    Messages,
+                    &[c('i')],
+                    Action::Info,
+                    "info about this queue or topic",
+                    false,
+                ),
+                b(Info, &[c('i')], Action::Back, "close info", false),
+                b(
+                    Info,
+                    &[Key::ctrl('r')],
+                    Action::Refresh,
+                    "describe again",
+                    false,
+                ),
                 b(Help, &[c('?')], Action::Back, "close help", false),
             ],
         }
@@ -549,6 +568,7 @@ impl Keymap {
             Scope::Messages,
             Scope::Message,
             Scope::Trace,
+            Scope::Info,
             Scope::Help,
         ] {
             let mut seen: BTreeMap<Key, Action> = BTreeMap::new();

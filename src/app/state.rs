@@ -34,6 +34,8 @@ pub enum View {
     Messages,
     Message,
     Trace,
+    /// Everything about one queue (`i`): the backend's description of it.
+    Info,
     Help,
 }
 
@@ -46,6 +48,7 @@ impl View {
             View::Messages => Scope::Messages,
             View::Message => Scope::Message,
             View::Trace => Scope::Trace,
+            View::Info => Scope::Info,
             View::Help => Scope::Help,
         }
     }
@@ -58,6 +61,7 @@ impl View {
             View::Messages => "Messages",
             View::Message => "Message",
             View::Trace => "Trace",
+            View::Info => "Info",
             View::Help => "Help",
         }
     }
@@ -387,7 +391,22 @@ pub enum Effect {
         id: String,
     },
     StopFollow(ReqId),
+    /// Describe one queue, stream or topic in full (the info view).
+    Describe {
+        req: ReqId,
+        queue: String,
+    },
     Quit,
+}
+
+/// The info view: one queue described by its backend.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueInfo {
+    pub queue: String,
+    pub detail: Option<Box<crate::model::QueueDetail>>,
+    pub error: Option<String>,
+    pub pending: Option<ReqId>,
+    pub scroll: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -399,6 +418,7 @@ pub struct State {
     pub messages: Messages,
     pub message: MessageDetail,
     pub trace: Trace,
+    pub info: QueueInfo,
     pub input: Option<Input>,
     pub confirm: Option<Confirm>,
     pub status: Status,
@@ -491,6 +511,7 @@ impl State {
                 body_scroll: 0,
                 wrap: false,
             },
+            info: QueueInfo::default(),
             trace: Trace {
                 id: String::new(),
                 phase: TracePhase::Done,
@@ -546,7 +567,8 @@ impl State {
     /// rarely and cost a broker more to list, so at most every 10 s.
     pub fn refresh_every(&self) -> u64 {
         match self.view() {
-            View::Exchanges => self.refresh_secs.max(10),
+            // Both read the whole vhost's topology: a slower pace on a large broker.
+            View::Exchanges | View::Info => self.refresh_secs.max(10),
             _ => self.refresh_secs.max(1),
         }
     }

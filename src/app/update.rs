@@ -81,6 +81,11 @@ pub enum Msg {
         req: ReqId,
         error: Option<String>,
     },
+    /// A queue's full description, for the info view.
+    Described {
+        req: ReqId,
+        result: Result<Box<crate::model::QueueDetail>, String>,
+    },
 }
 
 pub fn update(s: &mut State, msg: Msg) -> Vec<Effect> {
@@ -297,7 +302,47 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::Described { req, result } => {
+            if s.info.pending != Some(req) {
+                return Vec::new();
+            }
+            s.info.pending = None;
+            match result {
+                Ok(d) => {
+                    s.info.detail = Some(d);
+                    s.info.error = None;
+                }
+                Err(e) => s.info.error = Some(e),
+            }
+            Vec::new()
+        }
     }
+}
+
+/// The info view on `queue`: pushed on the stack (Esc returns), its description asked
+/// for. Describing again keeps the old one on screen until the new one arrives.
+fn open_info(s: &mut State, queue: String) -> Vec<Effect> {
+    let req = next_req(s);
+    if s.info.queue != queue {
+        s.info = QueueInfo::default();
+        s.info.queue = queue.clone();
+    }
+    s.info.pending = Some(req);
+    if s.view() != View::Info {
+        s.info.scroll = 0;
+        s.stack.push(View::Info);
+    }
+    vec![Effect::Describe { req, queue }]
+}
+
+/// Lines the info view draws (a title and a blank line per section), to bound scrolling.
+pub fn info_lines(s: &State) -> usize {
+    s.info.detail.as_ref().map_or(1, |d| {
+        crate::model::describe::sections(d)
+            .iter()
+            .map(|sec| sec.rows.len() + 2)
+            .sum()
+    })
 }
 
 /// Open the trace view on `id` and start scanning; a trace already running (or
@@ -590,6 +635,10 @@ fn refresh_current(s: &mut State) -> Vec<Effect> {
         View::Queues if s.queues.pending.is_none() => vec![load_queues(s)],
         View::Groups if s.groups.pending.is_none() => vec![load_groups(s)],
         View::Exchanges if s.exchanges.pending.is_none() => vec![load_exchanges(s)],
+        View::Info if s.info.pending.is_none() => {
+            let q = s.info.queue.clone();
+            open_info(s, q)
+        }
         _ => Vec::new(),
     }
 }
@@ -889,6 +938,10 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
             View::Groups => vec![load_groups(s)],
             View::Exchanges => vec![load_exchanges(s)],
             View::Messages => reload_messages(s, PeekFrom::Start),
+            View::Info => {
+                let q = s.info.queue.clone();
+                open_info(s, q)
+            }
             _ => Vec::new(),
         },
         Action::Queues => {
@@ -1038,6 +1091,18 @@ pub fn act(s: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Replay | Action::Delete if view == View::Messages => ask_to_modify(s, action),
         Action::Purge if matches!(view, View::Messages | View::Queues) => ask_to_modify(s, action),
+        Action::Info => {
+            let queue = match view {
+                View::Queues => s.selected_queue().map(|q| q.name.clone()),
+                View::Messages => Some(s.messages.queue.clone()),
+                View::Info => Some(s.info.queue.clone()),
+                _ => None,
+            };
+            match queue {
+                Some(q) if !q.is_empty() => open_info(s, q),
+                _ => Vec::new(),
+            }
+        }
         Action::Up
         | Action::Down
         | Action::PageUp
@@ -1114,6 +1179,11 @@ fn navigate(s: &mut State, view: View, action: Action, delta: isize, rows: usize
         }
         View::Help => {
             s.help_scroll = (s.help_scroll as isize + delta).clamp(0, 200) as usize;
+            Vec::new()
+        }
+        View::Info => {
+            let max = info_lines(s).saturating_sub(rows) as isize;
+            s.info.scroll = (s.info.scroll as isize + delta).clamp(0, max) as usize;
             Vec::new()
         }
     }

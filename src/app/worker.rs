@@ -127,6 +127,20 @@ impl Worker {
                 }
                 self.connect(target, true, tx);
             }
+            Effect::Describe { req, queue } => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let result = match b {
+                        Some(b) => b
+                            .describe_queue(&queue)
+                            .await
+                            .map(Box::new)
+                            .map_err(|e| e.to_string()),
+                        None => Err("not connected".to_string()),
+                    };
+                    let _ = tx.send(Msg::Described { req, result });
+                });
+            }
             Effect::LoadVhosts(req) => {
                 let b = self.current();
                 tokio::spawn(async move {

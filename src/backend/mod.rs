@@ -24,7 +24,7 @@ pub enum BackendError {
     ExchangeNotFound(String),
     #[error("cannot reach {target}: {reason}")]
     Unreachable { target: String, reason: String },
-    #[error("authentication failed for {target}: {reason}")]
+    #[error("access refused by {target}: {reason}")]
     Auth { target: String, reason: String },
     #[error("{what} is not supported by the {backend} backend")]
     Unsupported { what: String, backend: &'static str },

@@ -2,6 +2,7 @@
 
 pub mod deadletter;
 pub mod death;
+pub mod describe;
 pub mod message;
 pub mod queue;
 pub mod topology;

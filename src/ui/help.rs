@@ -48,6 +48,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     for (c, d) in [
         (":queues", "the queue list"),
         (":groups", "consumer groups"),
+        (":exchanges", "exchanges and where they route (AMQP)"),
+        (
+            ":vhost [NAME]",
+            "list virtual hosts, or switch to one (RabbitMQ)",
+        ),
         (":q NAME", "open a queue or topic (Tab completes)"),
         (
             ":trace ID",

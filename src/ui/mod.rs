@@ -4,6 +4,7 @@
 pub mod exchanges;
 pub mod groups;
 pub mod help;
+pub mod info;
 pub mod message;
 pub mod messages;
 pub mod queues;
@@ -53,6 +54,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme) {
         View::Messages => messages::draw(f, s, t, main),
         View::Message => message::draw(f, s, t, main),
         View::Trace => trace::draw(f, s, t, main),
+        View::Info => info::draw(f, s, t, main),
         View::Help => help::draw(f, s, t, main),
     }
     if let Some(i) = &s.input {

@@ -1,0 +1,278 @@
+//! One queue, stream or topic described in full, as labelled sections: what `mqscope
+//! describe` prints and the TUI's info view draws (the JSON form is `QueueDetail` itself).
+//! Only what the broker reported is listed; an unknown value is left out, never guessed.
+
+use super::queue::{QueueDetail, QueueKind};
+
+/// A titled group of `label: value` rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub title: &'static str,
+    pub rows: Vec<(String, String)>,
+}
+
+fn count(n: Option<u64>) -> Option<String> {
+    n.map(|n| {
+        let s = n.to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    })
+}
+
+fn rate(r: Option<f64>) -> Option<String> {
+    r.map(|r| format!("{r:.1}/s"))
+}
+
+/// A JSON value as one line: strings bare, everything else as JSON.
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Milliseconds as the shortest exact unit: 90000 -> "90 s (90000 ms)".
+fn duration_ms(ms: u64) -> String {
+    let unit = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "min"),
+        (1000, "s"),
+    ]
+    .into_iter()
+    .find(|(u, _)| ms >= *u && ms.is_multiple_of(*u));
+    match unit {
+        Some((u, name)) => format!("{} {name} ({ms} ms)", ms / u),
+        None => format!("{ms} ms"),
+    }
+}
+
+fn rows(v: Vec<(&str, Option<String>)>) -> Vec<(String, Option<String>)> {
+    v.into_iter().map(|(l, v)| (l.to_string(), v)).collect()
+}
+
+pub fn sections(d: &QueueDetail) -> Vec<Section> {
+    let q = &d.summary;
+    let mut out = Vec::new();
+    let mut push = |title: &'static str, rows: Vec<(String, Option<String>)>| {
+        let rows: Vec<(String, String)> = rows
+            .into_iter()
+            .filter_map(|(l, v)| v.map(|v| (l, v)))
+            .collect();
+        if !rows.is_empty() {
+            out.push(Section { title, rows });
+        }
+    };
+    let kind = match q.kind {
+        QueueKind::Queue => "queue",
+        QueueKind::Stream => "stream",
+        QueueKind::Topic => "topic",
+    };
+    push(
+        "Queue",
+        rows(vec![
+            ("name", Some(q.name.clone())),
+            ("type", Some(format!("{} ({kind})", q.queue_type))),
+            ("virtual host", q.vhost.clone()),
+            ("cluster", q.cluster.clone()),
+            ("policy", q.policy.clone()),
+        ]),
+    );
+    push(
+        "Depth",
+        rows(vec![
+            ("messages", count(q.messages)),
+            ("ready", count(q.ready)),
+            ("unacked", count(q.unacked)),
+            ("consumers", count(q.consumers)),
+            ("partitions", count(q.partitions.map(u64::from))),
+        ]),
+    );
+    push(
+        "Rates",
+        rows(vec![
+            ("in", rate(q.publish_rate)),
+            ("out", rate(q.deliver_rate)),
+            ("acked", rate(q.ack_rate)),
+        ]),
+    );
+    let target = q.dead_letter.as_ref().map(|t| {
+        let ex = if t.exchange.is_empty() {
+            "(default exchange)".to_string()
+        } else {
+            t.exchange.clone()
+        };
+        match &t.routing_key {
+            Some(k) => format!("{ex}, routing key \"{k}\""),
+            None => format!("{ex}, the message's own routing key"),
+        }
+    });
+    let resolved = match (&q.dead_letter, &q.dead_letter_queue) {
+        (_, Some(dlq)) => Some(dlq.clone()),
+        (Some(_), None) => Some("no queue (the target routes nowhere: dropped)".to_string()),
+        (None, None) => None,
+    };
+    let sources = (!q.dead_letter_sources.is_empty()).then(|| q.dead_letter_sources.join(", "));
+    push(
+        "Dead letters",
+        rows(vec![
+            ("dead-letters to", target),
+            ("which reaches", resolved),
+            ("receives from", sources),
+            (
+                "is a dead-letter queue",
+                (q.is_dead_letter && q.dead_letter_sources.is_empty())
+                    .then(|| "yes (by its name)".to_string()),
+            ),
+        ]),
+    );
+    push(
+        "Limits",
+        rows(vec![
+            ("delivery limit", count(q.delivery_limit)),
+            ("message TTL", q.message_ttl_ms.map(duration_ms)),
+            ("max length", count(q.max_length)),
+        ]),
+    );
+    push(
+        "Arguments",
+        q.arguments
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(json_text(v))))
+            .collect(),
+    );
+    push(
+        "Partitions",
+        d.partitions_detail
+            .iter()
+            .map(|p| {
+                let mut v = format!(
+                    "offsets {}–{}, {} messages",
+                    p.low,
+                    p.high,
+                    count(Some(p.messages())).unwrap_or_default()
+                );
+                if let Some(l) = p.leader {
+                    v.push_str(&format!(", leader {l}"));
+                }
+                if !p.replicas.is_empty() {
+                    let r: Vec<String> = p.replicas.iter().map(|r| r.to_string()).collect();
+                    v.push_str(&format!(", replicas {}", r.join(",")));
+                }
+                (p.partition.to_string(), Some(v))
+            })
+            .collect(),
+    );
+    push(
+        "Configs",
+        d.configs
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(json_text(v))))
+            .collect(),
+    );
+    push(
+        "Bound from",
+        d.bindings
+            .iter()
+            .map(|b| ("binding".to_string(), Some(b.clone())))
+            .collect(),
+    );
+    out
+}
+
+/// The sections as plain text, for the terminal: labels aligned within each section.
+pub fn text(d: &QueueDetail) -> String {
+    let mut s = String::new();
+    for (i, sec) in sections(d).iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(sec.title);
+        s.push('\n');
+        let w = sec
+            .rows
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (l, v) in &sec.rows {
+            s.push_str(&format!("  {l:<w$}  {v}\n"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeadLetterTarget, PartitionInfo, QueueSummary};
+
+    fn detail(q: QueueSummary) -> QueueDetail {
+        QueueDetail {
+            summary: q,
+            partitions_detail: Vec::new(),
+            configs: serde_json::Map::new(),
+            bindings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn lists_what_is_known_and_leaves_out_the_rest() {
+        let mut q = QueueSummary::new("orders", QueueKind::Queue, "quorum");
+        q.vhost = Some("/".into());
+        q.messages = Some(1_234_567);
+        q.dead_letter = Some(DeadLetterTarget {
+            exchange: String::new(),
+            routing_key: None,
+        });
+        q.delivery_limit = Some(20);
+        q.message_ttl_ms = Some(90_000);
+        q.policy = Some("ha".into());
+        q.arguments
+            .insert("x-max-length".into(), serde_json::json!(10));
+        let text = text(&detail(q));
+        assert!(text.contains("type          quorum (queue)"), "{text}");
+        assert!(text.contains("policy        ha"), "{text}");
+        assert!(text.contains("messages  1,234,567"), "{text}");
+        // Unknown counts and rates are not shown as zero.
+        assert!(!text.contains("ready"), "{text}");
+        assert!(!text.contains("Rates"), "{text}");
+        assert!(text.contains("(default exchange), the message's own routing key"));
+        assert!(text.contains("no queue (the target routes nowhere: dropped)"));
+        assert!(text.contains("message TTL     90 s (90000 ms)"), "{text}");
+        assert!(text.contains("x-max-length  10"), "{text}");
+    }
+
+    #[test]
+    fn topics_list_partitions_and_configs() {
+        let mut d = detail(QueueSummary::new("pay", QueueKind::Topic, "topic"));
+        d.partitions_detail = vec![PartitionInfo {
+            partition: 0,
+            low: 5,
+            high: 1005,
+            leader: Some(1),
+            replicas: vec![1, 2],
+        }];
+        d.configs
+            .insert("retention.ms".into(), serde_json::json!("604800000"));
+        let secs = sections(&d);
+        let titles: Vec<&str> = secs.iter().map(|s| s.title).collect();
+        assert_eq!(titles, ["Queue", "Partitions", "Configs"]);
+        assert_eq!(
+            secs[1].rows,
+            [(
+                "0".to_string(),
+                "offsets 5–1005, 1,000 messages, leader 1, replicas 1,2".to_string()
+            )]
+        );
+        assert_eq!(secs[2].rows[0].1, "604800000");
+        assert_eq!(duration_ms(1500), "1500 ms");
+        assert_eq!(duration_ms(7_200_000), "2 h (7200000 ms)");
+    }
+}
