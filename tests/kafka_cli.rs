@@ -219,6 +219,25 @@ async fn queues_and_peek_json_on_kafka() {
     assert_eq!(offs, [(1, 2), (1, 3)]);
     assert_eq!(rows[1]["payload"], "{\"id\":10,\"note\":\"ünï\"}");
 
+    // describe: the topic's partitions with their offsets (the mock answers no configs).
+    let out = mqscope(&home)
+        .args(["describe", &t, "--json", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = lines(&out.stdout);
+    let parts = d[0]["partitions_detail"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    let total: i64 = parts
+        .iter()
+        .map(|p| p["high"].as_i64().unwrap() - p["low"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 12);
+
     let out = mqscope(&home)
         .args(["groups", "--json", "--url", &url])
         .output()
