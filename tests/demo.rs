@@ -205,35 +205,19 @@ async fn connect_with_live_traffic_runs_in_the_background() {
         },
     )
     .unwrap();
-    let before = backend
-        .peek(
-            "analytics",
-            &PeekRequest {
-                from: PeekFrom::Last,
-                partition: None,
-                limit: 1,
-                force: false,
-            },
-        )
-        .await
-        .unwrap();
+    let newest = PeekRequest {
+        from: PeekFrom::Last,
+        partition: None,
+        limit: 1,
+        force: false,
+    };
+    let before = backend.peek("analytics", &newest).await.unwrap();
     // Live traffic: a new last message shows up within a few 250 ms ticks (polled, so a
     // loaded machine only makes it slower).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let after = backend
-            .peek(
-                "analytics",
-                &PeekRequest {
-                    from: PeekFrom::Last,
-                    partition: None,
-                    limit: 1,
-                    force: false,
-                },
-            )
-            .await
-            .unwrap();
+        let after = backend.peek("analytics", &newest).await.unwrap();
         if before.messages[0].payload != after.messages[0].payload {
             break;
         }

@@ -220,16 +220,7 @@ async fn queues_and_peek_json_on_kafka() {
     assert_eq!(rows[1]["payload"], "{\"id\":10,\"note\":\"ünï\"}");
 
     // describe: the topic's partitions with their offsets (the mock answers no configs).
-    let out = mqscope(&home)
-        .args(["describe", &t, "--json", "--url", &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let d = lines(&out.stdout);
+    let d = json_ok(mqscope(&home).args(["describe", &t, "--json", "--url", &url]));
     let parts = d[0]["partitions_detail"].as_array().unwrap();
     assert_eq!(parts.len(), 3);
     let total: i64 = parts

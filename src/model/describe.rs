@@ -11,6 +11,17 @@ pub struct Section {
     pub rows: Vec<(String, String)>,
 }
 
+impl Section {
+    /// The widest label, in characters, so values line up.
+    pub fn label_width(&self) -> usize {
+        self.rows
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 fn count(n: Option<u64>) -> Option<String> {
     n.map(|n| {
         let s = n.to_string();
@@ -195,12 +206,7 @@ pub fn text(d: &QueueDetail) -> String {
         }
         s.push_str(sec.title);
         s.push('\n');
-        let w = sec
-            .rows
-            .iter()
-            .map(|(l, _)| l.chars().count())
-            .max()
-            .unwrap_or(0);
+        let w = sec.label_width();
         for (l, v) in &sec.rows {
             s.push_str(&format!("  {l:<w$}  {v}\n"));
         }

@@ -33,12 +33,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
                 sec.title,
                 t.fg(Role::Header).add_modifier(Modifier::BOLD),
             )));
-            let w = sec
-                .rows
-                .iter()
-                .map(|(l, _)| l.chars().count())
-                .max()
-                .unwrap_or(0);
+            let w = sec.label_width();
             let value_role = if sec.title == "Dead letters" {
                 Role::DeadLetter
             } else {
