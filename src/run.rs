@@ -776,6 +776,15 @@ async fn export_all(
 /// "no queue named X", with the closest names the broker does have.
 async fn not_found(backend: &dyn Backend, name: &str) -> anyhow::Error {
     let base = BackendError::QueueNotFound(name.to_string());
+    // An exchange's name where a queue's was expected: say so, and where to look.
+    if let Some(b) = backend.browser()
+        && let Ok(exchanges) = b.exchanges().await
+        && exchanges.iter().any(|e| e.name == name)
+    {
+        return anyhow!(
+            "{base}: \"{name}\" is an exchange; `mqscope bindings --source '{name}'` lists the queues it routes to"
+        );
+    }
     let Ok(list) = backend.list_queues().await else {
         return base.into();
     };

@@ -622,4 +622,9 @@ fn describe_shows_one_queue_in_full() {
     assert_eq!(code, 1);
     one_clear_line(&err);
     assert!(err.contains("did you mean billing"), "{err}");
+    // An exchange's name where a queue's belongs says what it is and where to look.
+    let (_, err) = fails(mqscope(&home).args(["describe", "orders", "--url", url]));
+    one_clear_line(&err);
+    assert!(err.contains("\"orders\" is an exchange"), "{err}");
+    assert!(err.contains("mqscope bindings --source 'orders'"), "{err}");
 }
