@@ -678,13 +678,37 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
         };
         let Some(item) = next else { return Ok(()) };
         let m = item?;
-        write_messages(
-            std::slice::from_ref(&m),
-            args.out.json,
-            &extractor,
-            &mut text,
-            out,
-        )?;
+        // When it arrived, beside when it was published (which AMQP publishers often do
+        // not say): a tail is live, so arrival is within moments of the publish.
+        let received = crate::export::rfc3339(&chrono::Utc::now());
+        text.clear();
+        if args.out.json {
+            #[derive(serde::Serialize)]
+            struct Tailed<'a> {
+                #[serde(flatten)]
+                record: crate::export::Record<'a>,
+                received_at: &'a str,
+            }
+            let record = crate::export::record(&m, &extractor);
+            serde_json::to_writer(
+                &mut text,
+                &Tailed {
+                    record,
+                    received_at: &received,
+                },
+            )?;
+            text.push(b'\n');
+        } else {
+            output::write_message(&m, &extractor, &mut text)?;
+            // The arrival goes just before the payload, the block's last line.
+            let at = text
+                .windows(12)
+                .rposition(|w| w == b"\n  payload: ")
+                .map_or(text.len(), |i| i + 1);
+            let line = format!("  received:    {received}\n");
+            text.splice(at..at, line.into_bytes());
+        }
+        out.write_all(&text)?;
         out.flush()?;
         seen += 1;
     }

@@ -628,3 +628,40 @@ fn describe_shows_one_queue_in_full() {
     assert!(err.contains("\"orders\" is an exchange"), "{err}");
     assert!(err.contains("mqscope bindings --source 'orders'"), "{err}");
 }
+
+/// `tail` on the demo's live traffic: each message with the time it arrived, beside the
+/// publish time, in both formats; `-n` stops it.
+#[test]
+fn tail_prints_live_messages_with_their_arrival() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args([
+            "tail",
+            "orders",
+            "-n",
+            "2",
+            "--json",
+            "--url",
+            "local://demo",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows = json_lines(&out.stdout);
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["exchange"], "orders");
+        let at = r["received_at"].as_str().expect("received_at");
+        chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}"));
+    }
+    let out = mqscope(&home)
+        .args(["tail", "orders", "-n", "1", "--url", "local://demo"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let received = text.find("\n  received:    ").expect("a received line");
+    let payload = text.find("\n  payload:     ").expect("a payload line");
+    assert!(received < payload, "{text}");
+}
