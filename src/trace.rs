@@ -677,12 +677,7 @@ async fn scan_one(
     let detail = if kind == QueueKind::Topic {
         backend.describe_queue(&name).await.map_err(skipped)?
     } else {
-        QueueDetail {
-            summary,
-            partitions_detail: Vec::new(),
-            configs: Default::default(),
-            bindings: Vec::new(),
-        }
+        QueueDetail::new(summary)
     };
     let scan_opts = ScanOptions {
         page_size: opts.page_size,

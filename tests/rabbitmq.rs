@@ -815,6 +815,23 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(taps.len(), 1, "one tap queue bound to {ex}: {bindings}");
+    // Its description names the tail's consumer and how the broker holds the tap.
+    let tap = r.backend.describe_queue(&taps[0]).await.unwrap();
+    assert!(
+        tap.consumer_details
+            .iter()
+            .any(|c| c.tag.starts_with(&ours) && c.ack_required == Some(false)),
+        "{:?}",
+        tap.consumer_details
+    );
+    assert_eq!(
+        (
+            tap.state.exclusive,
+            tap.state.auto_delete,
+            tap.state.durable
+        ),
+        (Some(true), Some(true), Some(false))
+    );
     let listed = r.backend.list_queues().await.unwrap();
     assert!(
         listed.iter().any(|s| taps.contains(&s.name)),

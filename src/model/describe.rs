@@ -2,7 +2,7 @@
 //! describe` prints and the TUI's info view draws (the JSON form is `QueueDetail` itself).
 //! Only what the broker reported is listed; an unknown value is left out, never guessed.
 
-use super::queue::{QueueDetail, QueueKind};
+use super::queue::{ConsumerInfo, QueueDetail, QueueKind, QueueState};
 
 /// A titled group of `label: value` rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,92 @@ fn duration_ms(ms: u64) -> String {
     }
 }
 
+/// Bytes in the largest binary unit that keeps a digit before the point.
+fn bytes(n: u64) -> String {
+    let units = ["KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = None;
+    for u in units {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = Some(u);
+    }
+    match unit {
+        Some(u) => format!("{v:.1} {u} ({n} B)"),
+        None => format!("{n} B"),
+    }
+}
+
+/// The queue's flags in the management UI's words; None when the broker gave none.
+fn features(st: &QueueState) -> Option<String> {
+    let mut f = Vec::new();
+    match st.durable {
+        Some(true) => f.push("durable"),
+        Some(false) => f.push("transient"),
+        None => {}
+    }
+    if st.auto_delete == Some(true) {
+        f.push("auto-delete");
+    }
+    if st.exclusive == Some(true) {
+        f.push("exclusive");
+    }
+    (!f.is_empty()).then(|| f.join(", "))
+}
+
+/// Replicas, marking those not online now.
+fn members(st: &QueueState) -> Option<String> {
+    if st.members.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = st
+        .members
+        .iter()
+        .map(|m| {
+            if st.online.is_empty() || st.online.contains(m) {
+                m.clone()
+            } else {
+                format!("{m} (offline)")
+            }
+        })
+        .collect();
+    Some(list.join(", "))
+}
+
+/// One consumer on one line: who, where, and how it takes messages.
+fn consumer(c: &ConsumerInfo) -> String {
+    let mut parts = Vec::new();
+    match (&c.user, &c.connection) {
+        (Some(u), Some(conn)) => parts.push(format!("{u} on {conn}")),
+        (None, Some(conn)) => parts.push(conn.clone()),
+        (Some(u), None) => parts.push(u.clone()),
+        (None, None) => {}
+    }
+    match c.prefetch {
+        Some(0) => parts.push("prefetch unlimited".into()),
+        Some(n) => parts.push(format!("prefetch {n}")),
+        None => {}
+    }
+    match c.ack_required {
+        Some(true) => parts.push("manual ack".into()),
+        Some(false) => parts.push("auto-ack".into()),
+        None => {}
+    }
+    if c.exclusive == Some(true) {
+        parts.push("exclusive".into());
+    }
+    if let Some(s) = &c.status {
+        parts.push(s.clone());
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 fn rows(v: Vec<(&str, Option<String>)>) -> Vec<(String, Option<String>)> {
     v.into_iter().map(|(l, v)| (l.to_string(), v)).collect()
 }
@@ -92,6 +178,10 @@ pub fn sections(d: &QueueDetail) -> Vec<Section> {
             ("type", Some(format!("{} ({kind})", q.queue_type))),
             ("virtual host", q.vhost.clone()),
             ("cluster", q.cluster.clone()),
+            ("features", features(&d.state)),
+            ("state", d.state.status.clone()),
+            ("node", d.state.node.clone()),
+            ("members", members(&d.state)),
             ("policy", q.policy.clone()),
         ]),
     );
@@ -103,7 +193,17 @@ pub fn sections(d: &QueueDetail) -> Vec<Section> {
             ("unacked", count(q.unacked)),
             ("consumers", count(q.consumers)),
             ("partitions", count(q.partitions.map(u64::from))),
+            ("message bytes", d.state.message_bytes.map(bytes)),
+            ("memory", d.state.memory_bytes.map(bytes)),
+            ("idle since", d.state.idle_since.clone()),
         ]),
+    );
+    push(
+        "Consumers",
+        d.consumer_details
+            .iter()
+            .map(|c| (c.tag.clone(), Some(consumer(c))))
+            .collect(),
     );
     push(
         "Rates",
@@ -220,12 +320,7 @@ mod tests {
     use crate::model::{DeadLetterTarget, PartitionInfo, QueueSummary};
 
     fn detail(q: QueueSummary) -> QueueDetail {
-        QueueDetail {
-            summary: q,
-            partitions_detail: Vec::new(),
-            configs: serde_json::Map::new(),
-            bindings: Vec::new(),
-        }
+        QueueDetail::new(q)
     }
 
     #[test]
@@ -253,6 +348,46 @@ mod tests {
         assert!(text.contains("no queue (the target routes nowhere: dropped)"));
         assert!(text.contains("message TTL     90 s (90000 ms)"), "{text}");
         assert!(text.contains("x-max-length  10"), "{text}");
+    }
+
+    #[test]
+    fn broker_state_and_consumers() {
+        let mut d = detail(QueueSummary::new("q", QueueKind::Queue, "quorum"));
+        d.state = QueueState {
+            durable: Some(true),
+            status: Some("running".into()),
+            members: vec!["rabbit@a".into(), "rabbit@b".into()],
+            online: vec!["rabbit@a".into()],
+            memory_bytes: Some(3 * 1024 * 1024 / 2),
+            message_bytes: Some(512),
+            ..Default::default()
+        };
+        d.consumer_details = vec![ConsumerInfo {
+            tag: "ctag-1".into(),
+            connection: Some("10.0.0.5:5555 -> 10.0.0.1:5672".into()),
+            user: Some("billing-svc".into()),
+            prefetch: Some(0),
+            ack_required: Some(true),
+            exclusive: None,
+            status: Some("up".into()),
+        }];
+        let text = text(&d);
+        assert!(text.contains("features  durable\n"), "{text}");
+        assert!(
+            text.contains("members   rabbit@a, rabbit@b (offline)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("memory         1.5 MiB (1572864 B)"),
+            "{text}"
+        );
+        assert!(text.contains("message bytes  512 B"), "{text}");
+        assert!(
+            text.contains(
+                "ctag-1  billing-svc on 10.0.0.5:5555 -> 10.0.0.1:5672, prefetch unlimited, manual ack, up"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod value;
 pub use death::{DeathReason, DeathRecord, DeathSource};
 pub use message::{Message, MessageView, Properties, routed_summary};
 pub use queue::{
-    ConsumerGroup, DeadLetterTarget, PartitionInfo, PartitionLag, QueueDetail, QueueKind,
-    QueueSummary,
+    ConsumerGroup, ConsumerInfo, DeadLetterTarget, PartitionInfo, PartitionLag, QueueDetail,
+    QueueKind, QueueState, QueueSummary,
 };
 pub use value::{FieldTable, FieldValue};

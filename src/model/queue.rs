@@ -181,6 +181,84 @@ pub struct QueueDetail {
     /// Where messages reach this queue from: `exchange -> queue (key)` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bindings: Vec<String>,
+    /// Who consumes it, where the broker says (RabbitMQ).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_details: Vec<ConsumerInfo>,
+    /// How the broker holds it, where it says (RabbitMQ).
+    #[serde(default, skip_serializing_if = "QueueState::is_empty")]
+    pub state: QueueState,
+}
+
+impl QueueDetail {
+    /// A detail with nothing beyond the summary yet.
+    pub fn new(summary: QueueSummary) -> Self {
+        Self {
+            summary,
+            partitions_detail: Vec::new(),
+            configs: serde_json::Map::new(),
+            bindings: Vec::new(),
+            consumer_details: Vec::new(),
+            state: QueueState::default(),
+        }
+    }
+}
+
+/// One consumer of a queue, as the broker reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerInfo {
+    pub tag: String,
+    /// The connection it consumes on (`client:port -> broker:port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// How many unacknowledged messages it may hold; 0 is no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefetch: Option<u64>,
+    /// False: the broker forgets a message once sent (auto-ack).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_required: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive: Option<bool>,
+    /// `up`, `single_active`, `waiting` (single active consumer), ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// How the broker holds a queue: its flags, where it lives, what it costs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueState {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_delete: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive: Option<bool>,
+    /// `running`, `idle`, `flow`, `down`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The node it runs on (the leader, for replicated queues).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Replicated queues: every member, and those online now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub online: Vec<String>,
+    /// Bytes of message bodies held, and the queue's memory in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// When it last saw activity, as the broker writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<String>,
+}
+
+impl QueueState {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Committed offset and lag of one group on one partition.

@@ -482,10 +482,9 @@ impl Backend for KafkaBackend {
             }
         };
         Ok(QueueDetail {
-            summary: s,
             partitions_detail: parts,
             configs,
-            bindings: Vec::new(),
+            ..QueueDetail::new(s)
         })
     }
 

@@ -152,12 +152,7 @@ impl Backend for LocalBackend {
 
     async fn describe_queue(&self, name: &str) -> Result<QueueDetail> {
         let summary = self.summary(name)?;
-        let mut detail = QueueDetail {
-            partitions_detail: Vec::new(),
-            configs: serde_json::Map::new(),
-            bindings: Vec::new(),
-            summary,
-        };
+        let mut detail = QueueDetail::new(summary);
         if detail.summary.kind == QueueKind::Topic {
             detail.partitions_detail = self.broker.partitions(name)?;
         } else {

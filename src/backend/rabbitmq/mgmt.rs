@@ -64,9 +64,86 @@ pub struct MgmtQueue {
     pub effective_policy_definition: Option<Value>,
     #[serde(default)]
     pub message_stats: Option<MessageStats>,
+    // Only on a single queue's page (the listing asks for fewer columns). Read leniently:
+    // the API writes an empty object as `[]`, and a wrong guess here must not cost the
+    // whole description.
+    #[serde(default)]
+    pub durable: Option<bool>,
+    #[serde(default)]
+    pub auto_delete: Option<bool>,
+    #[serde(default)]
+    pub exclusive: Option<bool>,
+    #[serde(default)]
+    pub state: Option<Value>,
+    #[serde(default)]
+    pub node: Option<Value>,
+    #[serde(default)]
+    pub leader: Option<Value>,
+    #[serde(default)]
+    pub members: Option<Value>,
+    #[serde(default)]
+    pub online: Option<Value>,
+    #[serde(default)]
+    pub message_bytes: Option<u64>,
+    #[serde(default)]
+    pub memory: Option<u64>,
+    #[serde(default)]
+    pub idle_since: Option<Value>,
+    #[serde(default)]
+    pub consumer_details: Option<Value>,
 }
 
 impl MgmtQueue {
+    /// How the broker holds the queue, from its own page.
+    pub fn state(&self) -> crate::model::QueueState {
+        let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_string);
+        let names = |v: &Option<Value>| -> Vec<String> {
+            v.as_ref()
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        crate::model::QueueState {
+            durable: self.durable,
+            auto_delete: self.auto_delete,
+            exclusive: self.exclusive,
+            status: text(&self.state),
+            node: text(&self.leader).or_else(|| text(&self.node)),
+            members: names(&self.members),
+            online: names(&self.online),
+            message_bytes: self.message_bytes,
+            memory_bytes: self.memory,
+            idle_since: text(&self.idle_since),
+        }
+    }
+
+    /// Its consumers, as far as the API says; entries without a tag are skipped.
+    pub fn consumers(&self) -> Vec<crate::model::ConsumerInfo> {
+        let Some(list) = self.consumer_details.as_ref().and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|c| {
+                let ch = &c["channel_details"];
+                let text = |v: &Value| v.as_str().map(str::to_string);
+                Some(crate::model::ConsumerInfo {
+                    tag: c["consumer_tag"].as_str()?.to_string(),
+                    connection: text(&ch["connection_name"]),
+                    user: text(&ch["user"]),
+                    prefetch: c["prefetch_count"].as_u64(),
+                    ack_required: c["ack_required"].as_bool(),
+                    exclusive: c["exclusive"].as_bool(),
+                    status: text(&c["activity_status"]),
+                })
+            })
+            .collect()
+    }
+
     /// A setting from the queue's arguments (`x-NAME`), else from its policy (`NAME`).
     pub fn setting(&self, name: &str) -> Option<&Value> {
         self.arguments.get(&format!("x-{name}")).or_else(|| {

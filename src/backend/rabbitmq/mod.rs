@@ -807,9 +807,11 @@ impl Backend for RabbitBackend {
     }
 
     async fn describe_queue(&self, name: &str) -> Result<QueueDetail> {
-        let q = self.mgmt.queue(self.vhost(), name).await?;
-        let mut topology = self.mgmt.topology(self.vhost()).await?;
-        let all = self.mgmt.queues(self.vhost()).await?;
+        let (q, mut topology, all) = tokio::try_join!(
+            self.mgmt.queue(self.vhost(), name),
+            self.mgmt.topology(self.vhost()),
+            self.mgmt.queues(self.vhost()),
+        )?;
         topology.queues = all.iter().map(|q| q.name.clone()).collect();
         let mut list: Vec<QueueSummary> = all.iter().map(|q| self.summary(q)).collect();
         crate::model::deadletter::resolve_dead_letters(&mut list, &topology);
@@ -824,10 +826,10 @@ impl Backend for RabbitBackend {
             .map(|b| format!("{} -> {} ({})", b.source, b.destination, b.routing_key))
             .collect();
         Ok(QueueDetail {
-            summary,
-            partitions_detail: Vec::new(),
-            configs: serde_json::Map::new(),
             bindings,
+            consumer_details: q.consumers(),
+            state: q.state(),
+            ..QueueDetail::new(summary)
         })
     }
 
