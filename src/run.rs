@@ -813,46 +813,12 @@ async fn not_found(backend: &dyn Backend, name: &str) -> anyhow::Error {
         return base.into();
     };
     let names: Vec<&str> = list.iter().map(|q| q.name.as_str()).collect();
-    let close = closest(name, &names);
+    let close = crate::model::names::closest(name, &names);
     if close.is_empty() {
         base.into()
     } else {
         anyhow!("{base}; did you mean {}?", close.join(" or "))
     }
-}
-
-/// Names that contain the input or are within a small edit distance of it.
-pub fn closest<'a>(input: &str, names: &[&'a str]) -> Vec<&'a str> {
-    let lower = input.to_lowercase();
-    let mut scored: Vec<(usize, &str)> = names
-        .iter()
-        .filter_map(|n| {
-            let nl = n.to_lowercase();
-            let d = if nl.contains(&lower) || lower.contains(&nl) {
-                0
-            } else {
-                levenshtein(&lower, &nl)
-            };
-            (d <= 2.max(lower.chars().count() / 4)).then_some((d, *n))
-        })
-        .collect();
-    scored.sort();
-    scored.into_iter().take(3).map(|(_, n)| n).collect()
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 async fn demo(
@@ -961,13 +927,5 @@ mod tests {
         assert!(parse_since("yesterday", now).is_err());
         assert!(parse_since("5w", now).is_err());
         assert!(parse_since("99999999999999999999d", now).is_err());
-    }
-
-    #[test]
-    fn suggestions() {
-        let names = ["billing", "billing.dlq", "shipping", "email.dlq"];
-        assert_eq!(closest("biling", &names), vec!["billing"]);
-        assert_eq!(closest("dlq", &names), vec!["billing.dlq", "email.dlq"]);
-        assert!(closest("zzzzzzzz", &names).is_empty());
     }
 }

@@ -1510,4 +1510,27 @@ async fn info_describes_the_selected_queue_or_topic() {
     h.send(special(KeyCode::Esc)).await;
     assert_eq!(h.state.view(), View::Messages);
     assert_eq!(h.state.messages.queue, "payments");
+
+    // :info NAME (Tab completes the name) describes any queue; a wrong name says why.
+    async fn command(h: &mut Harness, text: &str) {
+        h.send(key(':')).await;
+        h.keys(text).await;
+    }
+    command(&mut h, "info billing.d").await;
+    h.send(special(KeyCode::Tab)).await;
+    h.send(special(KeyCode::Enter)).await;
+    assert_eq!(h.state.view(), View::Info);
+    assert_eq!(h.state.info.queue, "billing.dlq");
+    assert!(h.text().contains("receives from  billing"), "{}", h.text());
+    command(&mut h, "q billng").await;
+    h.send(special(KeyCode::Enter)).await;
+    let err = h.state.status.error.clone().unwrap_or_default();
+    assert!(err.contains("did you mean billing"), "{err}");
+    command(&mut h, "exchanges").await;
+    h.send(special(KeyCode::Enter)).await;
+    assert!(!h.state.exchanges.list.is_empty());
+    command(&mut h, "q orders").await;
+    h.send(special(KeyCode::Enter)).await;
+    let err = h.state.status.error.clone().unwrap_or_default();
+    assert!(err.contains("it is an exchange"), "{err}");
 }

@@ -335,6 +335,21 @@ fn open_info(s: &mut State, queue: String) -> Vec<Effect> {
     vec![Effect::Describe { req, queue }]
 }
 
+/// Why `name` opens nothing: an exchange's name, a near miss of a queue's, or unknown.
+fn not_a_queue(s: &State, name: &str) -> String {
+    let base = format!("no queue or topic named \"{name}\"");
+    if s.exchanges.list.iter().any(|e| e.name == name) {
+        return format!("{base}: it is an exchange (:exchanges shows where it routes)");
+    }
+    let names: Vec<&str> = s.queues.list.iter().map(|q| q.name.as_str()).collect();
+    let close = crate::model::names::closest(name, &names);
+    if close.is_empty() {
+        base
+    } else {
+        format!("{base}; did you mean {}?", close.join(" or "))
+    }
+}
+
 /// Lines the info view draws (a title and a blank line per section), to bound scrolling.
 pub fn info_lines(s: &State) -> usize {
     s.info.detail.as_ref().map_or(1, |d| {
@@ -1926,6 +1941,7 @@ fn complete(s: &State, text: &str) -> Option<String> {
         "exchanges",
         "vhost ",
         "q ",
+        "info ",
         "help",
         "offset ",
         "time ",
@@ -1942,15 +1958,17 @@ fn complete(s: &State, text: &str) -> Option<String> {
             .collect();
         return common_prefix(&names).map(|p| format!("vhost {p}"));
     }
-    if let Some(prefix) = text.strip_prefix("q ") {
-        let names: Vec<&str> = s
-            .queues
-            .list
-            .iter()
-            .map(|q| q.name.as_str())
-            .filter(|n| n.starts_with(prefix))
-            .collect();
-        return common_prefix(&names).map(|p| format!("q {p}"));
+    for cmd in ["q ", "info "] {
+        if let Some(prefix) = text.strip_prefix(cmd) {
+            let names: Vec<&str> = s
+                .queues
+                .list
+                .iter()
+                .map(|q| q.name.as_str())
+                .filter(|n| n.starts_with(prefix))
+                .collect();
+            return common_prefix(&names).map(|p| format!("{cmd}{p}"));
+        }
     }
     let hits: Vec<&str> = COMMANDS
         .iter()
@@ -2001,9 +2019,17 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
                     open_queue(s, &q)
                 }
                 None => {
-                    s.status.error = Some(format!("no queue or topic named \"{arg}\""));
+                    s.status.error = Some(not_a_queue(s, arg));
                     Vec::new()
                 }
+            }
+        }
+        "info" | "i" | "describe" if !arg.is_empty() => {
+            if s.queues.list.iter().any(|q| q.name == arg) {
+                open_info(s, arg.to_string())
+            } else {
+                s.status.error = Some(not_a_queue(s, arg));
+                Vec::new()
             }
         }
         "q" => act(s, Action::Quit),

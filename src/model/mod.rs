@@ -4,6 +4,7 @@ pub mod deadletter;
 pub mod death;
 pub mod describe;
 pub mod message;
+pub mod names;
 pub mod queue;
 pub mod topology;
 pub mod value;

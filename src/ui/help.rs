@@ -54,6 +54,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             "list virtual hosts, or switch to one (RabbitMQ)",
         ),
         (":q NAME", "open a queue or topic (Tab completes)"),
+        (":info NAME", "describe a queue or topic (as i does)"),
         (
             ":trace ID",
             "trace a correlation ID across every queue and topic",
