@@ -44,7 +44,7 @@ async fn list_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_large_vhost_is_not_listed_again() {
-    let Some(node) = PrivateNode::start_for_test("listing", |_, _| Ok(())).await else {
+    let Some(node) = PrivateNode::start_for_test("listing", |_, _, _| Ok(())).await else {
         return;
     };
     let url = node.url();

@@ -288,10 +288,14 @@ impl Scenario {
 /// test reads it.
 fn state_dir() -> &'static tempfile::TempDir {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-    // SAFETY: always the same value, so a test reading it never sees anything else.
-    unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
-    dir
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // SAFETY: set once, by the first test to ask, before it starts any client. The
+        // environment is written only here, so other threads' getenv (C code included)
+        // race with at most this one write, not with one per test.
+        unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
+        dir
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

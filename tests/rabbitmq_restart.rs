@@ -20,7 +20,7 @@ use support::PrivateNode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browse_session_recovers_after_a_broker_restart() {
-    let Some(node) = PrivateNode::start_for_test("restart", |_, _| Ok(())).await else {
+    let Some(node) = PrivateNode::start_for_test("restart", |_, _, _| Ok(())).await else {
         return;
     };
     let url = node.url();

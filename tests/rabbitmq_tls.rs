@@ -12,12 +12,11 @@ use mqscope::model::Message;
 use std::path::PathBuf;
 
 mod support;
-use support::{PrivateNode, free_ports};
+use support::PrivateNode;
 
 /// A private node with an AMQPS listener; its TLS directory and port.
 async fn tls_node(name: &'static str) -> Option<(PrivateNode, PathBuf, u16)> {
-    let [port] = free_ports();
-    let node = PrivateNode::start_for_test(name, move |dir, conf| {
+    let node = PrivateNode::start_for_test(name, move |dir, conf, port| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rabbitmq-tls.sh");
         let out = std::process::Command::new("bash")
             .arg(script)
@@ -39,6 +38,7 @@ async fn tls_node(name: &'static str) -> Option<(PrivateNode, PathBuf, u16)> {
     // The management listener comes up a moment after AMQP; connect needs both.
     drop(node.backend().await);
     let tls = node.dir().join("tls");
+    let port = node.spare_port;
     Some((node, tls, port))
 }
 

@@ -25,9 +25,12 @@ const TOTAL: usize = 1_000;
 /// Journals go to a temporary state directory, shared by the tests of this binary.
 fn state_dir() {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-    // SAFETY: set once, before any thread reads it, to the same value every time.
-    unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // SAFETY: written once, by the first test to ask, before it starts any work.
+        unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
+        dir
+    });
 }
 
 /// Two exchanges and a queue published to directly, all dead-lettering into `dead`:

@@ -80,15 +80,19 @@ pub struct PrivateNode {
     dir: tempfile::TempDir,
     pub amqp_port: u16,
     pub mgmt_port: u16,
+    /// A free port for what `prepare` adds (a TLS listener), chosen with the node's own
+    /// so it cannot be handed out twice.
+    pub spare_port: u16,
 }
 
 impl PrivateNode {
     /// Start node `mqscope-test-{name}-{pid}` and wait until it has booted; the reason,
     /// when this machine cannot run one. `prepare` may add files to the node's directory
-    /// and lines to its `rabbitmq.conf` (both paths given) before the node starts.
+    /// and lines to its `rabbitmq.conf` (both paths given, and the spare port) before the
+    /// node starts.
     pub fn start(
         name: &str,
-        prepare: impl FnOnce(&Path, &Path) -> Result<(), String>,
+        prepare: impl FnOnce(&Path, &Path, u16) -> Result<(), String>,
     ) -> Result<PrivateNode, String> {
         sweep_orphans();
         let debian = Path::new(DEBIAN_BIN).join("rabbitmq-server").exists();
@@ -97,7 +101,7 @@ impl PrivateNode {
             .prefix(&format!("mqscope-test-node-{}-", std::process::id()))
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
-        let [amqp_port, mgmt_port, dist_port] = free_ports();
+        let [amqp_port, mgmt_port, dist_port, spare_port] = free_ports();
         let node = format!("mqscope-test-{name}-{}@localhost", std::process::id());
         let d = dir.path();
         let files = [
@@ -112,7 +116,7 @@ impl PrivateNode {
         for (name, text) in files {
             std::fs::write(d.join(name), text).map_err(|e| format!("{name}: {e}"))?;
         }
-        prepare(d, &d.join("rabbitmq.conf"))?;
+        prepare(d, &d.join("rabbitmq.conf"), spare_port)?;
         if as_rabbitmq {
             let out = Command::new("chown")
                 .args(["-R", "rabbitmq"])
@@ -164,6 +168,7 @@ impl PrivateNode {
             dir,
             amqp_port,
             mgmt_port,
+            spare_port,
         };
         // -detached returns at once; the node registers with epmd a moment later.
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -186,7 +191,7 @@ impl PrivateNode {
     /// where this machine cannot run one, a panic under CI=true.
     pub async fn start_for_test(
         name: &'static str,
-        prepare: impl FnOnce(&Path, &Path) -> Result<(), String> + Send + 'static,
+        prepare: impl FnOnce(&Path, &Path, u16) -> Result<(), String> + Send + 'static,
     ) -> Option<PrivateNode> {
         let started = tokio::task::spawn_blocking(move || PrivateNode::start(name, prepare))
             .await
