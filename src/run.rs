@@ -87,7 +87,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Some(Command::Describe(args)) => {
             let (_, backend) = open(&sel).await?;
-            let detail = match backend.describe_queue(&args.queue).await {
+            let detail = match backend::describe_full(backend.as_ref(), &args.queue).await {
                 Ok(d) => d,
                 Err(BackendError::QueueNotFound(name)) => {
                     return Err(not_found(backend.as_ref(), &name).await);

@@ -618,6 +618,9 @@ fn describe_shows_one_queue_in_full() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Partitions\n"), "{text}");
     assert!(text.contains("offsets 0–"), "{text}");
+    // ... and the consumer groups reading it, with their lag on it alone.
+    assert!(text.contains("Consumer groups\n"), "{text}");
+    assert!(text.contains("  payments-processor  lag "), "{text}");
     let (code, err) = fails(mqscope(&home).args(["describe", "billng", "--url", url]));
     assert_eq!(code, 1);
     one_clear_line(&err);

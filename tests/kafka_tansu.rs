@@ -208,6 +208,14 @@ async fn groups_with_lag_are_listed_and_peeks_leave_no_group_behind() {
         .collect();
     assert_eq!(committed, [(0, 4, 6), (1, 10, 0), (2, 7, 3)]);
 
+    // describe: the topic's partitions and the group reading it, with its lag there.
+    let d = json_lines(mqscope(&home).args(["describe", TOPIC, "--json", "--url", &url]));
+    assert_eq!(d[0]["partitions_detail"].as_array().map(Vec::len), Some(3));
+    let on_topic = &d[0]["consumer_groups"];
+    assert_eq!(on_topic[0]["name"], "billing-workers", "{}", d[0]);
+    assert_eq!(on_topic[0]["lag"], 9);
+    assert!(d[0].get("notes").is_none(), "{}", d[0]);
+
     // Every kind of read: a window merged by time, one partition, the last few, all.
     let first =
         json_lines(mqscope(&home).args(["peek", TOPIC, "-n", "5", "--json", "--url", &url]));

@@ -1507,6 +1507,13 @@ async fn info_describes_the_selected_queue_or_topic() {
     let text = h.text();
     assert!(text.contains("Partitions"), "{text}");
     assert!(text.contains("offsets 0–"), "{text}");
+    let groups = &h.state.info.detail.as_ref().unwrap().consumer_groups;
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.name == "payments-processor" && g.topics == ["payments"]),
+        "{groups:?}"
+    );
     h.send(special(KeyCode::Esc)).await;
     assert_eq!(h.state.view(), View::Messages);
     assert_eq!(h.state.messages.queue, "payments");

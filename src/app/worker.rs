@@ -131,8 +131,7 @@ impl Worker {
                 let b = self.current();
                 tokio::spawn(async move {
                     let result = match b {
-                        Some(b) => b
-                            .describe_queue(&queue)
+                        Some(b) => crate::backend::describe_full(b.as_ref(), &queue)
                             .await
                             .map(Box::new)
                             .map_err(|e| e.to_string()),

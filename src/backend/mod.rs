@@ -7,7 +7,7 @@ pub mod local;
 pub mod rabbitmq;
 
 use crate::config::{Profile, Target};
-use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
+use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -42,6 +42,26 @@ pub enum BackendError {
 }
 
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;
+
+/// A queue or topic described in full, as `mqscope describe` and the TUI's info view show
+/// it: the backend's description and, for a topic, the consumer groups reading it with
+/// their lag on it. A group listing that fails costs only the groups (a note says why).
+pub async fn describe_full(backend: &dyn Backend, name: &str) -> Result<QueueDetail> {
+    let mut detail = backend.describe_queue(name).await?;
+    if detail.summary.kind == QueueKind::Topic
+        && let Some(groups) = backend.consumer_groups()
+    {
+        match groups.list_groups().await {
+            Ok(list) => {
+                detail.consumer_groups = list.iter().filter_map(|g| g.on_topic(name)).collect();
+            }
+            Err(e) => detail
+                .notes
+                .push(format!("consumer groups not listed: {e}")),
+        }
+    }
+    Ok(detail)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

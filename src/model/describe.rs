@@ -281,6 +281,37 @@ pub fn sections(d: &QueueDetail) -> Vec<Section> {
             .collect(),
     );
     push(
+        "Consumer groups",
+        d.consumer_groups
+            .iter()
+            .map(|g| {
+                let behind: Vec<String> = g
+                    .partitions
+                    .iter()
+                    .filter(|p| p.lag > 0)
+                    .map(|p| {
+                        format!(
+                            "{}: {}",
+                            p.partition,
+                            count(Some(p.lag)).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                let mut v = format!(
+                    "lag {}, {}, {} member{}",
+                    count(Some(g.lag)).unwrap_or_default(),
+                    g.state,
+                    g.members,
+                    if g.members == 1 { "" } else { "s" }
+                );
+                if !behind.is_empty() && g.partitions.len() > 1 {
+                    v.push_str(&format!(" (by partition {})", behind.join(", ")));
+                }
+                (g.name.clone(), Some(v))
+            })
+            .collect(),
+    );
+    push(
         "Configs",
         d.configs
             .iter()
@@ -292,6 +323,13 @@ pub fn sections(d: &QueueDetail) -> Vec<Section> {
         d.bindings
             .iter()
             .map(|b| ("binding".to_string(), Some(b.clone())))
+            .collect(),
+    );
+    push(
+        "Notes",
+        d.notes
+            .iter()
+            .map(|n| ("note".to_string(), Some(n.clone())))
             .collect(),
     );
     out

@@ -187,6 +187,12 @@ pub struct QueueDetail {
     /// How the broker holds it, where it says (RabbitMQ).
     #[serde(default, skip_serializing_if = "QueueState::is_empty")]
     pub state: QueueState,
+    /// Topics: the consumer groups with offsets on it, their lag counted on it alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_groups: Vec<ConsumerGroup>,
+    /// What could not be found out, and why (one line each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl QueueDetail {
@@ -199,6 +205,8 @@ impl QueueDetail {
             bindings: Vec::new(),
             consumer_details: Vec::new(),
             state: QueueState::default(),
+            consumer_groups: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -283,9 +291,56 @@ pub struct ConsumerGroup {
     pub partitions: Vec<PartitionLag>,
 }
 
+impl ConsumerGroup {
+    /// The group as seen from one topic: only its partitions, and the lag on them. None
+    /// when the group has no offsets there.
+    pub fn on_topic(&self, topic: &str) -> Option<ConsumerGroup> {
+        let partitions: Vec<PartitionLag> = self
+            .partitions
+            .iter()
+            .filter(|p| p.topic == topic)
+            .cloned()
+            .collect();
+        if partitions.is_empty() && !self.topics.iter().any(|t| t == topic) {
+            return None;
+        }
+        Some(ConsumerGroup {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            members: self.members,
+            topics: vec![topic.to_string()],
+            lag: partitions.iter().map(|p| p.lag).sum(),
+            partitions,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_seen_from_one_topic() {
+        let lag = |topic: &str, partition, lag| PartitionLag {
+            topic: topic.into(),
+            partition,
+            committed: Some(1),
+            high: 1 + lag as i64,
+            lag,
+        };
+        let g = ConsumerGroup {
+            name: "g".into(),
+            state: "Stable".into(),
+            members: 2,
+            topics: vec!["a".into(), "b".into()],
+            lag: 10,
+            partitions: vec![lag("a", 0, 3), lag("b", 0, 5), lag("a", 1, 2)],
+        };
+        let a = g.on_topic("a").unwrap();
+        assert_eq!((a.lag, a.partitions.len()), (5, 2));
+        assert_eq!(a.topics, ["a"]);
+        assert!(g.on_topic("c").is_none());
+    }
 
     #[test]
     fn dead_letter_names() {
