@@ -524,6 +524,16 @@ async fn dead_letter_queues_resolve_from_arguments_and_policies() {
                 "{text}"
             );
             assert!(text.contains(&format!("which reaches    {dlq}")), "{text}");
+            // Described alone, the dead-letter queue still knows who feeds it, through
+            // an argument and through a policy.
+            let d = r.backend.describe_queue(&dlq).await.unwrap().summary;
+            assert!(d.is_dead_letter);
+            assert!(
+                d.dead_letter_sources.contains(&by_arg)
+                    && d.dead_letter_sources.contains(&by_policy),
+                "{:?}",
+                d.dead_letter_sources
+            );
             resolved = true;
             break;
         }

@@ -807,18 +807,24 @@ impl Backend for RabbitBackend {
     }
 
     async fn describe_queue(&self, name: &str) -> Result<QueueDetail> {
+        // The queue's own page for its numbers and settings; the others' settings only,
+        // to know where its dead letters go and which queues dead-letter into it.
         let (q, mut topology, all) = tokio::try_join!(
             self.mgmt.queue(self.vhost(), name),
             self.mgmt.topology(self.vhost()),
-            self.mgmt.queues(self.vhost()),
+            self.mgmt.queue_settings(self.vhost()),
         )?;
-        topology.queues = all.iter().map(|q| q.name.clone()).collect();
-        let mut list: Vec<QueueSummary> = all.iter().map(|q| self.summary(q)).collect();
+        let mut list: Vec<QueueSummary> = all
+            .iter()
+            .filter(|other| other.name != name)
+            .map(|other| self.summary(other))
+            .collect();
+        list.push(self.summary(&q));
+        topology.queues = list.iter().map(|s| s.name.clone()).collect();
         crate::model::deadletter::resolve_dead_letters(&mut list, &topology);
-        let summary = list
-            .into_iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| self.summary(&q));
+        let Some(summary) = list.pop() else {
+            return Err(BackendError::QueueNotFound(name.to_string()));
+        };
         let bindings = topology
             .bindings
             .iter()
