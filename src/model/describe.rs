@@ -22,6 +22,10 @@ impl Section {
     }
 }
 
+/// How many queues feeding a dead-letter queue are named; a shared dead-letter queue
+/// can have thousands.
+const SOURCES_SHOWN: usize = 20;
+
 fn count(n: Option<u64>) -> Option<String> {
     n.map(|n| {
         let s = n.to_string();
@@ -229,7 +233,16 @@ pub fn sections(d: &QueueDetail) -> Vec<Section> {
         (Some(_), None) => Some("no queue (the target routes nowhere: dropped)".to_string()),
         (None, None) => None,
     };
-    let sources = (!q.dead_letter_sources.is_empty()).then(|| q.dead_letter_sources.join(", "));
+    let sources = (!q.dead_letter_sources.is_empty()).then(|| {
+        let shown = q.dead_letter_sources.len().min(SOURCES_SHOWN);
+        let more = q.dead_letter_sources.len() - shown;
+        let first = q.dead_letter_sources[..shown].join(", ");
+        if more == 0 {
+            first
+        } else {
+            format!("{first} and {more} more (--json lists them all)")
+        }
+    });
     push(
         "Dead letters",
         rows(vec![
@@ -386,6 +399,23 @@ mod tests {
         assert!(text.contains("no queue (the target routes nowhere: dropped)"));
         assert!(text.contains("message TTL     90 s (90000 ms)"), "{text}");
         assert!(text.contains("x-max-length  10"), "{text}");
+    }
+
+    #[test]
+    fn a_shared_dead_letter_queue_names_its_first_sources() {
+        let mut q = QueueSummary::new("dl", QueueKind::Queue, "classic");
+        q.is_dead_letter = true;
+        q.dead_letter_sources = (0..25).map(|i| format!("q{i}")).collect();
+        let text = text(&detail(q.clone()));
+        assert!(
+            text.contains("receives from  q0, q1, q2,")
+                && text.contains(", q19 and 5 more (--json lists them all)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("q20"), "{text}");
+        q.dead_letter_sources.truncate(20);
+        let text = super::text(&detail(q));
+        assert!(text.contains(", q19\n"), "{text}");
     }
 
     #[test]
