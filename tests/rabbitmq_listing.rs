@@ -1,6 +1,6 @@
 //! A vhost with many queues is listed again only when the broker saw something change:
-//! a refresh that finds nothing new reuses the last listing (one management page per 500
-//! queues saved each time), and a message, a queue deleted and another declared, or a
+//! a refresh that finds nothing new reuses the last listing (a listing of every queue
+//! saved each time), and a message, a queue deleted and another declared, or a
 //! policy change each bring a full listing back.
 //!
 //! On a private RabbitMQ node (tests/support): whether "nothing changed" depends on the

@@ -12,14 +12,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-/// One page of a paginated listing.
-#[derive(Debug, Deserialize)]
-struct Page<T> {
-    items: Vec<T>,
-    #[serde(default)]
-    page_count: u64,
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct Rate {
     #[serde(default)]
@@ -288,7 +280,12 @@ pub struct Mgmt {
     password: Option<Secret>,
 }
 
-const PAGE_SIZE: usize = 500;
+/// How long a management request may take; listing every queue of a vhost gets longer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const LISTING_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a queue listing asks for: what the queue table shows, nothing else.
+const LISTING_COLUMNS: &str = "name,vhost,type,messages,messages_ready,messages_unacknowledged,consumers,arguments,policy,effective_policy_definition,message_stats.publish_details.rate,message_stats.deliver_get_details.rate,message_stats.ack_details.rate";
 
 impl Mgmt {
     pub fn new(
@@ -298,7 +295,7 @@ impl Mgmt {
         insecure: bool,
     ) -> Result<Self, BackendError> {
         let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .tls_danger_accept_invalid_certs(insecure)
             .user_agent(concat!("mqscope/", env!("CARGO_PKG_VERSION")));
@@ -336,10 +333,19 @@ impl Mgmt {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, BackendError> {
+        self.get_within(path, REQUEST_TIMEOUT).await
+    }
+
+    async fn get_within<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, BackendError> {
         let url = format!("{}{path}", self.base);
         let resp = self
             .client
             .get(&url)
+            .timeout(timeout)
             .basic_auth(&self.user, self.password.as_ref().map(Secret::expose))
             .send()
             .await
@@ -347,7 +353,7 @@ impl Mgmt {
                 let reason = if e.is_connect() {
                     "connection refused or host unreachable; is the rabbitmq_management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?".to_string()
                 } else if e.is_timeout() {
-                    "no answer within 15 s".to_string()
+                    format!("no answer within {} s", timeout.as_secs())
                 } else {
                     e.to_string()
                 };
@@ -400,7 +406,7 @@ impl Mgmt {
     /// counters and depths, the broker's queue churn (declared, deleted) and consumer
     /// count, and the vhost's policies and operator policies. Equal fingerprints mean the
     /// statistics database saw nothing happen in between, so a listing taken after the
-    /// first still holds. Four small requests instead of one per 500 queues.
+    /// first still holds. Four small requests instead of a listing of every queue.
     pub async fn change_fingerprint(&self, vhost: &str) -> Result<String, BackendError> {
         let v = encode_vhost(vhost);
         // The vhost list, not /api/vhosts/NAME (administrators only); this vhost's entry.
@@ -440,32 +446,41 @@ impl Mgmt {
         ))
     }
 
-    /// Every queue of a vhost, a page of 500 at a time.
+    /// Every queue of a vhost with its depth, consumers, rates and settings, in one
+    /// request for the columns the table shows. Not page by page: the management API
+    /// gathers and sorts every queue of the vhost for each page, so paging is quadratic
+    /// in the number of queues (20,000 queues: 40 pages of 0.6 s each, against 3.8 s for
+    /// this one request; 5,000: 2.4 s against 1.4 s).
     pub async fn queues(&self, vhost: &str) -> Result<Vec<MgmtQueue>, BackendError> {
-        let mut out = Vec::new();
-        let mut page = 1;
-        loop {
-            let p: Page<MgmtQueue> = self
-                .get(&format!(
-                    "/api/queues/{}?page={page}&page_size={PAGE_SIZE}&disable_stats=false",
+        self.get_within(
+            &format!(
+                "/api/queues/{}?columns={LISTING_COLUMNS}",
+                encode_vhost(vhost)
+            ),
+            LISTING_TIMEOUT,
+        )
+        .await
+    }
+
+    /// The names of every queue of a vhost (no statistics: cheap however many).
+    pub async fn queue_names(&self, vhost: &str) -> Result<Vec<String>, BackendError> {
+        let list: Vec<MgmtQueue> = self
+            .get_within(
+                &format!(
+                    "/api/queues/{}?disable_stats=true&columns=name",
                     encode_vhost(vhost)
-                ))
-                .await?;
-            let n = p.items.len();
-            out.extend(p.items);
-            if (page as u64) >= p.page_count || n == 0 {
-                return Ok(out);
-            }
-            page += 1;
-        }
+                ),
+                LISTING_TIMEOUT,
+            )
+            .await?;
+        Ok(list.into_iter().map(|q| q.name).collect())
     }
 
     /// Every queue of a vhost with only what routing dead letters takes: name, type,
-    /// arguments, and the definition of the policy applied. One request without
-    /// statistics instead of a page of 500 at a time with them: a paged request makes the
-    /// broker collect and sort every queue's statistics for each page, so on 5,000 queues
-    /// this is 0.15 s against 2 s. Without the right to read policies, it falls back to
-    /// the full listing, which carries each queue's effective policy.
+    /// arguments, and the definition of the policy applied; without statistics, which
+    /// are most of a listing's cost (5,000 queues: 0.15 s against 1.4 s). Without the
+    /// right to read policies, it falls back to the full listing, which carries each
+    /// queue's effective policy.
     pub async fn queue_settings(&self, vhost: &str) -> Result<Vec<MgmtQueue>, BackendError> {
         let v = encode_vhost(vhost);
         let (list, po) = (
@@ -473,7 +488,7 @@ impl Mgmt {
             format!("/api/policies/{v}"),
         );
         let (queues, policies) = tokio::join!(
-            self.get::<Vec<MgmtQueue>>(&list),
+            self.get_within::<Vec<MgmtQueue>>(&list, LISTING_TIMEOUT),
             self.get::<Vec<MgmtPolicy>>(&po),
         );
         let mut queues = queues?;

@@ -946,10 +946,9 @@ impl Take for RabbitBackend {
         let mut topology = self.mgmt.topology(self.vhost()).await?;
         topology.queues = self
             .mgmt
-            .queues(self.vhost())
+            .queue_names(self.vhost())
             .await?
             .into_iter()
-            .map(|q| q.name)
             .collect();
         Ok(topology)
     }
