@@ -535,8 +535,15 @@ impl Mgmt {
     /// Exchanges and bindings of a vhost, for resolving dead-letter targets.
     pub async fn topology(&self, vhost: &str) -> Result<Topology, BackendError> {
         let v = encode_vhost(vhost);
-        let exchanges: Vec<MgmtExchange> = self.get(&format!("/api/exchanges/{v}")).await?;
-        let bindings: Vec<MgmtBinding> = self.get(&format!("/api/bindings/{v}")).await?;
+        // Routing needs each exchange's name and type only: no statistics.
+        let (ex, bi) = (
+            format!("/api/exchanges/{v}?disable_stats=true&columns=name,type"),
+            format!("/api/bindings/{v}"),
+        );
+        let (exchanges, bindings) = tokio::try_join!(
+            self.get_within::<Vec<MgmtExchange>>(&ex, LISTING_TIMEOUT),
+            self.get_within::<Vec<MgmtBinding>>(&bi, LISTING_TIMEOUT),
+        )?;
         Ok(Topology {
             exchanges: exchanges
                 .into_iter()

@@ -785,8 +785,10 @@ impl Backend for RabbitBackend {
         }
         // What the listing shows is the state when it starts: its time for the settling.
         let started = std::time::Instant::now();
-        let queues = self.mgmt.queues(self.vhost()).await?;
-        let mut topology = self.mgmt.topology(self.vhost()).await?;
+        let (queues, mut topology) = tokio::try_join!(
+            self.mgmt.queues(self.vhost()),
+            self.mgmt.topology(self.vhost()),
+        )?;
         topology.queues = queues.iter().map(|q| q.name.clone()).collect();
         let mut out: Vec<QueueSummary> = queues.iter().map(|q| self.summary(q)).collect();
         crate::model::deadletter::resolve_dead_letters(&mut out, &topology);
