@@ -97,11 +97,13 @@ fn drive(rt: &tokio::runtime::Runtime, s: &mut State, b: &Generated, msg: Msg) {
         for e in update(s, m) {
             match e {
                 Effect::LoadQueues(req) => {
+                    let started = std::time::Instant::now();
                     let result = rt.block_on(b.list_queues()).map_err(|e| e.to_string());
                     queue.push(Msg::QueuesLoaded {
                         req,
                         result,
                         at: chrono::Utc::now(),
+                        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     });
                 }
                 Effect::LoadMessages {

@@ -56,6 +56,7 @@ fn with_queues(names: &[(&str, u64)]) -> State {
             req,
             result: Ok(names.iter().map(|(n, c)| queue(n, *c)).collect()),
             at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            took_ms: 5,
         },
     );
     s
@@ -782,6 +783,7 @@ fn lost_connection_backs_off_and_recovers() {
             req,
             result: Err("connection reset".into()),
             at: chrono::Utc::now(),
+            took_ms: 5,
         },
     );
     assert!(matches!(
@@ -804,10 +806,53 @@ fn lost_connection_backs_off_and_recovers() {
             req,
             result: Ok(vec![queue("a", 2)]),
             at: chrono::Utc::now(),
+            took_ms: 5,
         },
     );
     assert_eq!(s.status.conn, mqscope::app::state::Conn::Connected);
     assert!(s.status.error.is_none());
+}
+
+#[test]
+fn a_slow_listing_slows_the_refresh_and_says_so() {
+    let mut s = with_queues(&[("a", 1)]);
+    s.width = 100;
+    s.height = 30;
+    let ticks = |s: &mut State, n: usize| -> usize {
+        (0..n)
+            .flat_map(|_| update(s, Msg::Tick))
+            .filter(|e| matches!(e, Effect::LoadQueues(_)))
+            .count()
+    };
+    // Fast listings: one every refresh interval (2 s).
+    assert_eq!(s.refresh_secs, 2);
+    assert_eq!(ticks(&mut s, 4), 1);
+    let Some(req) = s.queues.pending else {
+        panic!("a listing under way")
+    };
+    // One that took the broker 3 s: the next starts 12 s after it came back, not 2.
+    update(
+        &mut s,
+        Msg::QueuesLoaded {
+            req,
+            result: Ok(vec![queue("a", 2)]),
+            at: chrono::Utc::now(),
+            took_ms: 3_000,
+        },
+    );
+    assert_eq!(ticks(&mut s, 11), 0);
+    assert_eq!(ticks(&mut s, 2), 1);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| mqscope::ui::draw(f, &s, &Theme::default_theme()))
+        .unwrap();
+    let buf = term.backend().buffer();
+    let top: String = (0..100).map(|x| buf[(x, 1)].symbol()).collect();
+    assert!(top.contains("every 15s (listing takes 3.0s)"), "{top}");
+    // Ctrl-R lists at once all the same.
+    s.queues.pending = None;
+    s.queues.hold_until = s.tick + 100;
+    let fx = update(&mut s, Msg::Key(Key::ctrl('r')));
+    assert!(matches!(fx.first(), Some(Effect::LoadQueues(_))), "{fx:?}");
 }
 
 #[test]
@@ -965,6 +1010,11 @@ impl Harness {
         self.state.queues.refreshed_at = self.state.queues.refreshed_at.and(t);
         self.state.groups.refreshed_at = self.state.groups.refreshed_at.and(t);
         self.state.exchanges.refreshed_at = self.state.exchanges.refreshed_at.and(t);
+        // And how long the worker's listing took, which sets the pace of the next.
+        if self.state.queues.took_ms.is_some() {
+            self.state.queues.took_ms = Some(5);
+            self.state.queues.hold_until = self.state.tick + 1;
+        }
     }
 
     async fn send(&mut self, msg: Msg) {

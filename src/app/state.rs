@@ -148,6 +148,23 @@ pub struct Queues {
     pub bound_to: Option<(String, std::collections::BTreeSet<String>)>,
     pub pending: Option<ReqId>,
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// How long the last listing took.
+    pub took_ms: Option<u64>,
+    /// The tick before which no timed reload starts: a listing that takes the broker
+    /// seconds (tens of thousands of queues) is followed by a pause four times as long,
+    /// so mqscope keeps the management API busy a fifth of the time at most. `Ctrl-R`
+    /// lists at once all the same.
+    pub hold_until: u64,
+}
+
+impl Queues {
+    /// Seconds from one timed listing to the next, when the listings' own time sets the
+    /// pace rather than the refresh interval.
+    pub fn slow_pace(&self, refresh_secs: u64) -> Option<u64> {
+        let took = self.took_ms?;
+        let pace = (took + took.saturating_mul(crate::app::update::LISTING_PAUSE)).div_ceil(1000);
+        (pace > refresh_secs).then_some(pace)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -463,6 +480,8 @@ impl State {
                 bound_to: None,
                 pending: None,
                 refreshed_at: None,
+                took_ms: None,
+                hold_until: 0,
             },
             groups: Groups {
                 list: Vec::new(),

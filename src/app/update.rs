@@ -34,6 +34,8 @@ pub enum Msg {
         req: ReqId,
         result: Result<Vec<QueueSummary>, String>,
         at: DateTime<Utc>,
+        /// How long the listing took, for the pace of the next (see `Queues::hold_until`).
+        took_ms: u64,
     },
     GroupsLoaded {
         req: ReqId,
@@ -163,7 +165,12 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             s.backend_ready = true;
             vec![load_queues(s)]
         }
-        Msg::QueuesLoaded { req, result, at } => {
+        Msg::QueuesLoaded {
+            req,
+            result,
+            at,
+            took_ms,
+        } => {
             if s.queues.pending != Some(req) {
                 return Vec::new();
             }
@@ -171,6 +178,10 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             match result {
                 Ok(list) => {
                     connection_ok(s);
+                    // A failed listing leaves the pace to the reconnection's back-off.
+                    s.queues.took_ms = Some(took_ms);
+                    s.queues.hold_until =
+                        s.tick + took_ms.saturating_mul(LISTING_PAUSE).div_ceil(1000);
                     let keep = s.selected_queue().map(|q| q.name.clone());
                     s.queues.list = list;
                     s.queues.refreshed_at = Some(at);
@@ -460,6 +471,9 @@ fn insert_hop(t: &mut Trace, hop: Hop) {
 /// report or finished queue, so an ID on thousands of messages does not cost a rebuild each.
 const EAGER_ROWS: usize = 1_000;
 
+/// After a queue listing, timed reloads wait this many times as long as it took.
+pub const LISTING_PAUSE: u64 = 4;
+
 fn refresh_rows(t: &mut Trace) {
     if t.rows_stale {
         t.rows = crate::trace::graph::rows(&t.hops);
@@ -647,7 +661,9 @@ fn on_tick(s: &mut State) -> Vec<Effect> {
 /// Reload what the current view lists, unless a load is already under way.
 fn refresh_current(s: &mut State) -> Vec<Effect> {
     match s.view() {
-        View::Queues if s.queues.pending.is_none() => vec![load_queues(s)],
+        View::Queues if s.queues.pending.is_none() && s.tick >= s.queues.hold_until => {
+            vec![load_queues(s)]
+        }
         View::Groups if s.groups.pending.is_none() => vec![load_groups(s)],
         View::Exchanges if s.exchanges.pending.is_none() => vec![load_exchanges(s)],
         View::Info if s.info.pending.is_none() => {

@@ -157,6 +157,7 @@ impl Worker {
             Effect::LoadQueues(req) => {
                 let b = self.current();
                 tokio::spawn(async move {
+                    let started = std::time::Instant::now();
                     let result = match b {
                         Some(b) => b.list_queues().await.map_err(|e| e.to_string()),
                         None => Err("not connected".to_string()),
@@ -165,6 +166,7 @@ impl Worker {
                         req,
                         result,
                         at: chrono::Utc::now(),
+                        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     });
                 });
             }
