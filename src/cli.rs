@@ -149,6 +149,12 @@ pub struct PeekArgs {
     /// Peek even where it could push a message towards its delivery limit.
     #[arg(long)]
     pub force: bool,
+    /// Print only the messages read that match, as `replay --filter` chooses them:
+    /// `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX` joined with ` and `; FIELD is reason,
+    /// queue, exchange, routing_key, message_id, correlation_id, type, app_id, key, body or
+    /// header.NAME. `-n` (or `--all`) says how many are read, not how many match.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -164,7 +170,7 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["from", "body"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from", "body", "body_file"])))]
 pub struct PublishArgs {
     /// JSON Lines in the `peek --json` format ("-" for standard input). Every line is read
     /// and checked before the first message is sent.
@@ -173,6 +179,27 @@ pub struct PublishArgs {
     /// A single message with this body (UTF-8 text).
     #[arg(long, value_name = "TEXT")]
     pub body: Option<String>,
+    /// A single message whose body is this file, byte for byte ("-" for standard input).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<String>,
+    /// The single message's header: NAME=TEXT, or NAME:=JSON for a typed value as
+    /// `peek --json` writes them (42, true, {"$type":"i32","value":5}). Repeatable.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME=VALUE",
+        conflicts_with = "from"
+    )]
+    pub headers: Vec<String>,
+    /// The single message's AMQP property: NAME=VALUE, where NAME is content_type,
+    /// content_encoding, delivery_mode (1, 2, transient, persistent), priority,
+    /// correlation_id, reply_to, expiration (ms), message_id, timestamp (seconds or RFC
+    /// 3339), type, user_id, app_id or cluster_id. Repeatable.
+    #[arg(long = "property", value_name = "NAME=VALUE", conflicts_with = "from")]
+    pub properties: Vec<String>,
+    /// The single record's key (topics).
+    #[arg(long, value_name = "KEY", conflicts_with = "from")]
+    pub key: Option<String>,
     /// Send to this queue (through the default exchange).
     #[arg(long, value_name = "QUEUE", conflicts_with_all = ["exchange", "topic"])]
     pub queue: Option<String>,

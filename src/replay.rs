@@ -221,7 +221,7 @@ pub enum Via {
 
 /// One condition of a `--filter`: `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX`, where
 /// FIELD is reason, queue (the queue it died in), exchange, routing_key, message_id,
-/// correlation_id, type, app_id, body or header.NAME. Conditions join with ` and `.
+/// correlation_id, type, app_id, key (Kafka), body or header.NAME. Conditions join with ` and `.
 #[derive(Debug, Clone)]
 pub struct Filter {
     clauses: Vec<Clause>,
@@ -252,6 +252,7 @@ const FILTER_FIELDS: &[&str] = &[
     "correlation_id",
     "type",
     "app_id",
+    "key",
     "body",
 ];
 
@@ -354,6 +355,10 @@ fn field_value(m: &Message, field: &str) -> Option<String> {
         "correlation_id" => Extractor::default().extract(m),
         "type" => m.properties.kind.clone(),
         "app_id" => m.properties.app_id.clone(),
+        "key" => m
+            .key
+            .as_ref()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
         "body" => Some(String::from_utf8_lossy(&m.payload).into_owned()),
         h => {
             let name = h.strip_prefix("header.")?;

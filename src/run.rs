@@ -244,9 +244,61 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     Ok(now - d)
 }
 
+/// `peek --filter`: which of the messages read are printed, and how many were read.
+struct PeekFilter {
+    filter: Option<crate::replay::Filter>,
+    read: usize,
+    matched: usize,
+}
+
+impl PeekFilter {
+    fn new(args: &PeekArgs) -> Result<Self> {
+        let filter = args
+            .filter
+            .as_deref()
+            .map(crate::replay::Filter::parse)
+            .transpose()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(Self {
+            filter,
+            read: 0,
+            matched: 0,
+        })
+    }
+
+    fn keep(&mut self, m: &crate::model::Message) -> bool {
+        self.read += 1;
+        let keep = self.filter.as_ref().is_none_or(|f| f.matches(m));
+        self.matched += usize::from(keep);
+        keep
+    }
+
+    /// The line a filtered peek ends with (on standard error), and the empty result's.
+    fn finish(&self, json: bool, out: &mut dyn Write) -> Result<()> {
+        if let Some(f) = &self.filter {
+            eprintln!(
+                "mqscope: note: {} of {} messages read matched --filter '{}'",
+                self.matched,
+                self.read,
+                f.text()
+            );
+        }
+        if !json && self.matched == 0 {
+            if self.read > 0 {
+                writeln!(out, "(no message matched)")?;
+            } else {
+                writeln!(out, "(no messages at that position)")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Result<()> {
+    // A bad expression is an error before anything is read.
+    let mut chosen = PeekFilter::new(args)?;
     if args.all {
-        return peek_all(backend, args, out).await;
+        return peek_all(backend, args, chosen, out).await;
     }
     let from = if args.last {
         PeekFrom::Last
@@ -276,17 +328,18 @@ async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Re
         let mut rx = rx;
         let extractor = Extractor::default();
         let mut text = Vec::new();
-        let mut written = 0usize;
         while let Some(m) = rx.recv().await {
+            if !chosen.keep(&m) {
+                continue;
+            }
             format_message(&m, args.out.json, &extractor, &mut text)?;
-            written += 1;
             if text.len() >= 1 << 20 {
                 out.write_all(&text)?;
                 text.clear();
             }
         }
         out.write_all(&text)?;
-        anyhow::Ok(written)
+        anyhow::Ok(())
     };
     let (notes, written) = tokio::join!(read, write);
     let notes = match notes {
@@ -296,17 +349,94 @@ async fn peek(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Re
         }
         Err(e) => return Err(e.into()),
     };
+    written?;
     for note in &notes {
         eprintln!("mqscope: note: {note}");
     }
-    if written? == 0 && !args.out.json {
-        writeln!(out, "(no messages at that position)")?;
-    }
-    Ok(())
+    chosen.finish(args.out.json, out)
 }
 
 /// How many read messages may wait for the writer of a `peek`.
 const PEEK_BUFFER: usize = 1_024;
+
+/// The message of `publish --body` / `--body-file`, with its `--header`, `--property` and
+/// `--key`. Built as a `peek --json` record, so it is checked as an imported one is.
+fn single_message(args: &PublishArgs) -> Result<Message> {
+    use base64::Engine as _;
+    let payload = match (&args.body, &args.body_file) {
+        (Some(body), _) => body.clone().into_bytes(),
+        (None, Some(path)) if path == "-" => {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                .context("reading standard input")?;
+            b
+        }
+        (None, Some(path)) => std::fs::read(path).with_context(|| format!("cannot read {path}"))?,
+        (None, None) => bail!("say what to publish: --from FILE, --body TEXT or --body-file FILE"),
+    };
+    let mut headers = serde_json::Map::new();
+    for h in &args.headers {
+        let (name, value) = if let Some((n, json)) = h.split_once(":=") {
+            let v = serde_json::from_str(json)
+                .map_err(|e| anyhow!("--header \"{h}\": the value after := is not JSON: {e}"))?;
+            (n, v)
+        } else if let Some((n, text)) = h.split_once('=') {
+            (n, serde_json::Value::String(text.to_string()))
+        } else {
+            bail!("--header \"{h}\": write NAME=TEXT or NAME:=JSON");
+        };
+        if name.is_empty() {
+            bail!("--header \"{h}\": the name is empty");
+        }
+        headers.insert(name.to_string(), value);
+    }
+    let mut properties = serde_json::Map::new();
+    for p in &args.properties {
+        let Some((name, text)) = p.split_once('=') else {
+            bail!("--property \"{p}\": write NAME=VALUE");
+        };
+        let number = |what: &str| -> Result<serde_json::Value> {
+            text.parse::<u64>()
+                .map(serde_json::Value::from)
+                .map_err(|_| anyhow!("--property {name}: \"{text}\" is not {what}"))
+        };
+        let value = match name {
+            "delivery_mode" => match text {
+                "transient" => 1.into(),
+                "persistent" => 2.into(),
+                _ => number("1, 2, transient or persistent")?,
+            },
+            "priority" => number("a number from 0 to 255")?,
+            "timestamp" => match chrono::DateTime::parse_from_rfc3339(text) {
+                Ok(t) => serde_json::Value::from(t.timestamp().max(0)),
+                Err(_) => number("seconds since 1970 or an RFC 3339 time")?,
+            },
+            _ => serde_json::Value::String(text.to_string()),
+        };
+        properties.insert(name.to_string(), value);
+    }
+    let mut record = serde_json::json!({
+        "payload": base64::engine::general_purpose::STANDARD.encode(&payload),
+        "payload_encoding": "base64",
+        "headers": headers,
+        "properties": properties,
+    });
+    if let Some(k) = &args.key {
+        record["key"] = serde_json::Value::String(k.clone());
+    }
+    parse_record(&record).map_err(|e| match e {
+        crate::export::RecordError::Field { field, reason } => {
+            let flag = match field {
+                "properties" => "--property",
+                "headers" => "--header",
+                "key" => "--key",
+                other => other,
+            };
+            anyhow!("{flag}: {reason}")
+        }
+        other => anyhow!("{other}"),
+    })
+}
 
 /// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
 /// before a single message is sent.
@@ -402,16 +532,26 @@ async fn publish(
             backend.info().kind.as_str()
         );
     };
-    let records = match (&args.from, &args.body) {
-        (Some(path), _) => read_records(path)?,
-        (None, Some(body)) => vec![(1, Message::new("", 0, body.clone().into_bytes()), None)],
-        (None, None) => bail!("say what to publish: --from FILE or --body TEXT"),
+    let records = match &args.from {
+        Some(path) => read_records(path)?,
+        None => vec![(1, single_message(args)?, None)],
     };
     let mut items = Vec::with_capacity(records.len());
     for (line, m, restore_to) in records {
         let dest = destination_for(args, &m, restore_to.as_ref()).ok_or_else(|| {
             anyhow!("message {line}: it names no exchange or topic; say where with --queue, --exchange or --topic")
         })?;
+        match dest {
+            Destination::Topic { .. } if !args.properties.is_empty() => {
+                bail!(
+                    "--property sets AMQP properties, which a topic record does not have; send them as headers (-H NAME=VALUE)"
+                )
+            }
+            Destination::Exchange { .. } if args.key.is_some() => {
+                bail!("--key is a topic record's key; an exchange routes by --routing-key")
+            }
+            _ => {}
+        }
         items.push((line, dest, m));
     }
     let batch: Vec<(Destination, Message)> = items
@@ -496,9 +636,14 @@ async fn publish(
 
 /// `peek --all`: page through every message (see `scan::read_all`), writing each page as
 /// it arrives so memory stays at one page whatever the size of the topic.
-async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -> Result<()> {
+async fn peek_all(
+    backend: &dyn Backend,
+    args: &PeekArgs,
+    mut chosen: PeekFilter,
+    out: &mut dyn Write,
+) -> Result<()> {
     if let Some(exporter) = backend.exporter() {
-        return export_all(backend, exporter, args, out).await;
+        return export_all(backend, exporter, args, chosen, out).await;
     }
     let detail = match backend.describe_queue(&args.queue).await {
         Ok(d) => d,
@@ -506,7 +651,6 @@ async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -
         Err(e) => return Err(e.into()),
     };
     let extractor = Extractor::default();
-    let mut written = 0usize;
     let mut text = Vec::new();
     let opts = crate::scan::ScanOptions {
         from: args.from,
@@ -520,17 +664,13 @@ async fn peek_all(backend: &dyn Backend, args: &PeekArgs, out: &mut dyn Write) -
         &detail,
         &opts,
         |page| {
-            write_messages(page, args.out.json, &extractor, &mut text, out)?;
-            written += page.len();
-            Ok(())
+            let page = page.iter().filter(|m| chosen.keep(m));
+            write_messages(page, args.out.json, &extractor, &mut text, out)
         },
         |note| eprintln!("mqscope: note: {note}"),
     )
     .await?;
-    if !args.out.json && written == 0 {
-        writeln!(out, "(no messages at that position)")?;
-    }
-    Ok(())
+    chosen.finish(args.out.json, out)
 }
 
 async fn trace(backend: &dyn Backend, args: &TraceArgs, out: &mut dyn Write) -> Result<()> {
@@ -717,8 +857,8 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
 /// Write messages as JSON Lines or readable text, formatted into `text` (a reusable buffer)
 /// and written at once: serde writes many small pieces, and each through `dyn Write` costs
 /// more than the bytes it writes.
-fn write_messages(
-    messages: &[crate::model::Message],
+fn write_messages<'a>(
+    messages: impl IntoIterator<Item = &'a crate::model::Message>,
     json: bool,
     extractor: &Extractor,
     text: &mut Vec<u8>,
@@ -762,6 +902,7 @@ async fn export_all(
     backend: &dyn Backend,
     exporter: &dyn backend::Export,
     args: &PeekArgs,
+    mut chosen: PeekFilter,
     out: &mut dyn Write,
 ) -> Result<()> {
     // Up to four batches in flight: the reader fetches while the writer formats.
@@ -769,14 +910,13 @@ async fn export_all(
     let from = args.from.map_or(PeekFrom::Start, PeekFrom::Position);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let extractor = Extractor::default();
-    let mut written = 0usize;
     let writing = async {
         // Owning the receiver drops it when writing fails, which stops the export.
         let mut rx: tokio::sync::mpsc::Receiver<Vec<crate::model::Message>> = rx;
         let mut text = Vec::new();
         while let Some(batch) = rx.recv().await {
-            write_messages(&batch, args.out.json, &extractor, &mut text, out)?;
-            written += batch.len();
+            let batch = batch.iter().filter(|m| chosen.keep(m));
+            write_messages(batch, args.out.json, &extractor, &mut text, out)?;
         }
         Ok::<_, anyhow::Error>(())
     };
@@ -791,10 +931,7 @@ async fn export_all(
         Err(BackendError::QueueNotFound(name)) => return Err(not_found(backend, &name).await),
         Err(e) => return Err(e.into()),
     }
-    if !args.out.json && written == 0 {
-        writeln!(out, "(no messages at that position)")?;
-    }
-    Ok(())
+    chosen.finish(args.out.json, out)
 }
 
 /// "no queue named X", with the closest names the broker does have.

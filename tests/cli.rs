@@ -668,3 +668,86 @@ fn tail_prints_live_messages_with_their_arrival() {
     let payload = text.find("\n  payload:     ").expect("a payload line");
     assert!(received < payload, "{text}");
 }
+
+#[test]
+fn peek_filter_prints_only_the_matching_messages_read() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "local://demo?clock=fixed";
+    let peek = |extra: &[&str]| {
+        let mut args = vec!["peek", "--url", url, "--json"];
+        args.extend_from_slice(extra);
+        mqscope(&home).args(&args).output().unwrap()
+    };
+    // The unfiltered window is the reference: the filter picks from it, in its order.
+    let all = json_lines(&peek(&["payments", "-n", "300"]).stdout);
+    assert_eq!(all.len(), 300);
+    let out = peek(&[
+        "payments",
+        "-n",
+        "300",
+        "--filter",
+        "key~7$ and body~.",
+        "--partition",
+        "1",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let partition_1 = json_lines(&peek(&["payments", "-n", "300", "--partition", "1"]).stdout);
+    let want: Vec<&Value> = partition_1
+        .iter()
+        .filter(|m| m["key"].as_str().is_some_and(|k| k.ends_with('7')))
+        .collect();
+    assert!(!want.is_empty() && want.len() < partition_1.len());
+    assert_eq!(json_lines(&out.stdout).iter().collect::<Vec<_>>(), want);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!(
+            "{} of 300 messages read matched --filter 'key~7$ and body~.'",
+            want.len()
+        )),
+        "{err}"
+    );
+    // `--all` reads everything and prints the matches: one header value here.
+    let one = &all[5];
+    let id = one["correlation_id"].as_str().unwrap();
+    let out = peek(&[
+        "payments",
+        "--all",
+        "--filter",
+        &format!("header.correlation_id={id}"),
+    ]);
+    let found = json_lines(&out.stdout);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["offset"], one["offset"]);
+    assert_eq!(found[0]["partition"], one["partition"]);
+    // Dead letters by reason, readable: nothing matched says so.
+    let out = mqscope(&home)
+        .args(["peek", "billing.dlq", "-n", "50", "--url", url])
+        .args(["--filter", "reason=expired"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "(no message matched)\n"
+    );
+    let out = mqscope(&home)
+        .args(["peek", "billing.dlq", "-n", "50", "--url", url, "--json"])
+        .args(["--filter", "reason=rejected"])
+        .output()
+        .unwrap();
+    let rows = json_lines(&out.stdout);
+    assert_eq!(rows.len(), 50, "every billing dead letter was rejected");
+    assert!(rows.iter().all(|r| r["deaths"][0]["reason"] == "rejected"));
+    // A bad expression is a usage mistake found before anything is read.
+    let (code, err) = fails(mqscope(&home).args([
+        "peek",
+        "billing.dlq",
+        "--url",
+        url,
+        "--filter",
+        "colour=red",
+    ]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+    assert!(err.contains("unknown field \"colour\""), "{err}");
+}

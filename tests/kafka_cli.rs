@@ -320,3 +320,66 @@ fn json_ok(c: &mut Command) -> Vec<Value> {
     );
     lines(&out.stdout)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_a_keyed_record_then_find_it_by_key() {
+    let c = Cluster::new();
+    let t = seed(&c, 30).await;
+    let url = format!("kafka://{}", c.bootstrap());
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .args(["publish", "--url", &url, "--topic", &t, "--partition", "2"])
+        .args(["--body", "{\"id\":\"new\"}", "--key", "order-ü-1"])
+        .args(["-H", "trace=t-new", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let receipt = &lines(&out.stdout)[0];
+    assert_eq!(receipt["partition"], 2);
+    assert_eq!(receipt["offset"], 10, "after the ten seeded in partition 2");
+    // Searching the whole topic by key finds it, and only it.
+    let out = mqscope(&home)
+        .args(["peek", &t, "--all", "--json", "--url", &url])
+        .args(["--filter", "key=order-ü-1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = lines(&out.stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["key"], "order-ü-1");
+    assert_eq!(rows[0]["partition"], 2);
+    assert_eq!(rows[0]["offset"], 10);
+    assert_eq!(rows[0]["headers"]["trace"], "t-new");
+    assert_eq!(rows[0]["payload"], "{\"id\":\"new\"}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 of 31 messages read matched --filter 'key=order-ü-1'"),
+        "{err}"
+    );
+    // Properties are AMQP's: a record has none, and saying one is an error, not a loss.
+    let out = mqscope(&home)
+        .args(["publish", "--url", &url, "--topic", &t, "--body", "x"])
+        .args(["--property", "content_type=text/plain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a topic record does not have"), "{err}");
+    let after = mqscope(&home)
+        .args(["queues", "--json", "--url", &url])
+        .output()
+        .unwrap();
+    let row = lines(&after.stdout)
+        .into_iter()
+        .find(|r| r["name"] == json!(t))
+        .unwrap();
+    assert_eq!(row["messages"], 31, "nothing was sent");
+}

@@ -738,6 +738,87 @@ async fn peek_export_then_publish_reproduces_messages_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_one_binary_message_with_typed_headers_and_properties() {
+    let Some(r) = Rabbit::new().await else { return };
+    let q = unique("publish-one");
+    r.declare(&q, AmqpTable::default()).await;
+    let url = url_for("/");
+    let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let file = std::env::temp_dir().join(format!("{q}.bin"));
+    std::fs::write(&file, &body).unwrap();
+    let out = mqscope(&[
+        "publish",
+        "--url",
+        &url,
+        "--queue",
+        &q,
+        "--body-file",
+        file.to_str().unwrap(),
+        "-H",
+        "tenant=acme ü",
+        "-H",
+        "retries:=3",
+        "--header",
+        r#"small:={"$type":"i16","value":-2}"#,
+        "--property",
+        "content_type=application/octet-stream",
+        "--property",
+        "delivery_mode=persistent",
+        "--property",
+        "timestamp=2026-01-01T00:00:00Z",
+        "--property",
+        "correlation_id=order-17",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&file).ok();
+    let page = r.backend.peek(&q, &PeekRequest::first(5)).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
+    let m = &page.messages[0];
+    assert_eq!(&m.payload[..], &body[..], "byte for byte");
+    assert_eq!(
+        m.headers.get("tenant"),
+        Some(&FieldValue::LongString("acme ü".into()))
+    );
+    assert_eq!(m.headers.get("retries"), Some(&FieldValue::I64(3)));
+    assert_eq!(m.headers.get("small"), Some(&FieldValue::I16(-2)));
+    let p = &m.properties;
+    assert_eq!(p.content_type.as_deref(), Some("application/octet-stream"));
+    assert_eq!(p.delivery_mode, Some(2));
+    assert_eq!(p.timestamp, Some(1_767_225_600));
+    assert_eq!(p.correlation_id.as_deref(), Some("order-17"));
+    // Mistakes are found before anything is sent.
+    for (args, says) in [
+        (
+            vec!["--property", "colour=red"],
+            "--property: unknown field `colour`",
+        ),
+        (
+            vec!["--property", "priority=high"],
+            "not a number from 0 to 255",
+        ),
+        (vec!["-H", "novalue"], "write NAME=TEXT or NAME:=JSON"),
+        (vec!["--key", "k"], "--key is a topic record's key"),
+    ] {
+        let mut all = vec!["publish", "--url", &url, "--queue", &q, "--body", "x"];
+        all.extend(args);
+        let out = mqscope(&all);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+    let depth = r.backend.peek(&q, &PeekRequest::first(5)).await.unwrap();
+    assert_eq!(depth.messages.len(), 1, "nothing else was published");
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     let Some(r) = Rabbit::new().await else { return };
     let ex = unique("tail-x");
