@@ -850,7 +850,7 @@ fn a_slow_listing_slows_the_refresh_and_says_so() {
     assert!(top.contains("every 15s (listing takes 3.0s)"), "{top}");
     // Ctrl-R lists at once all the same.
     s.queues.pending = None;
-    s.queues.hold_until = s.tick + 100;
+    s.queues.pace.hold_until = s.tick + 100;
     let fx = update(&mut s, Msg::Key(Key::ctrl('r')));
     assert!(matches!(fx.first(), Some(Effect::LoadQueues(_))), "{fx:?}");
 }
@@ -1011,9 +1011,14 @@ impl Harness {
         self.state.groups.refreshed_at = self.state.groups.refreshed_at.and(t);
         self.state.exchanges.refreshed_at = self.state.exchanges.refreshed_at.and(t);
         // And how long the worker's listing took, which sets the pace of the next.
-        if self.state.queues.took_ms.is_some() {
-            self.state.queues.took_ms = Some(5);
-            self.state.queues.hold_until = self.state.tick + 1;
+        for pace in [
+            &mut self.state.queues.pace,
+            &mut self.state.groups.pace,
+            &mut self.state.exchanges.pace,
+        ] {
+            if pace.took_ms.is_some() {
+                pace.listed(self.state.tick, 5);
+            }
         }
     }
 
@@ -1405,6 +1410,7 @@ fn exchanges_view_shows_where_an_exchange_routes() {
                 ],
             )),
             at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            took_ms: 5,
         },
     );
     assert_eq!(s.exchanges.visible.len(), 3);

@@ -30,22 +30,24 @@ pub enum Msg {
     ConnectFailed(String),
     /// `:vhost NAME` could not connect there; the old vhost's connection is kept.
     VhostSwitchFailed(String),
+    /// `took_ms`, how long the listing took, sets the pace of the next (see `Pace`).
     QueuesLoaded {
         req: ReqId,
         result: Result<Vec<QueueSummary>, String>,
         at: DateTime<Utc>,
-        /// How long the listing took, for the pace of the next (see `Queues::hold_until`).
         took_ms: u64,
     },
     GroupsLoaded {
         req: ReqId,
         result: Result<Vec<ConsumerGroup>, String>,
         at: DateTime<Utc>,
+        took_ms: u64,
     },
     ExchangesLoaded {
         req: ReqId,
         result: Result<(Vec<ExchangeSummary>, Vec<Binding>), String>,
         at: DateTime<Utc>,
+        took_ms: u64,
     },
     VhostsLoaded {
         req: ReqId,
@@ -179,9 +181,7 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
                 Ok(list) => {
                     connection_ok(s);
                     // A failed listing leaves the pace to the reconnection's back-off.
-                    s.queues.took_ms = Some(took_ms);
-                    s.queues.hold_until =
-                        s.tick + took_ms.saturating_mul(LISTING_PAUSE).div_ceil(1000);
+                    s.queues.pace.listed(s.tick, took_ms);
                     let keep = s.selected_queue().map(|q| q.name.clone());
                     s.queues.list = list;
                     s.queues.refreshed_at = Some(at);
@@ -191,7 +191,12 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Msg::GroupsLoaded { req, result, at } => {
+        Msg::GroupsLoaded {
+            req,
+            result,
+            at,
+            took_ms,
+        } => {
             if s.groups.pending != Some(req) {
                 return Vec::new();
             }
@@ -201,13 +206,19 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
                     connection_ok(s);
                     s.groups.list = list;
                     s.groups.refreshed_at = Some(at);
+                    s.groups.pace.listed(s.tick, took_ms);
                     refilter_groups(s);
                 }
                 Err(e) => connection_failed(s, e),
             }
             Vec::new()
         }
-        Msg::ExchangesLoaded { req, result, at } => {
+        Msg::ExchangesLoaded {
+            req,
+            result,
+            at,
+            took_ms,
+        } => {
             if s.exchanges.pending != Some(req) {
                 return Vec::new();
             }
@@ -219,6 +230,7 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
                     s.exchanges.list = list;
                     s.exchanges.bindings = bindings;
                     s.exchanges.refreshed_at = Some(at);
+                    s.exchanges.pace.listed(s.tick, took_ms);
                     refilter_exchanges(s, keep.as_deref());
                 }
                 Err(e) => connection_failed(s, e),
@@ -471,9 +483,6 @@ fn insert_hop(t: &mut Trace, hop: Hop) {
 /// report or finished queue, so an ID on thousands of messages does not cost a rebuild each.
 const EAGER_ROWS: usize = 1_000;
 
-/// After a queue listing, timed reloads wait this many times as long as it took.
-pub const LISTING_PAUSE: u64 = 4;
-
 fn refresh_rows(t: &mut Trace) {
     if t.rows_stale {
         t.rows = crate::trace::graph::rows(&t.hops);
@@ -661,11 +670,15 @@ fn on_tick(s: &mut State) -> Vec<Effect> {
 /// Reload what the current view lists, unless a load is already under way.
 fn refresh_current(s: &mut State) -> Vec<Effect> {
     match s.view() {
-        View::Queues if s.queues.pending.is_none() && s.tick >= s.queues.hold_until => {
+        View::Queues if s.queues.pending.is_none() && s.queues.pace.ready(s.tick) => {
             vec![load_queues(s)]
         }
-        View::Groups if s.groups.pending.is_none() => vec![load_groups(s)],
-        View::Exchanges if s.exchanges.pending.is_none() => vec![load_exchanges(s)],
+        View::Groups if s.groups.pending.is_none() && s.groups.pace.ready(s.tick) => {
+            vec![load_groups(s)]
+        }
+        View::Exchanges if s.exchanges.pending.is_none() && s.exchanges.pace.ready(s.tick) => {
+            vec![load_exchanges(s)]
+        }
         View::Info if s.info.pending.is_none() => {
             let q = s.info.queue.clone();
             open_info(s, q)

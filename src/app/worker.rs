@@ -173,6 +173,7 @@ impl Worker {
             Effect::LoadGroups(req) => {
                 let b = self.current();
                 tokio::spawn(async move {
+                    let started = std::time::Instant::now();
                     let result = match b.as_ref().and_then(|b| b.consumer_groups()) {
                         Some(cg) => cg.list_groups().await.map_err(|e| e.to_string()),
                         None => Err("this backend has no consumer groups".to_string()),
@@ -181,12 +182,14 @@ impl Worker {
                         req,
                         result,
                         at: chrono::Utc::now(),
+                        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     });
                 });
             }
             Effect::LoadExchanges(req) => {
                 let b = self.current();
                 tokio::spawn(async move {
+                    let started = std::time::Instant::now();
                     let result = match b.as_ref().and_then(|b| b.browser()) {
                         Some(br) => br.routing().await.map_err(|e| e.to_string()),
                         None => Err("this backend has no exchanges".to_string()),
@@ -195,6 +198,7 @@ impl Worker {
                         req,
                         result,
                         at: chrono::Utc::now(),
+                        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     });
                 });
             }

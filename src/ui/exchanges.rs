@@ -60,7 +60,7 @@ fn draw_list(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         .map(|at| at.format("%H:%M:%S").to_string())
         .unwrap_or_else(|| "loading…".into());
     title.push(Span::styled(
-        format!("· every {}s · {when} ", s.refresh_every()),
+        format!("· {} · {when} ", s.exchanges.pace.label(s.refresh_every())),
         t.fg(Role::Dim),
     ));
     let inner_h = area.height.saturating_sub(3) as usize;

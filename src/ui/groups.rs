@@ -15,6 +15,9 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     if !g.filter.is_empty() {
         title.push_str(&format!("/{} ", g.filter));
     }
+    if g.pace.slow(s.refresh_every()).is_some() {
+        title.push_str(&format!("· {} ", g.pace.label(s.refresh_every())));
+    }
     let inner_h = area.height.saturating_sub(3) as usize;
     let header = Row::new([
         "GROUP",

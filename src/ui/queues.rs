@@ -35,15 +35,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         .refreshed_at
         .map(|at| at.format("%H:%M:%S").to_string())
         .unwrap_or_else(|| "loading…".into());
-    let pace = match q.slow_pace(s.refresh_secs) {
-        // Say why the list moves more slowly than the setting says.
-        Some(p) => format!(
-            "· every {p}s (listing takes {:.1}s) · {when} ",
-            q.took_ms.unwrap_or(0) as f64 / 1000.0
-        ),
-        None => format!("· every {}s · {when} ", s.refresh_secs),
-    };
-    title.push(Span::styled(pace, t.fg(Role::Dim)));
+    // Says why the list moves more slowly than the setting, when it does.
+    title.push(Span::styled(
+        format!("· {} · {when} ", q.pace.label(s.refresh_secs)),
+        t.fg(Role::Dim),
+    ));
     let block = panel(Line::from(title), t, true);
     let inner_h = area.height.saturating_sub(3) as usize;
     let name_w = (area.width as usize).saturating_sub(2 + 70).clamp(12, 60);
