@@ -669,6 +669,9 @@ pub struct Resume {
     pub started: Option<chrono::DateTime<chrono::Utc>>,
     /// Keys confirmed in the earlier run (for --limit accounting).
     pub replayed_before: u64,
+    /// The resumed read of a queue has passed a message nobody had received before: see
+    /// `take_batch`.
+    past_returned: bool,
 }
 
 impl Resume {
@@ -727,6 +730,11 @@ impl Resume {
 
     pub fn in_flight(&self) -> u64 {
         self.in_flight.values().map(|v| v.0).sum()
+    }
+
+    /// Confirmed copies whose originals were not found (and so not removed).
+    pub fn unresolved(&self) -> u64 {
+        self.confirmed.values().sum()
     }
 
     fn take_confirmed(&mut self, key: &str) -> bool {
@@ -999,6 +1007,12 @@ async fn replay_queue(
         depth,
     )
     .await;
+    let unresolved = resume.unresolved();
+    if unresolved > 0 && outcome.is_ok() {
+        report.note(format!(
+            "{unresolved} messages the interrupted run had replayed were not among those it had received: it removed them before it stopped (identical messages it never received were left alone)"
+        ));
+    }
     // Whatever happened, everything not acked goes back to its place.
     let released = session.release().await;
     match (outcome, released) {
@@ -1115,7 +1129,16 @@ async fn send_next(
     let mut items = Vec::new();
     for t in batch {
         let key = message_key(&t.message);
-        if resume.take_confirmed(&key) {
+        // An original whose copy was confirmed but whose removal may not have reached the
+        // broker came back to its place when the interrupted run's channel closed: ahead
+        // of every message that run never received. The first message nobody received
+        // before (not redelivered) marks where those end; past it, a message with the
+        // same key is an identical other one (a dead letter published twice), and
+        // removing it would lose it.
+        if !t.message.redelivered {
+            resume.past_returned = true;
+        }
+        if !resume.past_returned && resume.take_confirmed(&key) {
             ack_only.push((t.tag, key));
             continue;
         }
@@ -1173,10 +1196,12 @@ async fn settle(
     }
     // Only now, with every copy confirmed and recorded, are the originals removed.
     session.ack(&to_ack).await?;
-    // Not synced on its own: if it is lost, a resume finds these confirmed and looks for
-    // them in the queue, where they no longer are, and so does nothing.
+    // Synced at once, so a resume seldom has to tell whether the removal landed (it
+    // looks for these among the messages the interrupted run had received; see
+    // `take_batch`).
     if let Some(j) = journal.as_deref_mut() {
         j.append(&Entry::Acked { keys: acked_keys })?;
+        j.sync()?;
     }
     match lost {
         Some(e) => Err(e.into()),

@@ -529,3 +529,81 @@ async fn delete_removes_chosen_messages_and_keeps_the_rest_in_order() {
         .collect();
     assert_eq!(ids(&b, "dead"), expected);
 }
+
+/// A dead letter published twice is two messages with one key. A run killed after the
+/// broker removed some originals but before its journal said so must not make the resume
+/// remove the identical twins it never received: that lost one of each pair.
+#[tokio::test]
+async fn a_resume_never_removes_the_identical_twin_of_a_replayed_message() {
+    state_dir();
+    let n = 2 * replay::BATCH;
+    let b = scenario_of(n);
+    for m in b.peek_queue("dead", 0, n).unwrap() {
+        let twin = Outgoing {
+            properties: m.properties.clone(),
+            headers: m.headers.clone(),
+            payload: m.payload.clone(),
+        };
+        assert_eq!(b.publish("", "dead", twin).unwrap().len(), 1);
+    }
+    assert_eq!(b.queue_len("dead").unwrap(), 2 * n);
+    let backend = LocalBackend::new(Arc::clone(&b), "local://test");
+    let opts = ReplayOptions {
+        limit: Some(replay::BATCH as u64),
+        ..ReplayOptions::default()
+    };
+    let id = "twins";
+    let mut j = Journal::create(id).unwrap();
+    j.append(&replay::begin_entry(id, "local://test", "dead", &opts))
+        .unwrap();
+    let first = replay::replay(
+        &backend,
+        "dead",
+        &opts.plan().unwrap(),
+        Some(&mut j),
+        Resume::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.replayed, replay::BATCH as u64);
+    // Killed after the originals were removed, before the journal recorded it.
+    let entries: Vec<journal::Entry> = journal::load(j.path())
+        .unwrap()
+        .into_iter()
+        .filter(|e| !matches!(e, journal::Entry::Acked { .. } | journal::Entry::End { .. }))
+        .collect();
+    let resume = Resume::from_entries(&entries);
+    assert_eq!(resume.unresolved(), replay::BATCH as u64);
+    let second = replay::replay(
+        &backend,
+        "dead",
+        &ReplayOptions::default().plan().unwrap(),
+        None,
+        resume,
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(second.ok(), "{second:?}");
+    assert_eq!(second.already_replayed, 0, "no twin taken for an original");
+    assert_eq!(second.replayed, (2 * n - replay::BATCH) as u64);
+    assert!(
+        second.notes.iter().any(|n| n.contains(
+            "1000 messages the interrupted run had replayed were not among those it had received"
+        )),
+        "{:?}",
+        second.notes
+    );
+    // Every message is at home twice, as it was in the dead-letter queue twice.
+    assert_eq!(b.queue_len("dead").unwrap(), 0);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for q in ["billing", "ledger", "inbox"] {
+        for id in ids(&b, q) {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), n);
+    let not_twice: Vec<_> = seen.iter().filter(|(_, c)| **c != 2).collect();
+    assert!(not_twice.is_empty(), "{not_twice:?}");
+}
