@@ -131,7 +131,7 @@ pub struct PeekArgs {
     pub from: Option<u64>,
     /// Start at the first message at or after a time: RFC 3339 (2026-01-01T12:00:00Z) or
     /// a duration ago (90s, 15m, 2h, 1d).
-    #[arg(long, value_name = "TIME", conflicts_with = "last")]
+    #[arg(long, value_name = "TIME", conflicts_with = "last", value_parser = crate::run::valid_since)]
     pub since: Option<String>,
     /// The last N messages instead of the first.
     #[arg(long)]
@@ -231,7 +231,7 @@ pub struct TailArgs {
     #[arg(short = 'n', long = "count", value_name = "N")]
     pub count: Option<u64>,
     /// Stop after this long without a message: 30s, 5m.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::run::valid_idle)]
     pub idle: Option<String>,
     #[command(flatten)]
     pub out: JsonFlag,
@@ -246,7 +246,7 @@ pub struct TraceArgs {
     pub queues: Option<String>,
     /// Only messages since this time: RFC 3339 or a duration ago (15m, 2h); topics start
     /// reading there.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = crate::run::valid_since)]
     pub since: Option<String>,
     /// Keep watching for new hops through the live tail (every exchange and topic) after
     /// the scan, until Ctrl-C; with --json each new hop is one more JSON line.

@@ -225,23 +225,60 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
+    let looks_like_a_date = text.contains(['-', ':', 'T']) && text.len() >= 8;
+    if looks_like_a_date {
+        bail!(
+            "--since \"{text}\": not an RFC 3339 time; write it in full, as 2026-01-01T12:00:00Z"
+        );
+    }
+    let d = parse_ago("--since", text)?;
+    now.checked_sub_signed(d)
+        .ok_or_else(|| anyhow!("--since \"{text}\": that is further back than any date"))
+}
+
+/// A duration such as 90s, 15m, 2h or 1d (a bare number is seconds), for `flag`.
+fn parse_ago(flag: &str, text: &str) -> Result<ChronoDuration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
     let n: i64 = n.parse().map_err(|_| {
-        anyhow!(
-            "--since \"{text}\": expected RFC 3339 (2026-01-01T12:00:00Z) or a duration like 15m"
-        )
+        if n.is_empty() {
+            anyhow!("{flag} \"{text}\": expected a duration like 15m")
+        } else {
+            anyhow!("{flag} \"{text}\": {n} is too large")
+        }
     })?;
-    let d = match unit {
+    match unit {
         "s" | "" => ChronoDuration::try_seconds(n),
         "m" => ChronoDuration::try_minutes(n),
         "h" => ChronoDuration::try_hours(n),
         "d" => ChronoDuration::try_days(n),
-        _ => None,
+        _ => bail!("{flag} \"{text}\": the unit must be s, m, h or d"),
     }
-    .ok_or_else(|| anyhow!("--since \"{text}\": the unit must be s, m, h or d"))?;
-    Ok(now - d)
+    .ok_or_else(|| anyhow!("{flag} \"{text}\": {n}{unit} is too long"))
+}
+
+/// Clap's check of a `--since` value, so a bad one is a usage error (exit 2).
+pub fn valid_since(text: &str) -> Result<String, String> {
+    parse_since(text, Utc::now())
+        .map(|_| text.to_string())
+        .map_err(|e| reason_only(&e))
+}
+
+/// The reason without the `--flag "value": ` that clap's own message already gives.
+fn reason_only(e: &anyhow::Error) -> String {
+    let text = e.to_string();
+    match text.split_once("\": ") {
+        Some((_, reason)) => reason.to_string(),
+        None => text,
+    }
+}
+
+/// Clap's check of an `--idle` value.
+pub fn valid_idle(text: &str) -> Result<String, String> {
+    parse_duration(text)
+        .map(|_| text.to_string())
+        .map_err(|e| reason_only(&e))
 }
 
 /// `peek --filter`: which of the messages read are printed, and how many were read.
@@ -774,13 +811,11 @@ fn hop_line(h: &crate::trace::Hop, start: Option<DateTime<Utc>>) -> String {
     format!("{delta}  {}{route}{routed}{dead}{replay}{live}", h.place())
 }
 
-/// Parse a duration such as 90s, 15m, 2h.
+/// Parse `--idle`: a duration such as 90s, 15m, 2h.
 fn parse_duration(text: &str) -> Result<std::time::Duration> {
-    let now = Utc::now();
-    let then = parse_since(text, now)?;
-    (now - then)
+    parse_ago("--idle", text)?
         .to_std()
-        .map_err(|_| anyhow!("\"{text}\" is not a duration like 30s or 5m"))
+        .map_err(|_| anyhow!("--idle \"{text}\": not a duration like 30s or 5m"))
 }
 
 async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Result<()> {
@@ -1064,5 +1099,22 @@ mod tests {
         assert!(parse_since("yesterday", now).is_err());
         assert!(parse_since("5w", now).is_err());
         assert!(parse_since("99999999999999999999d", now).is_err());
+        // Long enough to pass the number parse, too long for a date: an error, not a panic.
+        let e = parse_since("99999999999d", now).unwrap_err().to_string();
+        assert!(e.contains("further back than any date"), "{e}");
+        let e = parse_since("2026-13-01T00:00:00Z", now)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an RFC 3339 time"), "{e}");
+        let e = parse_duration("abc").unwrap_err().to_string();
+        assert!(e.starts_with("--idle \"abc\""), "{e}");
+        assert_eq!(
+            parse_duration("90s").unwrap(),
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(
+            valid_since("5w").unwrap_err(),
+            "the unit must be s, m, h or d"
+        );
     }
 }

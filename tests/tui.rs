@@ -1597,3 +1597,16 @@ async fn info_describes_the_selected_queue_or_topic() {
     let err = h.state.status.error.clone().unwrap_or_default();
     assert!(err.contains("it is an exchange"), "{err}");
 }
+
+#[test]
+fn a_time_too_far_back_is_an_error_not_a_crash() {
+    let mut s = with_queues(&[("a", 1)]);
+    update(&mut s, special(KeyCode::Enter));
+    for c in ":since 99999999999d".chars() {
+        update(&mut s, key(c));
+    }
+    let fx = update(&mut s, special(KeyCode::Enter));
+    assert!(fx.is_empty(), "{fx:?}");
+    let e = s.status.error.clone().unwrap_or_default();
+    assert!(e.contains("further back than any date"), "{e}");
+}
