@@ -1775,3 +1775,56 @@ async fn connection_errors_each_say_what_to_do() {
         );
     }
 }
+
+/// A user whose password is right but whose permissions do not cover the queue is told
+/// so, not sent to check a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permission_refusal_is_not_called_a_wrong_password() {
+    let Some(r) = Rabbit::new().await else { return };
+    let q = unique("forbidden");
+    r.declare(&q, AmqpTable::default()).await;
+    r.publish_all("", &q, &numbered(1)).await;
+    let user = unique("limited");
+    let api = |path: String| {
+        reqwest::Client::new()
+            .put(format!("http://127.0.0.1:15672/api/{path}"))
+            .basic_auth("guest", Some("guest"))
+    };
+    let made = api(format!("users/{}", encode_vhost(&user)))
+        .json(&serde_json::json!({"password": "pw", "tags": "monitoring"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.status());
+    let only_own = "^mqscope-nothing-of-this-name$";
+    let allowed = api(format!("permissions/%2F/{}", encode_vhost(&user)))
+        .json(&serde_json::json!({"configure": only_own, "write": only_own, "read": only_own}))
+        .send()
+        .await
+        .unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let url = format!("amqp://{}:pw@127.0.0.1:5672/%2f", encode_vhost(&user));
+    let peek = mqscope(&["peek", &q, "--url", &url]);
+    let publish = mqscope(&["publish", "--body", "x", "--queue", &q, "--url", &url]);
+    let _ = reqwest::Client::new()
+        .delete(format!(
+            "http://127.0.0.1:15672/api/users/{}",
+            encode_vhost(&user)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await;
+    for out in [peek, publish] {
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("refused for user '{user}'")), "{err}");
+        assert!(err.contains("list_user_permissions"), "{err}");
+        assert!(!err.contains("password"), "{err}");
+    }
+    let page = r.backend.peek(&q, &PeekRequest::first(5)).await.unwrap();
+    assert_eq!(page.messages.len(), 1, "untouched");
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}

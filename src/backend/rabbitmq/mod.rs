@@ -111,6 +111,22 @@ fn amqp_uri(t: &AmqpTarget) -> String {
 fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
     let text = e.to_string();
     let lower = text.to_lowercase();
+    // Refused on a channel, not at login: the password was right, the permissions not.
+    if lower.contains("access_refused") && lower.contains(" refused for user ") {
+        let what = text
+            .split_once("ACCESS_REFUSED - ")
+            .map_or(text.as_str(), |(_, w)| w);
+        let user = what
+            .rsplit_once(" refused for user ")
+            .map(|(_, u)| u.trim_matches('\''))
+            .unwrap_or("the user");
+        return BackendError::Auth {
+            target: shown.to_string(),
+            reason: format!(
+                "{what}: the user's permissions do not allow it (rabbitmqctl list_user_permissions {user})"
+            ),
+        };
+    }
     if lower.contains("access_refused")
         || lower.contains("authentication")
         || lower.contains("login was refused")
