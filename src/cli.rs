@@ -82,6 +82,27 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+impl Command {
+    /// Whether the command writes JSON (escaped by the encoder) rather than text for a
+    /// person to read (see `output::TextGuard`).
+    pub fn writes_json(&self) -> bool {
+        match self {
+            Command::Queues(a) | Command::Exchanges(a) => a.out.json,
+            Command::Peek(a) => a.out.json,
+            Command::Describe(a) => a.out.json,
+            Command::Groups(a) | Command::Vhosts(a) => a.json,
+            Command::Bindings(a) => a.out.json,
+            Command::Publish(a) => a.json,
+            Command::Tail(a) => a.out.json,
+            Command::Trace(a) => a.json,
+            Command::Replay(a) => a.json,
+            Command::Purge(a) => a.json,
+            Command::Delete(a) => a.json,
+            Command::Demo(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct JsonFlag {
     /// JSON Lines output: one object per line.

@@ -18,7 +18,10 @@ use std::sync::Arc;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout);
+    let text = !cli.command.as_ref().is_some_and(Command::writes_json);
+    // Text is for a terminal: names, ids and headers come from whoever published, and an
+    // escape sequence among them must not reach it as one.
+    let mut out = output::TextGuard::new(BufWriter::new(stdout), text);
     let result = dispatch(cli, &mut out).await;
     out.flush().context("writing output")?;
     result
