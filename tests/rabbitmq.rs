@@ -412,6 +412,21 @@ async fn streams_are_read_by_offset_and_paged() {
         .await
         .unwrap();
     assert_eq!(again.messages.len(), 20, "a stream read removes nothing");
+    // The newest, read right after a publish: before the broker's statistics (which
+    // lag by seconds) count it.
+    r.publish_all("", &name, &numbered(30)[20..]).await;
+    let last = |n: usize| PeekRequest {
+        from: PeekFrom::Last,
+        ..PeekRequest::first(n)
+    };
+    let newest = r.backend.peek(&name, &last(3)).await.unwrap();
+    assert_eq!(bodies(&newest.messages), bodies(&numbered(30)[27..]));
+    assert_eq!(newest.messages[0].offset, Some(27));
+    // More than the newest chunk holds: the records before it, in order, no gap.
+    let many = r.backend.peek(&name, &last(25)).await.unwrap();
+    assert_eq!(bodies(&many.messages), bodies(&numbered(30)[5..]));
+    let all = r.backend.peek(&name, &last(100)).await.unwrap();
+    assert_eq!(bodies(&all.messages), bodies(&numbered(30)));
     let ch = r.conn.create_channel().await.unwrap();
     ch.queue_delete(name.as_str().into(), Default::default())
         .await

@@ -41,6 +41,12 @@ pub const MAX_PEEK_DEPTH: u64 = 65_535;
 const IDLE: Duration = Duration::from_secs(2);
 /// How long a stream read waits for the next record: a stream's end is an ordinary gap.
 const STREAM_IDLE: Duration = Duration::from_millis(800);
+/// The pause that ends the newest chunk of a stream, read from `last`: its records come
+/// in one burst.
+const STREAM_GAP: Duration = Duration::from_millis(250);
+/// How long `--last` reads a stream that is written without pause before it takes the
+/// newest records read so far.
+const STREAM_LAST_MAX: Duration = Duration::from_secs(2);
 
 pub struct RabbitBackend {
     target: AmqpTarget,
@@ -380,23 +386,116 @@ impl RabbitBackend {
         ch: &Channel,
         name: &str,
         req: &PeekRequest,
-        messages: Option<u64>,
         sink: &mut PeekSink<'_>,
     ) -> Result<Vec<String>> {
         let offset = match &req.from {
             PeekFrom::Start => AMQPValue::LongString("first".into()),
             PeekFrom::Position(p) => AMQPValue::LongLongInt(i64::try_from(*p).unwrap_or(i64::MAX)),
             PeekFrom::Time(t) => AMQPValue::Timestamp(u64::try_from(t.timestamp()).unwrap_or(0)),
-            PeekFrom::Last => AMQPValue::LongLongInt(
-                i64::try_from(messages.unwrap_or(0).saturating_sub(req.limit as u64)).unwrap_or(0),
-            ),
+            PeekFrom::Last => {
+                for m in self.stream_last(ch, name, req.limit).await? {
+                    if !sink.push(m).await {
+                        break;
+                    }
+                }
+                return Ok(Vec::new());
+            }
         };
+        let mut read = 0;
+        let mut each = |m| {
+            read += 1;
+            (Some(m), read < req.limit)
+        };
+        self.read_stream(
+            ch,
+            name,
+            offset,
+            req.limit,
+            STREAM_IDLE,
+            Some(sink),
+            &mut each,
+        )
+        .await
+        .map(|_| Vec::new())
+    }
+
+    /// The newest `limit` records of a stream. Its length comes from neither the
+    /// management API nor a passive declare until their statistics catch up (seconds
+    /// after a publish), so the end is found by reading: from `last` (the newest chunk)
+    /// to the first gap, then, if that chunk holds fewer than `limit`, the records just
+    /// before it.
+    async fn stream_last(&self, ch: &Channel, name: &str, limit: usize) -> Result<Vec<Message>> {
+        let mut newest: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
+        let started = std::time::Instant::now();
+        self.read_stream(
+            ch,
+            name,
+            AMQPValue::LongString("last".into()),
+            limit,
+            STREAM_GAP,
+            None,
+            &mut |m| {
+                if newest.len() == limit {
+                    newest.pop_front();
+                }
+                newest.push_back(m);
+                // A stream written without pause has no gap: the newest as of now.
+                (None, started.elapsed() < STREAM_LAST_MAX)
+            },
+        )
+        .await?;
+        let first = newest.front().and_then(|m| m.offset);
+        let missing = limit - newest.len();
+        if let (Some(first), true) = (first, missing > 0) {
+            let from = first
+                .saturating_sub(i64::try_from(missing).unwrap_or(i64::MAX))
+                .max(0);
+            let mut before = Vec::new();
+            if from < first {
+                self.read_stream(
+                    ch,
+                    name,
+                    AMQPValue::LongLongInt(from),
+                    missing,
+                    STREAM_IDLE,
+                    None,
+                    &mut |m| {
+                        let go_on = m.offset.is_some_and(|o| o + 1 < first);
+                        if m.offset.is_some_and(|o| o < first) {
+                            before.push(m);
+                        }
+                        (None, go_on)
+                    },
+                )
+                .await?;
+            }
+            before.extend(newest);
+            return Ok(before);
+        }
+        Ok(newest.into())
+    }
+
+    /// Read a stream from `offset` with a consumer of its own, handing each record to
+    /// `each`, which keeps it or gives it back for `sink`, and says whether to go on; the
+    /// read also ends when no record comes for `idle`. Records are acked as they come (on
+    /// a stream that only grants credit), so more than `window` can be read.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_stream(
+        &self,
+        ch: &Channel,
+        name: &str,
+        offset: AMQPValue,
+        window: usize,
+        idle: Duration,
+        mut sink: Option<&mut PeekSink<'_>>,
+        each: &mut (dyn FnMut(Message) -> (Option<Message>, bool) + Send),
+    ) -> Result<()> {
         let mut args = AmqpTable::default();
         args.insert("x-stream-offset".into(), offset);
-        let (mut consumer, tag) = self.peek_consumer(ch, name, req.limit as u64, args).await?;
-        let mut read = 0;
-        while read < req.limit {
-            match tokio::time::timeout(STREAM_IDLE, consumer.next()).await {
+        let (mut consumer, tag) = self.peek_consumer(ch, name, window as u64, args).await?;
+        let mut outcome = Ok(());
+        loop {
+            match tokio::time::timeout(idle, consumer.next()).await {
                 Ok(Some(Ok(d))) => {
                     let offset = d
                         .properties
@@ -413,19 +512,31 @@ impl RabbitBackend {
                         &d,
                     );
                     m.offset = offset;
-                    read += 1;
-                    if !sink.push(m).await {
+                    // Credit for the next record; nothing is removed from a stream.
+                    let _ = ch
+                        .basic_ack(d.delivery_tag, BasicAckOptions::default())
+                        .await;
+                    let (pass, go_on) = each(m);
+                    if let (Some(m), Some(sink)) = (pass, sink.as_deref_mut())
+                        && !sink.push(m).await
+                    {
+                        break;
+                    }
+                    if !go_on {
                         break;
                     }
                 }
-                Ok(Some(Err(e))) => return Err(amqp_error(&self.shown, self.vhost(), &e)),
+                Ok(Some(Err(e))) => {
+                    outcome = Err(amqp_error(&self.shown, self.vhost(), &e));
+                    break;
+                }
                 Ok(None) | Err(_) => break,
             }
         }
         let _ = ch
             .basic_cancel(short(&tag)?, BasicCancelOptions::default())
             .await;
-        Ok(Vec::new())
+        outcome
     }
 
     /// A manual-ack consumer whose prefetch covers the whole window (at most 65,535),
@@ -571,7 +682,7 @@ impl RabbitBackend {
     ) -> Result<Vec<String>> {
         let info = info?;
         if info.kind() == "stream" {
-            return self.peek_stream(ch, name, req, info.messages, sink).await;
+            return self.peek_stream(ch, name, req, sink).await;
         }
         let mut notes = Vec::new();
         if let Some(limit) = self.delivery_limit(&info).await? {
