@@ -110,7 +110,10 @@ where
             page.notes.iter().for_each(|n| on_note(n));
             let n = page.messages.len();
             on_page(&page.messages)?;
-            if n < page_size {
+            // A short page is the end of the queue, unless the backend said why it came
+            // up short (a broker busy writing a queue just filled can pause deliveries
+            // for seconds): then the next page says, at the cost of one more request.
+            if n == 0 || (n < page_size && page.notes.is_empty()) {
                 break;
             }
             next += n as u64;

@@ -607,3 +607,47 @@ async fn a_resume_never_removes_the_identical_twin_of_a_replayed_message() {
     let not_twice: Vec<_> = seen.iter().filter(|(_, c)| **c != 2).collect();
     assert!(not_twice.is_empty(), "{not_twice:?}");
 }
+
+/// A broker that pauses deliveries on a queue it is still writing: the first page comes up
+/// short, with a note saying so.
+struct Stalling {
+    inner: LocalBackend,
+    stalled: AtomicUsize,
+}
+
+#[async_trait]
+impl Backend for Stalling {
+    fn info(&self) -> BackendInfo {
+        self.inner.info()
+    }
+    async fn list_queues(&self) -> Result<Vec<QueueSummary>, BackendError> {
+        self.inner.list_queues().await
+    }
+    async fn describe_queue(&self, name: &str) -> Result<QueueDetail, BackendError> {
+        self.inner.describe_queue(name).await
+    }
+    async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage, BackendError> {
+        let mut page = self.inner.peek(name, req).await?;
+        if self.stalled.fetch_add(1, Ordering::SeqCst) == 0 {
+            page.messages.truncate(page.messages.len() * 2 / 3);
+            page.notes
+                .push("only some of the messages asked for arrived in time".into());
+        }
+        Ok(page)
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_reads_past_a_page_the_broker_cut_short() {
+    state_dir();
+    let b = scenario();
+    let backend = Stalling {
+        inner: LocalBackend::new(Arc::clone(&b), "local://test"),
+        stalled: AtomicUsize::new(0),
+    };
+    let plan = ReplayOptions::default().plan().unwrap();
+    let dry = replay::dry_run(&backend, "dead", &plan).await.unwrap();
+    assert_eq!(dry.scanned, TOTAL as u64, "{dry:?}");
+    assert_eq!(dry.replayed, TOTAL as u64);
+    assert!(backend.stalled.load(Ordering::SeqCst) >= 2);
+}
