@@ -106,6 +106,15 @@ where
     } else {
         let mut next = opts.from.unwrap_or(0);
         loop {
+            if next >= QUEUE_WINDOW as u64
+                && backend.info().kind == crate::backend::BackendKind::RabbitMq
+            {
+                // Deeper than a RabbitMQ peek reaches.
+                on_note(&format!(
+                    "only the first {QUEUE_WINDOW} messages of a queue can be read without consuming them (AMQP's prefetch limit); the rest were not read"
+                ));
+                break;
+            }
             let page = backend.peek(name, &request(next, None)).await?;
             page.notes.iter().for_each(|n| on_note(n));
             let n = page.messages.len();

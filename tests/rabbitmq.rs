@@ -1843,3 +1843,76 @@ async fn a_permission_refusal_is_not_called_a_wrong_password() {
         .await
         .unwrap();
 }
+
+/// Past AMQP's prefetch limit a queue cannot be peeked: a window that reaches beyond it
+/// is cut there with a note, a start beyond it is refused, and `--all` stops there with a
+/// note instead of failing after printing everything it could read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_deeper_than_a_peek_reaches_says_where_the_peek_stops() {
+    let Some(r) = Rabbit::new().await else { return };
+    let q = unique("deep");
+    r.declare(&q, AmqpTable::default()).await;
+    let n = 65_600;
+    let file = std::env::temp_dir().join(format!("{q}.jsonl"));
+    let lines: String = (0..n)
+        .map(|i| format!("{{\"payload\":\"m{i}\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let url = url_for("/");
+    let out = mqscope(&[
+        "publish",
+        "--from",
+        file.to_str().unwrap(),
+        "--queue",
+        &q,
+        "--url",
+        &url,
+    ]);
+    std::fs::remove_file(&file).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).lines().count();
+    let near = mqscope(&[
+        "peek", &q, "--from", "65500", "-n", "100", "--json", "--url", &url,
+    ]);
+    assert!(
+        near.status.success(),
+        "{}",
+        String::from_utf8_lossy(&near.stderr)
+    );
+    assert_eq!(count(&near), 35);
+    let err = String::from_utf8_lossy(&near.stderr);
+    assert!(err.contains("positions 65500 to 65534 only"), "{err}");
+    let beyond = mqscope(&["peek", &q, "--from", "65535", "--url", &url]);
+    assert_eq!(beyond.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&beyond.stderr);
+    assert!(err.contains("past the first 65535 messages"), "{err}");
+    let all = mqscope(&["peek", &q, "--all", "--json", "--url", &url]);
+    assert!(
+        all.status.success(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    assert_eq!(count(&all), 65_535);
+    let err = String::from_utf8_lossy(&all.stderr);
+    assert!(err.contains("the rest were not read"), "{err}");
+    let ch = r.conn.create_channel().await.unwrap();
+    let left = ch
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.message_count(), n, "nothing consumed");
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}

@@ -707,16 +707,25 @@ impl RabbitBackend {
         if start >= ready || req.limit == 0 {
             return Ok(notes);
         }
+        if start >= MAX_PEEK_DEPTH {
+            return Err(BackendError::Refused(format!(
+                "position {start} is past the first {MAX_PEEK_DEPTH} messages, the deepest a queue can be peeked (AMQP's prefetch limit); a replay or purge reaches every message"
+            )));
+        }
         let want = match &req.from {
             // Queues have no time index: read from the head and keep the later ones.
             PeekFrom::Time(_) => ready.min(MAX_PEEK_DEPTH),
             _ => (start + req.limit as u64).min(ready),
         };
-        if want > MAX_PEEK_DEPTH {
-            return Err(BackendError::Refused(format!(
-                "a queue can be peeked at most {MAX_PEEK_DEPTH} messages deep (AMQP's prefetch limit); position {start} is beyond that"
-            )));
-        }
+        let want = if want > MAX_PEEK_DEPTH {
+            notes.push(format!(
+                "a queue can be peeked {MAX_PEEK_DEPTH} messages deep at most (AMQP's prefetch limit): positions {start} to {} only, of {ready}",
+                MAX_PEEK_DEPTH - 1
+            ));
+            MAX_PEEK_DEPTH
+        } else {
+            want
+        };
         let mut window = Window {
             start,
             since: match &req.from {
