@@ -221,8 +221,14 @@ pub struct PublishArgs {
     /// The single record's key (topics).
     #[arg(long, value_name = "KEY", conflicts_with = "from")]
     pub key: Option<String>,
-    /// Send to this queue (through the default exchange).
-    #[arg(long, value_name = "QUEUE", conflicts_with_all = ["exchange", "topic"])]
+    /// Send to this queue (through the default exchange). A single message (--body,
+    /// --body-file) needs this, --exchange or --topic.
+    #[arg(
+        long,
+        value_name = "QUEUE",
+        conflicts_with_all = ["exchange", "topic"],
+        required_unless_present_any = ["from", "exchange", "topic"]
+    )]
     pub queue: Option<String>,
     /// Send to this exchange...
     #[arg(long, value_name = "EXCHANGE", conflicts_with = "topic")]
@@ -342,12 +348,14 @@ pub struct ReplayArgs {
     /// or the journal file named.
     #[arg(long, value_name = "JOURNAL", num_args = 0..=1, default_missing_value = "")]
     pub resume: Option<String>,
+    /// Print the plan or the result as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct PurgeArgs {
+    /// The queue to empty.
     pub queue: String,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -361,24 +369,32 @@ pub struct PurgeArgs {
     /// Go ahead on a quorum queue with a delivery limit.
     #[arg(long)]
     pub force: bool,
+    /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct DeleteArgs {
+    /// The queue to delete them from.
     pub queue: String,
     /// The messages to delete: message ids or fingerprints (`peek --json` gives each message's "fingerprint").
     #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required = true)]
     pub ids: Vec<String>,
+    /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Skip the backup: the deleted messages are gone for good.
     #[arg(long, conflicts_with = "backup")]
     pub no_backup: bool,
+    /// Write the backup here instead of the state directory.
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
+    /// Go ahead on a quorum queue with a delivery limit (the messages kept are returned,
+    /// which counts towards it).
     #[arg(long)]
     pub force: bool,
+    /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

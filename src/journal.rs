@@ -354,13 +354,38 @@ pub struct AuditEntry<'a> {
     pub result: String,
 }
 
+/// Who runs mqscope, for the audit log: `$USER`, `$LOGNAME`, else the user id's name in
+/// /etc/passwd (a container or a cron job often sets neither), else `uid N`.
+fn current_user() -> String {
+    if let Some(u) = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.is_empty())
+    {
+        return u;
+    }
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .ok();
+    let Some(uid) = uid else {
+        return "unknown".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.get(2) == Some(&uid.to_string().as_str())).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
 impl<'a> AuditEntry<'a> {
     pub fn new(broker: &'a str, profile: Option<&'a str>, action: &'a str, queue: &'a str) -> Self {
         Self {
             time: rfc3339(&Utc::now()),
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
+            user: current_user(),
             profile,
             broker,
             action,

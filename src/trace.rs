@@ -416,13 +416,12 @@ pub fn summary_of(hops: &[Hop]) -> String {
     queues.sort();
     queues.dedup();
     let dead = hops.iter().filter(|h| h.dead_letter.is_some()).count();
-    let last = hops
-        .last()
-        .map(|h| match h.kind {
-            HopKind::Exchange => format!("exchange {}", h.queue),
-            _ => h.queue.clone(),
-        })
-        .unwrap_or_else(|| "nowhere".into());
+    let Some(last) = hops.last().map(|h| match h.kind {
+        HopKind::Exchange => format!("exchange {}", h.queue),
+        _ => h.queue.clone(),
+    }) else {
+        return "found nowhere".to_string();
+    };
     format!(
         "reached {} queue{}, {dead} dead-lettered, last seen in {last}",
         queues.len(),

@@ -751,3 +751,27 @@ fn peek_filter_prints_only_the_matching_messages_read() {
     one_clear_line(&err);
     assert!(err.contains("unknown field \"colour\""), "{err}");
 }
+
+#[test]
+fn a_server_that_is_not_amqp_is_named_as_such() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten().take(3) {
+            let mut buf = [0u8; 64];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let (code, err) = fails(mqscope(&home).args(["peek", "q", "--url", &url]));
+    assert_eq!(code, 1);
+    one_clear_line(&err);
+    assert!(err.contains("does not speak AMQP 0-9-1"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    // And a single message needs somewhere to go: a usage error.
+    let (code, err) = fails(mqscope(&home).args(["publish", "--body", "hi"]));
+    assert_eq!(code, 2, "{err}");
+}

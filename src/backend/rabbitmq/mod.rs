@@ -150,6 +150,12 @@ fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
                 "virtual host \"{vhost}\" does not exist, or this user has no access to it"
             ),
         }
+    } else if lower.contains("parsing error") || lower.contains("failed to parse") {
+        // The other end answered, but not in AMQP: an HTTP port, a proxy, another service.
+        BackendError::Unreachable {
+            target: shown.to_string(),
+            reason: "the server there does not speak AMQP 0-9-1 (the management port 15672, an HTTP proxy, or another service?); RabbitMQ's AMQP port is 5672, 5671 with TLS".into(),
+        }
     } else if lower.contains("refused") || lower.contains("io error") || lower.contains("connect") {
         BackendError::Unreachable {
             target: shown.to_string(),
