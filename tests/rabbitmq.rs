@@ -381,8 +381,37 @@ async fn quorum_queue_with_delivery_limit_is_never_pushed_to_its_dlq() {
     let page = r.backend.peek(&name, &forced).await.unwrap();
     assert_eq!(bodies(&page.messages), bodies(&numbered(3)));
     assert!(page.notes.iter().any(|n| n.contains("forced")));
+    assert!(
+        !page
+            .notes
+            .iter()
+            .any(|n| n.contains("over the delivery limit")),
+        "{:?}",
+        page.notes
+    );
     r.wait_for(&name, 3).await;
     assert_eq!(r.ready(&dlq).await, 0);
+    // Forced again until the messages are at the limit: the peek that sends them over it
+    // says so, and where they went.
+    let mut said = None;
+    for _ in 0..3 {
+        let page = r.backend.peek(&name, &forced).await.unwrap();
+        if let Some(n) = page
+            .notes
+            .iter()
+            .find(|n| n.contains("over the delivery limit"))
+        {
+            said = Some(n.clone());
+            break;
+        }
+        r.wait_for(&name, 3).await;
+    }
+    let said = said.expect("a note when messages go over the limit");
+    assert!(
+        said.starts_with("3 of the messages read") && said.contains("dead-lettered them"),
+        "{said}"
+    );
+    r.wait_for(&dlq, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -691,7 +691,8 @@ impl RabbitBackend {
             return self.peek_stream(ch, name, req, sink).await;
         }
         let mut notes = Vec::new();
-        if let Some(limit) = self.delivery_limit(&info).await? {
+        let delivery_limit = self.delivery_limit(&info).await?;
+        if let Some(limit) = delivery_limit {
             if !req.force {
                 return Err(BackendError::Refused(format!(
                     "\"{name}\" is a quorum queue with a delivery limit of {limit}: a peek returns every message it reads, each return counts towards the limit, and messages that reach it are dead-lettered or dropped. Peek anyway with --force (each peeked message's delivery count rises by one)"
@@ -739,10 +740,22 @@ impl RabbitBackend {
                 _ => None,
             },
             left: req.limit,
+            delivery_limit,
+            over_limit: 0,
         };
         let read = self
             .take_and_return(ch, name, want, &mut window, sink)
             .await?;
+        if let (Some(limit), n @ 1..) = (delivery_limit, window.over_limit) {
+            let fate = match info.setting_str("dead-letter-exchange") {
+                Some(x) if !x.is_empty() => format!("dead-lettered them through \"{x}\""),
+                Some(_) => "dead-lettered them through the default exchange".to_string(),
+                None => "dropped them (the queue has no dead-letter exchange)".to_string(),
+            };
+            notes.push(format!(
+                "{n} of the messages read had already been returned {limit} times or more: this peek's return put them over the delivery limit, and RabbitMQ {fate}"
+            ));
+        }
         if read < want && window.left > 0 && !sink.is_closed() {
             notes.push(format!(
                 "only {read} of the {want} messages asked for arrived within {}s (another consumer took some, or the broker is busy); this window may be incomplete",
@@ -764,10 +777,19 @@ struct Window {
     start: u64,
     since: Option<chrono::DateTime<chrono::Utc>>,
     left: usize,
+    /// A quorum queue's delivery limit, when a forced peek reads one anyway.
+    delivery_limit: Option<u64>,
+    /// Messages read that were already at the limit: the return sends them over it.
+    over_limit: u64,
 }
 
 impl Window {
     fn keeps(&mut self, m: &Message) -> bool {
+        if let Some(limit) = self.delivery_limit
+            && m.delivery_count.unwrap_or(0) >= limit
+        {
+            self.over_limit += 1;
+        }
         let inside = match self.since {
             Some(t) => m.timestamp.is_some_and(|ts| ts >= t),
             None => m.position >= self.start,
