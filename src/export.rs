@@ -191,6 +191,13 @@ pub fn parse_record(v: &Value) -> Result<Message, RecordError> {
     if let Some(p) = o.get("properties").filter(|p| !p.is_null()) {
         msg.properties = serde_json::from_value::<Properties>(p.clone())
             .map_err(|e| field("properties", e.to_string()))?;
+        // RabbitMQ closes the channel on any other value, failing the messages after it.
+        if let Some(mode) = msg.properties.delivery_mode.filter(|m| !matches!(m, 1 | 2)) {
+            return Err(field(
+                "properties",
+                format!("delivery_mode must be 1 (transient) or 2 (persistent), not {mode}"),
+            ));
+        }
     }
     if let Some(ts) = opt_str(o, "timestamp")? {
         let t = DateTime::parse_from_rfc3339(&ts).map_err(|e| field("timestamp", e.to_string()))?;
@@ -215,6 +222,18 @@ mod tests {
     use super::*;
     use crate::model::FieldValue;
     use serde_json::json;
+
+    #[test]
+    fn a_delivery_mode_the_broker_would_refuse_is_refused_first() {
+        let rec = json!({"payload": "x", "properties": {"delivery_mode": 7}});
+        let e = parse_record(&rec).unwrap_err().to_string();
+        assert!(
+            e.contains("delivery_mode must be 1 (transient) or 2 (persistent), not 7"),
+            "{e}"
+        );
+        let ok = json!({"payload": "x", "properties": {"delivery_mode": 2}});
+        assert_eq!(parse_record(&ok).unwrap().properties.delivery_mode, Some(2));
+    }
 
     #[test]
     fn routed_queues_are_written_only_when_the_broker_said() {

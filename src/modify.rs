@@ -418,6 +418,7 @@ async fn remove(
     )?;
     let show = !json && std::io::stderr().is_terminal();
     let progress = progress_printer(show);
+    let mut planned_backup: Option<String> = None;
     let result: Result<Removal> = if no_backup && ids.is_empty() {
         let purger = backend
             .purger()
@@ -438,12 +439,30 @@ async fn remove(
         } else {
             Some(Backup::create(queue, backup_path)?)
         };
+        planned_backup = backup.as_ref().map(|b| b.path().display().to_string());
         replay::remove(taker, queue, ids, force, backup.as_mut(), &progress)
             .await
             .map_err(anyhow::Error::from)
     };
     if show {
         eprintln!();
+    }
+    // A backup that holds nothing (nothing matched, or the removal failed before its
+    // first message) is not kept, nor offered for a restore.
+    let empty_backup = |path: &str| {
+        let p = std::path::Path::new(path);
+        std::fs::metadata(p).is_ok_and(|m| m.len() == 0) && std::fs::remove_file(p).is_ok()
+    };
+    let result = result.map(|mut r| {
+        // Every message is in the backup, synced, before it is removed: an empty file
+        // means nothing was removed; the count says so too.
+        if r.removed == 0 && r.backup.as_deref().is_some_and(empty_backup) {
+            r.backup = None;
+        }
+        r
+    });
+    if let (Err(_), Some(path)) = (&result, &planned_backup) {
+        empty_backup(path);
     }
     let r = match result {
         Ok(r) => r,

@@ -775,3 +775,29 @@ fn a_server_that_is_not_amqp_is_named_as_such() {
     let (code, err) = fails(mqscope(&home).args(["publish", "--body", "hi"]));
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn a_removal_that_removes_nothing_leaves_no_empty_backup() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mqscope(&home)
+        .env("MQSCOPE_STATE_DIR", home.path().join("state"))
+        .args([
+            "delete",
+            "billing.dlq",
+            "--ids",
+            "nope",
+            "--yes",
+            "--url",
+            "local://demo",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("restore with"), "{stdout}");
+    let backups = home.path().join("state").join("backups");
+    let files: Vec<_> = std::fs::read_dir(&backups)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(files.is_empty(), "{files:?}");
+}
