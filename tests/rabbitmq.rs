@@ -1731,6 +1731,41 @@ async fn tui_switches_virtual_host() {
     .await;
 }
 
+/// A broker user of a test's own, with password "pw", these tags and, on vhost `/`, this
+/// permission pattern for configure, write and read; deleted with `remove`.
+async fn test_user(hint: &str, tags: &str, allowed: &str) -> String {
+    let user = unique(hint);
+    let api = |path: String| {
+        reqwest::Client::new()
+            .put(format!("http://127.0.0.1:15672/api/{path}"))
+            .basic_auth("guest", Some("guest"))
+    };
+    let made = api(format!("users/{}", encode_vhost(&user)))
+        .json(&serde_json::json!({"password": "pw", "tags": tags}))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.status());
+    let permitted = api(format!("permissions/%2F/{}", encode_vhost(&user)))
+        .json(&serde_json::json!({"configure": allowed, "write": allowed, "read": allowed}))
+        .send()
+        .await
+        .unwrap();
+    assert!(permitted.status().is_success(), "{}", permitted.status());
+    user
+}
+
+async fn remove_user(user: &str) {
+    let _ = reqwest::Client::new()
+        .delete(format!(
+            "http://127.0.0.1:15672/api/users/{}",
+            encode_vhost(user)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await;
+}
+
 /// The four ways a connection commonly fails each get their own one-line error that says
 /// what to do: wrong password, closed port, no management plugin, no monitoring tag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1765,37 +1800,13 @@ async fn connection_errors_each_say_what_to_do() {
     )
     .await;
     // A user AMQP accepts but the management API does not: no monitoring tag.
-    let user = unique("untagged");
-    let api = |path: String| {
-        reqwest::Client::new()
-            .put(format!("http://127.0.0.1:15672/api/{path}"))
-            .basic_auth("guest", Some("guest"))
-    };
-    let made = api(format!("users/{}", encode_vhost(&user)))
-        .json(&serde_json::json!({"password": "pw", "tags": ""}))
-        .send()
-        .await
-        .unwrap();
-    assert!(made.status().is_success(), "{}", made.status());
-    let allowed = api(format!("permissions/%2F/{}", encode_vhost(&user)))
-        .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let user = test_user("untagged", "", ".*").await;
     let untagged = connect(
         format!("amqp://{}:pw@127.0.0.1:5672/%2f", encode_vhost(&user)),
         None,
     )
     .await;
-    let _ = reqwest::Client::new()
-        .delete(format!(
-            "http://127.0.0.1:15672/api/users/{}",
-            encode_vhost(&user)
-        ))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await;
+    remove_user(&user).await;
 
     let (wrong, closed, no_plugin, untagged) = (
         wrong.to_string(),
@@ -1828,36 +1839,11 @@ async fn a_permission_refusal_is_not_called_a_wrong_password() {
     let q = unique("forbidden");
     r.declare(&q, AmqpTable::default()).await;
     r.publish_all("", &q, &numbered(1)).await;
-    let user = unique("limited");
-    let api = |path: String| {
-        reqwest::Client::new()
-            .put(format!("http://127.0.0.1:15672/api/{path}"))
-            .basic_auth("guest", Some("guest"))
-    };
-    let made = api(format!("users/{}", encode_vhost(&user)))
-        .json(&serde_json::json!({"password": "pw", "tags": "monitoring"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(made.status().is_success(), "{}", made.status());
-    let only_own = "^mqscope-nothing-of-this-name$";
-    let allowed = api(format!("permissions/%2F/{}", encode_vhost(&user)))
-        .json(&serde_json::json!({"configure": only_own, "write": only_own, "read": only_own}))
-        .send()
-        .await
-        .unwrap();
-    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let user = test_user("limited", "monitoring", "^mqscope-nothing-of-this-name$").await;
     let url = format!("amqp://{}:pw@127.0.0.1:5672/%2f", encode_vhost(&user));
     let peek = mqscope(&["peek", &q, "--url", &url]);
     let publish = mqscope(&["publish", "--body", "x", "--queue", &q, "--url", &url]);
-    let _ = reqwest::Client::new()
-        .delete(format!(
-            "http://127.0.0.1:15672/api/users/{}",
-            encode_vhost(&user)
-        ))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await;
+    remove_user(&user).await;
     for out in [peek, publish] {
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
