@@ -606,6 +606,8 @@ fn item(m: &Message, key: &str, dest: Option<&Destination>, reason: impl Into<St
 /// What a replay did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
+    /// The replay's id (its journal's name); a dry run has none.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub replay: String,
     pub source: String,
     pub dry_run: bool,

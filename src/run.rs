@@ -299,6 +299,8 @@ pub fn valid_idle(text: &str) -> Result<String, String> {
 /// `peek --filter`: which of the messages read are printed, and how many were read.
 struct PeekFilter {
     filter: Option<crate::replay::Filter>,
+    /// `-n` (`usize::MAX` with `--all`).
+    asked: usize,
     read: usize,
     matched: usize,
 }
@@ -313,6 +315,7 @@ impl PeekFilter {
             .map_err(|e| anyhow!("{e}"))?;
         Ok(Self {
             filter,
+            asked: if args.all { usize::MAX } else { args.count },
             read: 0,
             matched: 0,
         })
@@ -336,7 +339,9 @@ impl PeekFilter {
             );
         }
         if !json && self.matched == 0 {
-            if self.read > 0 {
+            if self.asked == 0 {
+                writeln!(out, "(-n 0: nothing asked for)")?;
+            } else if self.read > 0 {
                 writeln!(out, "(no message matched)")?;
             } else {
                 writeln!(out, "(no messages at that position)")?;
