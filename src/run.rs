@@ -849,7 +849,18 @@ async fn tail(backend: &dyn Backend, args: &TailArgs, out: &mut dyn Write) -> Re
     let filter = crate::backend::TailFilter {
         sources: args.sources.clone(),
     };
-    let mut stream = live.tail(&filter).await?;
+    let mut stream = match live.tail(&filter).await {
+        Ok(s) => s,
+        // A queue's name where an exchange's was expected: say so, and what to do.
+        Err(BackendError::ExchangeNotFound(name))
+            if backend.describe_queue(&name).await.is_ok() =>
+        {
+            bail!(
+                "no exchange named \"{name}\": it is a queue. `mqscope peek '{name}'` reads it; to follow what arrives, tail the exchange that routes to it (`mqscope bindings` lists them)"
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
     for note in &stream.notes {
         eprintln!("mqscope: note: {note}");
     }

@@ -1931,3 +1931,19 @@ async fn a_queue_deeper_than_a_peek_reaches_says_where_the_peek_stops() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailing_a_queue_by_mistake_says_it_is_a_queue() {
+    let Some(r) = Rabbit::new().await else { return };
+    let q = unique("tail-mistake");
+    r.declare(&q, AmqpTable::default()).await;
+    let out = mqscope(&["tail", &q, "--url", &url_for("/")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("it is a queue"), "{err}");
+    assert!(err.contains(&format!("mqscope peek '{q}'")), "{err}");
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+}
