@@ -49,7 +49,13 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             peek(backend.as_ref(), &args, out).await
         }
         Some(Command::Publish(args)) => {
-            let (resolved, backend) = open(&sel).await?;
+            // Publishing needs AMQP alone: no management tag asked for.
+            let resolved = config::resolve(&sel)?;
+            let opts = ConnectOptions {
+                amqp_only: true,
+                ..connect_options(&resolved)
+            };
+            let backend = backend::connect(&resolved.target, &opts).await?;
             publish(backend.as_ref(), &resolved, &args, out).await
         }
         Some(Command::Tail(args)) => {

@@ -1770,7 +1770,7 @@ async fn remove_user(user: &str) {
 /// what to do: wrong password, closed port, no management plugin, no monitoring tag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_errors_each_say_what_to_do() {
-    let Some(_) = Rabbit::new().await else { return };
+    let Some(r) = Rabbit::new().await else { return };
     let connect = |url: String, management: Option<&str>| {
         let mut profile = mqscope::config::Profile::default();
         profile.management_url = management.map(str::to_string);
@@ -1801,12 +1801,31 @@ async fn connection_errors_each_say_what_to_do() {
     .await;
     // A user AMQP accepts but the management API does not: no monitoring tag.
     let user = test_user("untagged", "", ".*").await;
-    let untagged = connect(
-        format!("amqp://{}:pw@127.0.0.1:5672/%2f", encode_vhost(&user)),
-        None,
-    )
-    .await;
+    let untagged_url = format!("amqp://{}:pw@127.0.0.1:5672/%2f", encode_vhost(&user));
+    let untagged = connect(untagged_url.clone(), None).await;
+    // Publishing needs AMQP alone: the same user may publish.
+    let q = unique("amqp-only");
+    r.declare(&q, AmqpTable::default()).await;
+    let published = mqscope(&[
+        "publish",
+        "--body",
+        "x",
+        "--queue",
+        &q,
+        "--url",
+        &untagged_url,
+    ]);
     remove_user(&user).await;
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    assert_eq!(r.ready(&q).await, 1);
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
 
     let (wrong, closed, no_plugin, untagged) = (
         wrong.to_string(),

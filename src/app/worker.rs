@@ -42,6 +42,7 @@ impl Worker {
         let options = ConnectOptions {
             live: true,
             profile: Some(profile),
+            amqp_only: false,
         };
         Self::with_options(target, options, tx)
     }

@@ -437,6 +437,10 @@ pub struct ConnectOptions {
     /// The profile the target came from: the management URL and TLS files (RabbitMQ),
     /// librdkafka properties, credentials and TLS files (Kafka).
     pub profile: Option<Profile>,
+    /// The command needs AMQP alone (publishing): on RabbitMQ the management API is not
+    /// asked at connect, so a user without the monitoring tag (or a broker without the
+    /// plugin) can still publish.
+    pub amqp_only: bool,
 }
 
 /// Open a backend for a target.

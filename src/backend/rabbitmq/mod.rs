@@ -245,6 +245,10 @@ impl RabbitBackend {
         // and AMQP's answer is reported first: a wrong password fails both, and only AMQP
         // says that is all it is. A management refusal of a login AMQP accepted is the
         // missing tag.
+        if opts.amqp_only {
+            backend.connection().await?;
+            return Ok(backend);
+        }
         let (amqp, overview) = tokio::join!(backend.connection(), backend.mgmt.overview());
         amqp?;
         match overview {
