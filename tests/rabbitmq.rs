@@ -456,6 +456,17 @@ async fn streams_are_read_by_offset_and_paged() {
     assert_eq!(bodies(&many.messages), bodies(&numbered(30)[5..]));
     let all = r.backend.peek(&name, &last(100)).await.unwrap();
     assert_eq!(bodies(&all.messages), bodies(&numbered(30)));
+    // Nothing asked for, nothing read: from the end or from the start.
+    assert!(
+        r.backend
+            .peek(&name, &last(0))
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    let none = r.backend.peek(&name, &PeekRequest::first(0)).await.unwrap();
+    assert!(none.messages.is_empty());
     let ch = r.conn.create_channel().await.unwrap();
     ch.queue_delete(name.as_str().into(), Default::default())
         .await

@@ -398,6 +398,10 @@ impl RabbitBackend {
         req: &PeekRequest,
         sink: &mut PeekSink<'_>,
     ) -> Result<Vec<String>> {
+        // Nothing asked for: no consumer at all (one would deliver a record anyway).
+        if req.limit == 0 {
+            return Ok(Vec::new());
+        }
         let offset = match &req.from {
             PeekFrom::Start => AMQPValue::LongString("first".into()),
             PeekFrom::Position(p) => AMQPValue::LongLongInt(i64::try_from(*p).unwrap_or(i64::MAX)),
