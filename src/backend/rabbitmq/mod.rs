@@ -491,8 +491,8 @@ impl RabbitBackend {
 
     /// Read a stream from `offset` with a consumer of its own, handing each record to
     /// `each`, which keeps it or gives it back for `sink`, and says whether to go on; the
-    /// read also ends when no record comes for `idle`. Records are acked as they come (on
-    /// a stream that only grants credit), so more than `window` can be read.
+    /// read also ends when no record comes for `idle`. Each `window` records are acked
+    /// together (on a stream that only grants credit), so more than `window` can be read.
     #[allow(clippy::too_many_arguments)]
     async fn read_stream(
         &self,
@@ -507,6 +507,9 @@ impl RabbitBackend {
         let mut args = AmqpTable::default();
         args.insert("x-stream-offset".into(), offset);
         let (mut consumer, tag) = self.peek_consumer(ch, name, window as u64, args).await?;
+        // The consumer's prefetch, as peek_consumer sets it.
+        let credit = (window as u64).clamp(1, MAX_PEEK_DEPTH);
+        let mut read = 0u64;
         let mut outcome = Ok(());
         loop {
             match tokio::time::timeout(idle, consumer.next()).await {
@@ -526,10 +529,13 @@ impl RabbitBackend {
                         &d,
                     );
                     m.offset = offset;
-                    // Credit for the next record; nothing is removed from a stream.
-                    let _ = ch
-                        .basic_ack(d.delivery_tag, BasicAckOptions::default())
-                        .await;
+                    // Credit for the next window once this one is spent; nothing is
+                    // removed from a stream.
+                    read += 1;
+                    if read.is_multiple_of(credit) {
+                        let all = BasicAckOptions { multiple: true };
+                        let _ = ch.basic_ack(d.delivery_tag, all).await;
+                    }
                     let (pass, go_on) = each(m);
                     if let (Some(m), Some(sink)) = (pass, sink.as_deref_mut())
                         && !sink.push(m).await
