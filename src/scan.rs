@@ -106,12 +106,11 @@ where
     } else {
         let mut next = opts.from.unwrap_or(0);
         loop {
-            if next >= QUEUE_WINDOW as u64
-                && backend.info().kind == crate::backend::BackendKind::RabbitMq
+            if let Some(depth) = backend.peek_depth()
+                && next >= depth
             {
-                // Deeper than a RabbitMQ peek reaches.
                 on_note(&format!(
-                    "only the first {QUEUE_WINDOW} messages of a queue can be read without consuming them (AMQP's prefetch limit); the rest were not read"
+                    "only the first {depth} messages of a queue can be read without consuming them (AMQP's prefetch limit); the rest were not read"
                 ));
                 break;
             }

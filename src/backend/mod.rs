@@ -221,6 +221,12 @@ pub trait Backend: Send + Sync {
     fn advancer(&self) -> Option<&dyn Advance> {
         None
     }
+
+    /// How many messages from its head a queue can be peeked (RabbitMQ: AMQP's prefetch
+    /// limit); None for no limit.
+    fn peek_depth(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Capability: move past a log's records once they are dealt with, for a replay asked to

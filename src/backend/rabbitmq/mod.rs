@@ -1052,6 +1052,10 @@ impl Backend for RabbitBackend {
         Some(self)
     }
 
+    fn peek_depth(&self) -> Option<u64> {
+        Some(MAX_PEEK_DEPTH)
+    }
+
     fn browser(&self) -> Option<&dyn Browse> {
         Some(self)
     }
