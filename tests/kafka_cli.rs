@@ -327,18 +327,13 @@ async fn publish_a_keyed_record_then_find_it_by_key() {
     let t = seed(&c, 30).await;
     let url = format!("kafka://{}", c.bootstrap());
     let home = tempfile::tempdir().unwrap();
-    let out = mqscope(&home)
-        .args(["publish", "--url", &url, "--topic", &t, "--partition", "2"])
-        .args(["--body", "{\"id\":\"new\"}", "--key", "order-ü-1"])
-        .args(["-H", "trace=t-new", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let receipts = json_ok(
+        mqscope(&home)
+            .args(["publish", "--url", &url, "--topic", &t, "--partition", "2"])
+            .args(["--body", "{\"id\":\"new\"}", "--key", "order-ü-1"])
+            .args(["-H", "trace=t-new", "--json"]),
     );
-    let receipt = &lines(&out.stdout)[0];
+    let receipt = &receipts[0];
     assert_eq!(receipt["partition"], 2);
     assert_eq!(receipt["offset"], 10, "after the ten seeded in partition 2");
     // Searching the whole topic by key finds it, and only it.
@@ -373,11 +368,7 @@ async fn publish_a_keyed_record_then_find_it_by_key() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a topic record does not have"), "{err}");
-    let after = mqscope(&home)
-        .args(["queues", "--json", "--url", &url])
-        .output()
-        .unwrap();
-    let row = lines(&after.stdout)
+    let row = json_ok(mqscope(&home).args(["queues", "--json", "--url", &url]))
         .into_iter()
         .find(|r| r["name"] == json!(t))
         .unwrap();

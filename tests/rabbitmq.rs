@@ -197,6 +197,13 @@ impl Rabbit {
 
     /// Waits (30 s at most) for a queue's ready count: requeues and dead-lettering land
     /// in the broker a moment after the client's call returns.
+    async fn delete_queue(&self, name: &str) {
+        let ch = self.conn.create_channel().await.unwrap();
+        ch.queue_delete(name.into(), Default::default())
+            .await
+            .unwrap();
+    }
+
     async fn wait_for(&self, name: &str, n: u32) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.ready(name).await != n {
@@ -467,10 +474,7 @@ async fn streams_are_read_by_offset_and_paged() {
     );
     let none = r.backend.peek(&name, &PeekRequest::first(0)).await.unwrap();
     assert!(none.messages.is_empty());
-    let ch = r.conn.create_channel().await.unwrap();
-    ch.queue_delete(name.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    r.delete_queue(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -867,10 +871,7 @@ async fn publish_one_binary_message_with_typed_headers_and_properties() {
     }
     let depth = r.backend.peek(&q, &PeekRequest::first(5)).await.unwrap();
     assert_eq!(depth.messages.len(), 1, "nothing else was published");
-    let ch = r.conn.create_channel().await.unwrap();
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    r.delete_queue(&q).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1833,10 +1834,7 @@ async fn connection_errors_each_say_what_to_do() {
         String::from_utf8_lossy(&published.stderr)
     );
     assert_eq!(r.ready(&q).await, 1);
-    let ch = r.conn.create_channel().await.unwrap();
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    r.delete_queue(&q).await;
 
     let (wrong, closed, no_plugin, untagged) = (
         wrong.to_string(),
@@ -1883,10 +1881,7 @@ async fn a_permission_refusal_is_not_called_a_wrong_password() {
     }
     let page = r.backend.peek(&q, &PeekRequest::first(5)).await.unwrap();
     assert_eq!(page.messages.len(), 1, "untouched");
-    let ch = r.conn.create_channel().await.unwrap();
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    r.delete_queue(&q).await;
 }
 
 /// Past AMQP's prefetch limit a queue cannot be peeked: a window that reaches beyond it
@@ -1972,8 +1967,5 @@ async fn tailing_a_queue_by_mistake_says_it_is_a_queue() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("it is a queue"), "{err}");
     assert!(err.contains(&format!("mqscope peek '{q}'")), "{err}");
-    let ch = r.conn.create_channel().await.unwrap();
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    r.delete_queue(&q).await;
 }
