@@ -129,7 +129,7 @@ fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
         return BackendError::Auth {
             target: shown.to_string(),
             reason: format!(
-                "{what}: the user's permissions do not allow it (rabbitmqctl list_user_permissions {user})"
+                "{what}: the user's permissions do not allow it (rabbitmqctl list_user_permissions '{user}')"
             ),
         };
     }
