@@ -206,19 +206,30 @@ pub async fn replay(
     };
     let show = !args.json && std::io::stderr().is_terminal();
     let progress = progress_printer(show);
-    let result = replay::replay(
-        backend,
-        &source,
-        &plan,
-        Some(&mut journal),
-        resume,
-        &progress,
-    )
-    .await;
+    let journal_shown = journal.path().display().to_string();
+    // Ctrl-C is taken over only now, after the question (a blocking read of the terminal
+    // that it must still interrupt): the replay stops, the journal is written out, and
+    // what the broker had delivered and not seen acked goes back when mqscope exits.
+    let result = tokio::select! {
+        r = replay::replay(
+            backend,
+            &source,
+            &plan,
+            Some(&mut journal),
+            resume,
+            &progress,
+        ) => r,
+        _ = tokio::signal::ctrl_c() => {
+            let _ = journal.sync();
+            eprintln!(
+                "\nmqscope: interrupted: what was replayed is in the journal; messages not yet removed from the dead-letter queue go back to it. Finish with: mqscope replay --resume {journal_shown}"
+            );
+            std::process::exit(130);
+        }
+    };
     if show {
         eprintln!();
     }
-    let journal_shown = journal.path().display().to_string();
     let report = match result {
         Ok(mut r) => {
             r.replay = journal

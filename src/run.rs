@@ -80,19 +80,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Some(Command::Replay(args)) => {
             let (resolved, backend) = open(&sel).await?;
-            // Biased, the replay first: until it first waits (after its question, which
-            // reads the terminal), Ctrl-C is not taken over and still stops mqscope.
-            tokio::select! {
-                biased;
-                r = crate::modify::replay(backend.as_ref(), &resolved, &args, out) => r,
-                _ = tokio::signal::ctrl_c() => {
-                    let _ = out.flush();
-                    eprintln!(
-                        "\nmqscope: interrupted: what was replayed is in the journal; messages not yet removed from the dead-letter queue go back to it. Finish with: mqscope replay --resume"
-                    );
-                    std::process::exit(130);
-                }
-            }
+            crate::modify::replay(backend.as_ref(), &resolved, &args, out).await
         }
         Some(Command::Purge(args)) => {
             let (resolved, backend) = open(&sel).await?;
