@@ -671,9 +671,6 @@ pub struct Resume {
     pub started: Option<chrono::DateTime<chrono::Utc>>,
     /// Keys confirmed in the earlier run (for --limit accounting).
     pub replayed_before: u64,
-    /// The resumed read of a queue has passed a message nobody had received before: see
-    /// `take_batch`.
-    past_returned: bool,
 }
 
 impl Resume {
@@ -1012,7 +1009,7 @@ async fn replay_queue(
     let unresolved = resume.unresolved();
     if unresolved > 0 && outcome.is_ok() {
         report.note(format!(
-            "{unresolved} messages the interrupted run had replayed were not among those it had received: it removed them before it stopped (identical messages it never received were left alone)"
+            "{unresolved} messages the interrupted run had replayed were no longer in the queue: it had removed them before it stopped"
         ));
     }
     // Whatever happened, everything not acked goes back to its place.
@@ -1131,16 +1128,7 @@ async fn send_next(
     let mut items = Vec::new();
     for t in batch {
         let key = message_key(&t.message);
-        // An original whose copy was confirmed but whose removal may not have reached the
-        // broker came back to its place when the interrupted run's channel closed: ahead
-        // of every message that run never received. The first message nobody received
-        // before (not redelivered) marks where those end; past it, a message with the
-        // same key is an identical other one (a dead letter published twice), and
-        // removing it would lose it.
-        if !t.message.redelivered {
-            resume.past_returned = true;
-        }
-        if !resume.past_returned && resume.take_confirmed(&key) {
+        if resume.take_confirmed(&key) {
             ack_only.push((t.tag, key));
             continue;
         }
@@ -1198,9 +1186,10 @@ async fn settle(
     }
     // Only now, with every copy confirmed and recorded, are the originals removed.
     session.ack(&to_ack).await?;
-    // Synced at once, so a resume seldom has to tell whether the removal landed (it
-    // looks for these among the messages the interrupted run had received; see
-    // `take_batch`).
+    // Synced at once: a resume removes, for each confirmed copy not recorded as acked, one
+    // message with the same key, so the time in which the broker has removed originals
+    // the journal does not know of (when a twin, a dead letter published twice, would be
+    // taken for one) is kept to the moment between the ack and this write.
     if let Some(j) = journal.as_deref_mut() {
         j.append(&Entry::Acked { keys: acked_keys })?;
         j.sync()?;
