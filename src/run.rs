@@ -14,7 +14,6 @@ use crate::trace::Extractor;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::io::{BufWriter, IsTerminal, Write};
-use std::sync::Arc;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let stdout = std::io::stdout();
@@ -38,68 +37,63 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
     if let Some(name) = cli.global.theme.as_deref() {
         Theme::load(name, crate::theme::user_themes_dir().as_deref())?;
     }
-    match cli.command {
-        Some(Command::Demo(args)) => demo(&args, &sel, cli.global.theme.as_deref(), out).await,
-        Some(Command::Queues(args)) => {
-            let (_, backend) = open(&sel).await?;
-            queues(backend.as_ref(), &args, out).await
+    let command = match cli.command {
+        Some(Command::Demo(args)) => {
+            return demo(&args, &sel, cli.global.theme.as_deref(), out).await;
         }
-        Some(Command::Peek(args)) => {
-            let (_, backend) = open(&sel).await?;
-            peek(backend.as_ref(), &args, out).await
-        }
-        Some(Command::Publish(args)) => {
-            // Publishing needs AMQP alone: no management tag asked for.
+        Some(c) => c,
+        None => {
             let resolved = config::resolve(&sel)?;
-            let opts = ConnectOptions {
-                amqp_only: true,
-                ..connect_options(&resolved)
-            };
-            let backend = backend::connect(&resolved.target, &opts).await?;
-            publish(backend.as_ref(), &resolved, &args, out).await
+            if std::io::stdout().is_terminal() {
+                return tui(&resolved, cli.global.theme.as_deref()).await;
+            }
+            // Not a terminal (a pipe, a script): print what the target holds instead.
+            let backend = backend::connect(&resolved.target, &connect_options(&resolved)).await?;
+            let result = overview(&resolved, backend.as_ref(), out).await;
+            backend.close().await;
+            return result;
         }
-        Some(Command::Tail(args)) => {
-            let resolved = config::resolve(&sel)?;
-            // The demo broker only has new messages while its traffic runs.
-            let opts = ConnectOptions {
-                live: true,
-                ..connect_options(&resolved)
-            };
-            let backend = backend::connect(&resolved.target, &opts).await?;
-            tail(backend.as_ref(), &args, out).await
-        }
-        Some(Command::Trace(args)) => {
-            let resolved = config::resolve(&sel)?;
-            // Following the demo needs its traffic running, as for `tail`.
-            let opts = ConnectOptions {
-                live: args.follow,
-                ..connect_options(&resolved)
-            };
-            let backend = backend::connect(&resolved.target, &opts).await?;
-            trace(backend.as_ref(), &args, out).await
-        }
-        Some(Command::Replay(args)) => {
-            let (resolved, backend) = open(&sel).await?;
-            crate::modify::replay(backend.as_ref(), &resolved, &args, out).await
-        }
-        Some(Command::Purge(args)) => {
-            let (resolved, backend) = open(&sel).await?;
-            crate::modify::purge(backend.as_ref(), &resolved, &args, out).await
-        }
-        Some(Command::Delete(args)) => {
-            let (resolved, backend) = open(&sel).await?;
-            crate::modify::delete(backend.as_ref(), &resolved, &args, out).await
-        }
-        Some(Command::Groups(flag)) => {
-            let (_, backend) = open(&sel).await?;
-            groups(backend.as_ref(), flag.json, out).await
-        }
-        Some(Command::Describe(args)) => {
-            let (_, backend) = open(&sel).await?;
-            let detail = match backend::describe_full(backend.as_ref(), &args.queue).await {
+    };
+    let resolved = config::resolve(&sel)?;
+    let opts = ConnectOptions {
+        // Publishing needs AMQP alone: no management tag asked for.
+        amqp_only: matches!(command, Command::Publish(_)),
+        // The demo broker only has new messages while its traffic runs.
+        live: match &command {
+            Command::Tail(_) => true,
+            Command::Trace(args) => args.follow,
+            _ => false,
+        },
+        ..connect_options(&resolved)
+    };
+    let backend = backend::connect(&resolved.target, &opts).await?;
+    let result = command_on(backend.as_ref(), &resolved, command, out).await;
+    backend.close().await;
+    result
+}
+
+/// One subcommand on a connected backend.
+async fn command_on(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    command: Command,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match command {
+        Command::Queues(args) => queues(backend, &args, out).await,
+        Command::Peek(args) => peek(backend, &args, out).await,
+        Command::Publish(args) => publish(backend, resolved, &args, out).await,
+        Command::Tail(args) => tail(backend, &args, out).await,
+        Command::Trace(args) => trace(backend, &args, out).await,
+        Command::Replay(args) => crate::modify::replay(backend, resolved, &args, out).await,
+        Command::Purge(args) => crate::modify::purge(backend, resolved, &args, out).await,
+        Command::Delete(args) => crate::modify::delete(backend, resolved, &args, out).await,
+        Command::Groups(flag) => groups(backend, flag.json, out).await,
+        Command::Describe(args) => {
+            let detail = match backend::describe_full(backend, &args.queue).await {
                 Ok(d) => d,
                 Err(BackendError::QueueNotFound(name)) => {
-                    return Err(not_found(backend.as_ref(), &name).await);
+                    return Err(not_found(backend, &name).await);
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -110,23 +104,20 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Vhosts(flag)) => {
-            let (_, backend) = open(&sel).await?;
-            let list = browser(backend.as_ref(), "virtual hosts")?.vhosts().await?;
+        Command::Vhosts(flag) => {
+            let list = browser(backend, "virtual hosts")?.vhosts().await?;
             json_or_table(&list, flag.json, output::write_vhost_table, out)
         }
-        Some(Command::Exchanges(args)) => {
-            let (_, backend) = open(&sel).await?;
-            let mut list = browser(backend.as_ref(), "exchanges")?.exchanges().await?;
+        Command::Exchanges(args) => {
+            let mut list = browser(backend, "exchanges")?.exchanges().await?;
             if let Some(f) = &args.filter {
                 let f = f.to_lowercase();
                 list.retain(|e| e.name.to_lowercase().contains(&f));
             }
             json_or_table(&list, args.out.json, output::write_exchange_table, out)
         }
-        Some(Command::Bindings(args)) => {
-            let (_, backend) = open(&sel).await?;
-            let mut list = browser(backend.as_ref(), "bindings")?.bindings().await?;
+        Command::Bindings(args) => {
+            let mut list = browser(backend, "bindings")?.bindings().await?;
             list.retain(|b| {
                 args.source.as_ref().is_none_or(|s| &b.source == s)
                     && args
@@ -136,17 +127,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             });
             json_or_table(&list, args.out.json, output::write_binding_table, out)
         }
-        None => {
-            let resolved = config::resolve(&sel)?;
-            if std::io::stdout().is_terminal() {
-                tui(&resolved, cli.global.theme.as_deref()).await
-            } else {
-                // Not a terminal (a pipe, a script): print what the target holds instead.
-                let backend =
-                    backend::connect(&resolved.target, &connect_options(&resolved)).await?;
-                overview(&resolved, backend.as_ref(), out).await
-            }
-        }
+        Command::Demo(_) => bail!("the demo runs without a connection to a broker"),
     }
 }
 
@@ -156,13 +137,6 @@ fn connect_options(resolved: &Resolved) -> ConnectOptions {
         profile: Some(resolved.profile.clone()),
         ..ConnectOptions::default()
     }
-}
-
-/// Resolve the selection and connect.
-pub async fn open(sel: &Selection) -> Result<(Resolved, Arc<dyn Backend>)> {
-    let resolved = config::resolve(sel)?;
-    let backend = backend::connect(&resolved.target, &connect_options(&resolved)).await?;
-    Ok((resolved, backend))
 }
 
 async fn queues(backend: &dyn Backend, args: &QueuesArgs, out: &mut dyn Write) -> Result<()> {

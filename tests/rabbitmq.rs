@@ -195,8 +195,6 @@ impl Rabbit {
         q.message_count()
     }
 
-    /// Waits (30 s at most) for a queue's ready count: requeues and dead-lettering land
-    /// in the broker a moment after the client's call returns.
     async fn delete_queue(&self, name: &str) {
         let ch = self.conn.create_channel().await.unwrap();
         ch.queue_delete(name.into(), Default::default())
@@ -204,6 +202,8 @@ impl Rabbit {
             .unwrap();
     }
 
+    /// Waits (30 s at most) for a queue's ready count: requeues and dead-lettering land
+    /// in the broker a moment after the client's call returns.
     async fn wait_for(&self, name: &str, n: u32) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.ready(name).await != n {
@@ -1967,5 +1967,94 @@ async fn tailing_a_queue_by_mistake_says_it_is_a_queue() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("it is a queue"), "{err}");
     assert!(err.contains(&format!("mqscope peek '{q}'")), "{err}");
+    r.delete_queue(&q).await;
+}
+
+/// The AMQP methods (class, method) a client sent on channel 0, read from the bytes it
+/// wrote: the protocol header, then frames of type, channel, size, payload and 0xCE.
+fn connection_methods(sent: &[u8]) -> Vec<(u16, u16)> {
+    assert!(
+        sent.starts_with(b"AMQP"),
+        "not an AMQP client: {:?}",
+        &sent[..sent.len().min(8)]
+    );
+    let mut methods = Vec::new();
+    let mut at = 8;
+    while at + 7 <= sent.len() {
+        let kind = sent[at];
+        let channel = u16::from_be_bytes([sent[at + 1], sent[at + 2]]);
+        let size = u32::from_be_bytes(sent[at + 3..at + 7].try_into().unwrap()) as usize;
+        let payload = &sent[at + 7..(at + 7 + size).min(sent.len())];
+        if kind == 1 && channel == 0 && payload.len() >= 4 {
+            methods.push((
+                u16::from_be_bytes([payload[0], payload[1]]),
+                u16::from_be_bytes([payload[2], payload[3]]),
+            ));
+        }
+        at += 8 + size;
+    }
+    methods
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_close_their_connection_instead_of_dropping_it() {
+    // Without connection.close RabbitMQ logs "client unexpectedly closed TCP connection" as
+    // a warning for every command. A proxy in front of the broker keeps what mqscope sends.
+    use std::io::{Read, Write};
+    let Some(r) = Rabbit::new().await else { return };
+    let q = unique("goodbye");
+    r.declare(&q, AmqpTable::default()).await;
+    r.publish_all("", &q, &numbered(3)).await;
+    let t = target("/");
+    let upstream = format!("{}:{}", t.host, t.port);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let proxy = std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        let mut server = std::net::TcpStream::connect(&upstream).unwrap();
+        let (mut client_r, mut server_w) =
+            (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let back = std::thread::spawn(move || std::io::copy(&mut server, &mut client));
+        let mut sent = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match client_r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    sent.extend_from_slice(&buf[..n]);
+                    if server_w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = server_w.shutdown(std::net::Shutdown::Both);
+        let _ = back.join();
+        sent
+    });
+    let url = format!(
+        "amqp://{}:{}@127.0.0.1:{port}/%2f",
+        t.user.as_deref().unwrap_or("guest"),
+        t.password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_else(|| "guest".into())
+    );
+    let out = mqscope(&["peek", &q, "-n", "2", "--json", "--url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let sent = proxy.join().unwrap();
+    let methods = connection_methods(&sent);
+    // start-ok, tune-ok, open ... and last, close (class 10, method 50).
+    assert_eq!(
+        methods.last(),
+        Some(&(10, 50)),
+        "connection methods sent: {methods:?}"
+    );
+    r.wait_for(&q, 3).await;
     r.delete_queue(&q).await;
 }

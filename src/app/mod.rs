@@ -88,15 +88,12 @@ pub async fn run(
     let mut terminal = ratatui::try_init()
         .context("cannot open the terminal (is this an interactive terminal?)")?;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
-    let result = event_loop(
-        &mut terminal,
-        &mut state,
-        &theme,
-        target,
-        resolved.profile.clone(),
-    )
-    .await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker = Worker::new(target, resolved.profile.clone(), tx);
+    let result = event_loop(&mut terminal, &mut state, &theme, &worker, rx).await;
     restore_terminal();
+    // After the terminal is back: a broker slow to answer must not hold the screen.
+    worker.close().await;
     result
 }
 
@@ -104,11 +101,9 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     state: &mut State,
     theme: &Theme,
-    target: crate::config::Target,
-    profile: crate::config::Profile,
+    worker: &Worker,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Msg>,
 ) -> Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(target, profile, tx);
     let size = terminal.size()?;
     update(state, Msg::Resize(size.width, size.height));
     terminal.draw(|f| crate::ui::draw(f, state, theme))?;

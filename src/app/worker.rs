@@ -104,6 +104,13 @@ impl Worker {
         });
     }
 
+    /// Close the current backend's connection (on quitting).
+    pub async fn close(&self) {
+        if let Some(backend) = self.current() {
+            backend.close().await;
+        }
+    }
+
     fn current(&self) -> Option<Arc<dyn Backend>> {
         self.backend
             .lock()

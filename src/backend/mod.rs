@@ -227,6 +227,10 @@ pub trait Backend: Send + Sync {
     fn peek_depth(&self) -> Option<u64> {
         None
     }
+
+    /// Say goodbye to the broker before the process ends, so it logs a closed session and
+    /// not a lost client. Best effort: a broker already gone is not an error here.
+    async fn close(&self) {}
 }
 
 /// Capability: move past a log's records once they are dealt with, for a replay asked to
