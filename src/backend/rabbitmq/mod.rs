@@ -660,10 +660,12 @@ impl RabbitBackend {
                 Ok(None) | Err(_) => break,
             }
         }
-        // Stop deliveries first, so returned messages are not handed straight back to us;
-        // the channel applies the two in the order sent, so the nack need not wait for the
-        // cancel's answer.
-        let cancel = ch.basic_cancel(short(&tag)?, BasicCancelOptions::default());
+        // Stop deliveries first, so returned messages are not handed straight back to us.
+        // The channel applies the two in the order sent, so neither waits for the other,
+        // and the cancel asks for no answer (nowait): the channel's close, which the caller
+        // awaits, is answered only after both were applied. Deliveries still on their way
+        // for the cancelled tag are dropped by lapin and returned by that close.
+        let cancel = ch.basic_cancel(short(&tag)?, BasicCancelOptions { nowait: true });
         let nack = async {
             match last_tag {
                 Some(last) => {
