@@ -33,6 +33,8 @@ use tokio::sync::Mutex;
 
 /// How long connecting may take before we say the broker is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest AMQP frame we propose: RabbitMQ's default.
+const FRAME_MAX: u32 = 131_072;
 /// How long the goodbye to the broker may take when a command is done.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A consumer's prefetch is a 16-bit number: the deepest a queue can be peeked.
@@ -130,8 +132,14 @@ fn amqp_uri(t: &AmqpTarget) -> String {
         _ => String::new(),
     };
     let host = url_host(&t.host);
+    // lapin sizes its read and write buffers at 32 frames. Without a frame_max of our own
+    // it starts them at the 4 KiB minimum and, once the broker's 128 KiB is agreed, grows
+    // them by zero-filling 8 MiB: 4-6 ms and 2,100 page faults on every command's first
+    // channel. Proposed up front, they are allocated zeroed and only touched as used; the
+    // broker's own limit still wins when lower (and a broker without one, frame_max 0,
+    // would otherwise make them 32 times 4 GiB).
     format!(
-        "{scheme}://{auth}{host}:{}/{}?heartbeat=30",
+        "{scheme}://{auth}{host}:{}/{}?heartbeat=30&frame_max={FRAME_MAX}",
         t.port,
         encode_vhost(&t.vhost)
     )
