@@ -281,10 +281,10 @@ impl RabbitBackend {
             backend.connection().await?;
             return Ok(backend);
         }
-        let (amqp, overview) = tokio::join!(backend.connection(), backend.mgmt.overview());
+        let (amqp, login) = tokio::join!(backend.connection(), backend.mgmt.check_login());
         amqp?;
-        match overview {
-            Ok(_) => Ok(backend),
+        match login {
+            Ok(()) => Ok(backend),
             Err(BackendError::Auth { target, .. }) => Err(BackendError::Auth {
                 target,
                 reason: format!(
