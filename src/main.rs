@@ -14,14 +14,17 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     no_huge_pages();
     let cli = Cli::parse();
-    // A subcommand runs one task that waits on the broker most of the time, and on a single
-    // thread its reading and writing hand over without waking another one (a peek of
-    // 10,000 messages: half the context switches). The terminal UI keeps a thread pool, so
-    // that no work on a backend's answer ever holds up a frame.
-    let mut builder = match &cli.command {
-        Some(Command::Demo(_)) | None => tokio::runtime::Builder::new_multi_thread(),
-        Some(_) => tokio::runtime::Builder::new_current_thread(),
-    };
+    // A subcommand is one task (the command, run by block_on on this thread) that waits on
+    // the broker most of the time: a single worker beside it, for lapin's own tasks
+    // (heartbeats, channel replies), wakes less than a pool (a peek of 10,000 messages:
+    // half the context switches). The worker stays separate from this thread so that a
+    // blocking moment here (a yes/no question, a write to a paused pager) never stops
+    // the heartbeats, or the broker drops the connection a minute later. The terminal
+    // UI keeps the full pool, so that no work on a backend's answer holds up a frame.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if !matches!(cli.command, Some(Command::Demo(_)) | None) {
+        builder.worker_threads(1);
+    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
