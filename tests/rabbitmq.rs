@@ -1939,22 +1939,8 @@ async fn a_queue_deeper_than_a_peek_reaches_says_where_the_peek_stops() {
     assert_eq!(count(&all), 65_535);
     let err = String::from_utf8_lossy(&all.stderr);
     assert!(err.contains("the rest were not read"), "{err}");
-    let ch = r.conn.create_channel().await.unwrap();
-    let left = ch
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            AmqpTable::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(left.message_count(), n, "nothing consumed");
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    assert_eq!(r.ready(&q).await, n, "nothing consumed");
+    r.delete_queue(&q).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
