@@ -105,6 +105,10 @@ where
         }
     } else {
         let mut next = opts.from.unwrap_or(0);
+        // A queue is read from its head every time, so a second read returns the first
+        // messages again: under a delivery limit that costs each of them one more
+        // delivery, so such a queue is read once, whatever the page says.
+        let read_once = detail.summary.delivery_limit.is_some();
         loop {
             if let Some(depth) = backend.peek_depth()
                 && next >= depth
@@ -121,7 +125,7 @@ where
             // A short page is the end of the queue, unless the backend said why it came
             // up short (a broker busy writing a queue just filled can pause deliveries
             // for seconds): then the next page says, at the cost of one more request.
-            if n == 0 || (n < page_size && page.notes.is_empty()) {
+            if n == 0 || (n < page_size && (page.notes.is_empty() || read_once)) {
                 break;
             }
             next += n as u64;

@@ -608,6 +608,8 @@ async fn a_resume_after_acked_originals_leaves_their_identical_twins() {
 struct Stalling {
     inner: LocalBackend,
     stalled: AtomicUsize,
+    /// A delivery limit the queue is described with (a quorum queue's).
+    limit: Option<u64>,
 }
 
 #[async_trait]
@@ -619,7 +621,9 @@ impl Backend for Stalling {
         self.inner.list_queues().await
     }
     async fn describe_queue(&self, name: &str) -> Result<QueueDetail, BackendError> {
-        self.inner.describe_queue(name).await
+        let mut detail = self.inner.describe_queue(name).await?;
+        detail.summary.delivery_limit = self.limit;
+        Ok(detail)
     }
     async fn peek(&self, name: &str, req: &PeekRequest) -> Result<PeekPage, BackendError> {
         let mut page = self.inner.peek(name, req).await?;
@@ -639,10 +643,28 @@ async fn a_dry_run_reads_past_a_page_the_broker_cut_short() {
     let backend = Stalling {
         inner: LocalBackend::new(Arc::clone(&b), "local://test"),
         stalled: AtomicUsize::new(0),
+        limit: None,
     };
     let plan = ReplayOptions::default().plan().unwrap();
     let dry = replay::dry_run(&backend, "dead", &plan).await.unwrap();
     assert_eq!(dry.scanned, TOTAL as u64, "{dry:?}");
     assert_eq!(dry.replayed, TOTAL as u64);
     assert!(backend.stalled.load(Ordering::SeqCst) >= 2);
+}
+
+#[tokio::test]
+async fn a_queue_with_a_delivery_limit_is_never_read_twice_by_a_scan() {
+    // Every queue read starts at the head: reading on past a short page would return the
+    // first messages again, a second time towards their delivery limit.
+    state_dir();
+    let b = scenario();
+    let backend = Stalling {
+        inner: LocalBackend::new(Arc::clone(&b), "local://test"),
+        stalled: AtomicUsize::new(0),
+        limit: Some(2),
+    };
+    let plan = ReplayOptions::default().plan().unwrap();
+    let dry = replay::dry_run(&backend, "dead", &plan).await.unwrap();
+    assert_eq!(backend.stalled.load(Ordering::SeqCst), 1, "one read only");
+    assert!(dry.scanned < TOTAL as u64, "{dry:?}");
 }
