@@ -1093,13 +1093,17 @@ impl Backend for RabbitBackend {
     async fn close(&self) {
         // Without connection.close RabbitMQ logs a warning, "client unexpectedly closed TCP
         // connection", for every command run: noise in exactly the log an operator reads.
-        let conn = self.conn.lock().await.take();
-        if let Some(conn) = conn
-            && conn.status().connected()
-        {
-            let bye = conn.close(200, "mqscope done".into());
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, bye).await;
-        }
+        // All of it within CLOSE_TIMEOUT: a reconnect in progress holds the lock for up to
+        // CONNECT_TIMEOUT, and quitting must not wait for it.
+        let bye = async {
+            let conn = self.conn.lock().await.take();
+            if let Some(conn) = conn
+                && conn.status().connected()
+            {
+                let _ = conn.close(200, "mqscope done".into()).await;
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, bye).await;
     }
 
     fn browser(&self) -> Option<&dyn Browse> {
