@@ -180,7 +180,7 @@ impl Pace {
     /// pace rather than the refresh interval.
     pub fn slow(&self, refresh_secs: u64) -> Option<u64> {
         let took = self.took_ms?;
-        let pace = (took + took.saturating_mul(LISTING_PAUSE)).div_ceil(1000);
+        let pace = took.saturating_mul(LISTING_PAUSE + 1).div_ceil(1000);
         (pace > refresh_secs).then_some(pace)
     }
 

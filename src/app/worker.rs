@@ -174,7 +174,7 @@ impl Worker {
                         req,
                         result,
                         at: chrono::Utc::now(),
-                        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        took_ms: millis(started.elapsed()),
                     });
                 });
             }
@@ -190,7 +190,7 @@ impl Worker {
                         req,
                         result,
                         at: chrono::Utc::now(),
-                        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        took_ms: millis(started.elapsed()),
                     });
                 });
             }
@@ -206,7 +206,7 @@ impl Worker {
                         req,
                         result,
                         at: chrono::Utc::now(),
-                        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        took_ms: millis(started.elapsed()),
                     });
                 });
             }
