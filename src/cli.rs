@@ -296,7 +296,7 @@ A journal in the state directory records every step; an interrupted replay goes 
 )]
 pub struct ReplayArgs {
     /// The dead-letter queue or topic (with --resume: taken from the journal).
-    #[arg(required_unless_present = "resume")]
+    #[arg(required_unless_present_any = ["resume", "abandon"])]
     pub queue: Option<String>,
     /// Send every message here instead: queue:NAME, exchange:NAME, topic:NAME or a bare
     /// name (a queue on RabbitMQ, a topic on Kafka).
@@ -346,8 +346,13 @@ pub struct ReplayArgs {
     pub yes: bool,
     /// Go on with an interrupted replay: the newest unfinished one (for QUEUE, if given),
     /// or the journal file named.
-    #[arg(long, value_name = "JOURNAL", num_args = 0..=1, default_missing_value = "")]
+    #[arg(long, value_name = "JOURNAL", num_args = 0..=1, default_missing_value = "", conflicts_with = "abandon")]
     pub resume: Option<String>,
+    /// Give up an interrupted replay instead of finishing it (the newest unfinished one for
+    /// QUEUE, or the journal file named): a new replay of its queue is then allowed. What it
+    /// had published stays published; look at its journal first.
+    #[arg(long, value_name = "JOURNAL", num_args = 0..=1, default_missing_value = "")]
+    pub abandon: Option<String>,
     /// Print the plan or the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -369,6 +374,10 @@ pub struct PurgeArgs {
     /// Go ahead on a quorum queue with a delivery limit.
     #[arg(long)]
     pub force: bool,
+    /// Finish an interrupted run on this queue (same backup file, same choice of messages):
+    /// what it had backed up and not seen removed is removed now, not written twice.
+    #[arg(long, conflicts_with_all = ["no_backup", "backup"])]
+    pub resume: bool,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -379,7 +388,7 @@ pub struct DeleteArgs {
     /// The queue to delete them from.
     pub queue: String,
     /// The messages to delete: message ids or fingerprints (`peek --json` gives each message's "fingerprint").
-    #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required = true)]
+    #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required_unless_present = "resume")]
     pub ids: Vec<String>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -394,6 +403,10 @@ pub struct DeleteArgs {
     /// which counts towards it).
     #[arg(long)]
     pub force: bool,
+    /// Finish an interrupted delete on this queue (same ids, same backup file): what it had
+    /// backed up and not seen removed is removed now, not written twice.
+    #[arg(long, conflicts_with_all = ["no_backup", "backup", "ids"])]
+    pub resume: bool,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,

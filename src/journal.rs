@@ -25,6 +25,8 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: not written since an earlier write failed ({reason})")]
+    Stopped { path: String, reason: String },
     #[error("{path} line {line}: {reason}")]
     Bad {
         path: String,
@@ -179,16 +181,127 @@ pub enum Entry {
     },
 }
 
-/// An append-only JSON Lines journal.
-pub struct Journal {
+/// An append-only JSON Lines file that stays whole: a write or sync that fails (a full
+/// disk) takes back everything since the last successful sync, so the file always ends
+/// with a complete line, and a file that was cut mid-line (a crash) loses that fragment
+/// before anything is appended after it, where it would become a broken middle line.
+struct Lines {
     path: PathBuf,
     out: BufWriter<File>,
+    /// Bytes appended, buffered or not.
+    written: u64,
+    /// Bytes known to be on disk.
+    synced: u64,
+}
+
+impl Lines {
+    fn open(path: &Path, create_new: bool) -> Result<Self, JournalError> {
+        let mut opts = OpenOptions::new();
+        if create_new {
+            opts.create_new(true);
+        } else {
+            opts.create(true);
+        }
+        let file = opts.append(true).read(true).open(path).map_err(io(path))?;
+        let whole = whole_length(&file).map_err(io(path))?;
+        if whole < file.metadata().map_err(io(path))?.len() {
+            file.set_len(whole).map_err(io(path))?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+            written: whole,
+            synced: whole,
+        })
+    }
+
+    fn line(&mut self, line: &str) -> Result<(), JournalError> {
+        let r = self
+            .out
+            .write_all(line.as_bytes())
+            .and_then(|_| self.out.write_all(b"\n"));
+        match r {
+            Ok(()) => {
+                self.written += line.len() as u64 + 1;
+                Ok(())
+            }
+            Err(e) => Err(self.undo(e)),
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), JournalError> {
+        match self
+            .out
+            .flush()
+            .and_then(|_| self.out.get_ref().sync_data())
+        {
+            Ok(()) => {
+                self.synced = self.written;
+                Ok(())
+            }
+            Err(e) => Err(self.undo(e)),
+        }
+    }
+
+    /// Drop what was not synced, buffered or written, and report `e`.
+    fn undo(&mut self, e: std::io::Error) -> JournalError {
+        let err = io(&self.path)(e);
+        let Ok(file) = self.out.get_ref().try_clone() else {
+            return err;
+        };
+        // Shrinking a file needs no free space, so this works on the full disk that
+        // made the write fail.
+        if file.set_len(self.synced).is_err() {
+            return err;
+        }
+        let old = std::mem::replace(&mut self.out, BufWriter::with_capacity(1 << 16, file));
+        // Not flushed: its buffer held exactly what is being taken back.
+        let _ = old.into_parts();
+        self.written = self.synced;
+        err
+    }
+}
+
+/// The length of a file up to and including its last newline.
+fn whole_length(file: &File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    let mut f = file;
+    let mut end = len;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(end - start).unwrap_or(buf.len());
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// An append-only JSON Lines journal. Once a write fails it takes no more: a later line
+/// that did fit would stand after a gap, and say something the missing lines contradict.
+pub struct Journal {
+    lines: Lines,
+    failed: Option<String>,
 }
 
 impl Journal {
-    /// Start a new journal in `<state>/replays/`.
+    /// Start a new replay journal in `<state>/replays/`.
     pub fn create(id: &str) -> Result<Self, JournalError> {
-        let dir = state_dir()?.join("replays");
+        Self::create_in(REPLAYS, id)
+    }
+
+    /// Start a new purge or delete journal in `<state>/removals/`.
+    pub fn create_removal(id: &str) -> Result<Self, JournalError> {
+        Self::create_in(REMOVALS, id)
+    }
+
+    fn create_in(kind: &str, id: &str) -> Result<Self, JournalError> {
+        let dir = state_dir()?.join(kind);
         ensure_dir(&dir)?;
         let path = dir.join(format!("{}.jsonl", file_part(id)));
         Self::open(&path)
@@ -196,37 +309,55 @@ impl Journal {
 
     /// Open an existing journal to append to it (a resumed replay).
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io(path))?;
         Ok(Self {
-            path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 16, file),
+            lines: Lines::open(path, false)?,
+            failed: None,
         })
     }
 
+    /// Whether a write failed: the journal ends at the last sync before it.
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn check<T>(&mut self, r: Result<T, JournalError>) -> Result<T, JournalError> {
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        r
+    }
+
+    fn refuse_after_failure(&self) -> Result<(), JournalError> {
+        match &self.failed {
+            Some(reason) => Err(JournalError::Stopped {
+                path: self.lines.path.display().to_string(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.lines.path
     }
 
     pub fn append(&mut self, e: &Entry) -> Result<(), JournalError> {
         let line = serde_json::to_string(e).map_err(|e| JournalError::Bad {
-            path: self.path.display().to_string(),
+            path: self.lines.path.display().to_string(),
             line: 0,
             reason: e.to_string(),
         })?;
-        self.out
-            .write_all(line.as_bytes())
-            .and_then(|_| self.out.write_all(b"\n"))
-            .map_err(io(&self.path))
+        self.refuse_after_failure()?;
+        let r = self.lines.line(&line);
+        self.check(r)
     }
 
-    /// Everything appended so far is on disk when this returns.
+    /// Everything appended so far is on disk when this returns. When it fails, the
+    /// journal is cut back to where the last successful sync left it.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        self.out.flush().map_err(io(&self.path))?;
-        self.out.get_ref().sync_data().map_err(io(&self.path))
+        self.refuse_after_failure()?;
+        let r = self.lines.sync();
+        self.check(r)
     }
 }
 
@@ -255,10 +386,24 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, JournalError> {
     Ok(out)
 }
 
-/// Journals in the state directory that never reached their `end`, newest first, with
-/// their `begin` entry.
+/// Where replay journals are kept, below the state directory.
+const REPLAYS: &str = "replays";
+/// Where purge and delete journals are kept.
+const REMOVALS: &str = "removals";
+
+/// Replay journals in the state directory that never reached their `end`, newest first,
+/// with their `begin` entry.
 pub fn unfinished() -> Result<Vec<(PathBuf, Entry)>, JournalError> {
-    let dir = state_dir()?.join("replays");
+    unfinished_in(REPLAYS)
+}
+
+/// Purge and delete journals that never reached their `end`, newest first.
+pub fn unfinished_removals() -> Result<Vec<(PathBuf, Entry)>, JournalError> {
+    unfinished_in(REMOVALS)
+}
+
+fn unfinished_in(kind: &str) -> Result<Vec<(PathBuf, Entry)>, JournalError> {
+    let dir = state_dir()?.join(kind);
     let Ok(read) = std::fs::read_dir(&dir) else {
         return Ok(Vec::new());
     };
@@ -279,18 +424,58 @@ pub fn unfinished() -> Result<Vec<(PathBuf, Entry)>, JournalError> {
     Ok(out)
 }
 
+/// The unfinished replays of `source` on `target`, newest first.
+pub fn unfinished_of(target: &str, source: &str) -> Result<Vec<PathBuf>, JournalError> {
+    Ok(of(unfinished()?, target, source)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// The unfinished purges and deletes of `queue` on `target`, newest first, with their begin.
+pub fn unfinished_removals_of(
+    target: &str,
+    queue: &str,
+) -> Result<Vec<(PathBuf, Entry)>, JournalError> {
+    Ok(of(unfinished_removals()?, target, queue))
+}
+
+fn of(journals: Vec<(PathBuf, Entry)>, target: &str, source: &str) -> Vec<(PathBuf, Entry)> {
+    journals
+        .into_iter()
+        .filter(|(_, b)| {
+            matches!(b, Entry::Begin { source: s, target: t, .. } if s == source && t == target)
+        })
+        .collect()
+}
+
+/// Give up an unfinished journal: renamed (which needs no free space) so that it is no
+/// longer found as unfinished, and kept for reading. Returns the new path.
+pub fn abandon(path: &Path) -> Result<PathBuf, JournalError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".abandoned");
+    let to = PathBuf::from(name);
+    std::fs::rename(path, &to).map_err(io(path))?;
+    Ok(to)
+}
+
 /// A backup file of removed messages, one `peek --json` record per line, each with a
-/// `restore_to` naming the queue it was removed from so `publish --from` puts it back there.
+/// `restore_to` naming the queue it was removed from so `publish --from` puts it back there,
+/// and a `backup_of` naming the broker (without its password), so that a restore aimed at
+/// another broker is noticed.
 pub struct Backup {
-    path: PathBuf,
-    out: BufWriter<File>,
+    lines: Lines,
     extractor: Extractor,
+    broker: String,
+    /// Records on disk (synced).
     pub written: u64,
+    pending: u64,
 }
 
 impl Backup {
-    /// A new backup file: `path`, or `<state>/backups/<queue>-<time>.jsonl`.
-    pub fn create(queue: &str, path: Option<&Path>) -> Result<Self, JournalError> {
+    /// A new backup file of messages from `broker`: `path`, or
+    /// `<state>/backups/<queue>-<time>.jsonl`.
+    pub fn create(queue: &str, broker: &str, path: Option<&Path>) -> Result<Self, JournalError> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None => {
@@ -299,43 +484,90 @@ impl Backup {
                 dir.join(format!("{}-{}.jsonl", file_part(queue), unique_id()))
             }
         };
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)
-            .map_err(io(&path))?;
         Ok(Self {
-            path,
-            out: BufWriter::with_capacity(1 << 16, file),
+            lines: Lines::open(&path, true)?,
             extractor: Extractor::default(),
+            broker: broker.to_string(),
             written: 0,
+            pending: 0,
+        })
+    }
+
+    /// An existing backup, to append to (a resumed purge or delete).
+    pub fn open(path: &Path, broker: &str) -> Result<Self, JournalError> {
+        let written = backup_keys(path)?.len() as u64;
+        Ok(Self {
+            lines: Lines::open(path, false)?,
+            extractor: Extractor::default(),
+            broker: broker.to_string(),
+            written,
+            pending: 0,
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.lines.path
     }
 
     pub fn write(&mut self, m: &Message, restore_to: &Destination) -> Result<(), JournalError> {
         let mut rec = message_record(m, &self.extractor);
         if let Value::Object(o) = &mut rec {
             o.insert("restore_to".into(), destination_json(restore_to));
+            o.insert(BACKUP_OF.into(), Value::String(self.broker.clone()));
         }
-        let line = rec.to_string();
-        self.out
-            .write_all(line.as_bytes())
-            .and_then(|_| self.out.write_all(b"\n"))
-            .map_err(io(&self.path))?;
-        self.written += 1;
-        Ok(())
+        match self.lines.line(&rec.to_string()) {
+            Ok(()) => {
+                self.pending += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.pending = 0;
+                Err(e)
+            }
+        }
     }
 
-    /// Everything written so far is on disk when this returns.
+    /// Everything written so far is on disk when this returns. When it fails, the file is
+    /// cut back to the records synced before, so it never holds a record whose message
+    /// was not removed, nor half a line.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        self.out.flush().map_err(io(&self.path))?;
-        self.out.get_ref().sync_data().map_err(io(&self.path))
+        let r = self.lines.sync();
+        if r.is_ok() {
+            self.written += self.pending;
+        }
+        self.pending = 0;
+        r
     }
 }
+
+/// The fingerprint and message id of each whole record in a backup (a last line cut
+/// short by a crash is not a record).
+pub fn backup_keys(path: &Path) -> Result<Vec<(String, Option<String>)>, JournalError> {
+    let text = std::fs::read(path).map_err(io(path))?;
+    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut out = Vec::new();
+    for (i, line) in text[..whole].split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let bad = |reason: String| JournalError::Bad {
+            path: path.display().to_string(),
+            line: i + 1,
+            reason,
+        };
+        let v: Value = serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?;
+        let key = v
+            .get("fingerprint")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no fingerprint".into()))?;
+        let id = v.get("message_id").and_then(Value::as_str);
+        out.push((key.to_string(), id.map(str::to_string)));
+    }
+    Ok(out)
+}
+
+/// The field of a backup record that names the broker its message was removed from.
+pub const BACKUP_OF: &str = "backup_of";
 
 /// One modifying action, for the audit log.
 #[derive(Debug, Clone, Serialize)]

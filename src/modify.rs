@@ -6,7 +6,9 @@ use crate::backend::Backend;
 use crate::cli::{DeleteArgs, PurgeArgs, ReplayArgs};
 use crate::config::Resolved;
 use crate::journal::{self, AuditEntry, Backup, Journal};
-use crate::replay::{self, Plan, Removal, ReplayOptions, Report, Resume};
+use crate::replay::{
+    self, Plan, Removal, RemovalOptions, RemovalResume, ReplayOptions, Report, Resume,
+};
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -87,6 +89,9 @@ pub async fn replay(
     if !args.dry_run {
         refuse_read_only(resolved, "replay")?;
     }
+    if let Some(which) = &args.abandon {
+        return abandon(backend, resolved, args, which, out);
+    }
     // Where the journal and options come from: a new replay, or an unfinished one.
     let (source, opts, journal_path) = match &args.resume {
         Some(which) => {
@@ -134,6 +139,20 @@ pub async fn replay(
                 .queue
                 .clone()
                 .ok_or_else(|| anyhow!("name the dead-letter queue or topic to replay"))?;
+            // An interrupted replay of the same queue may have left copies whose originals
+            // are still there (or the other way round): a new replay would send those a
+            // second time. Only its own resume knows which they are.
+            let target = backend.info().target;
+            if !args.dry_run
+                && let Some(open) = journal::unfinished_of(&target, &source)?.first()
+            {
+                bail!(
+                    "an earlier replay of \"{source}\" on {target} did not finish ({}): a new one could send some messages twice. Finish it with: mqscope replay --resume '{}' (nothing is sent twice), or, after looking at it, give it up with: mqscope replay --abandon '{}'",
+                    open.display(),
+                    open.display(),
+                    open.display()
+                );
+            }
             let opts = ReplayOptions {
                 to: args.to.clone(),
                 routing_key: args.routing_key.clone(),
@@ -269,8 +288,17 @@ pub async fn replay(
     });
     print_report(&report, args.json, out)?;
     if let Some(stopped) = &report.stopped {
+        let unsure = if report.unsure > 0 {
+            format!(
+                "; {} of them are at their destination and may also still be in \"{source}\" (the broker did not answer their removal): the resume removes those without sending them again",
+                report.unsure
+            )
+        } else {
+            String::new()
+        };
         bail!(
-            "replay stopped: {stopped}. Every message not confirmed is still in \"{source}\"; go on with: mqscope replay --resume {journal_shown}"
+            "replay stopped: {stopped}. {} cop(ies) confirmed at their destination in this run{unsure}; every other message is still in \"{source}\". Go on with: mqscope replay --resume {journal_shown}",
+            report.replayed
         );
     }
     if !report.failed.is_empty() {
@@ -285,6 +313,52 @@ pub async fn replay(
             "every chosen record was replayed, but moving past them in \"{source}\" failed: {e}. Retry that (nothing is sent twice) with: mqscope replay --resume {journal_shown}"
         );
     }
+    Ok(())
+}
+
+/// `replay --abandon`: the named journal, or the newest unfinished one (of QUEUE, if
+/// given), is set aside so that a new replay of its queue is allowed.
+fn abandon(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &ReplayArgs,
+    which: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    refuse_read_only(resolved, "abandon a replay")?;
+    let path = if which.is_empty() {
+        journal::unfinished()?
+            .into_iter()
+            .find(|(_, b)| match (b, &args.queue) {
+                (journal::Entry::Begin { source, .. }, Some(q)) => source == q,
+                _ => true,
+            })
+            .map(|(p, _)| p)
+            .ok_or_else(|| anyhow!("no unfinished replay to abandon"))?
+    } else {
+        PathBuf::from(which)
+    };
+    let entries = journal::load(&path)?;
+    if entries
+        .iter()
+        .any(|e| matches!(e, journal::Entry::End { .. }))
+    {
+        bail!("{} finished: there is nothing to abandon", path.display());
+    }
+    let source = match entries.first() {
+        Some(journal::Entry::Begin { source, .. }) => source.clone(),
+        _ => bail!("{} does not start like a replay journal", path.display()),
+    };
+    let kept = journal::abandon(&path)?;
+    audit(resolved, backend, "replay-abandon", &source, |a| {
+        a.journal = Some(kept.display().to_string());
+        a.result = "abandoned".into();
+    });
+    writeln!(
+        out,
+        "abandoned the replay of \"{source}\"; its journal is kept as {}",
+        kept.display()
+    )?;
     Ok(())
 }
 
@@ -306,6 +380,15 @@ fn print_report(r: &Report, json: bool, out: &mut dyn Write) -> Result<()> {
     )?;
     for (dest, n) in &r.destinations {
         writeln!(out, "  {n:>7} → {dest}")?;
+    }
+    if let Some(removed) = r.removed
+        && removed != r.replayed
+    {
+        writeln!(
+            out,
+            "  {removed:>7} originals removed from the queue (the others' removal: {} unanswered)",
+            r.unsure
+        )?;
     }
     if r.already_replayed > 0 {
         writeln!(
@@ -380,7 +463,67 @@ struct Removing<'a> {
     no_backup: bool,
     backup_path: Option<&'a std::path::Path>,
     force: bool,
+    resume: bool,
     json: bool,
+}
+
+/// A shell word: quoted so that a name with spaces, quotes or `$` reads back unchanged.
+fn sh(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// The command that puts a backup back on the broker it came from: the same profile and
+/// URL (without its password, which is given as before). Without them, `publish` would
+/// go to the default target, which may be another broker or the demo.
+fn restore_command(resolved: &Resolved, backend: &dyn Backend, backup: &str) -> String {
+    let profile = resolved
+        .profile_name
+        .as_deref()
+        .map(|p| format!(" --profile {}", sh(p)))
+        .unwrap_or_default();
+    format!(
+        "mqscope{profile} --url {} publish --from {}",
+        sh(&backend.info().target),
+        sh(backup)
+    )
+}
+
+/// The journal, backup and leftovers of an interrupted purge or delete of `queue`, and
+/// the choice of messages it was made with.
+struct Resumed {
+    opts: RemovalOptions,
+    journal: Journal,
+    backup: Backup,
+    resume: RemovalResume,
+}
+
+fn resume_removal(target: &str, action: &str, queue: &str) -> Result<Resumed> {
+    let (path, begin) = journal::unfinished_removals_of(target, queue)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no unfinished purge or delete of \"{queue}\" on {target}"))?;
+    let journal::Entry::Begin { options, .. } = begin else {
+        bail!("{} does not start like a removal journal", path.display());
+    };
+    let opts: RemovalOptions = serde_json::from_value(options)
+        .with_context(|| format!("{} does not start like a removal journal", path.display()))?;
+    if opts.action != action {
+        bail!(
+            "the unfinished run on \"{queue}\" is a {}: finish it with mqscope {} {} --resume",
+            opts.action,
+            opts.action,
+            sh(queue)
+        );
+    }
+    let backup_path = std::path::Path::new(&opts.backup);
+    let keys = journal::backup_keys(backup_path)?;
+    let entries = journal::load(&path)?;
+    Ok(Resumed {
+        resume: RemovalResume::new(&keys, &entries),
+        backup: Backup::open(backup_path, target)?,
+        journal: Journal::open(&path)?,
+        opts,
+    })
 }
 
 async fn remove(
@@ -397,10 +540,12 @@ async fn remove(
         no_backup,
         backup_path,
         force,
+        resume,
         json,
     } = how;
     refuse_read_only(resolved, action)?;
     let taker = taker_for(backend, action)?;
+    let target = backend.info().target;
     let detail = backend.describe_queue(queue).await?;
     if detail.summary.kind.is_log() {
         bail!(
@@ -408,22 +553,45 @@ async fn remove(
             detail.summary.kind.as_str()
         );
     }
-    let count = detail.summary.messages.unwrap_or(0);
-    let what = if ids.is_empty() {
-        format!("all {count} message(s)")
+    let resumed = if resume {
+        Some(resume_removal(&target, action, queue)?)
     } else {
-        format!("{} chosen message(s)", ids.len())
+        // Asked before the question, so that nobody confirms a run that is then refused.
+        if let Some((path, _)) = journal::unfinished_removals_of(&target, queue)?.first() {
+            bail!(
+                "an earlier {action} of \"{queue}\" on {target} did not finish ({}): finish it first with: mqscope {action} {} --resume (nothing is backed up or removed twice)",
+                path.display(),
+                sh(queue)
+            );
+        }
+        None
     };
-    let backup_note = if no_backup {
-        "WITHOUT a backup: they cannot be restored".to_string()
-    } else {
-        "after writing them to a backup file".to_string()
+    let (ids, force): (Vec<String>, bool) = match &resumed {
+        Some(r) => (r.opts.ids.clone(), r.opts.force),
+        None => (ids.to_vec(), force),
+    };
+    let ids = ids.as_slice();
+    let count = detail.summary.messages.unwrap_or(0);
+    let what = match (&resumed, ids.is_empty()) {
+        (Some(r), true) => format!(
+            "finish: the {} message(s) backed up before whose removal went unanswered, then all the others",
+            r.resume.unsure()
+        ),
+        (Some(r), false) => format!(
+            "finish: the {} message(s) backed up before whose removal went unanswered, then those of the {} chosen still to find",
+            r.resume.unsure(),
+            ids.len()
+        ),
+        (None, true) => format!("all {count} message(s)"),
+        (None, false) => format!("{} chosen message(s)", ids.len()),
+    };
+    let backup_note = match (&resumed, no_backup) {
+        (Some(r), _) => format!("writing them to {}", r.backup.path().display()),
+        (None, true) => "WITHOUT a backup: they cannot be restored".to_string(),
+        (None, false) => "after writing them to a backup file".to_string(),
     };
     confirm(
-        &format!(
-            "{action} {what} from \"{queue}\" on {}, {backup_note}.",
-            backend.info().target
-        ),
+        &format!("{action} {what} from \"{queue}\" on {target}, {backup_note}."),
         Some(queue),
         yes,
     )?;
@@ -444,16 +612,43 @@ async fn remove(
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             ..Removal::default()
         })
+    } else if no_backup {
+        replay::remove(
+            taker,
+            queue,
+            ids,
+            force,
+            None,
+            None,
+            RemovalResume::default(),
+            &progress,
+        )
+        .await
+        .map_err(anyhow::Error::from)
     } else {
-        let mut backup = if no_backup {
-            None
-        } else {
-            Some(Backup::create(queue, backup_path)?)
+        // The backup and a journal of what the broker confirmed removing: together they
+        // let an interrupted run be finished without a message in two places.
+        let (mut backup, mut j, leftovers) = match resumed {
+            Some(r) => (r.backup, r.journal, r.resume),
+            None => {
+                let (backup, j) =
+                    replay::start_removal(&target, queue, action, ids, force, backup_path)?;
+                (backup, j, RemovalResume::default())
+            }
         };
-        planned_backup = backup.as_ref().map(|b| b.path().display().to_string());
-        replay::remove(taker, queue, ids, force, backup.as_mut(), &progress)
-            .await
-            .map_err(anyhow::Error::from)
+        planned_backup = Some(backup.path().display().to_string());
+        replay::remove(
+            taker,
+            queue,
+            ids,
+            force,
+            Some(&mut backup),
+            Some(&mut j),
+            leftovers,
+            &progress,
+        )
+        .await
+        .map_err(anyhow::Error::from)
     };
     if show {
         eprintln!();
@@ -465,9 +660,7 @@ async fn remove(
         std::fs::metadata(p).is_ok_and(|m| m.len() == 0) && std::fs::remove_file(p).is_ok()
     };
     let result = result.map(|mut r| {
-        // Every message is in the backup, synced, before it is removed: an empty file
-        // means nothing was removed; the count says so too.
-        if r.removed == 0 && r.backup.as_deref().is_some_and(empty_backup) {
+        if r.backup.as_deref().is_some_and(empty_backup) {
             r.backup = None;
         }
         r
@@ -487,6 +680,7 @@ async fn remove(
     audit(resolved, backend, action, queue, |a| {
         a.count = r.removed;
         a.backup = r.backup.clone();
+        a.journal = r.journal.clone();
         a.result = match &r.stopped {
             Some(s) => format!("stopped: {s}"),
             None => "ok".into(),
@@ -497,9 +691,21 @@ async fn remove(
         writeln!(out)?;
     } else {
         writeln!(out, "removed {} message(s) from \"{queue}\"", r.removed)?;
-        if let Some(b) = &r.backup {
+        if r.finished > 0 {
+            writeln!(
+                out,
+                "  {} of them backed up by the interrupted run, removed now",
+                r.finished
+            )?;
+        }
+        // The backup is offered only when it holds what was removed.
+        if let (Some(b), true) = (&r.backup, r.removed > 0 || r.finished > 0) {
             writeln!(out, "backup: {b}")?;
-            writeln!(out, "restore with: mqscope publish --from '{b}'")?;
+            writeln!(
+                out,
+                "restore with: {}",
+                restore_command(resolved, backend, b)
+            )?;
         }
         if !r.not_found.is_empty() {
             writeln!(out, "not found: {}", r.not_found.join(", "))?;
@@ -509,7 +715,30 @@ async fn remove(
         }
     }
     if let Some(s) = &r.stopped {
-        bail!("{action} stopped: {s}; what was not removed is still in \"{queue}\"");
+        let unsure = if r.unsure > 0 {
+            format!(
+                "; {} more are in the backup but the broker did not answer their removal, so they may still be in \"{queue}\" too",
+                r.unsure
+            )
+        } else {
+            String::new()
+        };
+        let finish = match &r.journal {
+            Some(_) => format!(
+                ". Finish with: mqscope {action} {} --resume (nothing is backed up or removed twice)",
+                sh(queue)
+            ),
+            None => String::new(),
+        };
+        bail!(
+            "{action} stopped: {s}. {} message(s) were removed{}{unsure}; the rest is still in \"{queue}\"{finish}",
+            r.removed,
+            if r.backup.is_some() {
+                ", each in the backup"
+            } else {
+                ""
+            }
+        );
     }
     if !r.not_found.is_empty() {
         bail!(
@@ -534,6 +763,7 @@ pub async fn purge(
         no_backup: args.no_backup,
         backup_path: args.backup.as_deref(),
         force: args.force,
+        resume: args.resume,
         json: args.json,
     };
     remove(backend, resolved, how, out)
@@ -555,6 +785,7 @@ pub async fn delete(
         no_backup: args.no_backup,
         backup_path: args.backup.as_deref(),
         force: args.force,
+        resume: args.resume,
         json: args.json,
     };
     remove(backend, resolved, how, out)

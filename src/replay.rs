@@ -618,6 +618,15 @@ pub struct Report {
     pub replayed: u64,
     /// Per destination: how many went (or would go) there.
     pub destinations: BTreeMap<String, u64>,
+    /// Queues: originals removed from the dead-letter queue because their copies were
+    /// confirmed in this run (a log keeps its records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    /// Copies confirmed whose originals' removal the broker did not answer (the connection
+    /// went): each is at its destination and maybe still in the dead-letter queue too,
+    /// until `--resume` removes it without publishing it again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unsure: u64,
     /// Replayed by an earlier, interrupted run: removed from the dead-letter queue now.
     pub already_replayed: u64,
     /// Not chosen by --ids / --filter / --limit: left where they are.
@@ -635,6 +644,10 @@ pub struct Report {
     /// Logs: why committing the group or deleting records failed (the replay itself stands).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advance_failed: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One partition of a log moved past its replayed records.
@@ -1038,39 +1051,58 @@ enum Outcome {
     Unknown(BackendError),
 }
 
+/// Append `e` unless an earlier write failed; the first failure is kept in `failed`.
+fn write(journal: &mut Option<&mut Journal>, e: &Entry, failed: &mut Option<JournalError>) {
+    if let (Some(j), None) = (journal.as_deref_mut(), failed.as_ref())
+        && let Err(err) = j.append(e)
+    {
+        *failed = Some(err);
+    }
+}
+
+/// Sync the journal unless an earlier write failed; the first failure is kept in `failed`.
+fn sync(journal: &mut Option<&mut Journal>, failed: &mut Option<JournalError>) {
+    if let (Some(j), None) = (journal.as_deref_mut(), failed.as_ref())
+        && let Err(err) = j.sync()
+    {
+        *failed = Some(err);
+    }
+}
+
+/// Count one copy's outcome in the report and the journal. The report counts what the
+/// broker said even when the journal could not be written (`failed` then says why).
 fn record(
     journal: &mut Option<&mut Journal>,
     report: &mut Report,
     (key, dest, original): (&str, &Destination, &Message),
     result: crate::backend::Result<crate::backend::PublishReceipt>,
     stays_in: &str,
-) -> Result<Outcome, ReplayError> {
+    failed: &mut Option<JournalError>,
+) -> Outcome {
     match result {
-        Err(e) if outcome_unknown(&e) => Ok(Outcome::Unknown(e)),
+        Err(e) if outcome_unknown(&e) => Outcome::Unknown(e),
         Ok(_) => {
-            if let Some(j) = journal.as_deref_mut() {
-                j.append(&Entry::Confirmed {
-                    key: key.to_string(),
-                })?;
-            }
+            let e = Entry::Confirmed {
+                key: key.to_string(),
+            };
+            write(journal, &e, failed);
             report.replayed += 1;
             *report.destinations.entry(group(dest)).or_default() += 1;
-            Ok(Outcome::Confirmed)
+            Outcome::Confirmed
         }
         Err(e) => {
-            if let Some(j) = journal.as_deref_mut() {
-                j.append(&Entry::Failed {
-                    key: key.to_string(),
-                    error: e.to_string(),
-                })?;
-            }
+            let entry = Entry::Failed {
+                key: key.to_string(),
+                error: e.to_string(),
+            };
+            write(journal, &entry, failed);
             report.failed.push(item(
                 original,
                 key,
                 Some(dest),
                 format!("{e}; the original stays in the {stays_in}"),
             ));
-            Ok(Outcome::Failed)
+            Outcome::Failed
         }
     }
 }
@@ -1139,11 +1171,13 @@ async fn send_next(
         }
     }
     journal_takes(journal, sent.iter().map(|(_, k, d, m)| (k.as_str(), d, m)))?;
+    crate::fault::step("replay.journalled").await;
     let confirms = if items.is_empty() {
         Vec::new()
     } else {
         publisher.send_batch(&items).await
     };
+    crate::fault::step("replay.sent").await;
     Ok(Some(InFlight {
         ack_only,
         sent,
@@ -1151,7 +1185,10 @@ async fn send_next(
     }))
 }
 
-/// Wait for a batch's confirms, record them, and only then ack the originals.
+/// Wait for a batch's confirms, record them, and only then ack the originals. A journal
+/// that cannot be written (a full disk) does not hold back the acks of copies the broker
+/// confirmed: each of those originals would otherwise stay beside its copy. The journal,
+/// cut back to its last sync, still names them as taken, and a resume finds the copies.
 async fn settle(
     b: InFlight,
     session: &mut dyn TakeSession,
@@ -1160,17 +1197,20 @@ async fn settle(
 ) -> Result<(), ReplayError> {
     let mut to_ack: Vec<u64> = b.ack_only.iter().map(|(t, _)| *t).collect();
     let mut acked_keys: Vec<String> = b.ack_only.into_iter().map(|(_, k)| k).collect();
-    report.already_replayed += acked_keys.len() as u64;
+    let ack_only = acked_keys.len() as u64;
     let mut lost = None;
+    let mut journal_failed = None;
     for ((tag, key, dest, original), confirm) in b.sent.iter().zip(b.confirms) {
         let result = confirm.await;
-        match record(
+        let outcome = record(
             journal,
             report,
             (key, dest, original),
             result,
             "dead-letter queue",
-        )? {
+            &mut journal_failed,
+        );
+        match outcome {
             Outcome::Confirmed => {
                 to_ack.push(*tag);
                 acked_keys.push(key.clone());
@@ -1181,18 +1221,31 @@ async fn settle(
             }
         }
     }
-    if let Some(j) = journal.as_deref_mut() {
-        j.sync()?;
+    sync(journal, &mut journal_failed);
+    crate::fault::step("replay.confirmed").await;
+    // Only now, with every copy confirmed (and recorded, if the disk let us), are the
+    // originals removed. The ack returns once the broker has it (a round trip on the
+    // channel), so a line saying so is never a hope.
+    if let Err(e) = session.ack(&to_ack).await {
+        report.unsure += to_ack.len() as u64 - ack_only;
+        return Err(e.into());
     }
-    // Only now, with every copy confirmed and recorded, are the originals removed.
-    session.ack(&to_ack).await?;
+    report.already_replayed += ack_only;
+    *report.removed.get_or_insert(0) += to_ack.len() as u64 - ack_only;
+    crate::fault::step("replay.acked").await;
     // Synced at once: a resume removes, for each confirmed copy not recorded as acked, one
     // message with the same key, so the time in which the broker has removed originals
     // the journal does not know of (when a twin, a dead letter published twice, would be
-    // taken for one) is kept to the moment between the ack and this write.
-    if let Some(j) = journal.as_deref_mut() {
-        j.append(&Entry::Acked { keys: acked_keys })?;
-        j.sync()?;
+    // taken for one) is kept to the moment between the ack's answer and this write.
+    write(
+        journal,
+        &Entry::Acked { keys: acked_keys },
+        &mut journal_failed,
+    );
+    sync(journal, &mut journal_failed);
+    crate::fault::step("replay.acked_journalled").await;
+    if let Some(e) = journal_failed {
+        return Err(e.into());
     }
     match lost {
         Some(e) => Err(e.into()),
@@ -1225,7 +1278,14 @@ async fn replay_queue_batches(
             session, publisher, plan, topology, journal, resume, budget, report,
         )
         .await;
-        settle(current, session, journal, report).await?;
+        if let Err(e) = settle(current, session, journal, report).await {
+            // The next batch is out already: settle it as well, so that no original
+            // whose copy the broker confirmed stays behind beside it.
+            if let Ok(Some(next)) = next {
+                let _ = settle(next, session, journal, report).await;
+            }
+            return Err(e);
+        }
         progress(report.scanned, depth);
         in_flight = next?;
     }
@@ -1467,8 +1527,11 @@ async fn replay_log_page(
         .iter()
         .map(|(_, d, c, _)| (d.clone(), c.clone()))
         .collect();
+    crate::fault::step("replay.journalled").await;
     let results = publisher.publish_batch(&items).await;
+    crate::fault::step("replay.published").await;
     let mut confirmed = vec![false; sending.len()];
+    let mut journal_failed = None;
     for (((key, dest, _, original), r), ok) in sending.iter().zip(results).zip(&mut confirmed) {
         match record(
             journal,
@@ -1476,7 +1539,8 @@ async fn replay_log_page(
             (key, dest, original),
             r,
             "dead-letter topic",
-        )? {
+            &mut journal_failed,
+        ) {
             Outcome::Confirmed => *ok = true,
             Outcome::Failed => {}
             Outcome::Unknown(e) => {
@@ -1492,11 +1556,13 @@ async fn replay_log_page(
         };
         runs.record(p, o, replayed);
     }
-    if let Some(j) = journal.as_deref_mut() {
-        j.sync()?;
-    }
+    sync(journal, &mut journal_failed);
+    crate::fault::step("replay.confirmed").await;
     progress(report.scanned, total);
-    Ok(())
+    match journal_failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// The plan without touching anything: read the dead letters through the safe peek and
@@ -1582,36 +1648,174 @@ pub struct Removal {
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// The journal that lets an interrupted run be finished with `--resume`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
+    /// Resumed: messages the interrupted run had backed up, removed now.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub finished: u64,
+    /// Written to the backup, but the broker did not answer their removal (the connection
+    /// went): maybe still in the queue too, until `--resume` settles it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unsure: u64,
     pub elapsed_ms: u64,
+}
+
+/// A purge or delete, as its journal's begin records it (so that a resume does the same).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct RemovalOptions {
+    /// `purge` or `delete`.
+    pub action: String,
+    /// delete: the message ids or fingerprints asked for.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub force: bool,
+    /// The backup file the removed messages are written to.
+    pub backup: String,
+}
+
+/// What an interrupted purge or delete left behind: messages written to the backup whose
+/// removal the broker never answered (they may still be in the queue), per fingerprint.
+#[derive(Debug, Default)]
+pub struct RemovalResume {
+    unsure: HashMap<String, u64>,
+    /// delete: the ids and fingerprints the backup holds already, not to be looked for again.
+    found: std::collections::HashSet<String>,
+}
+
+impl RemovalResume {
+    /// From the backup's records (fingerprint and message id of each) and the journal.
+    pub fn new(backed_up: &[(String, Option<String>)], entries: &[Entry]) -> Self {
+        let mut r = RemovalResume::default();
+        for (key, id) in backed_up {
+            *r.unsure.entry(key.clone()).or_default() += 1;
+            r.found.insert(key.clone());
+            if let Some(id) = id {
+                r.found.insert(id.clone());
+            }
+        }
+        for e in entries {
+            if let Entry::Acked { keys } = e {
+                for k in keys {
+                    if let Some(n) = r.unsure.get_mut(k) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        r.unsure.retain(|_, n| *n > 0);
+        r
+    }
+
+    /// Backed up by the interrupted run, removal unanswered.
+    pub fn unsure(&self) -> u64 {
+        self.unsure.values().sum()
+    }
+
+    fn take_unsure(&mut self, key: &str) -> bool {
+        match self.unsure.get_mut(key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Start a purge or delete of `queue` with a backup (at `backup_path`, or in the state
+/// directory) and a journal of what the broker confirms removing: together they let an
+/// interrupted run be finished without a message in two places. Refused while an earlier
+/// run on the same queue is unfinished: it may have backed up messages whose removal the
+/// broker never answered, which a new run would back up a second time.
+pub fn start_removal(
+    target: &str,
+    queue: &str,
+    action: &str,
+    ids: &[String],
+    force: bool,
+    backup_path: Option<&std::path::Path>,
+) -> Result<(journal::Backup, Journal), ReplayError> {
+    if let Some((path, _)) = journal::unfinished_removals_of(target, queue)?.first() {
+        return Err(ReplayError::Invalid(format!(
+            "an earlier {action} of \"{queue}\" on {target} did not finish ({}): finish it first with: mqscope {action} '{}' --resume (nothing is backed up or removed twice)",
+            path.display(),
+            queue.replace('\'', "'\\''")
+        )));
+    }
+    let backup = journal::Backup::create(queue, target, backup_path)?;
+    let id = journal::unique_id();
+    let mut j = Journal::create_removal(&id)?;
+    let opts = RemovalOptions {
+        action: action.to_string(),
+        ids: ids.to_vec(),
+        force,
+        backup: backup.path().display().to_string(),
+    };
+    j.append(&Entry::Begin {
+        id: id.clone(),
+        time: crate::export::rfc3339(&chrono::Utc::now()),
+        target: target.to_string(),
+        source: queue.to_string(),
+        options: serde_json::to_value(&opts).unwrap_or(Value::Null),
+    })?;
+    j.sync()?;
+    Ok((backup, j))
 }
 
 /// Remove messages from a queue, each written to `backup` (and synced) before it goes:
 /// all of them (`ids` empty) or those whose message id or key is listed. Messages not
-/// chosen keep their place and order.
+/// chosen keep their place and order. With a `journal`, each batch's removal is recorded
+/// once the broker has answered it, and `resume` carries what an interrupted run left:
+/// messages it backed up whose removal went unanswered are removed now without being
+/// written a second time, so the backup holds each removed message exactly once.
+#[allow(clippy::too_many_arguments)]
 pub async fn remove(
     taker: &dyn Take,
     queue: &str,
     ids: &[String],
     force: bool,
     mut backup: Option<&mut journal::Backup>,
+    mut journal: Option<&mut Journal>,
+    mut resume: RemovalResume,
     progress: OnProgress<'_>,
 ) -> Result<Removal, ReplayError> {
     let started = Instant::now();
     let mut out = Removal {
         queue: queue.to_string(),
         backup: backup.as_ref().map(|b| b.path().display().to_string()),
+        journal: journal.as_ref().map(|j| j.path().display().to_string()),
         ..Removal::default()
     };
-    let mut session = taker.take(queue, force).await?;
+    let fresh = resume.unsure() == 0 && resume.found.is_empty();
+    let mut session = match taker.take(queue, force).await {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing was touched: a new run's journal is closed, so that it does not
+            // hold up the next one. A resumed run's stays open: it still has work.
+            if let (Some(j), true) = (journal.as_deref_mut(), fresh) {
+                let end = Entry::End {
+                    summary: json!({"removed": 0, "error": e.to_string()}),
+                };
+                let _ = j.append(&end).and_then(|_| j.sync());
+            }
+            return Err(e.into());
+        }
+    };
     let depth = session.depth();
     let restore_to = Destination::Exchange {
         exchange: String::new(),
         routing_key: queue.to_string(),
     };
-    let mut wanted: HashMap<&str, bool> = ids.iter().map(|i| (i.as_str(), false)).collect();
+    let mut wanted: HashMap<&str, bool> = ids
+        .iter()
+        .map(|i| (i.as_str(), resume.found.contains(i)))
+        .collect();
     let result: Result<(), ReplayError> = async {
         loop {
-            if !ids.is_empty() && wanted.values().all(|found| *found) {
+            let all_found = !ids.is_empty() && wanted.values().all(|found| *found);
+            if all_found && resume.unsure() == 0 {
                 break;
             }
             let batch = session.next(BATCH).await?;
@@ -1620,9 +1824,18 @@ pub async fn remove(
             }
             out.scanned += batch.len() as u64;
             let mut chosen = Vec::new();
+            let mut keys = Vec::new();
             for t in &batch {
+                let key = message_key(&t.message);
+                if resume.take_unsure(&key) {
+                    // In the backup already: the interrupted run's removal of it was
+                    // never answered, and here it is, so it was not removed.
+                    chosen.push(t.tag);
+                    keys.push(key);
+                    out.finished += 1;
+                    continue;
+                }
                 if !ids.is_empty() {
-                    let key = message_key(&t.message);
                     let id = t.message.properties.message_id.as_deref();
                     let hit = wanted
                         .iter_mut()
@@ -1636,12 +1849,23 @@ pub async fn remove(
                     b.write(&t.message, &restore_to)?;
                 }
                 chosen.push(t.tag);
+                keys.push(key);
             }
             if let Some(b) = backup.as_deref_mut() {
+                crate::fault::step("remove.written").await;
                 b.sync()?;
             }
-            session.ack(&chosen).await?;
+            crate::fault::step("remove.synced").await;
+            if let Err(e) = session.ack(&chosen).await {
+                out.unsure = chosen.len() as u64;
+                return Err(e.into());
+            }
             out.removed += chosen.len() as u64;
+            crate::fault::step("remove.acked").await;
+            if let Some(j) = journal.as_deref_mut() {
+                j.append(&Entry::Acked { keys })?;
+                j.sync()?;
+            }
             progress(out.scanned, depth);
         }
         Ok(())
@@ -1655,6 +1879,18 @@ pub async fn remove(
         out.notes.push(format!(
             "returning the messages not removed failed ({e}); the broker returns them when the channel closes"
         ));
+    }
+    let left = resume.unsure();
+    if left > 0 && out.stopped.is_none() {
+        out.notes.push(format!(
+            "{left} message(s) the interrupted run had written to the backup were no longer in the queue: its removal of them had gone through"
+        ));
+    }
+    if let (Some(j), None) = (journal, &out.stopped) {
+        j.append(&Entry::End {
+            summary: json!({"removed": out.removed}),
+        })?;
+        j.sync()?;
     }
     out.not_found = wanted
         .into_iter()

@@ -667,3 +667,410 @@ async fn purge_backup_restores_identical_bodies_and_headers_and_delete_keeps_ord
     }
     s.cleanup().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// The fault matrix: mqscope killed (SIGKILL) at every step of its journal, one at a time,
+// through the debug build's crash points (`MQSCOPE_CRASH_AT`), then resumed; and the state
+// directory on a tiny tmpfs. After each: origin + DLQ = start, and no message id twice.
+
+/// The steps of a replay batch, in order: the takes journalled, the copies sent, their
+/// confirms journalled, the ack sent, the ack answered, the ack journalled.
+const REPLAY_STEPS: &[&str] = &[
+    "replay.journalled",
+    "replay.sent",
+    "replay.confirmed",
+    "take.ack_sent",
+    "replay.acked",
+    "replay.acked_journalled",
+];
+
+/// The steps of a purge or delete batch: backup lines written, synced, ack sent, answered.
+const REMOVE_STEPS: &[&str] = &[
+    "remove.written",
+    "remove.synced",
+    "take.ack_sent",
+    "remove.acked",
+];
+
+/// Run mqscope and expect it to be killed at `step` (its n-th time there).
+fn killed_at(step: &str, nth: u32, state: &std::path::Path, args: &[&str]) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state)
+        .env("MQSCOPE_CRASH_AT", format!("{step}:{nth}"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "mqscope {args:?} was to be killed at {step}:{nth}: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run mqscope to the end; returns (success, stdout, stderr).
+fn run_in(state: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Scenario {
+    /// Messages delivered and not acked: a killed client's are returned once the broker
+    /// has seen its connection go, which takes a moment.
+    async fn settled(&self, q: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = rabbitmqctl(&[
+                "-q",
+                "list_queues",
+                "--no-table-headers",
+                "name",
+                "messages_unacknowledged",
+            ]);
+            let unacked = list
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .find(|(name, _)| *name == q)
+                .map(|(_, n)| n.trim().to_string());
+            if unacked.as_deref() == Some("0") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{q} still has unacked messages");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Message ids in the origins and the DLQ, with how often each is there.
+    async fn census(&self, backend: &RabbitBackend) -> BTreeMap<String, u32> {
+        let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+        let mut places = self.origins().to_vec();
+        places.push(self.q("dead"));
+        for q in places {
+            for id in self.ids(backend, &q).await {
+                *seen.entry(id).or_default() += 1;
+            }
+        }
+        seen
+    }
+}
+
+/// Message ids of a backup file; every line must be a whole record.
+fn backup_ids(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{} ends mid-line",
+        path.display()
+    );
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{} line {}: {e}", path.display(), i + 1));
+            v["message_id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+fn twice(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for id in ids {
+        *seen.entry(id).or_default() += 1;
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, _)| id)
+        .take(5)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_killed_at_every_journal_step_then_resumed_loses_and_duplicates_nothing() {
+    const N: usize = 3_000;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    for step in REPLAY_STEPS {
+        let s = Scenario::new(&b, N).await;
+        let state = tempfile::tempdir().unwrap();
+        let dead = s.q("dead");
+        let replay = ["--url", URL, "replay", &dead, "--yes", "--batch", "100"];
+        killed_at(step, 3, state.path(), &replay);
+        s.settled(&dead).await;
+        let between = s.census(&b).await;
+        assert_eq!(between.len(), N, "{step}: every message is somewhere");
+
+        // A fresh replay would send again what the killed one left in two places.
+        let (ok, _, err) = run_in(state.path(), &replay);
+        assert!(!ok && err.contains("did not finish"), "{step}: {err}");
+
+        let (ok, out, err) = run_in(
+            state.path(),
+            &["--url", URL, "replay", &dead, "--resume", "--yes", "--json"],
+        );
+        assert!(ok, "{step}: resume: {err}");
+        s.wait_for(&dead, 0).await;
+        let mut home = 0;
+        for q in s.origins() {
+            home += s.ready(&q).await;
+        }
+        assert_eq!(
+            home, N as u32,
+            "{step}: origin + DLQ = start; resume: {out}"
+        );
+        s.check_once(&b, N).await;
+        s.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_killed_at_every_step_then_resumed_backs_up_each_message_once() {
+    const N: usize = 2_500;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    for step in REMOVE_STEPS {
+        let s = Scenario::new(&b, N).await;
+        let state = tempfile::tempdir().unwrap();
+        let dead = s.q("dead");
+        let backup = state.path().join("purged.jsonl");
+        let backup_arg = backup.display().to_string();
+        killed_at(
+            step,
+            2,
+            state.path(),
+            &[
+                "--url",
+                URL,
+                "purge",
+                &dead,
+                "--yes",
+                "--backup",
+                &backup_arg,
+            ],
+        );
+        s.settled(&dead).await;
+        // Each message is in the queue or the backup (the unanswered batch maybe in both).
+        let mut all = s.ids(&b, &dead).await;
+        all.extend(backup_ids(&backup));
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), N, "{step}: every message is somewhere");
+
+        let (ok, _, err) = run_in(state.path(), &["--url", URL, "purge", &dead, "--yes"]);
+        assert!(!ok && err.contains("did not finish"), "{step}: {err}");
+        let (ok, out, err) = run_in(
+            state.path(),
+            &["--url", URL, "purge", &dead, "--resume", "--yes", "--json"],
+        );
+        assert!(ok, "{step}: resume: {err}");
+        s.wait_for(&dead, 0).await;
+        let ids = backup_ids(&backup);
+        assert_eq!(ids.len(), N, "{step}: one backup line per message; {out}");
+        assert!(twice(ids).is_empty(), "{step}: backed up twice");
+
+        // The backup restores every message once.
+        let (ok, _, err) = run_in(
+            state.path(),
+            &["--url", URL, "publish", "--from", &backup_arg],
+        );
+        assert!(ok, "{step}: restore: {err}");
+        s.wait_for(&dead, N as u32).await;
+        s.check_once(&b, N).await;
+        s.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_killed_at_every_step_then_resumed_removes_exactly_the_chosen() {
+    const N: usize = 2_500;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    // Every other message: chosen ones in both batches of the removal.
+    let chosen: Vec<String> = (0..N).step_by(2).map(|i| format!("m-{i}")).collect();
+    let ids_arg = chosen.join(",");
+    for step in REMOVE_STEPS {
+        let s = Scenario::new(&b, N).await;
+        let state = tempfile::tempdir().unwrap();
+        let dead = s.q("dead");
+        let backup = state.path().join("deleted.jsonl");
+        let backup_arg = backup.display().to_string();
+        let before = s.ids(&b, &dead).await;
+        killed_at(
+            step,
+            1,
+            state.path(),
+            &[
+                "--url",
+                URL,
+                "delete",
+                &dead,
+                "--ids",
+                &ids_arg,
+                "--yes",
+                "--backup",
+                &backup_arg,
+            ],
+        );
+        s.settled(&dead).await;
+        let (ok, out, err) = run_in(
+            state.path(),
+            &["--url", URL, "delete", &dead, "--resume", "--yes", "--json"],
+        );
+        assert!(ok, "{step}: resume: {err}");
+        let kept: Vec<String> = before
+            .iter()
+            .filter(|id| !chosen.contains(id))
+            .cloned()
+            .collect();
+        s.wait_for(&dead, kept.len() as u32).await;
+        assert_eq!(s.ids(&b, &dead).await, kept, "{step}: the rest, in order");
+        let mut ids = backup_ids(&backup);
+        assert!(
+            twice(ids.clone()).is_empty(),
+            "{step}: backed up twice; {out}"
+        );
+        ids.sort();
+        let mut want = chosen.clone();
+        want.sort();
+        assert_eq!(ids, want, "{step}: the backup holds exactly the chosen");
+        s.cleanup().await;
+    }
+}
+
+/// A proxy before the broker that, on its first connection, loses everything the client
+/// sends from its first `basic.ack` on (the ack included), as a connection that dies with
+/// the ack on its way does, while still passing what the broker sends. When the client
+/// goes, so does the broker side, and the broker gives back whatever it never saw acked.
+/// Later connections pass through untouched: the network has healed.
+fn ack_losing_proxy() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (nth, client) in listener.incoming().enumerate() {
+            let Ok(mut client) = client else { return };
+            std::thread::spawn(move || {
+                let Ok(mut server) = std::net::TcpStream::connect("127.0.0.1:5672") else {
+                    return;
+                };
+                let (mut to_client, mut from_server) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut from_server, &mut to_client));
+                let mut pending: Vec<u8> = Vec::new();
+                let mut header_done = false;
+                let mut lost = false;
+                let mut buf = [0u8; 65536];
+                loop {
+                    let n = match client.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if lost {
+                        continue;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    if !header_done && pending.len() >= 8 {
+                        let _ = server.write_all(&pending[..8]);
+                        pending.drain(..8);
+                        header_done = true;
+                    }
+                    // Whole frames only: type, channel, size, payload, frame-end.
+                    while header_done && pending.len() >= 7 {
+                        let size =
+                            u32::from_be_bytes([pending[3], pending[4], pending[5], pending[6]])
+                                as usize;
+                        if pending.len() < 8 + size {
+                            break;
+                        }
+                        let method = (pending[0] == 1 && size >= 4)
+                            .then(|| ((pending[7], pending[8]), (pending[9], pending[10])));
+                        if nth == 0 && method == Some(((0, 60), (0, 80))) {
+                            lost = true;
+                            pending.clear();
+                            break;
+                        }
+                        let _ = server.write_all(&pending[..8 + size]);
+                        pending.drain(..8 + size);
+                    }
+                }
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+/// AMQP 0-9-1 never answers a `basic.ack`: an ack that was sent is not an ack the broker
+/// has. The journal may say "acked" only once the broker has answered on the same channel;
+/// else a resume takes the originals the broker gave back for new dead letters, and sends
+/// them a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_lost_on_the_way_is_not_journalled_as_done_and_resume_sends_nothing_twice() {
+    const N: usize = 500;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, N).await;
+    let state = tempfile::tempdir().unwrap();
+    let dead = s.q("dead");
+    let port = ack_losing_proxy();
+    let via_proxy = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let mut child = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .args([
+            "--url", &via_proxy, "replay", &dead, "--yes", "--batch", "100",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the journal says a batch was acked (which it must not, as the broker
+    // never had that ack), or for long enough that it would have.
+    let journals = state.path().join("replays");
+    let acked_line = || {
+        std::fs::read_dir(&journals)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"t\":\"acked\"")))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !acked_line() && Instant::now() < deadline {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the replay ended on its own"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let journalled_as_acked = acked_line();
+    child.kill().unwrap();
+    let _ = child.wait();
+    s.settled(&dead).await;
+
+    let (ok, out, err) = run_in(
+        state.path(),
+        &[
+            "--url", &via_proxy, "replay", &dead, "--resume", "--yes", "--json",
+        ],
+    );
+    assert!(ok, "resume: {err}");
+    s.wait_for(&dead, 0).await;
+    let mut home = 0;
+    for q in s.origins() {
+        home += s.ready(&q).await;
+    }
+    assert_eq!(
+        home, N as u32,
+        "origin + DLQ = start (journalled as acked: {journalled_as_acked}); resume said {out}"
+    );
+    assert!(!journalled_as_acked, "an unanswered ack was journalled");
+    s.check_once(&b, N).await;
+    s.cleanup().await;
+}

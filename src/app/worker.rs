@@ -468,16 +468,27 @@ fn result_parts(r: Result<(u64, String, String), String>) -> (Outcome, Option<St
 }
 
 async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> (Outcome, Option<String>) {
-    use crate::journal::Backup;
     let Some(taker) = b.taker() else {
         return (Err("this backend cannot remove messages".into()), None);
     };
-    let mut backup = match Backup::create(queue, None) {
-        Ok(bk) => bk,
-        Err(e) => return (Err(format!("no backup, so nothing removed: {e}")), None),
-    };
+    let action = if ids.is_empty() { "purge" } else { "delete" };
+    let (mut backup, mut journal) =
+        match crate::replay::start_removal(&b.info().target, queue, action, ids, false, None) {
+            Ok(started) => started,
+            Err(e) => return (Err(format!("nothing removed: {e}")), None),
+        };
     let path = backup.path().display().to_string();
-    let r = crate::replay::remove(taker, queue, ids, false, Some(&mut backup), &|_, _| {}).await;
+    let r = crate::replay::remove(
+        taker,
+        queue,
+        ids,
+        false,
+        Some(&mut backup),
+        Some(&mut journal),
+        crate::replay::RemovalResume::default(),
+        &|_, _| {},
+    )
+    .await;
     let out = match r {
         Ok(r) => {
             let mut line = format!("removed {} from {queue}; backup {path}", r.removed);

@@ -601,7 +601,7 @@ impl RabbitBackend {
         args: AmqpTable,
     ) -> Result<(lapin::Consumer, String)> {
         let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
-        let prefetch = u16::try_from(window.clamp(1, MAX_PEEK_DEPTH)).unwrap_or(u16::MAX);
+        let prefetch = prefetch_for(window);
         let tag = self.consumer_tag("peek");
         // Sent back to back: the channel applies them in order, so the prefetch holds
         // before the first delivery, one round trip sooner.
@@ -1162,6 +1162,7 @@ impl Take for RabbitBackend {
         let (consumer, tag) = self
             .peek_consumer(&ch, queue, depth.max(1), AmqpTable::default())
             .await?;
+        let prefetch = prefetch_for(depth.max(1));
         Ok(Box::new(RabbitTake {
             ch,
             consumer,
@@ -1170,6 +1171,7 @@ impl Take for RabbitBackend {
             shown: self.shown.clone(),
             vhost: self.vhost().to_string(),
             depth,
+            prefetch,
             delivered: 0,
             unsettled: Default::default(),
             released: false,
@@ -1188,6 +1190,11 @@ impl Take for RabbitBackend {
     }
 }
 
+/// The prefetch that covers a window of messages (at most 65,535).
+fn prefetch_for(window: u64) -> u16 {
+    u16::try_from(window.clamp(1, MAX_PEEK_DEPTH)).unwrap_or(u16::MAX)
+}
+
 /// A take session: a manual-ack consumer on its own channel. Whatever it does not ack goes
 /// back with one `basic.nack(multiple, requeue)`, and closing the channel returns anything
 /// still in flight, so an error or a dropped session loses nothing.
@@ -1199,6 +1206,8 @@ struct RabbitTake {
     shown: String,
     vhost: String,
     depth: u64,
+    /// The consumer's prefetch, re-stated to make an ack's round trip.
+    prefetch: u16,
     delivered: u64,
     unsettled: std::collections::BTreeSet<u64>,
     released: bool,
@@ -1284,6 +1293,18 @@ impl TakeSession for RabbitTake {
         for t in tags {
             self.unsettled.remove(t);
         }
+        crate::fault::step("take.ack_sent").await;
+        // AMQP 0-9-1 never answers a basic.ack, and an ack still in this process's socket
+        // buffer is lost when it dies (with deliveries unread, the kernel resets the
+        // connection instead of sending it): the broker then gives the "removed" messages
+        // back. A synchronous method on the same channel is answered only after the
+        // channel has handled every method before it, so once this returns the broker has
+        // the acks, and losing the connection now can no longer return those messages.
+        // Re-stating the prefetch is harmless: it applies to consumers started later.
+        self.ch
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| self.fail(&e))?;
         Ok(())
     }
 
