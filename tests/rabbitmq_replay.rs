@@ -1074,3 +1074,180 @@ async fn an_ack_lost_on_the_way_is_not_journalled_as_done_and_resume_sends_nothi
     s.check_once(&b, N).await;
     s.cleanup().await;
 }
+
+/// A tmpfs of a given size at a fresh directory, for a state directory that fills up
+/// (root only: it mounts); unmounted when dropped.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn mount(size: &str) -> Option<TinyDisk> {
+        // SAFETY: geteuid reads no memory of ours.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(!ci(), "the full-disk tests mount a tmpfs, which needs root");
+            eprintln!("SKIPPED: the full-disk tests need root to mount a tmpfs");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs of {size}");
+        Some(TinyDisk { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn grow(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount at {size}");
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_on_a_full_disk_stops_with_nothing_twice_and_resumes_once_there_is_room() {
+    const N: usize = 3_000;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let Some(disk) = TinyDisk::mount("1m") else {
+        return;
+    };
+    let s = Scenario::new(&b, N).await;
+    let dead = s.q("dead");
+    let replay = ["--url", URL, "replay", &dead, "--yes", "--batch", "200"];
+    let (ok, out, err) = run_in(disk.path(), &replay);
+    assert!(!ok, "the journal cannot fit: {out}");
+    assert!(err.contains("No space left on device"), "{err}");
+    s.settled(&dead).await;
+    // Stopped with every message once: no copy beside its original.
+    let census = s.census(&b).await;
+    assert_eq!(census.len(), N, "every message is somewhere");
+    let twice: Vec<_> = census.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(
+        twice.is_empty(),
+        "copies beside their originals: {twice:?}\n{err}"
+    );
+    let home: u32 = futures::future::join_all(s.origins().iter().map(|q| s.ready(q)))
+        .await
+        .into_iter()
+        .sum();
+    assert!(
+        err.contains(&format!("{home} cop(ies) confirmed")),
+        "the count is exact ({home} at home): {err}"
+    );
+
+    // Not again from the start while the journal is unfinished.
+    let (ok, _, err) = run_in(disk.path(), &replay);
+    assert!(!ok && err.contains("did not finish"), "{err}");
+
+    disk.grow("64m");
+    let (ok, out, err) = run_in(
+        disk.path(),
+        &["--url", URL, "replay", &dead, "--resume", "--yes", "--json"],
+    );
+    assert!(ok, "resume: {err}");
+    s.wait_for(&dead, 0).await;
+    let home: u32 = futures::future::join_all(s.origins().iter().map(|q| s.ready(q)))
+        .await
+        .into_iter()
+        .sum();
+    assert_eq!(home, N as u32, "origin + DLQ = start; {out}");
+    s.check_once(&b, N).await;
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_on_a_full_disk_keeps_a_whole_backup_of_exactly_what_it_removed() {
+    const N: usize = 3_000;
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, N).await;
+    let dead = s.q("dead");
+
+    // No room even for the first batch: nothing removed, and no backup offered.
+    let Some(tiny) = TinyDisk::mount("64k") else {
+        return;
+    };
+    let (ok, out, err) = run_in(tiny.path(), &["--url", URL, "purge", &dead, "--yes"]);
+    assert!(!ok, "{out}\n{err}");
+    assert!(out.contains("removed 0 message(s)"), "{out}\n{err}");
+    assert!(!out.contains("restore with"), "nothing to restore: {out}");
+    s.settled(&dead).await;
+    assert_eq!(s.ready(&dead).await, N as u32);
+    drop(tiny);
+
+    // Room for the first batch of backup lines (about 1.1 KB each), not the second.
+    let Some(disk) = TinyDisk::mount("1600k") else {
+        return;
+    };
+    let backup = disk.path().join("purged.jsonl");
+    let backup_arg = backup.display().to_string();
+    let (ok, out, err) = run_in(
+        disk.path(),
+        &[
+            "--url",
+            URL,
+            "purge",
+            &dead,
+            "--yes",
+            "--backup",
+            &backup_arg,
+        ],
+    );
+    assert!(!ok, "the backup cannot fit: {out}");
+    assert!(err.contains("No space left on device"), "{err}");
+    s.settled(&dead).await;
+    let in_backup = backup_ids(&backup);
+    let in_queue = s.ids(&b, &dead).await;
+    assert!(!in_backup.is_empty() && !in_queue.is_empty(), "{out}");
+    assert!(
+        out.contains(&format!("removed {} message(s)", in_backup.len())),
+        "the count is the backup's: {out}"
+    );
+    let mut all = in_backup.clone();
+    all.extend(in_queue);
+    assert_eq!(
+        all.len(),
+        N,
+        "each message in the queue or the backup, not both"
+    );
+    assert!(twice(all).is_empty());
+    // The printed restore names this broker.
+    assert!(
+        out.contains(
+            "restore with: mqscope --url 'amqp://guest@127.0.0.1:5672/%2F' publish --from"
+        ),
+        "{out}"
+    );
+
+    disk.grow("64m");
+    let (ok, out, err) = run_in(
+        disk.path(),
+        &["--url", URL, "purge", &dead, "--resume", "--yes"],
+    );
+    assert!(ok, "resume: {err}\n{out}");
+    s.wait_for(&dead, 0).await;
+    let ids = backup_ids(&backup);
+    assert_eq!(ids.len(), N);
+    assert!(twice(ids).is_empty());
+    s.cleanup().await;
+}
