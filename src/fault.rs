@@ -3,14 +3,13 @@
 //! `MQSCOPE_CRASH_AT=<step>:<n>` a debug build kills itself with SIGKILL the n-th time it
 //! reaches that step, so a test can stop it at every step of its journal, one by one,
 //! instead of guessing with sleeps. In-process tests (the local broker, which dies with
-//! the process) arm a step with [`arm_hang`] instead: the operation then waits there for
-//! ever, and the test drops it, as a crash would.
+//! the process) run the operation under a [`Hang`] instead: it then waits at the step
+//! for ever, and the test drops it, as a crash would.
 //!
 //! Release builds compile every step to nothing: no user can trip one by accident.
 
 #[cfg(debug_assertions)]
 mod armed {
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     /// Where to crash, and how many times that step has been passed.
@@ -20,7 +19,10 @@ mod armed {
         pub seen: AtomicU64,
     }
 
-    pub static HANG: Mutex<Option<Point>> = Mutex::new(None);
+    tokio::task_local! {
+        /// Set by [`super::Hang::run`] for the operation it runs, and for nothing else.
+        pub static HANG: std::sync::Arc<Point>;
+    }
 
     pub fn from_env() -> &'static Option<Point> {
         static POINT: std::sync::OnceLock<Option<Point>> = std::sync::OnceLock::new();
@@ -55,11 +57,7 @@ pub async fn step(step: &str) {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
         }
-        let hang = armed::HANG
-            .lock()
-            .map(|g| g.as_ref().is_some_and(|p| p.hit(step)))
-            .unwrap_or(false);
-        if hang {
+        if armed::HANG.try_with(|p| p.hit(step)).unwrap_or(false) {
             std::future::pending::<()>().await;
         }
     }
@@ -67,27 +65,29 @@ pub async fn step(step: &str) {
     let _ = step;
 }
 
-/// In-process tests: the `nth` time any operation of this process reaches `step`, it
-/// stops there for good (until the test drops it). `None` disarms.
+/// In-process tests: an operation run by [`Hang::run`] stops for good the `nth` time it
+/// reaches `step` (until the test drops it, as a crash would end it). Other operations of
+/// the process, other tests' included, are not affected.
 #[cfg(debug_assertions)]
-pub fn arm_hang(at: Option<(&str, u64)>) {
-    if let Ok(mut g) = armed::HANG.lock() {
-        *g = at.map(|(step, nth)| armed::Point {
+#[derive(Clone)]
+pub struct Hang(std::sync::Arc<armed::Point>);
+
+#[cfg(debug_assertions)]
+impl Hang {
+    pub fn at(step: &str, nth: u64) -> Self {
+        Hang(std::sync::Arc::new(armed::Point {
             step: step.to_string(),
             nth,
             seen: std::sync::atomic::AtomicU64::new(0),
-        });
+        }))
     }
-}
 
-/// Whether the armed hang step has been reached (the operation is now stuck there).
-#[cfg(debug_assertions)]
-pub fn hang_reached() -> bool {
-    armed::HANG
-        .lock()
-        .map(|g| {
-            g.as_ref()
-                .is_some_and(|p| p.seen.load(std::sync::atomic::Ordering::SeqCst) >= p.nth)
-        })
-        .unwrap_or(false)
+    pub async fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        armed::HANG.scope(self.0.clone(), f).await
+    }
+
+    /// Whether the operation has reached the step (and is now stuck there).
+    pub fn reached(&self) -> bool {
+        self.0.seen.load(std::sync::atomic::Ordering::SeqCst) >= self.0.nth
+    }
 }

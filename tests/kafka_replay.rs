@@ -41,11 +41,20 @@ fn spring_dead_letter(i: usize, original: &str, partition: i32) -> Message {
     m
 }
 
+/// One temporary state directory for this binary's journals, set before any test reads it.
+fn state_dir() {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // SAFETY: written once, by the first test to ask, before it starts any client.
+        unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
+        dir
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spring_dlt_replays_to_its_topic_with_key_and_headers_and_the_dlt_is_untouched() {
-    let state = tempfile::tempdir().unwrap();
-    // SAFETY: the only test in this binary.
-    unsafe { std::env::set_var("MQSCOPE_STATE_DIR", state.path()) };
+    state_dir();
     let c = Cluster::new();
     let orders = c.topic("orders", 3);
     let dlt = c.topic("orders.DLT", 2);
@@ -147,4 +156,91 @@ async fn spring_dlt_replays_to_its_topic_with_key_and_headers_and_the_dlt_is_unt
         .unwrap()
         .messages;
     assert_eq!(after.len(), N);
+}
+
+/// The steps of a log replay's batch: the takes journalled, the copies confirmed, their
+/// confirms journalled.
+const LOG_STEPS: &[&str] = &["replay.journalled", "replay.published", "replay.confirmed"];
+
+/// Stopped dead at each step of its journal (the operation dropped where it stands, as a
+/// crash would leave it), then resumed from the journal: each record is back once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_replay_stopped_at_every_journal_step_then_resumed_sends_each_record_once() {
+    state_dir();
+    const N: usize = 300;
+    for step in LOG_STEPS {
+        let c = Cluster::new();
+        let orders = c.topic("orders", 2);
+        let dlt = c.topic("orders.DLT", 1);
+        for i in 0..N {
+            c.produce(&dlt, 0, &spring_dead_letter(i, &orders, 0), None)
+                .await;
+        }
+        let b = std::sync::Arc::new(c.backend().await);
+        let opts = ReplayOptions {
+            batch: Some(100),
+            ..ReplayOptions::default()
+        };
+        let plan = opts.plan().unwrap();
+        let id = format!("log-{step}");
+        let mut j = Journal::create(&id).unwrap();
+        j.append(&replay::begin_entry(&id, "mock", &dlt, &opts))
+            .unwrap();
+        j.sync().unwrap();
+        let path = j.path().to_path_buf();
+        let hang = mqscope::fault::Hang::at(step, 2);
+        let run = {
+            let (b, dlt, plan, hang) = (b.clone(), dlt.clone(), plan.clone(), hang.clone());
+            tokio::spawn(async move {
+                hang.run(replay::replay(
+                    b.as_ref(),
+                    &dlt,
+                    &plan,
+                    Some(&mut j),
+                    Resume::default(),
+                    &|_, _| {},
+                ))
+                .await
+                .map(|_| ())
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !hang.reached() {
+            assert!(
+                !run.is_finished(),
+                "{step}: the replay ended before the step"
+            );
+            assert!(std::time::Instant::now() < deadline, "{step} never reached");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        run.abort();
+        let _ = run.await;
+
+        let entries = journal::load(&path).unwrap();
+        let mut j = Journal::open(&path).unwrap();
+        let again = replay::replay(
+            b.as_ref(),
+            &dlt,
+            &plan,
+            Some(&mut j),
+            Resume::from_entries(&entries),
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
+        assert!(again.ok(), "{step}: {again:?}");
+        let got = b
+            .peek(&orders, &PeekRequest::first(10 * N))
+            .await
+            .unwrap()
+            .messages;
+        let mut seen = std::collections::BTreeMap::new();
+        for m in &got {
+            let key = String::from_utf8(m.key.clone().unwrap().to_vec()).unwrap();
+            *seen.entry(key).or_insert(0) += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+        assert!(twice.is_empty(), "{step}: sent twice: {twice:?}");
+        assert_eq!(seen.len(), N, "{step}: every record is back");
+    }
 }

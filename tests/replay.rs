@@ -679,3 +679,151 @@ async fn a_queue_with_a_delivery_limit_is_never_read_twice_by_a_scan() {
     assert_eq!(backend.stalled.load(Ordering::SeqCst), 1, "one read only");
     assert!(dry.scanned < TOTAL as u64, "{dry:?}");
 }
+
+/// Run `op` under a hang at `step` (its `nth` time there), wait for it to get there, and
+/// drop it where it stands, as a crash would.
+async fn stopped_dead_at<F>(step: &str, nth: u64, op: F)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send,
+{
+    let hang = mqscope::fault::Hang::at(step, nth);
+    let run = {
+        let hang = hang.clone();
+        tokio::spawn(async move {
+            hang.run(op).await;
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !hang.reached() {
+        assert!(!run.is_finished(), "{step}: it ended before the step");
+        assert!(std::time::Instant::now() < deadline, "{step} never reached");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    run.abort();
+    let _ = run.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_stopped_dead_at_every_journal_step_then_resumed_loses_and_duplicates_nothing() {
+    state_dir();
+    let total = 2 * replay::BATCH + replay::BATCH / 2;
+    for step in [
+        "replay.journalled",
+        "replay.sent",
+        "replay.confirmed",
+        "replay.acked",
+        "replay.acked_journalled",
+    ] {
+        let b = scenario_of(total);
+        let opts = ReplayOptions::default();
+        let plan = opts.plan().unwrap();
+        let id = format!("dead-at-{step}");
+        let mut j = Journal::create(&id).unwrap();
+        j.append(&replay::begin_entry(&id, "local://test", "dead", &opts))
+            .unwrap();
+        j.sync().unwrap();
+        let path = j.path().to_path_buf();
+        let (broker, first_plan) = (Arc::clone(&b), plan.clone());
+        stopped_dead_at(step, 2, async move {
+            let backend = LocalBackend::new(broker, "local://test");
+            let _ = replay::replay(
+                &backend,
+                "dead",
+                &first_plan,
+                Some(&mut j),
+                Resume::default(),
+                &no_progress,
+            )
+            .await;
+        })
+        .await;
+        let home: usize = ["billing", "ledger", "inbox"]
+            .iter()
+            .map(|q| b.queue_len(q).unwrap())
+            .sum();
+        assert!(
+            home + b.queue_len("dead").unwrap() >= total,
+            "{step}: nothing lost"
+        );
+
+        let entries = journal::load(&path).unwrap();
+        let mut j = Journal::open(&path).unwrap();
+        let healthy = LocalBackend::new(Arc::clone(&b), "local://test");
+        let again = replay::replay(
+            &healthy,
+            "dead",
+            &plan,
+            Some(&mut j),
+            Resume::from_entries(&entries),
+            &no_progress,
+        )
+        .await
+        .unwrap();
+        assert!(again.ok(), "{step}: {again:?}");
+        assert_eq!(b.queue_len("dead").unwrap(), 0, "{step}");
+        check_all_home_once_of(&b, total);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_stopped_dead_at_every_step_then_resumed_backs_up_each_message_once() {
+    state_dir();
+    let total = 2 * replay::BATCH + replay::BATCH / 2;
+    for step in ["remove.written", "remove.synced", "remove.acked"] {
+        let b = scenario_of(total);
+        let queue = "dead".to_string();
+        // A target of its own per step: an unfinished purge holds up others of the same
+        // queue on the same broker until it is resumed.
+        let target = format!("local://{step}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup.jsonl");
+        let (mut backup, mut j) =
+            replay::start_removal(&target, &queue, "purge", &[], false, Some(&path)).unwrap();
+        let journal_path = j.path().to_path_buf();
+        let (broker, q) = (Arc::clone(&b), queue.clone());
+        stopped_dead_at(step, 2, async move {
+            let backend = LocalBackend::new(broker, "local://test");
+            let _ = replay::remove(
+                backend.taker().unwrap(),
+                &q,
+                &[],
+                false,
+                Some(&mut backup),
+                Some(&mut j),
+                RemovalResume::default(),
+                &no_progress,
+            )
+            .await;
+        })
+        .await;
+
+        let keys = journal::backup_keys(&path).unwrap();
+        let entries = journal::load(&journal_path).unwrap();
+        let mut backup = Backup::open(&path, &target).unwrap();
+        let mut j = Journal::open(&journal_path).unwrap();
+        let healthy = LocalBackend::new(Arc::clone(&b), "local://test");
+        let r = replay::remove(
+            healthy.taker().unwrap(),
+            &queue,
+            &[],
+            false,
+            Some(&mut backup),
+            Some(&mut j),
+            RemovalResume::new(&keys, &entries),
+            &no_progress,
+        )
+        .await
+        .unwrap();
+        assert!(r.stopped.is_none(), "{step}: {r:?}");
+        assert_eq!(b.queue_len(&queue).unwrap(), 0, "{step}");
+        let ids: Vec<Option<String>> = journal::backup_keys(&path)
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(ids.len(), total, "{step}: one line per message");
+        assert_eq!(distinct.len(), total, "{step}: none twice");
+    }
+}
