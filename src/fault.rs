@@ -2,7 +2,8 @@
 //! each step it passes (`replay.sent`, `take.ack_sent`, …); with
 //! `MQSCOPE_CRASH_AT=<step>:<n>` a debug build kills itself with SIGKILL the n-th time it
 //! reaches that step, so a test can stop it at every step of its journal, one by one,
-//! instead of guessing with sleeps. In-process tests (the local broker, which dies with
+//! instead of guessing with sleeps (or, with `MQSCOPE_CRASH_RELEASE`, hold it there while
+//! the test stops the broker). In-process tests (the local broker, which dies with
 //! the process) run the operation under a [`Hang`] instead: it then waits at the step
 //! for ever, and the test drops it, as a crash would.
 //!
@@ -51,6 +52,10 @@ pub async fn step(step: &str) {
         if let Some(p) = armed::from_env()
             && p.hit(step)
         {
+            if let Some(release) = std::env::var_os("MQSCOPE_CRASH_RELEASE") {
+                wait_for(std::path::Path::new(&release)).await;
+                return;
+            }
             eprintln!("mqscope: MQSCOPE_CRASH_AT: killed at {step}");
             // SAFETY: sends a signal to this process; no memory is read or written.
             unsafe {
@@ -63,6 +68,19 @@ pub async fn step(step: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = step;
+}
+
+/// Instead of dying at the step (with `MQSCOPE_CRASH_RELEASE=FILE` set): say so by
+/// creating `FILE.waiting`, and wait there until `FILE` exists, so that a test can do
+/// something to the broker at exactly this point (stop it, close the connection).
+#[cfg(debug_assertions)]
+async fn wait_for(release: &std::path::Path) {
+    let mut waiting = release.as_os_str().to_owned();
+    waiting.push(".waiting");
+    let _ = std::fs::write(&waiting, b"");
+    while !release.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// In-process tests: an operation run by [`Hang::run`] stops for good the `nth` time it
