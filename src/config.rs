@@ -232,6 +232,14 @@ fn decode(s: &str) -> Result<String, String> {
     percent_decode(s).ok_or_else(|| format!("\"{s}\" is not valid percent-encoded UTF-8"))
 }
 
+/// Decode the user name or the password of a URL. The error does not repeat it: the text
+/// may be a password, or a password typed where the user name goes.
+fn decode_userinfo(s: &str, what: &str) -> Result<String, String> {
+    percent_decode(s).ok_or_else(|| {
+        format!("the {what} is not valid percent-encoded UTF-8 (write a % in it as %25)")
+    })
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -251,6 +259,16 @@ fn percent_decode(s: &str) -> Option<String> {
 
 fn parse_amqp(raw: &str) -> Result<Target, String> {
     let u = url::Url::parse(raw).map_err(|e| e.to_string())?;
+    // An '@' the parser did not take as the end of the user information: a '/', '?' or
+    // '#' in the password cut the URL short there, and the rest of the password would
+    // become a port, a vhost or an option, and be printed as one.
+    let after_scheme = raw.split_once("://").map_or(raw, |(_, r)| r);
+    if after_scheme.contains('@') && u.username().is_empty() && u.password().is_none() {
+        return Err(
+            "the URL has an '@' outside its user part: percent-encode '/', '?', '#' and '@' in a user name or password (%2F, %3F, %23, %40)"
+                .into(),
+        );
+    }
     let tls = u.scheme() == "amqps";
     let host = match u.host() {
         Some(url::Host::Ipv6(a)) => a.to_string(),
@@ -277,9 +295,13 @@ fn parse_amqp(raw: &str) -> Result<Target, String> {
     };
     let user = match u.username() {
         "" => None,
-        name => Some(decode(name)?),
+        name => Some(decode_userinfo(name, "user name")?),
     };
-    let password = u.password().map(decode).transpose()?.map(Secret::new);
+    let password = u
+        .password()
+        .map(|p| decode_userinfo(p, "password"))
+        .transpose()?
+        .map(Secret::new);
     if let Some((k, _)) = u.query_pairs().next() {
         return Err(format!(
             "unsupported option \"{k}\"; put connection settings in a profile"
@@ -478,8 +500,29 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<ConfigFile, ConfigErro
             path: shown.clone(),
             reason: format!("profile \"{name}\": {e}"),
         })?;
+        if let Some(m) = &p.management_url {
+            check_management_url(m).map_err(|reason| ConfigError::Parse {
+                path: shown.clone(),
+                reason: format!("profile \"{name}\": management_url: {reason}"),
+            })?;
+        }
     }
     Ok(cfg)
+}
+/// A management API address: http(s), and no credentials in it. Those would be printed
+/// with every message that names the API, and the profile's user and password are the
+/// ones sent anyway. The reason never repeats the URL.
+pub fn check_management_url(raw: &str) -> Result<(), String> {
+    let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err("expected http:// or https://".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(
+            "must not hold a user or password: the profile's user and password are sent".into(),
+        );
+    }
+    Ok(())
 }
 
 fn line_of(text: &str, offset: usize) -> String {
@@ -658,6 +701,31 @@ mod tests {
             .to_string();
         assert!(!err.contains("s3cr3t"), "{err}");
         assert!(err.contains("ops:***@"), "{err}");
+    }
+
+    #[test]
+    fn url_errors_never_repeat_a_password() {
+        for raw in [
+            "amqp://guest:Zq%Sec9@rabbit/",
+            "amqp://guest:4242?Sec9@rabbit/",
+            "amqp://guest:12/Sec9@rabbit",
+            "amqp://guest:12#Sec9@rabbit/",
+            "amqp://guest:12/Zq%Sec9@rabbit",
+        ] {
+            let e = Target::parse(raw).unwrap_err().to_string();
+            assert!(!e.contains("Sec9"), "{raw}: {e}");
+        }
+        let e = Target::parse("amqp://Us%zz:Sec9@rabbit/")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user name") && !e.contains("Sec9"), "{e}");
+        // An '@' escaped as %40 in a vhost is still fine.
+        assert_eq!(amqp("amqp://rabbit/a%40b").vhost, "a@b");
+        for bad in ["http://u:Sec9@h:15672", "http://u:Sec9@[::1", "ftp://h"] {
+            let e = check_management_url(bad).unwrap_err();
+            assert!(!e.contains("Sec9"), "{e}");
+        }
+        assert!(check_management_url("https://rabbit:15671/").is_ok());
     }
 
     #[test]

@@ -294,6 +294,11 @@ impl Mgmt {
         password: Option<Secret>,
         insecure: bool,
     ) -> Result<Self, BackendError> {
+        // Checked here too, not only in the config file: the address is printed in every
+        // message about the API, so it must hold no password.
+        crate::config::check_management_url(base).map_err(|reason| {
+            BackendError::InvalidArgument(format!("the management API address: {reason}"))
+        })?;
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
