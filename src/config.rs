@@ -1,11 +1,14 @@
 //! Where to connect and how: target URLs, the profiles file in the XDG config dir, and
-//! environment overrides. Passwords come from the URL, an environment variable or a
-//! command, are kept in [`Secret`], and never appear in output, logs or errors.
+//! environment overrides. Passwords come from the URL, an environment variable, a
+//! command or the terminal (see [`crate::password`]), are kept in [`Secret`], and never
+//! appear in output, logs or errors.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+pub use crate::password::password_for;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -23,6 +26,17 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Password(String),
+    /// A user was named and no password given: sending none (or lapin's default,
+    /// "guest") would only be refused, or worse, accepted for the wrong account.
+    #[error(
+        "no password for user \"{user}\" at {target} ({why}); give it in MQSCOPE_PASSWORD, the profile's password_env or password_command, or the URL ({example}), or run mqscope at a terminal to be asked"
+    )]
+    NoPassword {
+        user: String,
+        target: String,
+        why: String,
+        example: String,
+    },
 }
 
 /// A password or other secret: printing it shows only that it is there.
@@ -297,8 +311,10 @@ fn parse_amqp(raw: &str) -> Result<Target, String> {
         "" => None,
         name => Some(decode_userinfo(name, "user name")?),
     };
+    // `guest:@host` names a user and gives no password.
     let password = u
         .password()
+        .filter(|p| !p.is_empty())
         .map(|p| decode_userinfo(p, "password"))
         .transpose()?
         .map(Secret::new);
@@ -509,6 +525,7 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<ConfigFile, ConfigErro
     }
     Ok(cfg)
 }
+
 /// A management API address: http(s), and no credentials in it. Those would be printed
 /// with every message that names the API, and the profile's user and password are the
 /// ones sent anyway. The reason never repeats the URL.
@@ -555,8 +572,18 @@ pub struct Resolved {
 
 /// Pick the target: `--url`, else `--profile`, else the config's default profile, else
 /// the demo. A URL given with a profile overrides the profile's URL but keeps its
-/// credentials and settings.
+/// credentials and settings. A user named without a password is an error: see
+/// [`resolve_asking`] to ask for it instead.
 pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
+    resolve_asking(sel, &|_| None)
+}
+
+/// [`resolve`], asking `ask` (given the question) for the password of a user named
+/// without one; `ask` answers `None` when it cannot ask or nothing was entered.
+pub fn resolve_asking(
+    sel: &Selection,
+    ask: &dyn Fn(&str) -> Option<Secret>,
+) -> Result<Resolved, ConfigError> {
     let (path, explicit) = match &sel.config {
         Some(p) => (Some(p.clone()), true),
         None => (default_config_path(), false),
@@ -606,7 +633,35 @@ pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
             a.user = profile.user.clone();
         }
         if a.password.is_none() {
-            a.password = password_for(&profile)?;
+            let found = crate::password::lookup(&profile)?;
+            a.password = found.secret;
+            // No user at all is RabbitMQ's guest/guest (see RabbitBackend::connect); a
+            // user named without a password gets only what the person gives.
+            if a.password.is_none()
+                && let Some(user) = a.user.clone()
+            {
+                let shown = Target::Amqp(a.clone()).redacted();
+                match ask(&format!("Password for {shown}: ")) {
+                    Some(p) => a.password = Some(p),
+                    None => {
+                        return Err(ConfigError::NoPassword {
+                            example: format!(
+                                "{}://{}:PASSWORD@{}/...",
+                                if a.tls { "amqps" } else { "amqp" },
+                                encode_vhost(&user),
+                                url_host(&a.host)
+                            ),
+                            user,
+                            target: shown,
+                            why: if found.empty.is_empty() {
+                                "none given".into()
+                            } else {
+                                found.empty.join(", ")
+                            },
+                        });
+                    }
+                }
+            }
         }
     }
     Ok(Resolved {
@@ -619,41 +674,6 @@ pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
         profile_name,
         profile,
     })
-}
-
-/// The password from `MQSCOPE_PASSWORD`, the profile's variable, or its command.
-pub fn password_for(profile: &Profile) -> Result<Option<Secret>, ConfigError> {
-    if let Ok(p) = std::env::var("MQSCOPE_PASSWORD") {
-        return Ok(Some(Secret::new(p)));
-    }
-    if let Some(var) = &profile.password_env {
-        return match std::env::var(var) {
-            Ok(p) => Ok(Some(Secret::new(p))),
-            Err(_) => Err(ConfigError::Password(format!(
-                "the profile reads its password from ${var}, which is not set"
-            ))),
-        };
-    }
-    if let Some(cmd) = &profile.password_command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| ConfigError::Password(format!("cannot run password_command: {e}")))?;
-        if !out.status.success() {
-            return Err(ConfigError::Password(format!(
-                "password_command failed ({})",
-                out.status
-            )));
-        }
-        let text = String::from_utf8(out.stdout).map_err(|_| {
-            ConfigError::Password("password_command printed something that is not UTF-8".into())
-        })?;
-        return Ok(Some(Secret::new(text.trim_end_matches(['\n', '\r']))));
-    }
-    Ok(None)
 }
 
 #[cfg(test)]
@@ -719,6 +739,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("user name") && !e.contains("Sec9"), "{e}");
+        // `user:@host` names a user and gives no password: none, not an empty one.
+        assert!(amqp("amqp://guest:@rabbit/").password.is_none());
+        assert_eq!(amqp("amqp://guest:@rabbit/").user.as_deref(), Some("guest"));
         // An '@' escaped as %40 in a vhost is still fine.
         assert_eq!(amqp("amqp://rabbit/a%40b").vhost, "a@b");
         for bad in ["http://u:Sec9@h:15672", "http://u:Sec9@[::1", "ftp://h"] {

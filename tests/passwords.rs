@@ -1,8 +1,12 @@
-//! Passwords under faults (issue 14), against the real binary: no error shows a
-//! password.
+//! Passwords under faults (issue 14), against the real binary: a user named without a
+//! password is never logged in with a made-up one ("guest"), and no error shows a
+//! password. A fake AMQP server writes down what each login sends.
 
 use assert_cmd::Command;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The binary with no user config or environment leaking in.
 fn mqscope(home: &tempfile::TempDir) -> Command {
@@ -26,8 +30,271 @@ fn config(home: &tempfile::TempDir, text: &str) {
     std::fs::write(dir.join("config.toml"), text).unwrap();
 }
 
+/// A server that greets like RabbitMQ, writes down the SASL PLAIN response of every
+/// login (`\0user\0password`), and hangs up before the login is answered.
+struct FakeAmqp {
+    port: u16,
+    logins: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeAmqp {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let logins: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = Arc::clone(&logins);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                if let Ok(Some(response)) = read_login(conn) {
+                    seen.lock().unwrap().push(response);
+                }
+            }
+        });
+        Self { port, logins }
+    }
+
+    /// The logins sent since the last call.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.logins.lock().unwrap())
+    }
+}
+
+/// connection.start, written by hand: frame type 1 on channel 0; class 10 method 10,
+/// version 0-9, an empty server-properties table, the mechanisms and the locales.
+fn connection_start() -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend(10u16.to_be_bytes());
+    p.extend(10u16.to_be_bytes());
+    p.extend([0u8, 9]);
+    p.extend(0u32.to_be_bytes());
+    for s in ["PLAIN AMQPLAIN", "en_US"] {
+        p.extend((s.len() as u32).to_be_bytes());
+        p.extend(s.as_bytes());
+    }
+    let mut f = vec![1u8, 0, 0];
+    f.extend((p.len() as u32).to_be_bytes());
+    f.extend(p);
+    f.push(0xCE);
+    f
+}
+
+fn be32(b: &[u8]) -> usize {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+}
+
+/// The SASL response of connection.start-ok (class 10 method 11: client-properties
+/// table, mechanism short string, response long string, locale), with NULs shown as `\0`.
+fn read_login(mut c: TcpStream) -> std::io::Result<Option<String>> {
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut header = [0u8; 8];
+    c.read_exact(&mut header)?;
+    if &header != b"AMQP\0\0\x09\x01" {
+        return Ok(None);
+    }
+    c.write_all(&connection_start())?;
+    let mut head = [0u8; 7];
+    c.read_exact(&mut head)?;
+    let mut p = vec![0u8; be32(&head[3..]) + 1];
+    c.read_exact(&mut p)?;
+    if head[0] != 1 || p[..4] != [0, 10, 0, 11] {
+        return Ok(None);
+    }
+    let mut at = 4;
+    at += 4 + be32(&p[at..]);
+    at += 1 + p[at] as usize;
+    let len = be32(&p[at..]);
+    at += 4;
+    let response = String::from_utf8_lossy(&p[at..at + len]).replace('\0', "\\0");
+    Ok(Some(response))
+}
+
 /// An environment variable a case sets.
 type Env = Option<(&'static str, &'static str)>;
+
+/// Publishing needs AMQP alone, so the fake server is all a run talks to.
+const PUBLISH: [&str; 5] = ["publish", "--body", "x", "--queue", "q"];
+
+#[test]
+fn a_user_named_without_a_password_is_never_logged_in_with_a_made_up_one() {
+    let server = FakeAmqp::start();
+    let port = server.port;
+    let home = tempfile::tempdir().unwrap();
+    let at = format!("127.0.0.1:{port}/x");
+    config(
+        &home,
+        &format!(
+            r#"
+[profiles.user-only]
+url = "amqp://{at}"
+user = "ops"
+[profiles.empty-env]
+url = "amqp://{at}"
+user = "ops"
+password_env = "MQSCOPE_TEST_EMPTY_PW"
+[profiles.silent-command]
+url = "amqp://{at}"
+user = "ops"
+password_command = "true"
+"#
+        ),
+    );
+    let url = |u: &str| vec!["--url".to_string(), format!("amqp://{u}@{at}")];
+    let profile = |p: &str| vec!["--profile".to_string(), p.to_string()];
+    let cases: Vec<(&str, Vec<String>, Env, &str)> = vec![
+        ("user in the URL", url("ops"), None, "none given"),
+        ("user and ':' in the URL", url("guest:"), None, "none given"),
+        (
+            "empty MQSCOPE_PASSWORD",
+            url("ops"),
+            Some(("MQSCOPE_PASSWORD", "")),
+            "MQSCOPE_PASSWORD is empty",
+        ),
+        (
+            "profile user only",
+            profile("user-only"),
+            None,
+            "none given",
+        ),
+        (
+            "empty password_env",
+            profile("empty-env"),
+            Some(("MQSCOPE_TEST_EMPTY_PW", "")),
+            "$MQSCOPE_TEST_EMPTY_PW (password_env) is empty",
+        ),
+        (
+            "password_command printing nothing",
+            profile("silent-command"),
+            None,
+            "password_command printed nothing",
+        ),
+    ];
+    for (what, args, env, why) in cases {
+        let mut cmd = mqscope(&home);
+        cmd.args(PUBLISH).args(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        // Not a terminal: nobody to ask, so a clear error instead.
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            server.take(),
+            Vec::<String>::new(),
+            "{what}: a login was sent"
+        );
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{what}: {err}");
+        for needed in [
+            "no password for user",
+            why,
+            "MQSCOPE_PASSWORD",
+            "password_env",
+            "password_command",
+            "the URL",
+        ] {
+            assert!(err.contains(needed), "{what}: no \"{needed}\" in {err}");
+        }
+    }
+}
+
+#[test]
+fn the_password_given_is_the_password_sent_and_no_user_is_still_guest() {
+    let server = FakeAmqp::start();
+    let port = server.port;
+    let home = tempfile::tempdir().unwrap();
+    let at = format!("127.0.0.1:{port}/x");
+    config(
+        &home,
+        &format!(
+            r#"
+[profiles.command]
+url = "amqp://{at}"
+user = "ops"
+password_command = "echo FromCmd2"
+[profiles.env]
+url = "amqp://{at}"
+user = "ops"
+password_env = "MQSCOPE_TEST_PW"
+"#
+        ),
+    );
+    let cases: Vec<(Vec<String>, Env, &str)> = vec![
+        // No user named at all: RabbitMQ's guest/guest, as before.
+        (vec![format!("--url=amqp://{at}")], None, "\\0guest\\0guest"),
+        (
+            vec![format!("--url=amqp://guest:guest@{at}")],
+            None,
+            "\\0guest\\0guest",
+        ),
+        (
+            vec![format!("--url=amqp://ops:Op%40s1@{at}")],
+            None,
+            "\\0ops\\0Op@s1",
+        ),
+        (
+            vec![format!("--url=amqp://ops@{at}")],
+            Some(("MQSCOPE_PASSWORD", "FromEnv1")),
+            "\\0ops\\0FromEnv1",
+        ),
+        (vec!["--profile=command".into()], None, "\\0ops\\0FromCmd2"),
+        (
+            vec!["--profile=env".into()],
+            Some(("MQSCOPE_TEST_PW", "FromVar3")),
+            "\\0ops\\0FromVar3",
+        ),
+    ];
+    for (args, env, sent) in cases {
+        let mut cmd = mqscope(&home);
+        cmd.args(PUBLISH).args(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "the fake server hangs up");
+        let logins = server.take();
+        assert!(!logins.is_empty(), "{args:?}: no login reached the server");
+        assert!(logins.iter().all(|l| l == sent), "{args:?}: {logins:?}");
+    }
+}
+
+/// The shared broker's management API, when it runs (scripts/test starts it).
+fn management_api() -> Option<&'static str> {
+    let addr = "127.0.0.1:15672";
+    let up = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).is_ok();
+    if !up && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("no RabbitMQ management API at {addr}");
+    }
+    up.then_some("http://127.0.0.1:15672")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_without_a_password_is_not_blamed_on_tags() {
+    use mqscope::backend::ConnectOptions;
+    use mqscope::backend::rabbitmq::RabbitBackend;
+    use mqscope::backend::rabbitmq::mgmt::Mgmt;
+    use mqscope::config::Target;
+    let Some(api) = management_api() else { return };
+    let e = Mgmt::new(api, "guest", None, false)
+        .unwrap()
+        .check_login()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no password was given"), "{e}");
+    assert!(!e.contains("tag"), "{e}");
+    // And the backend does not get that far: it sends no made-up password, over AMQP or
+    // HTTP, for a user named without one.
+    let Ok(Target::Amqp(mut t)) = Target::parse("amqp://guest:guest@127.0.0.1:5672/%2f") else {
+        panic!()
+    };
+    t.password = None;
+    let e = match RabbitBackend::connect(&t, &ConnectOptions::default()).await {
+        Ok(_) => panic!("connected with no password"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("no password for user \"guest\""), "{e}");
+    assert!(!e.contains("tag"), "{e}");
+}
 
 #[test]
 fn no_error_shows_a_password() {
@@ -162,4 +429,81 @@ management_url = "http://guest:Mg9Secret@127.0.0.1:1"
         }
     }
     assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+}
+
+/// tmux, to give mqscope a real terminal; `None` (the test skips) without it, outside CI.
+fn tmux(args: &[&str]) -> Option<String> {
+    match std::process::Command::new("tmux").args(args).output() {
+        Ok(out) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Err(_) if std::env::var("CI").is_err() => None,
+        Err(e) => panic!("tmux is required for this test in CI: {e}"),
+    }
+}
+
+/// The tmux session, killed on drop.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+impl Session {
+    fn wait_for(&self, what: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-t", &self.0]).unwrap_or_default();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no {what:?} on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn at_a_terminal_the_password_is_asked_for_without_echo() {
+    if tmux(&["-V"]).is_none() {
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let server = FakeAmqp::start();
+    let home = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_mqscope");
+    let name = format!("mqscope-password-{}", std::process::id());
+    let script = format!(
+        "unset MQSCOPE_PASSWORD MQSCOPE_URL MQSCOPE_PROFILE; XDG_CONFIG_HOME='{}' '{bin}' publish --body x --queue q --url amqp://ops@127.0.0.1:{}/x; echo MQSCOPE_EXITED; stty -a | tr ' ' '\\n' | grep -x -e echo -e -echo; sleep 60",
+        home.path().display(),
+        server.port
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "20",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let s = Session(name);
+    s.wait_for("Password for amqp://ops@127.0.0.1");
+    tmux(&["send-keys", "-t", &s.0, "-l", "Typed5Pw"]);
+    tmux(&["send-keys", "-t", &s.0, "Enter"]);
+    let screen = s.wait_for("MQSCOPE_EXITED");
+    assert_eq!(server.take(), vec!["\\0ops\\0Typed5Pw".to_string()]);
+    assert!(!screen.contains("Typed5Pw"), "echoed:\n{screen}");
+    let after = s.wait_for("echo");
+    assert!(
+        !after.contains("-echo"),
+        "the terminal was left without echo:\n{after}"
+    );
 }
