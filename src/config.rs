@@ -400,6 +400,9 @@ pub struct Profile {
     pub password_env: Option<String>,
     /// Command whose standard output is the password (e.g. `pass show rabbit/prod`).
     pub password_command: Option<String>,
+    /// How long `password_command` may run before it is killed, e.g. `"5s"` (the
+    /// default) or `"1500ms"`.
+    pub password_command_timeout: Option<String>,
     /// Refused on purpose: see [`load_config`].
     password: Option<toml::Value>,
     #[serde(default)]
@@ -442,6 +445,7 @@ impl fmt::Debug for Profile {
                 "password_command",
                 &self.password_command.as_ref().map(|_| "***"),
             )
+            .field("password_command_timeout", &self.password_command_timeout)
             .field("read_only", &self.read_only)
             .field("tls", &self.tls)
             .field("kafka", &kafka)
@@ -520,6 +524,12 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<ConfigFile, ConfigErro
             check_management_url(m).map_err(|reason| ConfigError::Parse {
                 path: shown.clone(),
                 reason: format!("profile \"{name}\": management_url: {reason}"),
+            })?;
+        }
+        if let Some(t) = &p.password_command_timeout {
+            crate::password::parse_timeout(t).map_err(|reason| ConfigError::Parse {
+                path: shown.clone(),
+                reason: format!("profile \"{name}\": password_command_timeout \"{t}\": {reason}"),
             })?;
         }
     }

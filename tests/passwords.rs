@@ -1,10 +1,12 @@
 //! Passwords under faults (issue 14), against the real binary: a user named without a
-//! password is never logged in with a made-up one ("guest"), and no error shows a
-//! password. A fake AMQP server writes down what each login sends.
+//! password is never logged in with a made-up one ("guest"), no error shows a password,
+//! and a password command that hangs is killed with everything it started. A fake AMQP
+//! server writes down what each login sends.
 
 use assert_cmd::Command;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -329,6 +331,10 @@ management_url = "http://guest:Mg9Secret@127.0.0.1:1"
         "failing-command",
         "[profiles.p]\nurl = \"amqp://127.0.0.1:1/\"\nuser = \"ops\"\npassword_command = \"echo Pc6Secret; exit 3\"\n",
     );
+    let slow_command = other(
+        "slow-command",
+        "[profiles.p]\nurl = \"amqp://127.0.0.1:1/\"\nuser = \"ops\"\npassword_command = \"echo Pc7Secret; sleep 30\"\npassword_command_timeout = \"300ms\"\n",
+    );
     let kafka_sasl = other(
         "kafka-sasl",
         "[profiles.p]\nurl = \"kafka://127.0.0.1:1\"\nuser = \"ops\"\npassword_command = \"echo Kf5Secret\"\nkafka = { \"security.protocol\" = \"SASL_PLAINTEXT\", \"sasl.mechanism\" = \"PLAIN\" }\n",
@@ -395,6 +401,7 @@ management_url = "http://guest:Mg9Secret@127.0.0.1:1"
         ("Secret7", with(&bad_url), None),
         ("Pl2Secret", with(&plain), None),
         ("Pc6Secret", with(&failing_command), None),
+        ("Pc7Secret", with(&slow_command), None),
         ("Kf5Secret", with(&kafka_sasl), None),
         (
             "Hx2Secret",
@@ -429,6 +436,223 @@ management_url = "http://guest:Mg9Secret@127.0.0.1:1"
         }
     }
     assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+}
+
+/// Whether a process runs (a zombie has finished: it only waits to be reaped).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// The processes still running in process group `pgid`.
+fn in_group(pgid: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 2 && f[2] == pgid && f[0] != "Z" {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The pids a password command wrote to `file` (the shell's own first), killed on drop
+/// so that a failing test leaves no `sleep 60` behind.
+struct Pids(PathBuf);
+
+impl Pids {
+    fn read(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Wait until every process it names, and the shell's process group, is gone.
+    fn all_gone_within(&self, limit: Duration) -> Result<(), String> {
+        let pids = self.read();
+        assert!(pids.len() >= 2, "the command wrote {pids:?}");
+        let started = Instant::now();
+        loop {
+            let left: Vec<String> = pids
+                .iter()
+                .filter(|p| alive(p))
+                .cloned()
+                .chain(in_group(&pids[0]))
+                .collect();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(format!("still running: {left:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        for pid in self.read() {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A profile whose password command writes its shell's pid and its background
+/// `sleep 60`'s to `pids.txt` (whole, via a rename), then does `then`.
+fn command_profile(home: &tempfile::TempDir, port: u16, then: &str, extra: &str) -> Pids {
+    let pids = home.path().join("pids.txt");
+    let tmp = home.path().join("pids.tmp");
+    let (p, t) = (pids.display(), tmp.display());
+    config(
+        home,
+        &format!(
+            r#"
+[profiles.p]
+url = "amqp://127.0.0.1:{port}/x"
+user = "ops"
+password_command = "sleep 60 & echo $$ $! > {t}; mv {t} {p}; {then}"
+{extra}
+"#
+        ),
+    );
+    Pids(pids)
+}
+
+fn wait_for(path: &Path, limit: Duration) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < limit,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_hanging_password_command_is_killed_with_its_group_at_the_timeout() {
+    let server = FakeAmqp::start();
+    let home = tempfile::tempdir().unwrap();
+    // No timeout in the profile: the default, 5 s.
+    let pids = command_profile(&home, server.port, "wait", "");
+    let started = Instant::now();
+    let out = mqscope(&home)
+        .args(PUBLISH)
+        .args(["--profile", "p"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("password_command did not finish within 5 s (killed)"),
+        "{err}"
+    );
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+    pids.all_gone_within(Duration::from_secs(2)).unwrap();
+    assert_eq!(server.take(), Vec::<String>::new());
+
+    // A profile's own timeout, shorter.
+    let pids = command_profile(
+        &home,
+        server.port,
+        "wait",
+        "password_command_timeout = \"1500ms\"",
+    );
+    let started = Instant::now();
+    let out = mqscope(&home)
+        .args(PUBLISH)
+        .args(["--profile", "p"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("password_command did not finish within 1500 ms (killed)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    pids.all_gone_within(Duration::from_secs(2)).unwrap();
+}
+
+#[test]
+fn a_password_command_is_done_when_it_exits_and_what_it_left_running_is_killed() {
+    let server = FakeAmqp::start();
+    let home = tempfile::tempdir().unwrap();
+    // The background sleep holds the command's output open for a minute: the password
+    // is what the command printed by the time it exited.
+    let pids = command_profile(&home, server.port, "echo Gc3Pass", "");
+    let started = Instant::now();
+    let out = mqscope(&home)
+        .args(PUBLISH)
+        .args(["--profile", "p"])
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "the fake server hangs up");
+    assert_eq!(server.take(), vec!["\\0ops\\0Gc3Pass".to_string()]);
+    pids.all_gone_within(Duration::from_secs(2)).unwrap();
+}
+
+#[test]
+fn interrupting_mqscope_kills_its_password_command() {
+    let server = FakeAmqp::start();
+    let home = tempfile::tempdir().unwrap();
+    // The default timeout (5 s) is longer than mqscope may take to go after SIGINT.
+    let pids = command_profile(&home, server.port, "wait", "");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mqscope"))
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env_remove("MQSCOPE_URL")
+        .env_remove("MQSCOPE_PASSWORD")
+        .args(PUBLISH)
+        .args(["--profile", "p"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&pids.0, Duration::from_secs(10));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if started.elapsed() > Duration::from_secs(2) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.is_some(), "mqscope still ran 2 s after SIGINT");
+    pids.all_gone_within(Duration::from_secs(2)).unwrap();
+    assert_eq!(server.take(), Vec::<String>::new());
 }
 
 /// tmux, to give mqscope a real terminal; `None` (the test skips) without it, outside CI.
