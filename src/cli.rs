@@ -22,7 +22,14 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Broker URL (amqp://, amqps://, kafka://, local://demo); overrides the profile's URL.
-    #[arg(long, global = true, env = "MQSCOPE_URL", value_name = "URL")]
+    // MQSCOPE_URL's value stays out of --help: it may hold a password.
+    #[arg(
+        long,
+        global = true,
+        env = "MQSCOPE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub url: Option<String>,
     /// Named profile from the config file.
     #[arg(

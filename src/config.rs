@@ -1,11 +1,14 @@
 //! Where to connect and how: target URLs, the profiles file in the XDG config dir, and
-//! environment overrides. Passwords come from the URL, an environment variable or a
-//! command, are kept in [`Secret`], and never appear in output, logs or errors.
+//! environment overrides. Passwords come from the URL, an environment variable, a
+//! command or the terminal (see [`crate::password`]), are kept in [`Secret`], and never
+//! appear in output, logs or errors.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+pub use crate::password::password_for;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -23,6 +26,17 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Password(String),
+    /// A user was named and no password given: sending none (or lapin's default,
+    /// "guest") would only be refused, or worse, accepted for the wrong account.
+    #[error(
+        "no password for user \"{user}\" at {target} ({why}); give it in MQSCOPE_PASSWORD, the profile's password_env or password_command, or the URL ({example}), or run mqscope at a terminal to be asked"
+    )]
+    NoPassword {
+        user: String,
+        target: String,
+        why: String,
+        example: String,
+    },
 }
 
 /// A password or other secret: printing it shows only that it is there.
@@ -232,6 +246,14 @@ fn decode(s: &str) -> Result<String, String> {
     percent_decode(s).ok_or_else(|| format!("\"{s}\" is not valid percent-encoded UTF-8"))
 }
 
+/// Decode the user name or the password of a URL. The error does not repeat it: the text
+/// may be a password, or a password typed where the user name goes.
+fn decode_userinfo(s: &str, what: &str) -> Result<String, String> {
+    percent_decode(s).ok_or_else(|| {
+        format!("the {what} is not valid percent-encoded UTF-8 (write a % in it as %25)")
+    })
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -251,6 +273,16 @@ fn percent_decode(s: &str) -> Option<String> {
 
 fn parse_amqp(raw: &str) -> Result<Target, String> {
     let u = url::Url::parse(raw).map_err(|e| e.to_string())?;
+    // An '@' the parser did not take as the end of the user information: a '/', '?' or
+    // '#' in the password cut the URL short there, and the rest of the password would
+    // become a port, a vhost or an option, and be printed as one.
+    let after_scheme = raw.split_once("://").map_or(raw, |(_, r)| r);
+    if after_scheme.contains('@') && u.username().is_empty() && u.password().is_none() {
+        return Err(
+            "the URL has an '@' outside its user part: percent-encode '/', '?', '#' and '@' in a user name or password (%2F, %3F, %23, %40)"
+                .into(),
+        );
+    }
     let tls = u.scheme() == "amqps";
     let host = match u.host() {
         Some(url::Host::Ipv6(a)) => a.to_string(),
@@ -277,9 +309,15 @@ fn parse_amqp(raw: &str) -> Result<Target, String> {
     };
     let user = match u.username() {
         "" => None,
-        name => Some(decode(name)?),
+        name => Some(decode_userinfo(name, "user name")?),
     };
-    let password = u.password().map(decode).transpose()?.map(Secret::new);
+    // `guest:@host` names a user and gives no password.
+    let password = u
+        .password()
+        .filter(|p| !p.is_empty())
+        .map(|p| decode_userinfo(p, "password"))
+        .transpose()?
+        .map(Secret::new);
     if let Some((k, _)) = u.query_pairs().next() {
         return Err(format!(
             "unsupported option \"{k}\"; put connection settings in a profile"
@@ -362,6 +400,9 @@ pub struct Profile {
     pub password_env: Option<String>,
     /// Command whose standard output is the password (e.g. `pass show rabbit/prod`).
     pub password_command: Option<String>,
+    /// How long `password_command` may run before it is killed, e.g. `"5s"` (the
+    /// default) or `"1500ms"`.
+    pub password_command_timeout: Option<String>,
     /// Refused on purpose: see [`load_config`].
     password: Option<toml::Value>,
     #[serde(default)]
@@ -404,6 +445,7 @@ impl fmt::Debug for Profile {
                 "password_command",
                 &self.password_command.as_ref().map(|_| "***"),
             )
+            .field("password_command_timeout", &self.password_command_timeout)
             .field("read_only", &self.read_only)
             .field("tls", &self.tls)
             .field("kafka", &kafka)
@@ -478,8 +520,36 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<ConfigFile, ConfigErro
             path: shown.clone(),
             reason: format!("profile \"{name}\": {e}"),
         })?;
+        if let Some(m) = &p.management_url {
+            check_management_url(m).map_err(|reason| ConfigError::Parse {
+                path: shown.clone(),
+                reason: format!("profile \"{name}\": management_url: {reason}"),
+            })?;
+        }
+        if let Some(t) = &p.password_command_timeout {
+            crate::password::parse_timeout(t).map_err(|reason| ConfigError::Parse {
+                path: shown.clone(),
+                reason: format!("profile \"{name}\": password_command_timeout \"{t}\": {reason}"),
+            })?;
+        }
     }
     Ok(cfg)
+}
+
+/// A management API address: http(s), and no credentials in it. Those would be printed
+/// with every message that names the API, and the profile's user and password are the
+/// ones sent anyway. The reason never repeats the URL.
+pub fn check_management_url(raw: &str) -> Result<(), String> {
+    let u = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err("expected http:// or https://".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(
+            "must not hold a user or password: the profile's user and password are sent".into(),
+        );
+    }
+    Ok(())
 }
 
 fn line_of(text: &str, offset: usize) -> String {
@@ -512,8 +582,18 @@ pub struct Resolved {
 
 /// Pick the target: `--url`, else `--profile`, else the config's default profile, else
 /// the demo. A URL given with a profile overrides the profile's URL but keeps its
-/// credentials and settings.
+/// credentials and settings. A user named without a password is an error: see
+/// [`resolve_asking`] to ask for it instead.
 pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
+    resolve_asking(sel, &|_| None)
+}
+
+/// [`resolve`], asking `ask` (given the question) for the password of a user named
+/// without one; `ask` answers `None` when it cannot ask or nothing was entered.
+pub fn resolve_asking(
+    sel: &Selection,
+    ask: &dyn Fn(&str) -> Option<Secret>,
+) -> Result<Resolved, ConfigError> {
     let (path, explicit) = match &sel.config {
         Some(p) => (Some(p.clone()), true),
         None => (default_config_path(), false),
@@ -563,7 +643,35 @@ pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
             a.user = profile.user.clone();
         }
         if a.password.is_none() {
-            a.password = password_for(&profile)?;
+            let found = crate::password::lookup(&profile)?;
+            a.password = found.secret;
+            // No user at all is RabbitMQ's guest/guest (see RabbitBackend::connect); a
+            // user named without a password gets only what the person gives.
+            if a.password.is_none()
+                && let Some(user) = a.user.clone()
+            {
+                let shown = Target::Amqp(a.clone()).redacted();
+                match ask(&format!("Password for {shown}: ")) {
+                    Some(p) => a.password = Some(p),
+                    None => {
+                        return Err(ConfigError::NoPassword {
+                            example: format!(
+                                "{}://{}:PASSWORD@{}/...",
+                                if a.tls { "amqps" } else { "amqp" },
+                                encode_vhost(&user),
+                                url_host(&a.host)
+                            ),
+                            user,
+                            target: shown,
+                            why: if found.empty.is_empty() {
+                                "none given".into()
+                            } else {
+                                found.empty.join(", ")
+                            },
+                        });
+                    }
+                }
+            }
         }
     }
     Ok(Resolved {
@@ -576,41 +684,6 @@ pub fn resolve(sel: &Selection) -> Result<Resolved, ConfigError> {
         profile_name,
         profile,
     })
-}
-
-/// The password from `MQSCOPE_PASSWORD`, the profile's variable, or its command.
-pub fn password_for(profile: &Profile) -> Result<Option<Secret>, ConfigError> {
-    if let Ok(p) = std::env::var("MQSCOPE_PASSWORD") {
-        return Ok(Some(Secret::new(p)));
-    }
-    if let Some(var) = &profile.password_env {
-        return match std::env::var(var) {
-            Ok(p) => Ok(Some(Secret::new(p))),
-            Err(_) => Err(ConfigError::Password(format!(
-                "the profile reads its password from ${var}, which is not set"
-            ))),
-        };
-    }
-    if let Some(cmd) = &profile.password_command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| ConfigError::Password(format!("cannot run password_command: {e}")))?;
-        if !out.status.success() {
-            return Err(ConfigError::Password(format!(
-                "password_command failed ({})",
-                out.status
-            )));
-        }
-        let text = String::from_utf8(out.stdout).map_err(|_| {
-            ConfigError::Password("password_command printed something that is not UTF-8".into())
-        })?;
-        return Ok(Some(Secret::new(text.trim_end_matches(['\n', '\r']))));
-    }
-    Ok(None)
 }
 
 #[cfg(test)]
@@ -658,6 +731,34 @@ mod tests {
             .to_string();
         assert!(!err.contains("s3cr3t"), "{err}");
         assert!(err.contains("ops:***@"), "{err}");
+    }
+
+    #[test]
+    fn url_errors_never_repeat_a_password() {
+        for raw in [
+            "amqp://guest:Zq%Sec9@rabbit/",
+            "amqp://guest:4242?Sec9@rabbit/",
+            "amqp://guest:12/Sec9@rabbit",
+            "amqp://guest:12#Sec9@rabbit/",
+            "amqp://guest:12/Zq%Sec9@rabbit",
+        ] {
+            let e = Target::parse(raw).unwrap_err().to_string();
+            assert!(!e.contains("Sec9"), "{raw}: {e}");
+        }
+        let e = Target::parse("amqp://Us%zz:Sec9@rabbit/")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user name") && !e.contains("Sec9"), "{e}");
+        // `user:@host` names a user and gives no password: none, not an empty one.
+        assert!(amqp("amqp://guest:@rabbit/").password.is_none());
+        assert_eq!(amqp("amqp://guest:@rabbit/").user.as_deref(), Some("guest"));
+        // An '@' escaped as %40 in a vhost is still fine.
+        assert_eq!(amqp("amqp://rabbit/a%40b").vhost, "a@b");
+        for bad in ["http://u:Sec9@h:15672", "http://u:Sec9@[::1", "ftp://h"] {
+            let e = check_management_url(bad).unwrap_err();
+            assert!(!e.contains("Sec9"), "{e}");
+        }
+        assert!(check_management_url("https://rabbit:15671/").is_ok());
     }
 
     #[test]

@@ -43,7 +43,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Some(c) => c,
         None => {
-            let resolved = config::resolve(&sel)?;
+            let resolved = resolve_asking(&sel)?;
             if std::io::stdout().is_terminal() {
                 return tui(&resolved, cli.global.theme.as_deref()).await;
             }
@@ -54,7 +54,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> Result<()> {
             return result;
         }
     };
-    let resolved = config::resolve(&sel)?;
+    let resolved = resolve_asking(&sel)?;
     let opts = ConnectOptions {
         // Publishing needs AMQP alone: no management tag asked for.
         amqp_only: matches!(command, Command::Publish(_)),
@@ -129,6 +129,17 @@ async fn command_on(
         }
         Command::Demo(_) => bail!("the demo runs without a connection to a broker"),
     }
+}
+
+/// Pick the target, asking at the terminal for the password of a user named without
+/// one; without a terminal to ask at, that is an error saying where a password goes.
+fn resolve_asking(sel: &Selection) -> Result<Resolved> {
+    Ok(config::resolve_asking(sel, &|question| {
+        if !crate::password::can_ask() {
+            return None;
+        }
+        crate::password::ask_on_terminal(question).ok().flatten()
+    })?)
 }
 
 /// How to connect to a resolved target: one-shot, with its profile's settings.

@@ -294,6 +294,11 @@ impl Mgmt {
         password: Option<Secret>,
         insecure: bool,
     ) -> Result<Self, BackendError> {
+        // Checked here too, not only in the config file: the address is printed in every
+        // message about the API, so it must hold no password.
+        crate::config::check_management_url(base).map_err(|reason| {
+            BackendError::InvalidArgument(format!("the management API address: {reason}"))
+        })?;
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
@@ -364,6 +369,20 @@ impl Mgmt {
             })?;
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
+            let sent = self
+                .password
+                .as_ref()
+                .is_some_and(|p| !p.expose().is_empty());
+            if !sent {
+                // Not a matter of tags: no password went with the request.
+                return Err(BackendError::Auth {
+                    target: format!("the management API at {}", self.base),
+                    reason: format!(
+                        "user \"{}\" was refused: no password was given; give it in MQSCOPE_PASSWORD, the profile's password_env or password_command, or the URL",
+                        self.user
+                    ),
+                });
+            }
             return Err(BackendError::Auth {
                 target: format!("the management API at {}", self.base),
                 reason: format!(

@@ -12,7 +12,7 @@ use super::{
     PeekFrom, PeekPage, PeekRequest, PeekSink, PendingConfirm, Publish, PublishReceipt, Purge,
     Result, Tail, TailFilter, Take, TakeSession, Taken,
 };
-use crate::config::{AmqpTarget, Secret, encode_vhost, url_host};
+use crate::config::{AmqpTarget, Secret, url_host};
 use crate::model::topology::ExchangeKind;
 use crate::model::{DeadLetterTarget, FieldValue, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
@@ -76,6 +76,7 @@ async fn gathered(
 
 pub struct RabbitBackend {
     target: AmqpTarget,
+    login: Login,
     shown: String,
     mgmt: Mgmt,
     conn: Mutex<Option<Arc<Connection>>>,
@@ -124,25 +125,73 @@ const LISTING_MAX_AGE: Duration = Duration::from_secs(30);
 /// Confirms awaited together: enough to keep the pipe full, few enough to bound memory.
 const PUBLISH_WINDOW: usize = 4_096;
 
-fn amqp_uri(t: &AmqpTarget) -> String {
-    let scheme = if t.tls { "amqps" } else { "amqp" };
-    let auth = match (&t.user, &t.password) {
-        (Some(u), Some(p)) => format!("{}:{}@", encode_vhost(u), encode_vhost(p.expose())),
-        (Some(u), None) => format!("{}@", encode_vhost(u)),
-        _ => String::new(),
-    };
-    let host = url_host(&t.host);
+/// The user name and password to log in with.
+#[derive(Clone)]
+struct Login {
+    user: String,
+    password: Secret,
+}
+
+/// The login for a target: the user and password given; RabbitMQ's own guest/guest when
+/// no user is named at all (what its users expect of a bare `amqp://host/`); and an
+/// error, never a made-up password, for a user named without one. lapin's URI parser
+/// fills a missing password with "guest", so nothing is left to it.
+fn login(t: &AmqpTarget, shown: &str) -> Result<Login> {
+    let given = t.password.as_ref().filter(|p| !p.expose().is_empty());
+    match (&t.user, given) {
+        (Some(user), Some(p)) => Ok(Login {
+            user: user.clone(),
+            password: p.clone(),
+        }),
+        (None, Some(p)) => Ok(Login {
+            user: "guest".into(),
+            password: p.clone(),
+        }),
+        (None, None) => Ok(Login {
+            user: "guest".into(),
+            password: Secret::new("guest"),
+        }),
+        (Some(user), None) => Err(BackendError::Auth {
+            target: shown.to_string(),
+            reason: format!(
+                "no password for user \"{user}\"; give it in MQSCOPE_PASSWORD, the profile's password_env or password_command, or the URL"
+            ),
+        }),
+    }
+}
+
+/// Where and how to connect, spelled out field by field: a URI string would go through
+/// lapin's parser, which puts "guest" in for a missing password and "localhost" in for
+/// an IP address.
+fn amqp_uri(t: &AmqpTarget, login: &Login) -> lapin::uri::AMQPUri {
+    use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
     // lapin sizes its read and write buffers at 32 frames. Without a frame_max of our own
     // it starts them at the 4 KiB minimum and, once the broker's 128 KiB is agreed, grows
     // them by zero-filling 8 MiB: 4-6 ms and 2,100 page faults on every command's first
     // channel. Proposed up front, they are allocated zeroed and only touched as used; the
     // broker's own limit still wins when lower (and a broker without one, frame_max 0,
     // would otherwise make them 32 times 4 GiB).
-    format!(
-        "{scheme}://{auth}{host}:{}/{}?heartbeat=30&frame_max={FRAME_MAX}",
-        t.port,
-        encode_vhost(&t.vhost)
-    )
+    AMQPUri {
+        scheme: if t.tls {
+            AMQPScheme::AMQPS
+        } else {
+            AMQPScheme::AMQP
+        },
+        authority: AMQPAuthority {
+            userinfo: AMQPUserInfo {
+                username: login.user.clone(),
+                password: login.password.expose().to_string(),
+            },
+            host: t.host.clone(),
+            port: t.port,
+        },
+        vhost: t.vhost.clone(),
+        query: AMQPQueryString {
+            frame_max: Some(FRAME_MAX),
+            heartbeat: Some(30),
+            ..AMQPQueryString::default()
+        },
+    }
 }
 
 /// Turn a lapin error into one line that says what to do, without the URI.
@@ -253,17 +302,17 @@ impl RabbitBackend {
             let host = url_host(&target.host);
             format!("{scheme}://{host}:{port}")
         });
-        let user = target.user.clone().unwrap_or_else(|| "guest".into());
-        let password = target
-            .password
-            .clone()
-            .or_else(|| target.user.is_none().then(|| Secret::new("guest")));
-        let mut t = target.clone();
-        t.user = Some(user.clone());
-        t.password = password.clone();
-        let mgmt = Mgmt::new(&base, &user, password, profile.tls.insecure)?;
+        let login = login(target, &shown)?;
+        let user = login.user.clone();
+        let mgmt = Mgmt::new(
+            &base,
+            &user,
+            Some(login.password.clone()),
+            profile.tls.insecure,
+        )?;
         let backend = Self {
-            target: t,
+            target: target.clone(),
+            login,
             shown,
             mgmt,
             conn: Mutex::new(None),
@@ -304,11 +353,11 @@ impl RabbitBackend {
             return Ok(Arc::clone(c));
         }
         let props = ConnectionProperties::default();
-        let uri = amqp_uri(&self.target);
+        let uri = amqp_uri(&self.target, &self.login);
         let runtime = lapin::runtime::default_runtime().map_err(|e| {
             BackendError::Broker(format!("cannot start the AMQP client runtime: {e}"))
         })?;
-        let connect = Connection::connect_with_config(&uri, props, self.tls.clone(), runtime);
+        let connect = Connection::connect_uri_with_config(uri, props, self.tls.clone(), runtime);
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| BackendError::Unreachable {
