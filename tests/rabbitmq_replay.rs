@@ -1251,3 +1251,78 @@ async fn a_purge_on_a_full_disk_keeps_a_whole_backup_of_exactly_what_it_removed(
     assert!(twice(ids).is_empty());
     s.cleanup().await;
 }
+
+/// Nothing mqscope writes (standard output and error, the audit log, journals, backups)
+/// holds the password it was given, through a replay that is killed and resumed, a
+/// purge, a restore, a delete and a refused login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_output_journal_backup_or_audit_line_holds_the_password() {
+    const PASSWORD: &str = "Zq%Sec9-never-print-me";
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, 300).await;
+    let user = format!("mqscope-test-secret-{}", std::process::id());
+    let _ = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "delete_user", &user])
+        .output();
+    rabbitmqctl(&["-q", "add_user", &user, PASSWORD]);
+    rabbitmqctl(&["-q", "set_user_tags", &user, "monitoring"]);
+    rabbitmqctl(&["-q", "set_permissions", "-p", "/", &user, ".*", ".*", ".*"]);
+    let _cleanup = FaultUser { name: user.clone() };
+    let encoded = "Zq%25Sec9-never-print-me";
+    let url = format!("amqp://{user}:{encoded}@127.0.0.1:5672/%2f");
+    let bad = format!("amqp://{user}:{encoded}-wrong@127.0.0.1:5672/%2f");
+    let state = tempfile::tempdir().unwrap();
+    let dead = s.q("dead");
+    let backup = state.path().join("b.jsonl").display().to_string();
+    let mut printed = String::new();
+    let mut run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = mqscope_bin()
+            .env("MQSCOPE_STATE_DIR", state.path())
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .unwrap();
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["--url", &url, "peek", &dead, "-n", "3", "--json"], &[]);
+    run(
+        &["--url", &url, "replay", &dead, "--yes", "--batch", "100"],
+        &[("MQSCOPE_CRASH_AT", "replay.confirmed:2")],
+    );
+    run(&["--url", &url, "replay", &dead, "--yes"], &[]);
+    run(&["--url", &url, "replay", "--resume", "--yes", "--json"], &[]);
+    let home = s.origins()[2].clone();
+    run(&["--url", &url, "purge", &home, "--yes", "--backup", &backup], &[]);
+    run(&["--url", &url, "publish", "--from", &backup], &[]);
+    run(&["--url", &url, "delete", &home, "--ids", "m-2", "--yes"], &[]);
+    run(&["--url", &url, "describe", &home], &[]);
+    run(&["--url", &bad, "queues"], &[]);
+    run(&["--url", &bad, "purge", &home, "--yes"], &[]);
+    let mut leaks = Vec::new();
+    if printed.contains("Sec9") {
+        leaks.push("stdout/stderr".to_string());
+    }
+    let mut files = 0;
+    let mut stack = vec![state.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            files += 1;
+            let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+            if text.contains("Sec9") {
+                leaks.push(p.display().to_string());
+            }
+        }
+    }
+    // The audit log, replay and removal journals and the backup were all written.
+    assert!(files >= 4, "{files} files written");
+    assert!(printed.contains("restore with"), "{printed}");
+    assert!(leaks.is_empty(), "the password is in: {leaks:?}");
+    s.cleanup().await;
+}
