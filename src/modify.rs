@@ -139,19 +139,8 @@ pub async fn replay(
                 .queue
                 .clone()
                 .ok_or_else(|| anyhow!("name the dead-letter queue or topic to replay"))?;
-            // An interrupted replay of the same queue may have left copies whose originals
-            // are still there (or the other way round): a new replay would send those a
-            // second time. Only its own resume knows which they are.
-            let target = backend.info().target;
-            if !args.dry_run
-                && let Some(open) = journal::unfinished_of(&target, &source)?.first()
-            {
-                bail!(
-                    "an earlier replay of \"{source}\" on {target} did not finish ({}): a new one could send some messages twice. Finish it with: mqscope replay --resume '{}' (nothing is sent twice), or, after looking at it, give it up with: mqscope replay --abandon '{}'",
-                    open.display(),
-                    open.display(),
-                    open.display()
-                );
+            if !args.dry_run {
+                replay::check_no_unfinished_replay(&backend.info().target, &source)?;
             }
             let opts = ReplayOptions {
                 to: args.to.clone(),

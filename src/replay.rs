@@ -1724,6 +1724,19 @@ impl RemovalResume {
     }
 }
 
+/// Refuse a new replay of `source` while an earlier one on the same broker is unfinished:
+/// it may have left copies whose originals are still there (or the other way round), and
+/// a new replay would send those a second time. Only its own resume knows which they are.
+pub fn check_no_unfinished_replay(target: &str, source: &str) -> Result<(), ReplayError> {
+    match journal::unfinished_of(target, source)?.first() {
+        Some(open) => Err(ReplayError::Invalid(format!(
+            "an earlier replay of \"{source}\" on {target} did not finish ({0}): a new one could send some messages twice. Finish it with: mqscope replay --resume '{0}' (nothing is sent twice), or, after looking at it, give it up with: mqscope replay --abandon '{0}'",
+            open.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Start a purge or delete of `queue` with a backup (at `backup_path`, or in the state
 /// directory) and a journal of what the broker confirms removing: together they let an
 /// interrupted run be finished without a message in two places. Refused while an earlier

@@ -1292,11 +1292,20 @@ async fn no_output_journal_backup_or_audit_line_holds_the_password() {
         &[("MQSCOPE_CRASH_AT", "replay.confirmed:2")],
     );
     run(&["--url", &url, "replay", &dead, "--yes"], &[]);
-    run(&["--url", &url, "replay", "--resume", "--yes", "--json"], &[]);
+    run(
+        &["--url", &url, "replay", "--resume", "--yes", "--json"],
+        &[],
+    );
     let home = s.origins()[2].clone();
-    run(&["--url", &url, "purge", &home, "--yes", "--backup", &backup], &[]);
+    run(
+        &["--url", &url, "purge", &home, "--yes", "--backup", &backup],
+        &[],
+    );
     run(&["--url", &url, "publish", "--from", &backup], &[]);
-    run(&["--url", &url, "delete", &home, "--ids", "m-2", "--yes"], &[]);
+    run(
+        &["--url", &url, "delete", &home, "--ids", "m-2", "--yes"],
+        &[],
+    );
     run(&["--url", &url, "describe", &home], &[]);
     run(&["--url", &bad, "queues"], &[]);
     run(&["--url", &bad, "purge", &home, "--yes"], &[]);

@@ -381,6 +381,7 @@ async fn modify(b: &dyn Backend, action: ConfirmAction) -> Result<String, String
             };
             let run = async {
                 let plan = opts.plan().map_err(|e| e.to_string())?;
+                replay::check_no_unfinished_replay(&target, &queue).map_err(|e| e.to_string())?;
                 let id = journal::unique_id();
                 let mut j = Journal::create(&id).map_err(|e| e.to_string())?;
                 j.append(&replay::begin_entry(&id, &target, &queue, &opts))
@@ -503,4 +504,50 @@ async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> (Outcome, Optio
         Err(e) => Err(e.to_string()),
     };
     (out, Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::backend::local::broker::{LocalBroker, LocalConfig, QueueArgs};
+    use crate::backend::local::clock::Clock;
+    use crate::journal::Journal;
+    use crate::replay::{self, ReplayOptions};
+
+    #[tokio::test]
+    async fn the_tui_refuses_a_replay_while_an_earlier_one_of_its_queue_is_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: the only test of this crate that reads the state directory.
+        unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
+        let broker = Arc::new(LocalBroker::new(
+            "t",
+            Clock::manual(1_700_000_000_000),
+            LocalConfig::default(),
+        ));
+        broker.declare_queue("dlq", QueueArgs::default()).unwrap();
+        let b = LocalBackend::new(broker, "local://t");
+        let mut j = Journal::create("earlier").unwrap();
+        j.append(&replay::begin_entry(
+            "earlier",
+            "local://t",
+            "dlq",
+            &ReplayOptions::default(),
+        ))
+        .unwrap();
+        j.sync().unwrap();
+        let r = modify(
+            &b,
+            ConfirmAction::Replay {
+                queue: "dlq".into(),
+                ids: Vec::new(),
+            },
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert!(
+            e.contains("did not finish") && e.contains("--resume"),
+            "{e}"
+        );
+    }
 }
