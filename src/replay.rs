@@ -835,9 +835,12 @@ pub fn outcome_unknown(e: &BackendError) -> bool {
         | BackendError::InvalidArgument(_)
         | BackendError::Refused(_)
         | BackendError::Unsupported { .. }
-        | BackendError::Auth { .. } => false,
+        | BackendError::Auth { .. }
+        | BackendError::NotSent(_) => false,
         BackendError::Broker(text) => !text.contains("(nack)"),
-        BackendError::Unreachable { .. } | BackendError::Timeout { .. } => true,
+        BackendError::Unreachable { .. }
+        | BackendError::Timeout { .. }
+        | BackendError::Unconfirmed(_) => true,
     }
 }
 
