@@ -122,6 +122,7 @@ pub struct QueuesArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DescribeArgs {
     /// Queue, stream or topic.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     #[command(flatten)]
     pub out: JsonFlag,
@@ -143,6 +144,7 @@ pub struct BindingsArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PeekArgs {
     /// Queue, stream or topic to read.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     /// How many messages.
     #[arg(short = 'n', long = "count", default_value_t = 10, value_name = "N")]
@@ -227,7 +229,8 @@ pub struct PublishArgs {
         long,
         value_name = "QUEUE",
         conflicts_with_all = ["exchange", "topic"],
-        required_unless_present_any = ["from", "exchange", "topic"]
+        required_unless_present_any = ["from", "exchange", "topic"],
+        value_parser = crate::run::valid_name
     )]
     pub queue: Option<String>,
     /// Send to this exchange...
@@ -237,7 +240,7 @@ pub struct PublishArgs {
     #[arg(long, value_name = "KEY")]
     pub routing_key: Option<String>,
     /// Send to this topic.
-    #[arg(long, value_name = "TOPIC")]
+    #[arg(long, value_name = "TOPIC", value_parser = crate::run::valid_name)]
     pub topic: Option<String>,
     /// Topics: this partition (default: by key).
     #[arg(long, value_name = "P")]
@@ -267,6 +270,7 @@ pub struct TailArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TraceArgs {
     /// The correlation ID to follow.
+    #[arg(value_parser = crate::run::valid_name)]
     pub id: String,
     /// Only queues and topics whose names match this pattern (`*`, `?`).
     #[arg(long, value_name = "GLOB")]
@@ -296,11 +300,11 @@ A journal in the state directory records every step; an interrupted replay goes 
 )]
 pub struct ReplayArgs {
     /// The dead-letter queue or topic (with --resume: taken from the journal).
-    #[arg(required_unless_present = "resume")]
+    #[arg(required_unless_present = "resume", value_parser = crate::run::valid_name)]
     pub queue: Option<String>,
     /// Send every message here instead: queue:NAME, exchange:NAME, topic:NAME or a bare
     /// name (a queue on RabbitMQ, a topic on Kafka).
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", value_parser = crate::run::valid_to)]
     pub to: Option<String>,
     /// With --to exchange:NAME: the routing key (default: each message's original one).
     #[arg(long, value_name = "KEY", requires = "to")]
@@ -356,6 +360,7 @@ pub struct ReplayArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PurgeArgs {
     /// The queue to empty.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -377,6 +382,7 @@ pub struct PurgeArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DeleteArgs {
     /// The queue to delete them from.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     /// The messages to delete: message ids or fingerprints (`peek --json` gives each message's "fingerprint").
     #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required = true)]

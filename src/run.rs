@@ -257,6 +257,25 @@ fn reason_only(e: &anyhow::Error) -> String {
     }
 }
 
+/// Clap's check of a queue, stream, topic or correlation ID given on the command line. An
+/// empty one is most often an unset shell variable, and must not go further: the management
+/// API answers a request for the queue "" with the whole queue list, and a replay would
+/// journal it. A name of spaces is left alone: RabbitMQ allows it, and it reaches nothing
+/// else by mistake.
+pub fn valid_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("it is empty (an unset shell variable?)".into());
+    }
+    Ok(text.to_string())
+}
+
+/// Clap's check of `replay --to`.
+pub fn valid_to(text: &str) -> Result<String, String> {
+    crate::replay::ToTarget::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|e| reason_only(&e.into()))
+}
+
 /// Clap's check of an `--idle` value.
 pub fn valid_idle(text: &str) -> Result<String, String> {
     parse_duration(text)

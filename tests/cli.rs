@@ -801,3 +801,47 @@ fn a_removal_that_removes_nothing_leaves_no_empty_backup() {
         .unwrap_or_default();
     assert!(files.is_empty(), "{files:?}");
 }
+
+/// An empty queue, topic or trace name (an unset shell variable, most often) is a usage
+/// mistake caught before anything happens: no connection (the URL here answers nothing),
+/// no journal, exit 2. It used to reach the broker, where the management API answers an
+/// empty name with the whole queue list, and `replay ''` left a journal that broke a later
+/// `--resume`.
+#[test]
+fn an_empty_name_is_a_usage_error_before_anything_happens() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let nobody = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let cases: &[&[&str]] = &[
+        &["peek", ""],
+        &["describe", ""],
+        &["purge", "", "--yes"],
+        &["delete", "", "--ids", "m-1", "--yes"],
+        &["replay", "", "--yes"],
+        &["replay", "", "--resume"],
+        &["replay", "billing.dlq", "--to", "queue:", "--yes"],
+        &["trace", ""],
+        &["publish", "--queue", "", "--body", "x"],
+        &["publish", "--topic", "", "--body", "x"],
+    ];
+    for args in cases {
+        let (code, err) = fails(
+            mqscope(&home)
+                .env("MQSCOPE_STATE_DIR", &state)
+                .args(*args)
+                .args(["--url", nobody]),
+        );
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("empty") || err.contains("name a queue"), "{args:?}: {err}");
+        assert!(!err.contains("cannot reach"), "{args:?}: {err}");
+    }
+    assert!(!state.exists(), "nothing was written");
+    // The default exchange has the empty name: that one stays allowed (`tail ''` follows it
+    // too). A name of spaces is a legal RabbitMQ queue name, and reachable.
+    let out = mqscope(&home)
+        .args(["publish", "--exchange", "", "--routing-key", "billing"])
+        .args(["--body", "x", "--url", "local://demo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
