@@ -845,3 +845,28 @@ fn an_empty_name_is_a_usage_error_before_anything_happens() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// An operating-system error is said once: the state directory's error used to be printed
+/// with its cause, which it already held (`Not a directory (os error 20): Not a directory
+/// (os error 20)`).
+#[test]
+fn an_os_error_is_said_once() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for args in [
+        &["purge", "billing.dlq", "--yes"][..],
+        &["replay", "billing.dlq", "--yes"],
+    ] {
+        let (code, err) = fails(
+            mqscope(&home)
+                .env("MQSCOPE_STATE_DIR", file.join("state"))
+                .args(args)
+                .args(["--url", "local://demo"]),
+        );
+        assert_eq!(code, 1, "{err}");
+        one_clear_line(&err);
+        assert_eq!(err.matches("os error 20").count(), 1, "{err}");
+        assert!(err.contains("a-file/state"), "{err}");
+    }
+}
