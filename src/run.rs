@@ -485,16 +485,27 @@ fn single_message(args: &PublishArgs) -> Result<Message> {
 /// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
 /// before a single message is sent.
 pub fn read_records(path: &str) -> Result<Vec<(usize, Message, Option<Destination>)>> {
-    let text = if path == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+    let (bytes, shown) = if path == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
             .context("reading standard input")?;
-        s
+        (b, "standard input")
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        let b = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+        (b, path)
     };
+    let path = shown;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    // Checked line by line, so that a byte that is not UTF-8 is found by its line.
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|e| {
+            anyhow!(
+                "{path} line {}: not valid UTF-8 (at byte {} of the line)",
+                i + 1,
+                e.valid_up_to() + 1
+            )
+        })?;
         if line.trim().is_empty() {
             continue;
         }

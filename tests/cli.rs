@@ -832,7 +832,10 @@ fn an_empty_name_is_a_usage_error_before_anything_happens() {
                 .args(["--url", nobody]),
         );
         assert_eq!(code, 2, "{args:?}: {err}");
-        assert!(err.contains("empty") || err.contains("name a queue"), "{args:?}: {err}");
+        assert!(
+            err.contains("empty") || err.contains("name a queue"),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("cannot reach"), "{args:?}: {err}");
     }
     assert!(!state.exists(), "nothing was written");
@@ -869,4 +872,38 @@ fn an_os_error_is_said_once() {
         assert_eq!(err.matches("os error 20").count(), 1, "{err}");
         assert!(err.contains("a-file/state"), "{err}");
     }
+}
+
+/// A `publish --from` file with a line that is not UTF-8 says which line, from a file and
+/// from standard input, and nothing is sent.
+#[test]
+fn a_line_that_is_not_utf8_is_named_by_its_number() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("bad.jsonl");
+    let mut bytes = b"{\"payload\":\"fine\"}\r\n\n{\"payload\":\"".to_vec();
+    bytes.extend_from_slice(b"caf\xe9\"}\n");
+    std::fs::write(&file, &bytes).unwrap();
+    let (code, err) = fails(mqscope(&home).args([
+        "publish",
+        "--from",
+        file.to_str().unwrap(),
+        "--queue",
+        "billing",
+        "--url",
+        "local://demo",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    one_clear_line(&err);
+    assert!(err.contains("bad.jsonl line 3: not valid UTF-8"), "{err}");
+    let (code, err) = fails(
+        mqscope(&home)
+            .args(["publish", "--from", "-", "--queue", "billing"])
+            .args(["--url", "local://demo"])
+            .write_stdin(bytes),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("standard input line 3: not valid UTF-8"),
+        "{err}"
+    );
 }
