@@ -173,9 +173,11 @@ pub struct PeekArgs {
     #[arg(long)]
     pub force: bool,
     /// Print only the messages read that match, as `replay --filter` chooses them:
-    /// `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX` joined with ` and `; FIELD is reason,
-    /// queue, exchange, routing_key, message_id, correlation_id, type, app_id, key, body or
-    /// header.NAME. `-n` (or `--all`) says how many are read, not how many match.
+    /// `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX` joined with `and` and `or` (`and` binds
+    /// tighter) and grouped with parentheses; a value in double quotes is taken as written.
+    /// FIELD is reason, queue, exchange, routing_key, message_id, correlation_id, type,
+    /// app_id, key, body or header.NAME. `-n` (or `--all`) says how many are read, not how
+    /// many match.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     #[command(flatten)]
@@ -294,8 +296,9 @@ pub struct TraceArgs {
 of their newest x-death entry (straight to the queue they died in when the exchange would fan them \
 out to other queues again: see --via); Kafka records to kafka_dlt-original-topic or \
 __connect.errors.topic. Each copy carries x-mqscope-replayed-from and x-mqscope-replay-count.\n\
-Filter: FIELD=VALUE, FIELD!=VALUE, FIELD~REGEX joined by ' and '; fields: reason, queue (died in), \
-exchange, routing_key, message_id, correlation_id, type, app_id, body, header.NAME.\n\
+Filter: FIELD=VALUE, FIELD!=VALUE, FIELD~REGEX joined by 'and' and 'or' ('and' binds tighter), \
+grouped with parentheses, a value in double quotes taken as written; fields: reason, queue (died in), \
+exchange, routing_key, message_id, correlation_id, type, app_id, key, body, header.NAME.\n\
 A journal in the state directory records every step; an interrupted replay goes on with --resume."
 )]
 pub struct ReplayArgs {

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod filter;
 pub mod journal;
 pub mod model;
 pub mod modify;

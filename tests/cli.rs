@@ -907,3 +907,66 @@ fn a_line_that_is_not_utf8_is_named_by_its_number() {
         "{err}"
     );
 }
+
+/// `--filter` joins conditions with `or` as well as `and` (which binds tighter), groups
+/// them with parentheses, and takes a quoted value as written. `or` and `)` used to be
+/// read as part of a value, so `reason=rejected or queue=x` matched nothing, silently.
+#[test]
+fn filter_or_and_parentheses_choose_as_written() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "local://demo";
+    let peek = |filter: Option<&str>| -> Vec<Value> {
+        let mut c = mqscope(&home);
+        c.args(["peek", "billing.dlq", "-n", "60", "--json", "--url", url]);
+        if let Some(f) = filter {
+            c.args(["--filter", f]);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{filter:?}: {out:?}");
+        json_lines(&out.stdout)
+    };
+    let all = peek(None);
+    let tenant = |r: &Value| r["headers"]["x-tenant"].as_str().unwrap_or("").to_string();
+    let express = |r: &Value| r["headers"]["x-express"] == true;
+    let mut tenants: Vec<String> = all.iter().map(tenant).collect();
+    tenants.sort();
+    tenants.dedup();
+    assert!(tenants.len() >= 3, "{tenants:?}");
+    let (a, b) = (&tenants[0], &tenants[1]);
+    let ids =
+        |rows: &[Value]| -> Vec<Value> { rows.iter().map(|r| r["position"].clone()).collect() };
+    let want = |keep: &dyn Fn(&Value) -> bool| -> Vec<Value> {
+        ids(&all.iter().filter(|r| keep(r)).cloned().collect::<Vec<_>>())
+    };
+
+    let either = want(&|r| tenant(r) == *a || tenant(r) == *b);
+    assert!(!either.is_empty());
+    let f = format!("header.x-tenant={a} or header.x-tenant={b}");
+    assert_eq!(ids(&peek(Some(&f))), either, "{f}");
+    // `and` binds tighter than `or`...
+    let f = format!("header.x-tenant={a} OR header.x-tenant={b} and header.x-express=true");
+    let tighter = want(&|r| tenant(r) == *a || (tenant(r) == *b && express(r)));
+    assert_eq!(ids(&peek(Some(&f))), tighter, "{f}");
+    // ...unless parentheses say otherwise.
+    let f = format!("(header.x-tenant={a} or header.x-tenant={b}) and header.x-express=true");
+    let grouped = want(&|r| (tenant(r) == *a || tenant(r) == *b) && express(r));
+    assert_eq!(ids(&peek(Some(&f))), grouped, "{f}");
+    assert_ne!(tighter, grouped, "the data tells the two readings apart");
+    // A quoted value is taken as written, `or` and parentheses included.
+    let f = "reason=rejected and body~\"(or) or\" or reason=\"rejected\"";
+    assert_eq!(ids(&peek(Some(f))).len(), all.len(), "{f}");
+
+    // What the language is, said when it is not followed.
+    for bad in [
+        "reason=rejected or",
+        "(reason=rejected",
+        "reason=rejected)",
+        "()",
+    ] {
+        let (code, err) =
+            fails(mqscope(&home).args(["peek", "billing.dlq", "--url", url, "--filter", bad]));
+        assert_eq!(code, 1, "{bad}: {err}");
+        one_clear_line(&err);
+        assert!(err.contains("joined by and, or"), "{bad}: {err}");
+    }
+}
