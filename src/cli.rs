@@ -129,6 +129,7 @@ pub struct QueuesArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DescribeArgs {
     /// Queue, stream or topic.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     #[command(flatten)]
     pub out: JsonFlag,
@@ -150,6 +151,7 @@ pub struct BindingsArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PeekArgs {
     /// Queue, stream or topic to read.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     /// How many messages.
     #[arg(short = 'n', long = "count", default_value_t = 10, value_name = "N")]
@@ -178,9 +180,11 @@ pub struct PeekArgs {
     #[arg(long)]
     pub force: bool,
     /// Print only the messages read that match, as `replay --filter` chooses them:
-    /// `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX` joined with ` and `; FIELD is reason,
-    /// queue, exchange, routing_key, message_id, correlation_id, type, app_id, key, body or
-    /// header.NAME. `-n` (or `--all`) says how many are read, not how many match.
+    /// `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX` joined with `and` and `or` (`and` binds
+    /// tighter) and grouped with parentheses; a value in double quotes is taken as written.
+    /// FIELD is reason, queue, exchange, routing_key, message_id, correlation_id, type,
+    /// app_id, key, body or header.NAME. `-n` (or `--all`) says how many are read, not how
+    /// many match.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     #[command(flatten)]
@@ -234,7 +238,8 @@ pub struct PublishArgs {
         long,
         value_name = "QUEUE",
         conflicts_with_all = ["exchange", "topic"],
-        required_unless_present_any = ["from", "exchange", "topic"]
+        required_unless_present_any = ["from", "exchange", "topic"],
+        value_parser = crate::run::valid_name
     )]
     pub queue: Option<String>,
     /// Send to this exchange...
@@ -244,7 +249,7 @@ pub struct PublishArgs {
     #[arg(long, value_name = "KEY")]
     pub routing_key: Option<String>,
     /// Send to this topic.
-    #[arg(long, value_name = "TOPIC")]
+    #[arg(long, value_name = "TOPIC", value_parser = crate::run::valid_name)]
     pub topic: Option<String>,
     /// Topics: this partition (default: by key).
     #[arg(long, value_name = "P")]
@@ -274,6 +279,7 @@ pub struct TailArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TraceArgs {
     /// The correlation ID to follow.
+    #[arg(value_parser = crate::run::valid_name)]
     pub id: String,
     /// Only queues and topics whose names match this pattern (`*`, `?`).
     #[arg(long, value_name = "GLOB")]
@@ -297,17 +303,18 @@ pub struct TraceArgs {
 of their newest x-death entry (straight to the queue they died in when the exchange would fan them \
 out to other queues again: see --via); Kafka records to kafka_dlt-original-topic or \
 __connect.errors.topic. Each copy carries x-mqscope-replayed-from and x-mqscope-replay-count.\n\
-Filter: FIELD=VALUE, FIELD!=VALUE, FIELD~REGEX joined by ' and '; fields: reason, queue (died in), \
-exchange, routing_key, message_id, correlation_id, type, app_id, body, header.NAME.\n\
+Filter: FIELD=VALUE, FIELD!=VALUE, FIELD~REGEX joined by 'and' and 'or' ('and' binds tighter), \
+grouped with parentheses, a value in double quotes taken as written; fields: reason, queue (died in), \
+exchange, routing_key, message_id, correlation_id, type, app_id, key, body, header.NAME.\n\
 A journal in the state directory records every step; an interrupted replay goes on with --resume."
 )]
 pub struct ReplayArgs {
     /// The dead-letter queue or topic (with --resume: taken from the journal).
-    #[arg(required_unless_present_any = ["resume", "abandon"])]
+    #[arg(required_unless_present_any = ["resume", "abandon"], value_parser = crate::run::valid_name)]
     pub queue: Option<String>,
     /// Send every message here instead: queue:NAME, exchange:NAME, topic:NAME or a bare
     /// name (a queue on RabbitMQ, a topic on Kafka).
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", value_parser = crate::run::valid_to)]
     pub to: Option<String>,
     /// With --to exchange:NAME: the routing key (default: each message's original one).
     #[arg(long, value_name = "KEY", requires = "to")]
@@ -368,6 +375,7 @@ pub struct ReplayArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PurgeArgs {
     /// The queue to empty.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -393,6 +401,7 @@ pub struct PurgeArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DeleteArgs {
     /// The queue to delete them from.
+    #[arg(value_parser = crate::run::valid_name)]
     pub queue: String,
     /// The messages to delete: message ids or fingerprints (`peek --json` gives each message's "fingerprint").
     #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required_unless_present = "resume")]

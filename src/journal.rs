@@ -19,12 +19,10 @@ use std::path::{Path, PathBuf};
 pub enum JournalError {
     #[error("no state directory: set XDG_STATE_HOME or HOME (or MQSCOPE_STATE_DIR)")]
     NoStateDir,
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The OS error is part of the message and not also its `source()`: a chain printed
+    /// in full (`{:#}`) would otherwise say it twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}: not written since an earlier write failed ({reason})")]
     Stopped { path: String, reason: String },
     #[error("{path} line {line}: {reason}")]
@@ -36,9 +34,9 @@ pub enum JournalError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io {
+    move |error| JournalError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod fault;
+pub mod filter;
 pub mod journal;
 pub mod model;
 pub mod modify;

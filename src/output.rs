@@ -24,8 +24,22 @@ impl Table {
         }
     }
 
+    /// A row of cells. Names come from whoever created them: a control character is shown
+    /// as its picture here, before the widths are measured (a tab or a new line would
+    /// break the row, an escape counts as no column and shifts the ones after it).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| {
+                    if c.chars().any(char::is_control) {
+                        one_line(&c)
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
+        );
     }
 
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -356,12 +370,26 @@ pub fn visible(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\n' | '\t' => c,
-            '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-            '\u{7f}' => '\u{2421}',
-            c if c.is_control() => '\u{fffd}',
-            c => c,
+            c => picture(c),
         })
         .collect()
+}
+
+/// `s` with every control character, tabs and new lines too, replaced by its picture: for
+/// a table cell, which must stay one line and as wide as it looks.
+pub fn one_line(s: &str) -> String {
+    s.chars().map(picture).collect()
+}
+
+/// A control character's visible picture (`␉` for a tab, `␛` for ESC, `␡` for DEL, `�`
+/// for C1 controls); any other character as it is.
+fn picture(c: char) -> char {
+    match c {
+        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+        '\u{7f}' => '\u{2421}',
+        c if c.is_control() => '\u{fffd}',
+        c => c,
+    }
 }
 
 impl<W: Write> Write for TextGuard<W> {
@@ -397,5 +425,35 @@ mod guard_tests {
         let mut raw = TextGuard::new(Vec::new(), false);
         raw.write_all(b"{\"a\":\"\x7f\"}\n").unwrap();
         assert_eq!(raw.inner, b"{\"a\":\"\x7f\"}\n");
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::model::{QueueKind, QueueSummary};
+
+    /// Queue names with a tab, a new line and an escape, as `mqscope queues` prints them
+    /// (through the guard): one row each, every column where the header says.
+    #[test]
+    fn control_characters_in_names_keep_the_table_aligned() {
+        let names = ["tab\there", "new\nline", "esc\u{1b}[31m", "plain"];
+        let queues: Vec<QueueSummary> = names
+            .iter()
+            .map(|n| QueueSummary::new(*n, QueueKind::Queue, "classic"))
+            .collect();
+        let mut out = TextGuard::new(Vec::new(), true);
+        write_queue_table(&queues, &mut out).unwrap();
+        let text = String::from_utf8(out.inner).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + names.len(), "{text}");
+        assert!(!text.contains('\t') && !text.contains('\u{1b}'), "{text:?}");
+        let column = |l: &str| l.find("classic").map(|b| l[..b].width());
+        let header = lines[0].find("TYPE").map(|b| lines[0][..b].width());
+        for l in &lines[1..] {
+            assert_eq!(column(l), header, "{text}");
+        }
+        assert!(lines[1].starts_with("tab\u{2409}here"), "{text}");
+        assert!(lines[2].starts_with("new\u{240a}line"), "{text}");
     }
 }

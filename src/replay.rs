@@ -14,7 +14,6 @@ use crate::model::topology::Topology;
 use crate::model::{FieldTable, FieldValue, Message};
 use crate::scan::{ScanOptions, read_all};
 use crate::trace::Extractor;
-use regex::Regex;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -30,6 +29,9 @@ pub const REPLAY_COUNT: &str = "x-mqscope-replay-count";
 pub const REPLAY_ID: &str = "x-mqscope-replay-id";
 /// Replays allowed per message before the loop guard refuses (unless forced).
 pub const DEFAULT_MAX_REPLAYS: u64 = 3;
+
+/// The `--filter` language lives in its own file; `peek` uses it too.
+pub use crate::filter::Filter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -217,158 +219,6 @@ pub enum Via {
     Auto,
     Exchange,
     Queue,
-}
-
-/// One condition of a `--filter`: `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX`, where
-/// FIELD is reason, queue (the queue it died in), exchange, routing_key, message_id,
-/// correlation_id, type, app_id, key (Kafka), body or header.NAME. Conditions join with ` and `.
-#[derive(Debug, Clone)]
-pub struct Filter {
-    clauses: Vec<Clause>,
-    text: String,
-}
-
-#[derive(Debug, Clone)]
-struct Clause {
-    field: String,
-    op: Op,
-    value: String,
-    regex: Option<Regex>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Ne,
-    Matches,
-}
-
-const FILTER_FIELDS: &[&str] = &[
-    "reason",
-    "queue",
-    "exchange",
-    "routing_key",
-    "message_id",
-    "correlation_id",
-    "type",
-    "app_id",
-    "key",
-    "body",
-];
-
-impl Filter {
-    pub fn parse(text: &str) -> Result<Self, ReplayError> {
-        let mut clauses = Vec::new();
-        let lower = text.to_string();
-        for part in split_and(&lower) {
-            let part = part.trim();
-            let (field, op, value) = if let Some((f, v)) = part.split_once("!=") {
-                (f, Op::Ne, v)
-            } else if let Some((f, v)) = part.split_once('~') {
-                (f, Op::Matches, v)
-            } else if let Some((f, v)) = part.split_once('=') {
-                (f, Op::Eq, v)
-            } else {
-                return Err(ReplayError::Invalid(format!(
-                    "--filter: \"{part}\" is not FIELD=VALUE, FIELD!=VALUE or FIELD~REGEX"
-                )));
-            };
-            let field = field.trim().to_string();
-            if !FILTER_FIELDS.contains(&field.as_str()) && !field.starts_with("header.") {
-                return Err(ReplayError::Invalid(format!(
-                    "--filter: unknown field \"{field}\" (one of {}, header.NAME)",
-                    FILTER_FIELDS.join(", ")
-                )));
-            }
-            let value = value.trim().to_string();
-            let regex = match op {
-                Op::Matches => Some(Regex::new(&value).map_err(|e| {
-                    ReplayError::Invalid(format!("--filter: bad regex \"{value}\": {e}"))
-                })?),
-                _ => None,
-            };
-            clauses.push(Clause {
-                field,
-                op,
-                value,
-                regex,
-            });
-        }
-        if clauses.is_empty() {
-            return Err(ReplayError::Invalid("--filter is empty".into()));
-        }
-        Ok(Self {
-            clauses,
-            text: text.to_string(),
-        })
-    }
-
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    pub fn matches(&self, m: &Message) -> bool {
-        self.clauses.iter().all(|c| {
-            let v = field_value(m, &c.field);
-            match c.op {
-                Op::Eq => v.as_deref() == Some(c.value.as_str()),
-                Op::Ne => v.as_deref() != Some(c.value.as_str()),
-                Op::Matches => match (&c.regex, v) {
-                    (Some(r), Some(v)) => r.is_match(&v),
-                    _ => false,
-                },
-            }
-        })
-    }
-}
-
-fn split_and(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    loop {
-        let lower = rest.to_ascii_lowercase();
-        match lower.find(" and ") {
-            Some(i) => {
-                out.push(&rest[..i]);
-                rest = &rest[i + 5..];
-            }
-            None => {
-                out.push(rest);
-                return out;
-            }
-        }
-    }
-}
-
-fn field_value(m: &Message, field: &str) -> Option<String> {
-    let death = m.deaths().into_iter().next();
-    match field {
-        "reason" => death.map(|d| d.reason.as_str().to_string()),
-        "queue" => death.map(|d| d.queue),
-        "exchange" => death
-            .and_then(|d| d.exchange)
-            .or_else(|| m.exchange.clone()),
-        "routing_key" => death
-            .and_then(|d| d.routing_keys.into_iter().next())
-            .or_else(|| m.routing_key.clone()),
-        "message_id" => m.properties.message_id.clone(),
-        "correlation_id" => Extractor::default().extract(m),
-        "type" => m.properties.kind.clone(),
-        "app_id" => m.properties.app_id.clone(),
-        "key" => m
-            .key
-            .as_ref()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
-        "body" => Some(String::from_utf8_lossy(&m.payload).into_owned()),
-        h => {
-            let name = h.strip_prefix("header.")?;
-            let v = m.headers.get_ignore_case(name)?;
-            v.as_bytes()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .or_else(|| v.as_i64().map(|n| n.to_string()))
-                .or_else(|| Some(v.to_json().to_string()))
-        }
-    }
 }
 
 /// Everything a replay needs to know; kept in the journal so `--resume` runs the same one.
@@ -848,9 +698,12 @@ pub fn outcome_unknown(e: &BackendError) -> bool {
         | BackendError::InvalidArgument(_)
         | BackendError::Refused(_)
         | BackendError::Unsupported { .. }
-        | BackendError::Auth { .. } => false,
+        | BackendError::Auth { .. }
+        | BackendError::NotSent(_) => false,
         BackendError::Broker(text) => !text.contains("(nack)"),
-        BackendError::Unreachable { .. } | BackendError::Timeout { .. } => true,
+        BackendError::Unreachable { .. }
+        | BackendError::Timeout { .. }
+        | BackendError::Unconfirmed(_) => true,
     }
 }
 

@@ -268,6 +268,25 @@ fn reason_only(e: &anyhow::Error) -> String {
     }
 }
 
+/// Clap's check of a queue, stream, topic or correlation ID given on the command line. An
+/// empty one is most often an unset shell variable, and must not go further: the management
+/// API answers a request for the queue "" with the whole queue list, and a replay would
+/// journal it. A name of spaces is left alone: RabbitMQ allows it, and it reaches nothing
+/// else by mistake.
+pub fn valid_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("it is empty (an unset shell variable?)".into());
+    }
+    Ok(text.to_string())
+}
+
+/// Clap's check of `replay --to`.
+pub fn valid_to(text: &str) -> Result<String, String> {
+    crate::replay::ToTarget::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|e| reason_only(&e.into()))
+}
+
 /// Clap's check of an `--idle` value.
 pub fn valid_idle(text: &str) -> Result<String, String> {
     parse_duration(text)
@@ -477,16 +496,27 @@ fn single_message(args: &PublishArgs) -> Result<Message> {
 /// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
 /// before a single message is sent.
 pub fn read_records(path: &str) -> Result<Vec<(usize, Message, Option<Destination>)>> {
-    let text = if path == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+    let (bytes, shown) = if path == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
             .context("reading standard input")?;
-        s
+        (b, "standard input")
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        let b = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+        (b, path)
     };
+    let path = shown;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    // Checked line by line, so that a byte that is not UTF-8 is found by its line.
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|e| {
+            anyhow!(
+                "{path} line {}: not valid UTF-8 (at byte {} of the line)",
+                i + 1,
+                e.valid_up_to() + 1
+            )
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -595,8 +625,17 @@ async fn publish(
         .map(|(_, d, m)| (d.clone(), m.clone()))
         .collect();
     let results = publisher.publish_batch(&batch).await;
+    // Each line's own outcome: confirmed, refused (or never sent), or unknown (sent, but
+    // its confirm was lost with the channel or the connection: publishing it again may
+    // make a second copy).
     let mut failed = Vec::new();
+    let mut unknown = Vec::new();
     for ((line, dest, _), r) in items.iter().zip(&results) {
+        let outcome = match r {
+            Ok(_) => "published",
+            Err(BackendError::Unconfirmed(_)) => "unknown",
+            Err(_) => "failed",
+        };
         if args.json {
             let (target, key) = match dest {
                 Destination::Exchange {
@@ -607,20 +646,32 @@ async fn publish(
             };
             let rec = match r {
                 Ok(receipt) => {
-                    serde_json::json!({"line": line, "ok": true, "to": target, "routing_key": key,
+                    serde_json::json!({"line": line, "ok": true, "outcome": outcome, "to": target, "routing_key": key,
                     "partition": receipt.partition, "offset": receipt.offset})
                 }
                 Err(e) => {
-                    serde_json::json!({"line": line, "ok": false, "to": target, "routing_key": key, "error": e.to_string()})
+                    serde_json::json!({"line": line, "ok": false, "outcome": outcome, "to": target, "routing_key": key, "error": e.to_string()})
                 }
             };
             writeln!(out, "{rec}")?;
         }
         if let Err(e) = r {
-            failed.push(format!("message {line}: {e}"));
+            if !args.json && args.from.is_some() {
+                // One line each, so a restore of thousands says which.
+                let verb = if outcome == "unknown" {
+                    ""
+                } else {
+                    "not published: "
+                };
+                eprintln!("mqscope: line {line}: {verb}{e}");
+            }
+            match outcome {
+                "unknown" => unknown.push(*line),
+                _ => failed.push(*line),
+            }
         }
     }
-    let sent = results.len() - failed.len();
+    let sent = results.len() - failed.len() - unknown.len();
     let info = backend.info();
     let places: std::collections::BTreeSet<String> = items
         .iter()
@@ -633,11 +684,26 @@ async fn publish(
         "publish",
         &place,
     );
+    // Only what the broker confirmed counts.
     entry.count = sent as u64;
-    entry.result = if failed.is_empty() {
+    let lines = |l: &[usize]| {
+        let mut shown: Vec<String> = l.iter().take(10).map(usize::to_string).collect();
+        if l.len() > 10 {
+            shown.push(format!("and {} more", l.len() - 10));
+        }
+        shown.join(", ")
+    };
+    let mut problems = Vec::new();
+    if !failed.is_empty() {
+        problems.push(format!("{} not published", failed.len()));
+    }
+    if !unknown.is_empty() {
+        problems.push(format!("{} unknown", unknown.len()));
+    }
+    entry.result = if problems.is_empty() {
         "ok".into()
     } else {
-        format!("{} not published", failed.len())
+        problems.join(", ")
     };
     if let Err(e) = crate::journal::audit(&entry) {
         eprintln!("warning: could not write the audit log: {e}");
@@ -648,24 +714,46 @@ async fn publish(
         } else {
             ""
         };
+        let rest = if problems.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", problems.join(", "))
+        };
         writeln!(
             out,
-            "published {sent} of {} messages{confirmed}",
+            "published {sent} of {} messages{confirmed}{rest}",
             results.len()
         )?;
     }
+    let line_word = if args.from.is_some() {
+        "line"
+    } else {
+        "message"
+    };
+    let mut why = Vec::new();
     if !failed.is_empty() {
-        let first = failed
-            .iter()
-            .take(3)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ");
-        bail!(
-            "{} of {} messages were not published: {first}",
+        why.push(format!(
+            "{} of {} messages were not published ({line_word} {})",
             failed.len(),
-            results.len()
-        );
+            results.len(),
+            lines(&failed)
+        ));
+    }
+    if !unknown.is_empty() {
+        why.push(format!(
+            "{} may or may not have reached the broker, their confirm was lost ({line_word} {}): look before publishing them again",
+            unknown.len(),
+            lines(&unknown)
+        ));
+    }
+    if !why.is_empty() {
+        // A single message's own error says it all.
+        match results.first() {
+            Some(Err(e @ BackendError::Unconfirmed(_))) if args.from.is_none() => bail!("{e}"),
+            Some(Err(e)) if args.from.is_none() => bail!("the message was not published: {e}"),
+            _ => {}
+        }
+        bail!("{}", why.join("; "));
     }
     Ok(())
 }

@@ -801,3 +801,172 @@ fn a_removal_that_removes_nothing_leaves_no_empty_backup() {
         .unwrap_or_default();
     assert!(files.is_empty(), "{files:?}");
 }
+
+/// An empty queue, topic or trace name (an unset shell variable, most often) is a usage
+/// mistake caught before anything happens: no connection (the URL here answers nothing),
+/// no journal, exit 2. It used to reach the broker, where the management API answers an
+/// empty name with the whole queue list, and `replay ''` left a journal that broke a later
+/// `--resume`.
+#[test]
+fn an_empty_name_is_a_usage_error_before_anything_happens() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let nobody = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let cases: &[&[&str]] = &[
+        &["peek", ""],
+        &["describe", ""],
+        &["purge", "", "--yes"],
+        &["delete", "", "--ids", "m-1", "--yes"],
+        &["replay", "", "--yes"],
+        &["replay", "", "--resume"],
+        &["replay", "billing.dlq", "--to", "queue:", "--yes"],
+        &["trace", ""],
+        &["publish", "--queue", "", "--body", "x"],
+        &["publish", "--topic", "", "--body", "x"],
+    ];
+    for args in cases {
+        let (code, err) = fails(
+            mqscope(&home)
+                .env("MQSCOPE_STATE_DIR", &state)
+                .args(*args)
+                .args(["--url", nobody]),
+        );
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("empty") || err.contains("name a queue"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("cannot reach"), "{args:?}: {err}");
+    }
+    assert!(!state.exists(), "nothing was written");
+    // The default exchange has the empty name: that one stays allowed (`tail ''` follows it
+    // too). A name of spaces is a legal RabbitMQ queue name, and reachable.
+    let out = mqscope(&home)
+        .args(["publish", "--exchange", "", "--routing-key", "billing"])
+        .args(["--body", "x", "--url", "local://demo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// An operating-system error is said once: the state directory's error used to be printed
+/// with its cause, which it already held (`Not a directory (os error 20): Not a directory
+/// (os error 20)`).
+#[test]
+fn an_os_error_is_said_once() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for args in [
+        &["purge", "billing.dlq", "--yes"][..],
+        &["replay", "billing.dlq", "--yes"],
+    ] {
+        let (code, err) = fails(
+            mqscope(&home)
+                .env("MQSCOPE_STATE_DIR", file.join("state"))
+                .args(args)
+                .args(["--url", "local://demo"]),
+        );
+        assert_eq!(code, 1, "{err}");
+        one_clear_line(&err);
+        assert_eq!(err.matches("os error 20").count(), 1, "{err}");
+        assert!(err.contains("a-file/state"), "{err}");
+    }
+}
+
+/// A `publish --from` file with a line that is not UTF-8 says which line, from a file and
+/// from standard input, and nothing is sent.
+#[test]
+fn a_line_that_is_not_utf8_is_named_by_its_number() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("bad.jsonl");
+    let mut bytes = b"{\"payload\":\"fine\"}\r\n\n{\"payload\":\"".to_vec();
+    bytes.extend_from_slice(b"caf\xe9\"}\n");
+    std::fs::write(&file, &bytes).unwrap();
+    let (code, err) = fails(mqscope(&home).args([
+        "publish",
+        "--from",
+        file.to_str().unwrap(),
+        "--queue",
+        "billing",
+        "--url",
+        "local://demo",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    one_clear_line(&err);
+    assert!(err.contains("bad.jsonl line 3: not valid UTF-8"), "{err}");
+    let (code, err) = fails(
+        mqscope(&home)
+            .args(["publish", "--from", "-", "--queue", "billing"])
+            .args(["--url", "local://demo"])
+            .write_stdin(bytes),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("standard input line 3: not valid UTF-8"),
+        "{err}"
+    );
+}
+
+/// `--filter` joins conditions with `or` as well as `and` (which binds tighter), groups
+/// them with parentheses, and takes a quoted value as written. `or` and `)` used to be
+/// read as part of a value, so `reason=rejected or queue=x` matched nothing, silently.
+#[test]
+fn filter_or_and_parentheses_choose_as_written() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "local://demo";
+    let peek = |filter: Option<&str>| -> Vec<Value> {
+        let mut c = mqscope(&home);
+        c.args(["peek", "billing.dlq", "-n", "60", "--json", "--url", url]);
+        if let Some(f) = filter {
+            c.args(["--filter", f]);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{filter:?}: {out:?}");
+        json_lines(&out.stdout)
+    };
+    let all = peek(None);
+    let tenant = |r: &Value| r["headers"]["x-tenant"].as_str().unwrap_or("").to_string();
+    let express = |r: &Value| r["headers"]["x-express"] == true;
+    let mut tenants: Vec<String> = all.iter().map(tenant).collect();
+    tenants.sort();
+    tenants.dedup();
+    assert!(tenants.len() >= 3, "{tenants:?}");
+    let (a, b) = (&tenants[0], &tenants[1]);
+    let ids =
+        |rows: &[Value]| -> Vec<Value> { rows.iter().map(|r| r["position"].clone()).collect() };
+    let want = |keep: &dyn Fn(&Value) -> bool| -> Vec<Value> {
+        ids(&all.iter().filter(|r| keep(r)).cloned().collect::<Vec<_>>())
+    };
+
+    let either = want(&|r| tenant(r) == *a || tenant(r) == *b);
+    assert!(!either.is_empty());
+    let f = format!("header.x-tenant={a} or header.x-tenant={b}");
+    assert_eq!(ids(&peek(Some(&f))), either, "{f}");
+    // `and` binds tighter than `or`...
+    let f = format!("header.x-tenant={a} OR header.x-tenant={b} and header.x-express=true");
+    let tighter = want(&|r| tenant(r) == *a || (tenant(r) == *b && express(r)));
+    assert_eq!(ids(&peek(Some(&f))), tighter, "{f}");
+    // ...unless parentheses say otherwise.
+    let f = format!("(header.x-tenant={a} or header.x-tenant={b}) and header.x-express=true");
+    let grouped = want(&|r| (tenant(r) == *a || tenant(r) == *b) && express(r));
+    assert_eq!(ids(&peek(Some(&f))), grouped, "{f}");
+    assert_ne!(tighter, grouped, "the data tells the two readings apart");
+    // A quoted value is taken as written, `or` and parentheses included.
+    let f = "reason=rejected and body~\"(or) or\" or reason=\"rejected\"";
+    assert_eq!(ids(&peek(Some(f))).len(), all.len(), "{f}");
+
+    // What the language is, said when it is not followed.
+    for bad in [
+        "reason=rejected or",
+        "(reason=rejected",
+        "reason=rejected)",
+        "()",
+    ] {
+        let (code, err) =
+            fails(mqscope(&home).args(["peek", "billing.dlq", "--url", url, "--filter", bad]));
+        assert_eq!(code, 1, "{bad}: {err}");
+        one_clear_line(&err);
+        assert!(err.contains("joined by and, or"), "{bad}: {err}");
+    }
+}

@@ -796,6 +796,160 @@ async fn peek_export_then_publish_reproduces_messages_exactly() {
     std::fs::remove_file(file).ok();
 }
 
+/// `mqscope publish --from FILE --json` with its own state directory (for the audit log):
+/// the exit code, each line's receipt, and standard error.
+fn publish_from(
+    lines: &[serde_json::Value],
+    state: &std::path::Path,
+) -> (i32, Vec<serde_json::Value>, String) {
+    let file = state.join("restore.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"))
+        .args(["publish", "--json", "--from", file.to_str().unwrap()])
+        .args(["--url", &url_for("/")])
+        .env("XDG_CONFIG_HOME", state.join("no-config"))
+        .env("MQSCOPE_STATE_DIR", state)
+        .output()
+        .unwrap();
+    let receipts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        receipts,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The audit log's publish entries, oldest first.
+fn publish_audits(state: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(state.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "publish")
+        .collect()
+}
+
+/// A restore whose middle line names a missing exchange: that line fails on its own, with
+/// its line number; the lines around it are each delivered once and say so; the counts in
+/// the receipts and the audit log are exact; and running it again adds exactly one more
+/// copy of each good line (RabbitMQ closes the channel over a missing exchange, and every
+/// confirm still out on it used to fail with that error, the line after it never sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_from_a_file_with_a_missing_exchange_reports_each_line_and_carries_on() {
+    let Some(r) = Rabbit::new().await else { return };
+    let (q1, q3) = (unique("restore-1"), unique("restore-3"));
+    r.declare(&q1, AmqpTable::default()).await;
+    r.declare(&q3, AmqpTable::default()).await;
+    let lines = [
+        serde_json::json!({"exchange": "", "routing_key": q1, "payload": "one"}),
+        serde_json::json!({"exchange": unique("nosuchex"), "routing_key": "k", "payload": "two"}),
+        serde_json::json!({"exchange": "", "routing_key": q3, "payload": "three"}),
+    ];
+    let state = tempfile::tempdir().unwrap();
+    for run in 1..=2u32 {
+        let (code, receipts, err) = publish_from(&lines, state.path());
+        assert_eq!(code, 1, "a line failed: {err}");
+        let ok: Vec<bool> = receipts.iter().map(|r| r["ok"] == true).collect();
+        assert_eq!(ok, [true, false, true], "{receipts:?}");
+        let outcome: Vec<(u64, &str)> = receipts
+            .iter()
+            .map(|r| (r["line"].as_u64().unwrap(), r["outcome"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            outcome,
+            [(1, "published"), (2, "failed"), (3, "published")],
+            "{receipts:?}"
+        );
+        assert!(
+            receipts[1]["error"]
+                .as_str()
+                .unwrap()
+                .contains(lines[1]["exchange"].as_str().unwrap()),
+            "{receipts:?}"
+        );
+        assert!(
+            err.contains("1 of 3 messages were not published (line 2)"),
+            "{err}"
+        );
+        assert_eq!(r.ready(&q1).await, run, "line 1, run {run}");
+        assert_eq!(r.ready(&q3).await, run, "line 3, run {run}");
+        let audits = publish_audits(state.path());
+        assert_eq!(audits.len(), run as usize);
+        assert_eq!(audits[run as usize - 1]["count"], 2, "{audits:?}");
+        assert_eq!(audits[run as usize - 1]["result"], "1 not published");
+    }
+    r.delete_queue(&q1).await;
+    r.delete_queue(&q3).await;
+}
+
+/// A line the broker refuses only when it arrives (an internal exchange exists, so the
+/// lookup passes, but publishing to it closes the channel): it fails alone, the line after
+/// it goes out on a new channel, and the line before it is delivered once and reported
+/// either confirmed or unknown (its confirm may have been lost with the channel), never
+/// as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_closes_the_channel_fails_alone_and_the_lines_after_it_still_go() {
+    let Some(r) = Rabbit::new().await else { return };
+    let (q1, q3, internal) = (
+        unique("closing-1"),
+        unique("closing-3"),
+        unique("internal-x"),
+    );
+    r.declare(&q1, AmqpTable::default()).await;
+    r.declare(&q3, AmqpTable::default()).await;
+    let ch = r.conn.create_channel().await.unwrap();
+    ch.exchange_declare(
+        internal.as_str().into(),
+        lapin::ExchangeKind::Fanout,
+        lapin::options::ExchangeDeclareOptions {
+            internal: true,
+            ..Default::default()
+        },
+        AmqpTable::default(),
+    )
+    .await
+    .unwrap();
+    let lines = [
+        serde_json::json!({"exchange": "", "routing_key": q1, "payload": "one"}),
+        serde_json::json!({"exchange": internal, "routing_key": "k", "payload": "two"}),
+        serde_json::json!({"exchange": "", "routing_key": q3, "payload": "three"}),
+    ];
+    let state = tempfile::tempdir().unwrap();
+    let (code, receipts, err) = publish_from(&lines, state.path());
+    ch.exchange_delete(internal.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(receipts[2]["ok"], true, "line 3 was sent: {receipts:?}");
+    let outcome = |i: usize| receipts[i]["outcome"].as_str().unwrap();
+    assert!(
+        matches!(outcome(0), "published" | "unknown"),
+        "{receipts:?}"
+    );
+    assert_eq!(
+        (outcome(1), outcome(2)),
+        ("failed", "published"),
+        "{receipts:?}"
+    );
+    assert!(
+        receipts[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("internal exchange"),
+        "{receipts:?}"
+    );
+    assert_eq!(r.ready(&q1).await, 1);
+    assert_eq!(r.ready(&q3).await, 1);
+    let confirmed = receipts.iter().filter(|r| r["ok"] == true).count();
+    assert_eq!(publish_audits(state.path())[0]["count"], confirmed as u64);
+    r.delete_queue(&q1).await;
+    r.delete_queue(&q3).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_one_binary_message_with_typed_headers_and_properties() {
     let Some(r) = Rabbit::new().await else { return };

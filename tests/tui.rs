@@ -323,6 +323,41 @@ fn command_line_opens_queues_with_completion() {
     assert_eq!(load_req(&fx).1, PeekFrom::Position(42));
 }
 
+/// A command line longer than the screen shows its end, where the typing is, and Enter
+/// runs it; the error that echoes it back is cut short so its advice stays on screen.
+#[test]
+fn a_command_line_longer_than_the_screen_shows_its_end_and_runs() {
+    let mut s = with_queues(&[("billing", 1)]);
+    update(&mut s, key(':'));
+    let long = format!("{}-end", "x".repeat(5_000));
+    for c in long.chars() {
+        update(&mut s, key(c));
+    }
+    let shown = screen(&s);
+    let input = shown.lines().nth(27).unwrap();
+    assert!(input.starts_with(":…x"), "{input}");
+    assert!(input.trim_end().ends_with("xx-end█"), "{input}");
+    assert_eq!(input.chars().count(), 100);
+    update(&mut s, special(KeyCode::Enter));
+    assert!(s.input.is_none());
+    let error = s.status.error.clone().unwrap();
+    assert!(error.starts_with("unknown command :xxx"), "{error}");
+    assert!(error.len() < 200, "{error}");
+    assert!(error.contains("(try :queues"), "{error}");
+    // A long queue name is cut short the same way.
+    update(&mut s, key(':'));
+    for c in format!("q {long}").chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, special(KeyCode::Enter));
+    let error = s.status.error.clone().unwrap();
+    assert!(
+        error.starts_with("no queue or topic named \"xxx"),
+        "{error}"
+    );
+    assert!(error.len() < 200, "{error}");
+}
+
 fn corr_page(queue: &str, from: u64, ids: &[&str]) -> PeekPage {
     PeekPage {
         messages: ids

@@ -131,3 +131,49 @@ fn browse_filter_open_back_and_quit_in_a_real_terminal() {
     // The alternate screen is gone: the queue table is no longer on screen.
     assert!(!after.contains("DEAD LETTER"), "{after}");
 }
+
+/// A command line pasted in one go (5,000 characters, more than one 1 KiB read of the
+/// terminal) still runs on Enter. crossterm's default reader returned after the first
+/// read, leaving the rest of the paste, and the Enter behind it, in the terminal until
+/// the next key: Enter seemed to do nothing.
+#[test]
+fn a_pasted_command_line_runs_on_enter() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is required for this test in CI (scripts/test installs it)"
+        );
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_mqscope");
+    let name = format!("mqscope-e2e-paste-{}", std::process::id());
+    let script = format!(
+        "XDG_CONFIG_HOME='{}' '{bin}' demo --fixed-clock; sleep 60",
+        home.path().display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let s = Session(name);
+    wait_for(&s, "billing.dlq");
+    keys(&s, &[":"]);
+    // Leading spaces are trimmed: the command is `q billing`, at the end of the paste.
+    let pasted = format!("{}q billing", " ".repeat(5_000));
+    tmux(&["send-keys", "-t", &s.0, "-l", &pasted]);
+    std::thread::sleep(Duration::from_millis(500));
+    keys(&s, &["Enter"]);
+    let opened = wait_for(&s, "› billing");
+    assert!(!opened.contains("Esc cancel"), "{opened}");
+}

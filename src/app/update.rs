@@ -359,8 +359,18 @@ fn open_info(s: &mut State, queue: String) -> Vec<Effect> {
 }
 
 /// Why `name` opens nothing: an exchange's name, a near miss of a queue's, or unknown.
+/// What the user typed, echoed in a one-line message: cut short, so that a pasted wall of
+/// text leaves the advice after it on screen.
+fn echo(typed: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 60;
+    match typed.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &typed[..end]).into(),
+        None => typed.into(),
+    }
+}
+
 fn not_a_queue(s: &State, name: &str) -> String {
-    let base = format!("no queue or topic named \"{name}\"");
+    let base = format!("no queue or topic named \"{}\"", echo(name));
     if s.exchanges.list.iter().any(|e| e.name == name) {
         return format!("{base}: it is an exchange (:exchanges shows where it routes)");
     }
@@ -1274,7 +1284,8 @@ fn switch_vhost(s: &mut State, name: &str) -> Vec<Effect> {
     }
     if !s.vhosts.is_empty() && !s.vhosts.iter().any(|v| v == name) {
         s.status.error = Some(format!(
-            "no virtual host \"{name}\" (there are: {})",
+            "no virtual host \"{}\" (there are: {})",
+            echo(name),
             s.vhosts.join(", ")
         ));
         return Vec::new();
@@ -2074,7 +2085,7 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
         "offset" | "pos" => match arg.parse::<u64>() {
             Ok(n) => jump(s, PeekFrom::Position(n)),
             Err(_) => {
-                s.status.error = Some(format!(":{word} needs a number, not \"{arg}\""));
+                s.status.error = Some(format!(":{word} needs a number, not \"{}\"", echo(arg)));
                 Vec::new()
             }
         },
@@ -2087,7 +2098,8 @@ fn run_command(s: &mut State, cmd: &str) -> Vec<Effect> {
         },
         other => {
             s.status.error = Some(format!(
-                "unknown command :{other} (try :queues, :groups, :exchanges, :vhost NAME, :q NAME, :trace ID, :offset N, :since 15m)"
+                "unknown command :{} (try :queues, :groups, :exchanges, :vhost NAME, :q NAME, :trace ID, :offset N, :since 15m)",
+                echo(other)
             ));
             Vec::new()
         }

@@ -39,6 +39,13 @@ pub enum BackendError {
     Timeout { after: Duration, what: String },
     #[error("{0}")]
     Broker(String),
+    /// Sent, but the broker's confirm never came (its channel or the connection went
+    /// first): it may or may not have been delivered.
+    #[error("outcome unknown: {0}")]
+    Unconfirmed(String),
+    /// Never reached the broker (its channel had closed first): safe to send again.
+    #[error("not sent: {0}")]
+    NotSent(String),
 }
 
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;

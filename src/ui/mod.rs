@@ -62,9 +62,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme) {
             InputKind::Filter => "/",
             InputKind::Command => ":",
         };
+        // The prompt and the cursor take a column each; the typing is at the end.
+        let room = usize::from(input.width).saturating_sub(2);
         let line = Line::from(vec![
             Span::styled(prompt, t.fg(Role::HintKey).add_modifier(Modifier::BOLD)),
-            Span::styled(i.text.clone(), t.fg(Role::Text)),
+            Span::styled(tail_to_fit(&i.text, room), t.fg(Role::Text)),
             Span::styled("█", t.fg(Role::Dim)),
         ]);
         f.render_widget(Paragraph::new(line), input);
@@ -74,6 +76,29 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme) {
     }
     draw_hints(f, s, t, hints);
     draw_status(f, s, t, status);
+}
+
+/// `text` if it fits in `cols` columns, else `…` and as much of its end as fits: a line
+/// being typed shows where the typing is. Only what is shown is measured.
+fn tail_to_fit(text: &str, cols: usize) -> std::borrow::Cow<'_, str> {
+    use unicode_width::UnicodeWidthChar;
+    // Where the longest end of `text` that fits in `room` columns starts.
+    let tail = |room: usize| {
+        let mut used = 0;
+        let mut from = text.len();
+        for (i, c) in text.char_indices().rev() {
+            used += c.width().unwrap_or(0);
+            if used > room {
+                break;
+            }
+            from = i;
+        }
+        from
+    };
+    if tail(cols) == 0 {
+        return text.into();
+    }
+    format!("…{}", &text[tail(cols.saturating_sub(1))..]).into()
 }
 
 /// A question over the view: what will happen, and the two keys that answer it.

@@ -6,11 +6,12 @@
 
 pub mod convert;
 pub mod mgmt;
+mod publish;
 
 use super::{
-    Backend, BackendError, BackendInfo, BackendKind, Browse, ConnectOptions, Destination, LiveTail,
-    PeekFrom, PeekPage, PeekRequest, PeekSink, PendingConfirm, Publish, PublishReceipt, Purge,
-    Result, Tail, TailFilter, Take, TakeSession, Taken,
+    Backend, BackendError, BackendInfo, BackendKind, Browse, ConnectOptions, LiveTail, PeekFrom,
+    PeekPage, PeekRequest, PeekSink, Publish, Purge, Result, Tail, TailFilter, Take, TakeSession,
+    Taken,
 };
 use crate::config::{AmqpTarget, Secret, url_host};
 use crate::model::topology::ExchangeKind;
@@ -18,11 +19,9 @@ use crate::model::{DeadLetterTarget, FieldValue, Message, QueueDetail, QueueKind
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use lapin::Confirmation;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    QueuePurgeOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable as AmqpTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -81,7 +80,7 @@ pub struct RabbitBackend {
     mgmt: Mgmt,
     conn: Mutex<Option<Arc<Connection>>>,
     /// A channel in confirm mode, kept for publishing.
-    publish_ch: Mutex<Option<Channel>>,
+    publish_ch: Mutex<Option<publish::Publishing>>,
     /// CA chain and client identity for amqps://, from the profile.
     tls: lapin::tcp::OwnedTLSConfig,
     peek_seq: std::sync::atomic::AtomicU64,
@@ -121,9 +120,6 @@ const REUSE_LISTING_FROM: usize = 500;
 /// A reused listing is still replaced this often: queue states (a quorum leader moving, a
 /// queue going down) change no counter.
 const LISTING_MAX_AGE: Duration = Duration::from_secs(30);
-
-/// Confirms awaited together: enough to keep the pipe full, few enough to bound memory.
-const PUBLISH_WINDOW: usize = 4_096;
 
 /// The user name and password to log in with.
 #[derive(Clone)]
@@ -198,21 +194,8 @@ fn amqp_uri(t: &AmqpTarget, login: &Login) -> lapin::uri::AMQPUri {
 fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
     let text = e.to_string();
     let lower = text.to_lowercase();
-    // Refused on a channel, not at login: the password was right, the permissions not.
-    if lower.contains("access_refused") && lower.contains(" refused for user ") {
-        let what = text
-            .split_once("ACCESS_REFUSED - ")
-            .map_or(text.as_str(), |(_, w)| w);
-        let user = what
-            .rsplit_once(" refused for user ")
-            .map(|(_, u)| u.trim_matches('\''))
-            .unwrap_or("the user");
-        return BackendError::Auth {
-            target: shown.to_string(),
-            reason: format!(
-                "{what}: the user's permissions do not allow it (rabbitmqctl list_user_permissions '{user}')"
-            ),
-        };
+    if let Some(refused) = permission_refused(shown, &text) {
+        return refused;
     }
     if lower.contains("access_refused")
         || lower.contains("authentication")
@@ -245,6 +228,27 @@ fn amqp_error(shown: &str, vhost: &str, e: &lapin::Error) -> BackendError {
     } else {
         BackendError::Broker(text)
     }
+}
+
+/// Refused on a channel, not at login: the password was right, the permissions not.
+fn permission_refused(shown: &str, text: &str) -> Option<BackendError> {
+    let lower = text.to_lowercase();
+    if !(lower.contains("access_refused") && lower.contains(" refused for user ")) {
+        return None;
+    }
+    let what = text
+        .split_once("ACCESS_REFUSED - ")
+        .map_or(text, |(_, w)| w);
+    let user = what
+        .rsplit_once(" refused for user ")
+        .map(|(_, u)| u.trim_matches('\''))
+        .unwrap_or("the user");
+    Some(BackendError::Auth {
+        target: shown.to_string(),
+        reason: format!(
+            "{what}: the user's permissions do not allow it (rabbitmqctl list_user_permissions '{user}')"
+        ),
+    })
 }
 
 /// The profile's TLS files for lapin: a PEM CA chain to trust (instead of the system
@@ -1621,22 +1625,6 @@ impl LiveTail for RabbitBackend {
 }
 
 impl RabbitBackend {
-    /// The kept confirm-mode channel, opened on first use or after it closed.
-    async fn publish_channel(&self) -> Result<Channel> {
-        let mut guard = self.publish_ch.lock().await;
-        if let Some(ch) = guard.as_ref()
-            && ch.status().connected()
-        {
-            return Ok(ch.clone());
-        }
-        let ch = self.channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| amqp_error(&self.shown, self.vhost(), &e))?;
-        *guard = Some(ch.clone());
-        Ok(ch)
-    }
-
     /// A failed operation on `exchange`: missing (NOT_FOUND), or what the broker said.
     fn exchange_error(&self, exchange: &str, e: &lapin::Error) -> BackendError {
         exchange_error(&self.shown, self.vhost(), exchange, e)
@@ -1648,110 +1636,6 @@ fn exchange_error(shown: &str, vhost: &str, exchange: &str, e: &lapin::Error) ->
         BackendError::ExchangeNotFound(exchange.to_string())
     } else {
         amqp_error(shown, vhost, e)
-    }
-}
-
-/// What a publisher confirm says about one message.
-fn outcome(
-    shown: &str,
-    vhost: &str,
-    exchange: &str,
-    routing_key: &str,
-    c: std::result::Result<Confirmation, lapin::Error>,
-) -> Result<PublishReceipt> {
-    match c {
-        Ok(Confirmation::Ack(None)) => Ok(PublishReceipt {
-            // AMQP does not say which queues took it; the default exchange names one.
-            routed_to: if exchange.is_empty() {
-                vec![routing_key.to_string()]
-            } else {
-                Vec::new()
-            },
-            ..PublishReceipt::default()
-        }),
-        Ok(Confirmation::Ack(Some(_))) => Err(BackendError::Unroutable(format!(
-            "no queue is bound to exchange \"{exchange}\" for routing key \"{routing_key}\""
-        ))),
-        Ok(Confirmation::Nack(_)) => Err(BackendError::Broker(format!(
-            "the broker refused the message (nack) on exchange \"{exchange}\""
-        ))),
-        Ok(Confirmation::NotRequested) => Err(BackendError::Broker(
-            "publisher confirms were not enabled".into(),
-        )),
-        Err(e) => Err(exchange_error(shown, vhost, exchange, &e)),
-    }
-}
-
-#[async_trait]
-impl Publish for RabbitBackend {
-    async fn publish(&self, dest: &Destination, msg: &Message) -> Result<PublishReceipt> {
-        let mut results = self.publish_batch(&[(dest.clone(), msg.clone())]).await;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(BackendError::Broker("nothing was published".into())))
-    }
-
-    /// Send a window of messages, then wait for all their confirms; every message is
-    /// mandatory, so an unroutable one comes back as an error instead of vanishing.
-    async fn publish_batch(&self, items: &[(Destination, Message)]) -> Vec<Result<PublishReceipt>> {
-        let mut out: Vec<Result<PublishReceipt>> = Vec::with_capacity(items.len());
-        for window in items.chunks(PUBLISH_WINDOW) {
-            for confirm in self.send_batch(window).await {
-                out.push(confirm.await);
-            }
-        }
-        out
-    }
-
-    /// Send on the kept confirm channel, in order; each future waits for its confirm.
-    async fn send_batch(&self, items: &[(Destination, Message)]) -> Vec<PendingConfirm> {
-        let failed = |e: BackendError| Box::pin(std::future::ready(Err(e))) as PendingConfirm;
-        let ch = match self.publish_channel().await {
-            Ok(ch) => ch,
-            Err(e) => return items.iter().map(|_| failed(e.clone())).collect(),
-        };
-        let mut pending: Vec<PendingConfirm> = Vec::with_capacity(items.len());
-        for (dest, msg) in items {
-            let Destination::Exchange {
-                exchange,
-                routing_key,
-            } = dest
-            else {
-                pending.push(failed(BackendError::InvalidArgument(
-                    "RabbitMQ publishes to an exchange with a routing key, not to a topic".into(),
-                )));
-                continue;
-            };
-            let sent = async {
-                let props = convert::properties_to_amqp(msg)
-                    .map_err(|e| BackendError::InvalidArgument(e.to_string()))?;
-                let opts = BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                };
-                ch.basic_publish(
-                    short(exchange)?,
-                    short(routing_key)?,
-                    opts,
-                    &msg.payload,
-                    props,
-                )
-                .await
-                .map_err(|e| self.exchange_error(exchange, &e))
-            }
-            .await;
-            match sent {
-                Ok(confirm) => {
-                    let (exchange, key) = (exchange.clone(), routing_key.clone());
-                    let (shown, vhost) = (self.shown.clone(), self.vhost().to_string());
-                    pending.push(Box::pin(async move {
-                        outcome(&shown, &vhost, &exchange, &key, confirm.await)
-                    }));
-                }
-                Err(e) => pending.push(failed(e)),
-            }
-        }
-        pending
     }
 }
 
