@@ -495,7 +495,19 @@ fn single_message(args: &PublishArgs) -> Result<Message> {
 
 /// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
 /// before a single message is sent.
-pub fn read_records(path: &str) -> Result<Vec<(usize, Message, Option<Destination>)>> {
+pub fn read_records(path: &str) -> Result<Records> {
+    Ok(read_file(path)?.0)
+}
+
+/// Brokers a file's backup records were removed from (their `backup_of`).
+type Sources = std::collections::BTreeSet<String>;
+
+/// A file's messages, each with its line and, for a backup record, where it goes back to.
+type Records = Vec<(usize, Message, Option<Destination>)>;
+
+/// [`read_records`], and the brokers the backup records in it came from.
+fn read_file(path: &str) -> Result<(Records, Sources)> {
+    let mut sources = Sources::new();
     let (bytes, shown) = if path == "-" {
         let mut b = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
@@ -527,9 +539,51 @@ pub fn read_records(path: &str) -> Result<Vec<(usize, Message, Option<Destinatio
         let restore_to = v
             .get("restore_to")
             .and_then(crate::journal::destination_from_json);
+        if let Some(from) = v
+            .get(crate::journal::BACKUP_OF)
+            .and_then(serde_json::Value::as_str)
+            && !sources.contains(from)
+        {
+            sources.insert(from.to_string());
+        }
         out.push((i + 1, m, restore_to));
     }
-    Ok(out)
+    Ok((out, sources))
+}
+
+/// A broker as a backup names it, without the user (the same broker is often reached as
+/// another user) and in lower case (host names and `%2F` alike).
+fn broker_of(target: &str) -> String {
+    let (scheme, rest) = target.split_once("://").unwrap_or(("", target));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{rest}").to_lowercase()
+}
+
+/// A backup is restored where it came from unless the user says otherwise: restoring to
+/// another broker is said on stderr, and to the in-process demo (where a bare `publish`
+/// goes when no target is configured, and which is gone when the command ends) refused.
+fn check_restore_target(path: &str, sources: &Sources, target: &str) -> Result<()> {
+    let elsewhere: Vec<&String> = sources
+        .iter()
+        .filter(|s| broker_of(s) != broker_of(target))
+        .collect();
+    let Some(first) = elsewhere.first() else {
+        return Ok(());
+    };
+    if target.starts_with("local://") && !first.starts_with("local://") {
+        bail!(
+            "{path} is a backup from {first}, and this would publish it to the built-in {target}, which is gone when this command ends: name the broker, e.g. mqscope --url '{first}' publish --from '{path}'"
+        );
+    }
+    eprintln!(
+        "warning: {path} is a backup from {}; publishing it to {target}",
+        elsewhere
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }
 
 /// Where one message goes: the flags, else where the record itself came from.
@@ -599,7 +653,11 @@ async fn publish(
         );
     };
     let records = match &args.from {
-        Some(path) => read_records(path)?,
+        Some(path) => {
+            let (records, sources) = read_file(path)?;
+            check_restore_target(path, &sources, &backend.info().target)?;
+            records
+        }
         None => vec![(1, single_message(args)?, None)],
     };
     let mut items = Vec::with_capacity(records.len());

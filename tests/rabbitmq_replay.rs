@@ -1335,3 +1335,66 @@ async fn no_output_journal_backup_or_audit_line_holds_the_password() {
     assert!(leaks.is_empty(), "the password is in: {leaks:?}");
     s.cleanup().await;
 }
+
+/// The restore command a purge prints, run as printed (with the password given as the
+/// README says), puts the messages back on the broker they came from; a bare
+/// `publish --from` would have sent them into the built-in demo, and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_restore_command_restores_to_the_broker_the_messages_came_from() {
+    let _serial = SERIAL.lock().await;
+    let Some(b) = backend().await else { return };
+    let s = Scenario::new(&b, 30).await;
+    let state = tempfile::tempdir().unwrap();
+    let dead = s.q("dead");
+    let before = s.ids(&b, &dead).await;
+    let (ok, out, err) = run_in(state.path(), &["--url", URL, "purge", &dead, "--yes"]);
+    assert!(ok, "{err}");
+    let restore = out
+        .lines()
+        .find_map(|l| l.strip_prefix("restore with: "))
+        .unwrap_or_else(|| panic!("no restore line: {out}"))
+        .to_string();
+    let backup = out
+        .lines()
+        .find_map(|l| l.strip_prefix("backup: "))
+        .unwrap()
+        .to_string();
+    assert!(
+        restore.contains("--url 'amqp://guest@127.0.0.1:5672/%2F'"),
+        "{restore}"
+    );
+
+    let bare = mqscope_bin()
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .env("HOME", state.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .args(["publish", "--from", &backup])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bare.stderr);
+    assert!(!bare.status.success(), "published into the demo");
+    assert!(
+        err.contains("--url 'amqp://guest@127.0.0.1:5672/%2F'"),
+        "{err}"
+    );
+
+    let bin = assert_cmd::cargo::cargo_bin!("mqscope");
+    let printed = restore.replacen("mqscope", &format!("'{}'", bin.display()), 1);
+    let run = std::process::Command::new("sh")
+        .args(["-c", &printed])
+        .env("MQSCOPE_STATE_DIR", state.path())
+        .env("MQSCOPE_PASSWORD", "guest")
+        .env_remove("MQSCOPE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{printed}: {err}");
+    assert!(!err.contains("warning"), "same broker, no warning: {err}");
+    s.wait_for(&dead, 30).await;
+    assert_eq!(
+        s.ids(&b, &dead).await,
+        before,
+        "the same messages, in order"
+    );
+    s.cleanup().await;
+}
