@@ -229,6 +229,15 @@ impl Scenario {
         r
     }
 
+    /// Messages ready in the origins, together.
+    async fn home(&self) -> u32 {
+        let mut home = 0;
+        for q in self.origins() {
+            home += self.ready(&q).await;
+        }
+        home
+    }
+
     async fn wait_for(&self, q: &str, n: u32) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.ready(q).await != n {
@@ -545,10 +554,7 @@ async fn sigkill_midway_then_resume_loses_and_duplicates_nothing() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     s.wait_for(&dead, 0).await;
-    let mut home = 0;
-    for q in s.origins() {
-        home += s.ready(&q).await;
-    }
+    let home = s.home().await;
     assert_eq!(home, N as u32, "origin + DLQ = start; resume said {report}");
     s.check_once(&b, N).await;
     s.cleanup().await;
@@ -819,10 +825,7 @@ async fn replay_killed_at_every_journal_step_then_resumed_loses_and_duplicates_n
         );
         assert!(ok, "{step}: resume: {err}");
         s.wait_for(&dead, 0).await;
-        let mut home = 0;
-        for q in s.origins() {
-            home += s.ready(&q).await;
-        }
+        let home = s.home().await;
         assert_eq!(
             home, N as u32,
             "{step}: origin + DLQ = start; resume: {out}"
@@ -1062,10 +1065,7 @@ async fn an_ack_lost_on_the_way_is_not_journalled_as_done_and_resume_sends_nothi
     );
     assert!(ok, "resume: {err}");
     s.wait_for(&dead, 0).await;
-    let mut home = 0;
-    for q in s.origins() {
-        home += s.ready(&q).await;
-    }
+    let home = s.home().await;
     assert_eq!(
         home, N as u32,
         "origin + DLQ = start (journalled as acked: {journalled_as_acked}); resume said {out}"
@@ -1146,10 +1146,7 @@ async fn a_replay_on_a_full_disk_stops_with_nothing_twice_and_resumes_once_there
         twice.is_empty(),
         "copies beside their originals: {twice:?}\n{err}"
     );
-    let home: u32 = futures::future::join_all(s.origins().iter().map(|q| s.ready(q)))
-        .await
-        .into_iter()
-        .sum();
+    let home = s.home().await;
     assert!(
         err.contains(&format!("{home} cop(ies) confirmed")),
         "the count is exact ({home} at home): {err}"
@@ -1166,10 +1163,7 @@ async fn a_replay_on_a_full_disk_stops_with_nothing_twice_and_resumes_once_there
     );
     assert!(ok, "resume: {err}");
     s.wait_for(&dead, 0).await;
-    let home: u32 = futures::future::join_all(s.origins().iter().map(|q| s.ready(q)))
-        .await
-        .into_iter()
-        .sum();
+    let home = s.home().await;
     assert_eq!(home, N as u32, "origin + DLQ = start; {out}");
     s.check_once(&b, N).await;
     s.cleanup().await;
