@@ -149,6 +149,7 @@ fn main() {
         Msg::Connected {
             backend: "local".into(),
             target: "generated".into(),
+            server: None,
             has_groups: false,
             has_exchanges: false,
         },
@@ -218,6 +219,7 @@ fn main() {
         Msg::Connected {
             backend: "local".into(),
             target: "generated".into(),
+            server: None,
             has_groups: false,
             has_exchanges: false,
         },

@@ -43,6 +43,7 @@ fn with_queues(names: &[(&str, u64)]) -> State {
         Msg::Connected {
             backend: "local".into(),
             target: "local://demo".into(),
+            server: None,
             has_groups: true,
             has_exchanges: true,
         },

@@ -81,6 +81,8 @@ pub enum Conn {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     pub backend: String,
+    /// The broker's product and version once connected, where it says.
+    pub server: Option<String>,
     pub target: String,
     pub profile: Option<String>,
     pub read_only: bool,
@@ -584,6 +586,7 @@ impl State {
             confirm: None,
             status: Status {
                 backend: backend.to_string(),
+                server: None,
                 target: target.to_string(),
                 profile,
                 read_only,

@@ -24,6 +24,8 @@ pub enum Msg {
     Connected {
         backend: String,
         target: String,
+        /// The broker's product and version, where it says (`RabbitMQ 4.3.6`).
+        server: Option<String>,
         has_groups: bool,
         has_exchanges: bool,
     },
@@ -144,10 +146,12 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Connected {
             backend,
             target,
+            server,
             has_groups,
             has_exchanges,
         } => {
             s.status.backend = backend;
+            s.status.server = server;
             s.status.target = target;
             s.status.conn = Conn::Connected;
             s.status.error = None;

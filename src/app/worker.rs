@@ -76,6 +76,10 @@ impl Worker {
         };
         tokio::spawn(async move {
             let result = backend::connect(&target, &options).await;
+            let server = match &result {
+                Ok(b) => b.server().await.map(|v| v.label()),
+                Err(_) => None,
+            };
             let msg = {
                 let mut slot = lock(&slot);
                 if generation.load(Ordering::SeqCst) != mine {
@@ -92,6 +96,7 @@ impl Worker {
                         Msg::Connected {
                             backend: info.kind.as_str().to_string(),
                             target: info.target,
+                            server,
                             has_groups,
                             has_exchanges,
                         }

@@ -238,6 +238,11 @@ pub trait Backend: Send + Sync {
     /// Say goodbye to the broker before the process ends, so it logs a closed session and
     /// not a lost client. Best effort: a broker already gone is not an error here.
     async fn close(&self) {}
+
+    /// The broker's product and version, where the backend can tell (RabbitMQ).
+    async fn server(&self) -> Option<crate::model::broker::BrokerVersion> {
+        None
+    }
 }
 
 /// Capability: move past a log's records once they are dealt with, for a replay asked to

@@ -182,6 +182,8 @@ pub fn sections(d: &QueueDetail) -> Vec<Section> {
             ("type", Some(format!("{} ({kind})", q.queue_type))),
             ("virtual host", q.vhost.clone()),
             ("cluster", q.cluster.clone()),
+            ("broker", d.broker.clone()),
+            ("peek", d.peek_rule.clone()),
             ("features", features(&d.state)),
             ("state", d.state.status.clone()),
             ("node", d.state.node.clone()),

@@ -1,5 +1,6 @@
 //! Broker-neutral data: queues, messages, header values, death records and routing. No I/O.
 
+pub mod broker;
 pub mod deadletter;
 pub mod death;
 pub mod describe;

@@ -190,6 +190,12 @@ pub struct QueueDetail {
     /// Topics: the consumer groups with offsets on it, their lag counted on it alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumer_groups: Vec<ConsumerGroup>,
+    /// The broker and its version, where it says (`RabbitMQ 4.3.6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
+    /// Quorum queues with a delivery limit: what a peek costs on this broker's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peek_rule: Option<String>,
     /// What could not be found out, and why (one line each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -206,6 +212,8 @@ impl QueueDetail {
             consumer_details: Vec::new(),
             state: QueueState::default(),
             consumer_groups: Vec::new(),
+            broker: None,
+            peek_rule: None,
             notes: Vec::new(),
         }
     }

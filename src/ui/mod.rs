@@ -250,7 +250,14 @@ fn draw_status(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let mut spans = vec![
         Span::styled(format!(" {dot} "), bar.patch(t.fg(role))),
         Span::styled(format!("{word}  "), bar),
-        Span::styled(format!("{} {}", st.backend, st.target), bar),
+        Span::styled(
+            format!(
+                "{} {}",
+                st.server.as_deref().unwrap_or(&st.backend),
+                st.target
+            ),
+            bar,
+        ),
     ];
     if let Some(p) = &st.profile {
         spans.push(Span::styled(format!("  profile {p}"), bar));

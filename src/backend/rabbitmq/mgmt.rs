@@ -258,6 +258,11 @@ fn plain_table(v: &Value) -> FieldTable {
 pub struct Overview {
     #[serde(default)]
     pub rabbitmq_version: String,
+    /// 3.8 and later: "RabbitMQ", or a distribution's own name for it.
+    #[serde(default)]
+    pub product_name: Option<String>,
+    #[serde(default)]
+    pub product_version: Option<String>,
     #[serde(default)]
     pub cluster_name: String,
 }

@@ -1,8 +1,9 @@
 //! RabbitMQ: listing through the management API, reading and publishing over AMQP 0-9-1
 //! with lapin. Peeks never lose, reorder or dead-letter a message: classic queues are read
 //! by a consumer whose messages all go back with one `basic.nack(multiple, requeue)`;
-//! quorum queues with a delivery limit are refused unless forced, because every return
-//! counts towards the limit; streams are read by offset, which removes nothing.
+//! quorum queues with a delivery limit are read the same way on RabbitMQ 4.3+, where a
+//! return by nack does not count towards the limit, and refused unless forced before 4.3,
+//! where every return counts; streams are read by offset, which removes nothing.
 
 pub mod convert;
 pub mod mgmt;
@@ -14,6 +15,7 @@ use super::{
     Taken,
 };
 use crate::config::{AmqpTarget, Secret, url_host};
+use crate::model::broker::{BrokerVersion, QuorumReturns};
 use crate::model::topology::ExchangeKind;
 use crate::model::{DeadLetterTarget, FieldValue, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
@@ -88,6 +90,8 @@ pub struct RabbitBackend {
     listing: Mutex<Option<Listing>>,
     /// Full listings and reused ones, for the tests that check the reuse.
     listing_counts: [std::sync::atomic::AtomicU64; 2],
+    /// The broker's product and version, asked once (the management overview).
+    version: tokio::sync::OnceCell<BrokerVersion>,
 }
 
 impl RabbitBackend {
@@ -325,6 +329,7 @@ impl RabbitBackend {
             peek_seq: Default::default(),
             listing: Mutex::new(None),
             listing_counts: Default::default(),
+            version: tokio::sync::OnceCell::new(),
         };
         // The AMQP port and the management API must both answer. Both are asked at once,
         // and AMQP's answer is reported first: a wrong password fails both, and only AMQP
@@ -411,6 +416,28 @@ impl RabbitBackend {
         }
     }
 
+    /// The broker's product and version, asked once per backend.
+    pub async fn broker_version(&self) -> Result<BrokerVersion> {
+        self.version
+            .get_or_try_init(|| async {
+                let o = self.mgmt.overview().await?;
+                Ok(BrokerVersion::new(
+                    o.product_name.as_deref().unwrap_or("RabbitMQ"),
+                    o.product_version.as_deref().unwrap_or(&o.rabbitmq_version),
+                ))
+            })
+            .await
+            .cloned()
+    }
+
+    /// What a quorum queue with `limit` costs a peek on this broker, in a sentence, and
+    /// whether the peek leaves delivery counts alone.
+    async fn quorum_rule(&self, limit: u64) -> Result<(bool, String)> {
+        let v = self.broker_version().await?;
+        let returns = v.quorum_returns();
+        Ok((returns.peek_is_safe(), returns.rule(&v, Some(limit))))
+    }
+
     /// The delivery limit a quorum queue enforces: its argument or policy, or RabbitMQ
     /// 4's default of 20 when neither sets one.
     async fn delivery_limit(&self, q: &MgmtQueue) -> Result<Option<u64>> {
@@ -428,7 +455,11 @@ impl RabbitBackend {
         if unlimited_negative {
             return Ok(None);
         }
-        Ok((self.mgmt.overview().await?.major() >= 4).then_some(20))
+        let default = match self.broker_version().await?.quorum_returns() {
+            QuorumReturns::Every { default_limit } => default_limit,
+            QuorumReturns::OnlyFailed => Some(20),
+        };
+        Ok(default)
     }
 
     fn summary(&self, q: &MgmtQueue) -> QueueSummary {
@@ -792,16 +823,21 @@ impl RabbitBackend {
             return self.peek_stream(ch, name, req, sink).await;
         }
         let mut notes = Vec::new();
-        let delivery_limit = self.delivery_limit(&info).await?;
-        if let Some(limit) = delivery_limit {
-            if !req.force {
-                return Err(BackendError::Refused(format!(
-                    "\"{name}\" is a quorum queue with a delivery limit of {limit}: a peek returns every message it reads, each return counts towards the limit, and messages that reach it are dead-lettered or dropped. Peek anyway with --force (each peeked message's delivery count rises by one)"
-                )));
+        // The limit a peek's returns count towards: none where returns by nack are free.
+        let mut delivery_limit = None;
+        if let Some(limit) = self.delivery_limit(&info).await? {
+            let (safe, rule) = self.quorum_rule(limit).await?;
+            if !safe {
+                if !req.force {
+                    return Err(BackendError::Refused(format!(
+                        "\"{name}\" is a quorum queue with a delivery limit of {limit}: a peek gives back every message it reads, and {rule}; messages that reach it are dead-lettered or dropped. Peek anyway with --force"
+                    )));
+                }
+                notes.push(format!(
+                    "forced peek of a quorum queue with delivery limit {limit}: {rule}; each message's count is in its x-delivery-count"
+                ));
+                delivery_limit = Some(limit);
             }
-            notes.push(format!(
-                "forced peek of a quorum queue with delivery limit {limit}: each peeked message's delivery count rose by one"
-            ));
         }
         if req.partition.is_some() {
             notes.push(format!("\"{name}\" is a queue; the partition was ignored"));
@@ -1098,10 +1134,20 @@ impl Backend for RabbitBackend {
             .filter(|b| b.destination == name)
             .map(|b| format!("{} -> {} ({})", b.source, b.destination, b.routing_key))
             .collect();
+        let version = self.broker_version().await.ok();
+        let peek_rule = match (self.delivery_limit(&q).await, &version) {
+            (Ok(Some(limit)), Some(v)) => Some(format!(
+                "delivery limit {limit}: {}",
+                v.quorum_returns().rule(v, Some(limit))
+            )),
+            _ => None,
+        };
         Ok(QueueDetail {
             bindings,
             consumer_details: q.consumers(),
             state: q.state(),
+            broker: version.map(|v| v.label()),
+            peek_rule,
             ..QueueDetail::new(summary)
         })
     }
@@ -1159,6 +1205,10 @@ impl Backend for RabbitBackend {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, bye).await;
     }
 
+    async fn server(&self) -> Option<BrokerVersion> {
+        self.broker_version().await.ok()
+    }
+
     fn browser(&self) -> Option<&dyn Browse> {
         Some(self)
     }
@@ -1207,6 +1257,7 @@ impl Take for RabbitBackend {
         }
         if let Some(limit) = self.delivery_limit(&info).await?
             && !force
+            && !self.quorum_rule(limit).await?.0
         {
             return Err(crate::backend::local::quorum_refusal(queue, limit));
         }
