@@ -1,9 +1,11 @@
 //! A private RabbitMQ node for tests that would disturb a shared broker: a restart, a TLS
 //! listener. Its own node name, loopback ports, configuration and data directory, from the
 //! same RabbitMQ install as the shared broker; stopped when dropped, also after a failed
-//! assertion.
+//! assertion. `brokers` lists the shared brokers of each RabbitMQ version to test against.
 
 #![allow(dead_code)]
+
+pub mod brokers;
 
 use mqscope::backend::ConnectOptions;
 use mqscope::backend::rabbitmq::RabbitBackend;
