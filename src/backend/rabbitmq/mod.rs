@@ -752,6 +752,9 @@ impl RabbitBackend {
                 Ok(None) | Err(_) => break,
             }
         }
+        // A fault test holds the peek here, every message read and unacked, while it stops
+        // the queue's leader node.
+        crate::fault::step("peek.read").await;
         // Stop deliveries first, so returned messages are not handed straight back to us.
         // The channel applies the two in the order sent, so neither waits for the other,
         // and the cancel asks for no answer (nowait): the channel's close, which the caller
