@@ -1646,3 +1646,25 @@ fn a_time_too_far_back_is_an_error_not_a_crash() {
     let e = s.status.error.clone().unwrap_or_default();
     assert!(e.contains("further back than any date"), "{e}");
 }
+
+/// Connected to RabbitMQ, the status bar names the broker's version and what a peek costs
+/// its quorum queues there.
+#[test]
+fn the_status_bar_shows_the_broker_version_and_the_quorum_peek_rule() {
+    let mut s = fresh();
+    update(
+        &mut s,
+        Msg::Connected {
+            backend: "rabbitmq".into(),
+            target: "amqp://guest@127.0.0.1:5690/%2F".into(),
+            server: Some(mqscope::model::broker::BrokerVersion::new("RabbitMQ", "4.3.6").status()),
+            has_groups: false,
+            has_exchanges: true,
+        },
+    );
+    let text = screen(&s);
+    assert!(
+        text.contains("RabbitMQ 4.3.6 · quorum peeks free amqp://guest@127.0.0.1:5690/%2F"),
+        "{text}"
+    );
+}

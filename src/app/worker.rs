@@ -77,7 +77,7 @@ impl Worker {
         tokio::spawn(async move {
             let result = backend::connect(&target, &options).await;
             let server = match &result {
-                Ok(b) => b.server().await.map(|v| v.label()),
+                Ok(b) => b.server().await.map(|v| v.status()),
                 Err(_) => None,
             };
             let msg = {

@@ -38,6 +38,17 @@ impl BrokerVersion {
         format!("{} {}", self.product, self.version)
     }
 
+    /// For a status bar: the version and, in a few words, what a peek costs its quorum
+    /// queues (`RabbitMQ 4.3.6 · quorum peeks free`).
+    pub fn status(&self) -> String {
+        let cost = if self.quorum_returns().peek_is_safe() {
+            "quorum peeks free"
+        } else {
+            "quorum peeks count"
+        };
+        format!("{} · {cost}", self.label())
+    }
+
     /// What this version's quorum queues count towards their delivery limit.
     pub fn quorum_returns(&self) -> QuorumReturns {
         match (self.major, self.minor) {
@@ -119,6 +130,8 @@ mod tests {
         );
         assert_eq!(v("").major, 3, "unknown: the careful rules");
         assert_eq!(v("4.3.6").label(), "RabbitMQ 4.3.6");
+        assert_eq!(v("4.3.6").status(), "RabbitMQ 4.3.6 · quorum peeks free");
+        assert_eq!(v("4.0.5").status(), "RabbitMQ 4.0.5 · quorum peeks count");
         assert!(
             v("4.0.5")
                 .quorum_returns()
