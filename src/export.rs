@@ -88,6 +88,8 @@ pub struct Record<'a> {
     size: usize,
     redelivered: bool,
     delivery_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_limit: Option<u64>,
     deaths: Vec<crate::model::DeathRecord>,
     /// Queue messages: the key `delete --ids` and `replay --ids` take (logs have offsets).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +119,7 @@ pub fn record<'a>(msg: &'a Message, extractor: &Extractor) -> Record<'a> {
         size: msg.payload.len(),
         redelivered: msg.redelivered,
         delivery_count: msg.delivery_count,
+        delivery_limit: msg.delivery_limit,
         deaths: msg.deaths(),
         fingerprint: msg
             .offset

@@ -300,8 +300,10 @@ pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) ->
     if m.redelivered {
         write!(out, "  redelivered")?;
     }
-    if let Some(c) = m.delivery_count.filter(|c| *c > 0) {
-        write!(out, "  delivered {c}×")?;
+    match (m.delivery_count.filter(|c| *c > 0), m.delivery_limit) {
+        (c, Some(limit)) => write!(out, "  delivery count {}/{limit}", c.unwrap_or(0))?,
+        (Some(c), None) => write!(out, "  delivered {c}×")?,
+        (None, None) => {}
     }
     writeln!(out)?;
     if let Some(id) = &m.properties.message_id {

@@ -223,11 +223,18 @@ async fn on_4_0_the_peek_is_refused_with_its_cost_and_forced_shows_each_count() 
     // The second forced peek sees what the first cost each message.
     let (ok, out, err) = b.run(&["peek", &q, "-n", "10", "--json", "--force"]);
     assert!(ok, "{err}");
-    let counts: Vec<Value> = out
+    let counts: Vec<(Value, Value)> = out
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["delivery_count"].clone())
+        .map(|l| {
+            let v = serde_json::from_str::<Value>(l).unwrap();
+            (v["delivery_count"].clone(), v["delivery_limit"].clone())
+        })
         .collect();
-    assert_eq!(counts, vec![Value::from(1); 3], "{out}");
+    assert_eq!(
+        counts,
+        vec![(Value::from(1), Value::from(2)); 3],
+        "each message's count against the limit: {out}"
+    );
 
     let (ok, out, err) = b.run(&["describe", &q]);
     assert!(ok, "{err}");

@@ -1921,9 +1921,11 @@ pub fn meta_lines(m: &Message) -> Vec<String> {
         "  size: {} B   redelivered: {}{}",
         m.payload.len(),
         if m.redelivered { "yes" } else { "no" },
-        m.delivery_count
-            .map(|c| format!("   delivery count: {c}"))
-            .unwrap_or_default()
+        match (m.delivery_count, m.delivery_limit) {
+            (c, Some(limit)) => format!("   delivery count: {} of {limit}", c.unwrap_or(0)),
+            (Some(c), None) => format!("   delivery count: {c}"),
+            (None, None) => String::new(),
+        }
     ));
     let deaths = m.deaths();
     if !deaths.is_empty() {

@@ -73,6 +73,9 @@ pub struct Message {
     /// How many times it was delivered and returned, where the broker counts it
     /// (quorum queues' `x-delivery-count`).
     pub delivery_count: Option<u64>,
+    /// The delivery limit of the quorum queue it was read from, where one applies: shown
+    /// beside the count, so a reader sees how close a message is to being dead-lettered.
+    pub delivery_limit: Option<u64>,
     /// The queues the broker routed this publish to, where the broker says so (RabbitMQ's
     /// firehose, with tracing on): `Some(vec![])` is an unroutable publish, `None` unknown.
     pub routed_queues: Option<Vec<String>>,
@@ -95,6 +98,7 @@ impl Message {
             payload: payload.into(),
             redelivered: false,
             delivery_count: None,
+            delivery_limit: None,
             routed_queues: None,
         }
     }

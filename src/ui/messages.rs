@@ -72,6 +72,10 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             .map(|ts| ts.format("%H:%M:%S%.3f").to_string())
             .unwrap_or_else(|| "-".into());
         let dlv = match (msg.delivery_count, msg.redelivered) {
+            (c, _) if msg.delivery_limit.is_some() && c.unwrap_or(0) > 0 => Span::styled(
+                format!("{}/{}", c.unwrap_or(0), msg.delivery_limit.unwrap_or(0)),
+                t.fg(Role::Redelivered),
+            ),
             (Some(c), _) if c > 0 => Span::styled(format!("{c}×"), t.fg(Role::Redelivered)),
             (_, true) => Span::styled("re", t.fg(Role::Redelivered)),
             _ => Span::raw(""),

@@ -736,7 +736,8 @@ impl RabbitBackend {
                 // part, and this work would otherwise wait until the last message is in.
                 Ok(Some(Ok(d))) => {
                     last_tag = Some(d.delivery_tag);
-                    let m = to_message(name, read, &d);
+                    let mut m = to_message(name, read, &d);
+                    m.delivery_limit = window.shown_limit;
                     read += 1;
                     if window.keeps(&m) && !sink.push(m).await {
                         break; // nobody is reading any more
@@ -828,7 +829,8 @@ impl RabbitBackend {
         let mut notes = Vec::new();
         // The limit a peek's returns count towards: none where returns by nack are free.
         let mut delivery_limit = None;
-        if let Some(limit) = self.delivery_limit(&info).await? {
+        let shown_limit = self.delivery_limit(&info).await?;
+        if let Some(limit) = shown_limit {
             let (safe, rule) = self.quorum_rule(limit).await?;
             if !safe {
                 if !req.force {
@@ -881,6 +883,7 @@ impl RabbitBackend {
             },
             left: req.limit,
             delivery_limit,
+            shown_limit,
             over_limit: 0,
         };
         let read = self
@@ -919,6 +922,8 @@ struct Window {
     left: usize,
     /// A quorum queue's delivery limit, when a forced peek reads one anyway.
     delivery_limit: Option<u64>,
+    /// A quorum queue's delivery limit, shown with each message read from it.
+    shown_limit: Option<u64>,
     /// Messages read that were already at the limit: the return sends them over it.
     over_limit: u64,
 }
