@@ -12,7 +12,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable as AmqpTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use mqscope::backend::rabbitmq::RabbitBackend;
-use mqscope::backend::{Backend, ConnectOptions, Destination, PeekRequest};
+use mqscope::backend::{Backend, Destination, PeekRequest};
 use mqscope::config::Target;
 use mqscope::journal::{self, Journal};
 use mqscope::model::{FieldValue, Message};
@@ -23,17 +23,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+mod support;
+use support::brokers::rabbit;
+
+/// guest on vhost `/` of the broker under test (`support::brokers::rabbit`).
+fn guest_url() -> &'static str {
+    &rabbit().amqp_url
+}
 
 fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
 async fn backend() -> Option<RabbitBackend> {
-    let Ok(Target::Amqp(t)) = Target::parse(URL) else {
+    let Ok(Target::Amqp(t)) = Target::parse(guest_url()) else {
         panic!("test URL")
     };
-    match RabbitBackend::connect(&t, &ConnectOptions::default()).await {
+    match RabbitBackend::connect(&t, &rabbit().options()).await {
         Ok(b) => Some(b),
         Err(e) if ci() => panic!("RabbitMQ is not reachable in CI: {e}"),
         Err(e) => {
@@ -45,9 +51,9 @@ async fn backend() -> Option<RabbitBackend> {
 
 async fn backend_at(url: &str) -> RabbitBackend {
     let Ok(Target::Amqp(t)) = Target::parse(url) else {
-        panic!("test URL {url}")
+        panic!("test guest_url() {url}")
     };
-    RabbitBackend::connect(&t, &ConnectOptions::default())
+    RabbitBackend::connect(&t, &rabbit().options())
         .await
         .unwrap_or_else(|e| panic!("connect as {url}: {e}"))
 }
@@ -79,7 +85,7 @@ impl Scenario {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let conn = Connection::connect(URL, ConnectionProperties::default())
+        let conn = Connection::connect(guest_url(), ConnectionProperties::default())
             .await
             .unwrap();
         let s = Scenario { prefix, conn };
@@ -274,7 +280,8 @@ impl Scenario {
     }
 
     async fn cleanup(self) {
-        let Ok(conn) = Connection::connect(URL, ConnectionProperties::default()).await else {
+        let Ok(conn) = Connection::connect(guest_url(), ConnectionProperties::default()).await
+        else {
             return;
         };
         let Ok(ch) = conn.create_channel().await else {
@@ -358,9 +365,7 @@ async fn replay_1000_mixed_origins_home_with_headers_and_empty_dlq() {
 }
 
 fn rabbitmqctl(args: &[&str]) -> String {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output();
+    let out = rabbit().ctl().args(args).output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         other => panic!("rabbitmqctl {args:?}: {other:?}"),
@@ -377,9 +382,7 @@ struct FaultUser {
 impl FaultUser {
     fn create() -> FaultUser {
         let name = format!("mqscope-test-fault-{}", std::process::id());
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "delete_user", &name])
-            .output();
+        let _ = rabbit().ctl().args(["-q", "delete_user", &name]).output();
         rabbitmqctl(&["-q", "add_user", &name, &name]);
         rabbitmqctl(&["-q", "set_user_tags", &name, "monitoring"]);
         rabbitmqctl(&["-q", "set_permissions", "-p", "/", &name, ".*", ".*", ".*"]);
@@ -387,7 +390,7 @@ impl FaultUser {
     }
 
     fn url(&self) -> String {
-        format!("amqp://{0}:{0}@127.0.0.1:5672/%2f", self.name)
+        rabbit().url_as(&format!("{0}:{0}", self.name), "/")
     }
 
     /// Close every connection of this user, as an operator (or a network fault) would.
@@ -417,7 +420,8 @@ impl FaultUser {
 
 impl Drop for FaultUser {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
+        let _ = rabbit()
+            .ctl()
             .args(["-q", "delete_user", &self.name])
             .output();
     }
@@ -473,7 +477,7 @@ async fn connections_closed_midway_then_resume_loses_and_duplicates_nothing() {
     let b2 = backend_at(&user.url()).await;
     let s2 = Scenario {
         prefix: s.prefix.clone(),
-        conn: Connection::connect(URL, ConnectionProperties::default())
+        conn: Connection::connect(guest_url(), ConnectionProperties::default())
             .await
             .unwrap(),
     };
@@ -499,12 +503,18 @@ async fn connections_closed_midway_then_resume_loses_and_duplicates_nothing() {
     s2.cleanup().await;
 }
 
+/// The mqscope binary, with a profile that names the broker's management API (each
+/// command's `--url` names the rest).
 fn mqscope_bin() -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mqscope"));
-    c.env_remove("MQSCOPE_URL")
-        .env_remove("MQSCOPE_PROFILE")
-        .env_remove("MQSCOPE_CONFIG");
+    c.env_remove("MQSCOPE_URL");
+    rabbit().profile_env(&mut c);
     c
+}
+
+/// How mqscope shows the broker under test (guest, no password), e.g. in a restore line.
+fn shown_guest_url() -> String {
+    format!("amqp://guest@{}/%2F", rabbit().authority)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,7 +527,7 @@ async fn sigkill_midway_then_resume_loses_and_duplicates_nothing() {
     let dead = s.q("dead");
     let mut child = mqscope_bin()
         .env("MQSCOPE_STATE_DIR", state.path())
-        .args(["--url", URL, "replay", &dead, "--yes", "--json"])
+        .args(["--url", guest_url(), "replay", &dead, "--yes", "--json"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -544,7 +554,15 @@ async fn sigkill_midway_then_resume_loses_and_duplicates_nothing() {
 
     let out = mqscope_bin()
         .env("MQSCOPE_STATE_DIR", state.path())
-        .args(["--url", URL, "replay", &dead, "--resume", "--yes", "--json"])
+        .args([
+            "--url",
+            guest_url(),
+            "replay",
+            &dead,
+            "--resume",
+            "--yes",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -573,7 +591,7 @@ async fn unroutable_replay_acks_nothing_and_exits_non_zero() {
         .env("MQSCOPE_STATE_DIR", state.path())
         .args([
             "--url",
-            URL,
+            guest_url(),
             "replay",
             &dead,
             "--to",
@@ -610,7 +628,7 @@ async fn purge_backup_restores_identical_bodies_and_headers_and_delete_keeps_ord
         .env("MQSCOPE_STATE_DIR", state.path())
         .args([
             "--url",
-            URL,
+            guest_url(),
             "delete",
             &dead,
             "--ids",
@@ -635,7 +653,15 @@ async fn purge_backup_restores_identical_bodies_and_headers_and_delete_keeps_ord
     let backup = state.path().join("purge backup.jsonl");
     let out = mqscope_bin()
         .env("MQSCOPE_STATE_DIR", state.path())
-        .args(["--url", URL, "purge", &dead, "--yes", "--json", "--backup"])
+        .args([
+            "--url",
+            guest_url(),
+            "purge",
+            &dead,
+            "--yes",
+            "--json",
+            "--backup",
+        ])
         .arg(&backup)
         .output()
         .unwrap();
@@ -646,7 +672,7 @@ async fn purge_backup_restores_identical_bodies_and_headers_and_delete_keeps_ord
     );
     assert_eq!(s.ready(&dead).await, 0);
     let restore = mqscope_bin()
-        .args(["--url", URL, "publish", "--from"])
+        .args(["--url", guest_url(), "publish", "--from"])
         .arg(&backup)
         .output()
         .unwrap();
@@ -809,7 +835,15 @@ async fn replay_killed_at_every_journal_step_then_resumed_loses_and_duplicates_n
         let s = Scenario::new(&b, N).await;
         let state = tempfile::tempdir().unwrap();
         let dead = s.q("dead");
-        let replay = ["--url", URL, "replay", &dead, "--yes", "--batch", "100"];
+        let replay = [
+            "--url",
+            guest_url(),
+            "replay",
+            &dead,
+            "--yes",
+            "--batch",
+            "100",
+        ];
         killed_at(step, 3, state.path(), &replay);
         s.settled(&dead).await;
         let between = s.census(&b).await;
@@ -821,7 +855,15 @@ async fn replay_killed_at_every_journal_step_then_resumed_loses_and_duplicates_n
 
         let (ok, out, err) = run_in(
             state.path(),
-            &["--url", URL, "replay", &dead, "--resume", "--yes", "--json"],
+            &[
+                "--url",
+                guest_url(),
+                "replay",
+                &dead,
+                "--resume",
+                "--yes",
+                "--json",
+            ],
         );
         assert!(ok, "{step}: resume: {err}");
         s.wait_for(&dead, 0).await;
@@ -852,7 +894,7 @@ async fn purge_killed_at_every_step_then_resumed_backs_up_each_message_once() {
             state.path(),
             &[
                 "--url",
-                URL,
+                guest_url(),
                 "purge",
                 &dead,
                 "--yes",
@@ -867,11 +909,22 @@ async fn purge_killed_at_every_step_then_resumed_backs_up_each_message_once() {
         let distinct: std::collections::BTreeSet<_> = all.iter().collect();
         assert_eq!(distinct.len(), N, "{step}: every message is somewhere");
 
-        let (ok, _, err) = run_in(state.path(), &["--url", URL, "purge", &dead, "--yes"]);
+        let (ok, _, err) = run_in(
+            state.path(),
+            &["--url", guest_url(), "purge", &dead, "--yes"],
+        );
         assert!(!ok && err.contains("did not finish"), "{step}: {err}");
         let (ok, out, err) = run_in(
             state.path(),
-            &["--url", URL, "purge", &dead, "--resume", "--yes", "--json"],
+            &[
+                "--url",
+                guest_url(),
+                "purge",
+                &dead,
+                "--resume",
+                "--yes",
+                "--json",
+            ],
         );
         assert!(ok, "{step}: resume: {err}");
         s.wait_for(&dead, 0).await;
@@ -882,7 +935,7 @@ async fn purge_killed_at_every_step_then_resumed_backs_up_each_message_once() {
         // The backup restores every message once.
         let (ok, _, err) = run_in(
             state.path(),
-            &["--url", URL, "publish", "--from", &backup_arg],
+            &["--url", guest_url(), "publish", "--from", &backup_arg],
         );
         assert!(ok, "{step}: restore: {err}");
         s.wait_for(&dead, N as u32).await;
@@ -912,7 +965,7 @@ async fn delete_killed_at_every_step_then_resumed_removes_exactly_the_chosen() {
             state.path(),
             &[
                 "--url",
-                URL,
+                guest_url(),
                 "delete",
                 &dead,
                 "--ids",
@@ -925,7 +978,15 @@ async fn delete_killed_at_every_step_then_resumed_removes_exactly_the_chosen() {
         s.settled(&dead).await;
         let (ok, out, err) = run_in(
             state.path(),
-            &["--url", URL, "delete", &dead, "--resume", "--yes", "--json"],
+            &[
+                "--url",
+                guest_url(),
+                "delete",
+                &dead,
+                "--resume",
+                "--yes",
+                "--json",
+            ],
         );
         assert!(ok, "{step}: resume: {err}");
         let kept: Vec<String> = before
@@ -961,7 +1022,7 @@ fn ack_losing_proxy() -> u16 {
         for (nth, client) in listener.incoming().enumerate() {
             let Ok(mut client) = client else { return };
             std::thread::spawn(move || {
-                let Ok(mut server) = std::net::TcpStream::connect("127.0.0.1:5672") else {
+                let Ok(mut server) = std::net::TcpStream::connect(&rabbit().authority) else {
                     return;
                 };
                 let (mut to_client, mut from_server) =
@@ -1133,7 +1194,15 @@ async fn a_replay_on_a_full_disk_stops_with_nothing_twice_and_resumes_once_there
     };
     let s = Scenario::new(&b, N).await;
     let dead = s.q("dead");
-    let replay = ["--url", URL, "replay", &dead, "--yes", "--batch", "200"];
+    let replay = [
+        "--url",
+        guest_url(),
+        "replay",
+        &dead,
+        "--yes",
+        "--batch",
+        "200",
+    ];
     let (ok, out, err) = run_in(disk.path(), &replay);
     assert!(!ok, "the journal cannot fit: {out}");
     assert!(err.contains("No space left on device"), "{err}");
@@ -1159,7 +1228,15 @@ async fn a_replay_on_a_full_disk_stops_with_nothing_twice_and_resumes_once_there
     disk.grow("64m");
     let (ok, out, err) = run_in(
         disk.path(),
-        &["--url", URL, "replay", &dead, "--resume", "--yes", "--json"],
+        &[
+            "--url",
+            guest_url(),
+            "replay",
+            &dead,
+            "--resume",
+            "--yes",
+            "--json",
+        ],
     );
     assert!(ok, "resume: {err}");
     s.wait_for(&dead, 0).await;
@@ -1181,7 +1258,10 @@ async fn a_purge_on_a_full_disk_keeps_a_whole_backup_of_exactly_what_it_removed(
     let Some(tiny) = TinyDisk::mount("64k") else {
         return;
     };
-    let (ok, out, err) = run_in(tiny.path(), &["--url", URL, "purge", &dead, "--yes"]);
+    let (ok, out, err) = run_in(
+        tiny.path(),
+        &["--url", guest_url(), "purge", &dead, "--yes"],
+    );
     assert!(!ok, "{out}\n{err}");
     assert!(out.contains("removed 0 message(s)"), "{out}\n{err}");
     assert!(!out.contains("restore with"), "nothing to restore: {out}");
@@ -1199,7 +1279,7 @@ async fn a_purge_on_a_full_disk_keeps_a_whole_backup_of_exactly_what_it_removed(
         disk.path(),
         &[
             "--url",
-            URL,
+            guest_url(),
             "purge",
             &dead,
             "--yes",
@@ -1225,18 +1305,21 @@ async fn a_purge_on_a_full_disk_keeps_a_whole_backup_of_exactly_what_it_removed(
         "each message in the queue or the backup, not both"
     );
     assert!(twice(all).is_empty());
-    // The printed restore names this broker.
+    // The printed restore names this broker (and the test profile, which holds where the
+    // broker's management API is: `mqscope_bin`).
+    let restore = out
+        .lines()
+        .find_map(|l| l.strip_prefix("restore with: mqscope "))
+        .unwrap_or_else(|| panic!("no restore line: {out}"));
     assert!(
-        out.contains(
-            "restore with: mqscope --url 'amqp://guest@127.0.0.1:5672/%2F' publish --from"
-        ),
+        restore.contains(&format!("--url '{}' publish --from", shown_guest_url())),
         "{out}"
     );
 
     disk.grow("64m");
     let (ok, out, err) = run_in(
         disk.path(),
-        &["--url", URL, "purge", &dead, "--resume", "--yes"],
+        &["--url", guest_url(), "purge", &dead, "--resume", "--yes"],
     );
     assert!(ok, "resume: {err}\n{out}");
     s.wait_for(&dead, 0).await;
@@ -1256,16 +1339,14 @@ async fn no_output_journal_backup_or_audit_line_holds_the_password() {
     let Some(b) = backend().await else { return };
     let s = Scenario::new(&b, 300).await;
     let user = format!("mqscope-test-secret-{}", std::process::id());
-    let _ = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "delete_user", &user])
-        .output();
+    let _ = rabbit().ctl().args(["-q", "delete_user", &user]).output();
     rabbitmqctl(&["-q", "add_user", &user, PASSWORD]);
     rabbitmqctl(&["-q", "set_user_tags", &user, "monitoring"]);
     rabbitmqctl(&["-q", "set_permissions", "-p", "/", &user, ".*", ".*", ".*"]);
     let _cleanup = FaultUser { name: user.clone() };
     let encoded = "Zq%25Sec9-never-print-me";
-    let url = format!("amqp://{user}:{encoded}@127.0.0.1:5672/%2f");
-    let bad = format!("amqp://{user}:{encoded}-wrong@127.0.0.1:5672/%2f");
+    let url = rabbit().url_as(&format!("{user}:{encoded}"), "/");
+    let bad = rabbit().url_as(&format!("{user}:{encoded}-wrong"), "/");
     let state = tempfile::tempdir().unwrap();
     let dead = s.q("dead");
     let backup = state.path().join("b.jsonl").display().to_string();
@@ -1341,7 +1422,10 @@ async fn the_printed_restore_command_restores_to_the_broker_the_messages_came_fr
     let state = tempfile::tempdir().unwrap();
     let dead = s.q("dead");
     let before = s.ids(&b, &dead).await;
-    let (ok, out, err) = run_in(state.path(), &["--url", URL, "purge", &dead, "--yes"]);
+    let (ok, out, err) = run_in(
+        state.path(),
+        &["--url", guest_url(), "purge", &dead, "--yes"],
+    );
     assert!(ok, "{err}");
     let restore = out
         .lines()
@@ -1354,7 +1438,7 @@ async fn the_printed_restore_command_restores_to_the_broker_the_messages_came_fr
         .unwrap()
         .to_string();
     assert!(
-        restore.contains("--url 'amqp://guest@127.0.0.1:5672/%2F'"),
+        restore.contains(&format!("--url '{}'", shown_guest_url())),
         "{restore}"
     );
 
@@ -1362,19 +1446,23 @@ async fn the_printed_restore_command_restores_to_the_broker_the_messages_came_fr
         .env("MQSCOPE_STATE_DIR", state.path())
         .env("HOME", state.path())
         .env_remove("XDG_CONFIG_HOME")
+        // No profile either: nothing names a broker.
+        .env_remove("MQSCOPE_CONFIG")
+        .env_remove("MQSCOPE_PROFILE")
         .args(["publish", "--from", &backup])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&bare.stderr);
     assert!(!bare.status.success(), "published into the demo");
     assert!(
-        err.contains("--url 'amqp://guest@127.0.0.1:5672/%2F'"),
+        err.contains(&format!("--url '{}'", shown_guest_url())),
         "{err}"
     );
 
     let bin = assert_cmd::cargo::cargo_bin!("mqscope");
     let printed = restore.replacen("mqscope", &format!("'{}'", bin.display()), 1);
-    let run = std::process::Command::new("sh")
+    let run = rabbit()
+        .profile_env(&mut std::process::Command::new("sh"))
         .args(["-c", &printed])
         .env("MQSCOPE_STATE_DIR", state.path())
         .env("MQSCOPE_PASSWORD", "guest")
