@@ -970,3 +970,58 @@ fn filter_or_and_parentheses_choose_as_written() {
         assert!(err.contains("joined by and, or"), "{bad}: {err}");
     }
 }
+
+/// A replay that did not finish holds up a new replay of the same queue on the same
+/// broker (it could send some messages twice), until it is resumed or given up with
+/// `--abandon`, which keeps its journal under another name.
+#[test]
+fn an_unfinished_replay_blocks_a_new_one_until_resumed_or_abandoned() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    std::fs::create_dir_all(state.join("replays")).unwrap();
+    let begin = serde_json::json!({"t": "begin", "id": "earlier", "time": "2026-12-05T00:00:00Z",
+        "target": "local://demo", "source": "billing.dlq", "options": {}});
+    std::fs::write(state.join("replays/earlier.jsonl"), format!("{begin}\n")).unwrap();
+    let run = |args: &[&str]| {
+        mqscope(&home)
+            .env("MQSCOPE_STATE_DIR", &state)
+            .args(["--url", "local://demo"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["replay", "billing.dlq", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused");
+    assert!(
+        err.contains("did not finish") && err.contains("--resume") && err.contains("--abandon"),
+        "{err}"
+    );
+    // Another queue is not held up.
+    let out = run(&["replay", "shipping.dlq", "--yes", "--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(&["replay", "--abandon"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("abandoned the replay of \"billing.dlq\""),
+        "{said}"
+    );
+    assert!(state.join("replays/earlier.jsonl.abandoned").exists());
+
+    let out = run(&["replay", "billing.dlq", "--yes", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
