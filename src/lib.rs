@@ -12,7 +12,6 @@ pub mod journal;
 pub mod model;
 pub mod modify;
 pub mod output;
-pub mod password;
 pub mod replay;
 pub mod run;
 pub mod scan;

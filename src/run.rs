@@ -135,10 +135,12 @@ async fn command_on(
 /// one; without a terminal to ask at, that is an error saying where a password goes.
 fn resolve_asking(sel: &Selection) -> Result<Resolved> {
     Ok(config::resolve_asking(sel, &|question| {
-        if !crate::password::can_ask() {
+        if !crate::config::password::can_ask() {
             return None;
         }
-        crate::password::ask_on_terminal(question).ok().flatten()
+        crate::config::password::ask_on_terminal(question)
+            .ok()
+            .flatten()
     })?)
 }
 

@@ -1,6 +1,6 @@
 //! Where to connect and how: target URLs, the profiles file in the XDG config dir, and
 //! environment overrides. Passwords come from the URL, an environment variable, a
-//! command or the terminal (see [`crate::password`]), are kept in [`Secret`], and never
+//! command or the terminal (see [`password`]), are kept in [`Secret`], and never
 //! appear in output, logs or errors.
 
 use serde::Deserialize;
@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use crate::password::password_for;
+pub mod password;
+
+pub use password::password_for;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -527,7 +529,7 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<ConfigFile, ConfigErro
             })?;
         }
         if let Some(t) = &p.password_command_timeout {
-            crate::password::parse_timeout(t).map_err(|reason| ConfigError::Parse {
+            crate::config::password::parse_timeout(t).map_err(|reason| ConfigError::Parse {
                 path: shown.clone(),
                 reason: format!("profile \"{name}\": password_command_timeout \"{t}\": {reason}"),
             })?;
@@ -643,7 +645,7 @@ pub fn resolve_asking(
             a.user = profile.user.clone();
         }
         if a.password.is_none() {
-            let found = crate::password::lookup(&profile)?;
+            let found = crate::config::password::lookup(&profile)?;
             a.password = found.secret;
             // No user at all is RabbitMQ's guest/guest (see RabbitBackend::connect); a
             // user named without a password gets only what the person gives.

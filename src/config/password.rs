@@ -3,7 +3,7 @@
 //! started), or the person at the terminal. An empty answer counts as none: handed on,
 //! it became lapin's default password, "guest".
 
-use crate::config::{ConfigError, Profile, Secret};
+use super::{ConfigError, Profile, Secret};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -377,8 +377,10 @@ mod tests {
 
     #[test]
     fn a_command_that_prints_nothing_gives_no_password() {
-        let mut profile = Profile::default();
-        profile.password_command = Some("true".into());
+        let profile = Profile {
+            password_command: Some("true".into()),
+            ..Profile::default()
+        };
         // MQSCOPE_PASSWORD is read first; these tests run without it.
         if std::env::var_os("MQSCOPE_PASSWORD").is_some() {
             return;
