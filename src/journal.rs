@@ -75,6 +75,12 @@ pub fn file_part(name: &str) -> String {
     }
 }
 
+/// A word for a command line mqscope prints (a queue, a journal, a backup, a URL): quoted
+/// so that spaces, quotes and `$` read back unchanged when the line is pasted into a shell.
+pub fn shell_word(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
 /// A timestamp for file names and ids: sortable, no colons.
 pub fn stamp() -> String {
     Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string()

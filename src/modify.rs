@@ -5,7 +5,7 @@
 use crate::backend::Backend;
 use crate::cli::{DeleteArgs, PurgeArgs, ReplayArgs};
 use crate::config::Resolved;
-use crate::journal::{self, AuditEntry, Backup, Journal};
+use crate::journal::{self, AuditEntry, Backup, Journal, shell_word as sh};
 use crate::replay::{
     self, Plan, Removal, RemovalOptions, RemovalResume, ReplayOptions, Report, Resume,
 };
@@ -454,11 +454,6 @@ struct Removing<'a> {
     force: bool,
     resume: bool,
     json: bool,
-}
-
-/// A shell word: quoted so that a name with spaces, quotes or `$` reads back unchanged.
-fn sh(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// The command that puts a backup back on the broker it came from: the same profile and

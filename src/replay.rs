@@ -1583,8 +1583,9 @@ impl RemovalResume {
 pub fn check_no_unfinished_replay(target: &str, source: &str) -> Result<(), ReplayError> {
     match journal::unfinished_of(target, source)?.first() {
         Some(open) => Err(ReplayError::Invalid(format!(
-            "an earlier replay of \"{source}\" on {target} did not finish ({0}): a new one could send some messages twice. Finish it with: mqscope replay --resume '{0}' (nothing is sent twice), or, after looking at it, give it up with: mqscope replay --abandon '{0}'",
-            open.display()
+            "an earlier replay of \"{source}\" on {target} did not finish ({}): a new one could send some messages twice. Finish it with: mqscope replay --resume {1} (nothing is sent twice), or, after looking at it, give it up with: mqscope replay --abandon {1}",
+            open.display(),
+            journal::shell_word(&open.display().to_string())
         ))),
         None => Ok(()),
     }
@@ -1605,9 +1606,9 @@ pub fn start_removal(
 ) -> Result<(journal::Backup, Journal), ReplayError> {
     if let Some((path, _)) = journal::unfinished_removals_of(target, queue)?.first() {
         return Err(ReplayError::Invalid(format!(
-            "an earlier {action} of \"{queue}\" on {target} did not finish ({}): finish it first with: mqscope {action} '{}' --resume (nothing is backed up or removed twice)",
+            "an earlier {action} of \"{queue}\" on {target} did not finish ({}): finish it first with: mqscope {action} {} --resume (nothing is backed up or removed twice)",
             path.display(),
-            queue.replace('\'', "'\\''")
+            journal::shell_word(queue)
         )));
     }
     let backup = journal::Backup::create(queue, target, backup_path)?;
