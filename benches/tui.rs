@@ -8,14 +8,14 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mqscope::app::keymap::{Key, KeyCode, Keymap};
-use mqscope::app::state::{Effect, State};
-use mqscope::app::update::{Msg, update};
 use mqscope::backend::{
     Backend, BackendInfo, BackendKind, PeekFrom, PeekPage, PeekRequest, Result,
 };
+use mqscope::config::theme::Theme;
 use mqscope::model::{FieldValue, Message, QueueDetail, QueueKind, QueueSummary};
-use mqscope::theme::Theme;
+use mqscope::tui::keymap::{Key, KeyCode, Keymap};
+use mqscope::tui::state::{Effect, State};
+use mqscope::tui::update::{Msg, update};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::time::{Duration, Instant};
@@ -165,7 +165,7 @@ fn main() {
     let mut rss_peak_while_scrolling = 0;
     loop {
         let t = Instant::now();
-        term.draw(|f| mqscope::ui::draw(f, &s, &theme))
+        term.draw(|f| mqscope::tui::ui::draw(f, &s, &theme))
             .expect("draw");
         frames.push(t.elapsed());
         let before = s.selected_message().map(|m| m.position);
@@ -230,11 +230,11 @@ fn main() {
     s2.messages.cursor = Default::default();
     let t = Instant::now();
     drive(&rt, &mut s2, &b, Msg::Key(Key::plain(KeyCode::Enter)));
-    term.draw(|f| mqscope::ui::draw(f, &s2, &theme))
+    term.draw(|f| mqscope::tui::ui::draw(f, &s2, &theme))
         .expect("draw");
     let open = t.elapsed();
     let t = Instant::now();
-    term.draw(|f| mqscope::ui::draw(f, &s2, &theme))
+    term.draw(|f| mqscope::tui::ui::draw(f, &s2, &theme))
         .expect("draw");
     println!(
         "open a 10 MB text payload: {:.1} ms to the first frame, then {:.3} ms per frame",

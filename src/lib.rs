@@ -1,20 +1,26 @@
 //! mqscope: browse, peek, trace and replay messages in RabbitMQ, Kafka and a built-in
 //! local broker, from a terminal UI or scriptable subcommands.
+//!
+//! The layer rule: each layer uses only the ones listed before it, never one after it,
+//! and the two front ends never use each other (`.ci/layers` checks it; ARCHITECTURE.md
+//! draws it).
+//!
+//! model ← format ← backend ← config ← ops ← {cli, tui}
+//!
+//! `fault` (the crash points of the fault tests) stands outside the order: any layer may
+//! use it, and it uses none.
 
-pub mod app;
-pub mod backend;
-pub mod cli;
-pub mod config;
-pub mod export;
-pub mod fault;
-pub mod filter;
-pub mod journal;
 pub mod model;
-pub mod modify;
-pub mod output;
-pub mod replay;
-pub mod run;
-pub mod scan;
-pub mod theme;
-pub mod trace;
-pub mod ui;
+
+pub mod format;
+
+pub mod backend;
+
+pub mod config;
+
+pub mod ops;
+
+pub mod cli;
+pub mod tui;
+
+pub mod fault;

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(mqscope::run::run(cli));
+    let result = runtime.block_on(mqscope::cli::run(cli, mqscope::tui::open));
     // Background tasks (a demo simulation, a live tail) end with the runtime, not after it.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {

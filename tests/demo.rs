@@ -7,7 +7,7 @@ use mqscope::backend::local::{self, LocalBackend};
 use mqscope::backend::{Backend, ConnectOptions, PeekFrom, PeekRequest};
 use mqscope::config::LocalTarget;
 use mqscope::model::{DeathReason, DeathSource, QueueKind};
-use mqscope::trace::Extractor;
+use mqscope::ops::trace::Extractor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

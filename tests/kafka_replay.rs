@@ -8,9 +8,9 @@ mod kafka_mock;
 use bytes::Bytes;
 use kafka_mock::Cluster;
 use mqscope::backend::{Backend, PeekRequest};
-use mqscope::journal::{self, Journal};
 use mqscope::model::{FieldValue, Message};
-use mqscope::replay::{self, REPLAY_COUNT, REPLAYED_FROM, ReplayOptions, Resume};
+use mqscope::ops::journal::{self, Journal};
+use mqscope::ops::replay::{self, REPLAY_COUNT, REPLAYED_FROM, ReplayOptions, Resume};
 
 fn spring_dead_letter(i: usize, original: &str, partition: i32) -> Message {
     let mut m = Message::new("", 0, format!("{{\"order\":{i}}}").into_bytes());

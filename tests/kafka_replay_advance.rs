@@ -9,7 +9,7 @@ use bytes::Bytes;
 use kafka_mock::Cluster;
 use mqscope::backend::Backend;
 use mqscope::model::{FieldValue, Message};
-use mqscope::replay::{self, Advanced, ReplayOptions, Resume};
+use mqscope::ops::replay::{self, Advanced, ReplayOptions, Resume};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::Duration;

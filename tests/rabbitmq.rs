@@ -702,9 +702,10 @@ async fn every_header_type_survives_publish_and_peek() {
     have.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(have, want);
     // Through the JSON Lines format and back: the same message.
-    let rec = mqscope::export::message_record(got, &Default::default());
+    let rec = mqscope::format::record::message_record(got, &Default::default());
     let back =
-        mqscope::export::parse_record(&serde_json::from_str(&rec.to_string()).unwrap()).unwrap();
+        mqscope::format::record::parse_record(&serde_json::from_str(&rec.to_string()).unwrap())
+            .unwrap();
     assert_eq!(back.headers, got.headers);
     assert_eq!(back.properties, got.properties);
     assert_eq!(back.payload, got.payload);
@@ -1513,11 +1514,11 @@ async fn trace_finds_the_id_in_property_header_and_body_and_changes_nothing() {
     r.wait_for(&dlq, 1).await;
     let before = depths(&r, &names).await;
     assert_eq!(before, vec![3, 4, 4, 1]);
-    let opts = mqscope::trace::TraceOptions {
+    let opts = mqscope::ops::trace::TraceOptions {
         queues: Some(format!("{base}.*")),
         ..Default::default()
     };
-    let t = mqscope::trace::trace(r.backend.as_ref(), &id, &opts)
+    let t = mqscope::ops::trace::trace(r.backend.as_ref(), &id, &opts)
         .await
         .unwrap();
     assert_eq!(
@@ -1586,11 +1587,11 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
             .unwrap();
         }
         let id = format!("follow-{base}");
-        let opts = mqscope::trace::TraceOptions {
+        let opts = mqscope::ops::trace::TraceOptions {
             queues: Some(format!("{base}.*")),
             ..Default::default()
         };
-        let mut f = mqscope::trace::follow::start(r.backend.as_ref(), &id, &opts)
+        let mut f = mqscope::ops::trace::follow::start(r.backend.as_ref(), &id, &opts)
             .await
             .unwrap();
         let mut order = Message::new("", 0, "order");
@@ -1629,8 +1630,8 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
                 .map(|h| (h.kind, h.queue.as_str()))
                 .collect::<Vec<_>>(),
             vec![
-                (mqscope::trace::HopKind::Exchange, ex.as_str()),
-                (mqscope::trace::HopKind::Exchange, dlx.as_str()),
+                (mqscope::ops::trace::HopKind::Exchange, ex.as_str()),
+                (mqscope::ops::trace::HopKind::Exchange, dlx.as_str()),
             ]
         );
         assert!(hops.iter().all(|h| h.live));
@@ -1648,18 +1649,18 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
             "the other ID's publish and dead letter are not reported"
         );
         // Both hops are one publish in the graph: the dead letter hangs under the order.
-        let rows = mqscope::trace::graph::rows(&hops);
+        let rows = mqscope::ops::trace::graph::rows(&hops);
         assert_eq!(rows.len(), 3, "{rows:?}");
         drop(f);
 
         // With tracing on, the broker says which queues a publish reached: a follow
         // limited to one queue reports a publish routed there.
         set_tracing(&r.vhost, true).await;
-        let only_billing = mqscope::trace::TraceOptions {
+        let only_billing = mqscope::ops::trace::TraceOptions {
             queues: Some(q.clone()),
             ..Default::default()
         };
-        let mut f = mqscope::trace::follow::start(r.backend.as_ref(), &id, &only_billing)
+        let mut f = mqscope::ops::trace::follow::start(r.backend.as_ref(), &id, &only_billing)
             .await
             .unwrap();
         let mut update = Message::new("", 0, "order updated");
@@ -1672,7 +1673,7 @@ async fn follow_reports_new_publishes_and_dead_letters_live() {
             .unwrap();
         assert_eq!(
             (h.kind, h.queue.as_str()),
-            (mqscope::trace::HopKind::Exchange, ex.as_str())
+            (mqscope::ops::trace::HopKind::Exchange, ex.as_str())
         );
         assert_eq!(h.routed_queues, Some(vec![q.clone()]));
     })
@@ -1860,15 +1861,15 @@ async fn exchanges_bindings_and_vhosts_are_listed() {
 /// queue list is that vhost's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tui_switches_virtual_host() {
-    use mqscope::app::state::Effect;
-    use mqscope::app::update::Msg;
+    use mqscope::tui::state::Effect;
+    use mqscope::tui::update::Msg;
     let Some(_) = Rabbit::new().await else { return };
     in_own_vhost("mqscope test switch/ü", |r| async move {
         let q = "only in this vhost ü";
         r.declare(q, AmqpTable::default()).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let target = Target::parse(&url_for("/")).unwrap();
-        let worker = mqscope::app::worker::Worker::with_options(target, rabbit().options(), tx);
+        let worker = mqscope::tui::worker::Worker::with_options(target, rabbit().options(), tx);
         let mut next = async || {
             tokio::time::timeout(Duration::from_secs(20), rx.recv())
                 .await

@@ -12,10 +12,10 @@ use mqscope::backend::{
     Backend, BackendError, BackendInfo, Destination, PeekPage, PeekRequest, Publish,
     PublishReceipt, Take, TakeSession, Taken,
 };
-use mqscope::journal::{self, Backup, Journal};
 use mqscope::model::topology::{ExchangeKind, Topology};
 use mqscope::model::{FieldValue, Message, Properties, QueueDetail, QueueSummary};
-use mqscope::replay::{self, REPLAYED_FROM, RemovalResume, ReplayOptions, Resume};
+use mqscope::ops::journal::{self, Backup, Journal};
+use mqscope::ops::replay::{self, REPLAYED_FROM, RemovalResume, ReplayOptions, Resume};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -495,7 +495,7 @@ async fn purge_backs_up_everything_first_and_the_backup_restores_exactly() {
     .unwrap();
     assert_eq!(r.removed, TOTAL as u64);
     assert_eq!(b.queue_len("dead").unwrap(), 0);
-    let records = mqscope::run::read_records(path.to_str().unwrap()).unwrap();
+    let records = mqscope::cli::run::read_records(path.to_str().unwrap()).unwrap();
     assert_eq!(records.len(), TOTAL, "one backup line per removed message");
 
     // Restore: every record goes back to the queue it was removed from.

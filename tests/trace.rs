@@ -10,7 +10,7 @@ use mqscope::backend::local::broker::{LocalBroker, LocalConfig, Outgoing, QueueA
 use mqscope::backend::local::clock::Clock;
 use mqscope::model::topology::ExchangeKind;
 use mqscope::model::{DeathReason, FieldTable, FieldValue, Properties};
-use mqscope::trace::{HopKind, TraceEvent, TraceOptions, follow, trace, trace_streaming};
+use mqscope::ops::trace::{HopKind, TraceEvent, TraceOptions, follow, trace, trace_streaming};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -267,7 +267,7 @@ async fn a_running_trace_streams_hits_and_progress_then_the_same_result() {
             _ => None,
         })
         .collect();
-    hits.sort_by(mqscope::trace::hop_order);
+    hits.sort_by(mqscope::ops::trace::hop_order);
     assert_eq!(hits, t.hops, "every hit streamed before the result");
     assert_eq!(t.hops.len(), 18);
     let done: Vec<_> = events
@@ -519,7 +519,7 @@ async fn kafka_trace_finds_every_partition_in_time_order_with_the_dlt_origin() {
     );
     assert!(t.hops.iter().all(|h| h.kind == HopKind::Topic));
     // In the graph, the dead letter hangs under the payment it came from.
-    let rows = mqscope::trace::graph::rows(&t.hops);
+    let rows = mqscope::ops::trace::graph::rows(&t.hops);
     let under: Vec<String> = rows
         .iter()
         .skip_while(|r| t.hops[r.hop].place() != format!("{payments}[1]@1"))

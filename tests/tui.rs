@@ -2,15 +2,15 @@
 //! worker against the fixed-clock demo, and every view drawn into ratatui's TestBackend
 //! and compared with insta snapshots (default and light themes, 100×30).
 
-use mqscope::app::keymap::{Key, KeyCode, Keymap};
-use mqscope::app::state::{Effect, InputKind, MAX_HOPS, PAGE, State, TracePhase, View};
-use mqscope::app::update::{Msg, update};
-use mqscope::app::worker::Worker;
 use mqscope::backend::{ConnectOptions, PeekFrom, PeekPage};
 use mqscope::config::Target;
+use mqscope::config::theme::Theme;
 use mqscope::model::{Message, QueueKind, QueueSummary};
-use mqscope::theme::Theme;
-use mqscope::trace::{Hop, HopKind, TraceEvent};
+use mqscope::ops::trace::{Hop, HopKind, TraceEvent};
+use mqscope::tui::keymap::{Key, KeyCode, Keymap};
+use mqscope::tui::state::{Effect, InputKind, MAX_HOPS, PAGE, State, TracePhase, View};
+use mqscope::tui::update::{Msg, update};
+use mqscope::tui::worker::Worker;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::sync::mpsc;
@@ -234,7 +234,7 @@ fn paging_loads_on_demand_and_keeps_memory_bounded() {
             );
             next += PAGE as u64;
         }
-        assert!(s.messages.window.len() <= mqscope::app::state::MAX_WINDOW);
+        assert!(s.messages.window.len() <= mqscope::tui::state::MAX_WINDOW);
     }
     let selected = s.selected_message().unwrap().position;
     assert!(selected > 5_000, "scrolled to {selected}");
@@ -400,7 +400,7 @@ fn hop_at(queue: &str, position: u64, secs: i64) -> Hop {
 /// The screen as text, for states built without a worker.
 fn screen(s: &State) -> String {
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| mqscope::ui::draw(f, s, &Theme::default_theme()))
+    term.draw(|f| mqscope::tui::ui::draw(f, s, &Theme::default_theme()))
         .unwrap();
     let buf = term.backend().buffer();
     (0..buf.area.height)
@@ -494,7 +494,7 @@ fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
     );
     // One publish: a root and its two copies.
     assert_eq!(s.trace.rows.len(), 3);
-    let done = |hops: Vec<Hop>| mqscope::trace::Trace {
+    let done = |hops: Vec<Hop>| mqscope::ops::trace::Trace {
         correlation_id: "ORD-1".into(),
         scanned: 200,
         queues_scanned: 2,
@@ -824,7 +824,7 @@ fn lost_connection_backs_off_and_recovers() {
     );
     assert!(matches!(
         s.status.conn,
-        mqscope::app::state::Conn::Lost { failures: 1, .. }
+        mqscope::tui::state::Conn::Lost { failures: 1, .. }
     ));
     assert_eq!(s.queues.list.len(), 1, "the last list stays on screen");
     let fx = update(&mut s, Msg::Tick);
@@ -845,7 +845,7 @@ fn lost_connection_backs_off_and_recovers() {
             took_ms: 5,
         },
     );
-    assert_eq!(s.status.conn, mqscope::app::state::Conn::Connected);
+    assert_eq!(s.status.conn, mqscope::tui::state::Conn::Connected);
     assert!(s.status.error.is_none());
 }
 
@@ -879,7 +879,7 @@ fn a_slow_listing_slows_the_refresh_and_says_so() {
     assert_eq!(ticks(&mut s, 11), 0);
     assert_eq!(ticks(&mut s, 2), 1);
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| mqscope::ui::draw(f, &s, &Theme::default_theme()))
+    term.draw(|f| mqscope::tui::ui::draw(f, &s, &Theme::default_theme()))
         .unwrap();
     let buf = term.backend().buffer();
     let top: String = (0..100).map(|x| buf[(x, 1)].symbol()).collect();
@@ -1071,14 +1071,14 @@ impl Harness {
 
     fn draw(&self, theme: &Theme, w: u16, h: u16) -> String {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-        term.draw(|f| mqscope::ui::draw(f, &self.state, theme))
+        term.draw(|f| mqscope::tui::ui::draw(f, &self.state, theme))
             .unwrap();
         format!("{:?}", term.backend().buffer())
     }
 
     fn text(&self) -> String {
         let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-        term.draw(|f| mqscope::ui::draw(f, &self.state, &Theme::default_theme()))
+        term.draw(|f| mqscope::tui::ui::draw(f, &self.state, &Theme::default_theme()))
             .unwrap();
         let buf = term.backend().buffer();
         (0..buf.area.height)
@@ -1163,10 +1163,10 @@ async fn every_view_snapshot() {
     let t = Theme::default_theme();
     insta::assert_snapshot!("too_small", h.draw(&t, 40, 12));
 
-    h.state.confirm = Some(mqscope::app::state::Confirm {
+    h.state.confirm = Some(mqscope::tui::state::Confirm {
         title: "Peek orders.qq anyway?".into(),
         body: "\"orders.qq\" is a quorum queue with a delivery limit of 2: a peek returns every message it reads, each return counts towards the limit.".into(),
-        action: mqscope::app::state::ConfirmAction::ForcePeek,
+        action: mqscope::tui::state::ConfirmAction::ForcePeek,
         typed: None,
         answer: String::new(),
     });
@@ -1184,7 +1184,7 @@ async fn trace_view_snapshot_and_jump_on_the_demo() {
     h.keys("G").await;
     h.send(special(KeyCode::Enter)).await;
     assert_eq!(h.state.view(), View::Message);
-    let id = mqscope::trace::Extractor::default()
+    let id = mqscope::ops::trace::Extractor::default()
         .extract(h.state.message.msg.as_ref().unwrap())
         .unwrap();
     h.keys("t").await;
@@ -1215,7 +1215,7 @@ async fn trace_view_snapshot_and_jump_on_the_demo() {
     let opened = h.state.message.msg.as_ref().unwrap();
     assert_eq!(opened.queue, "billing.dlq");
     assert_eq!(
-        mqscope::trace::Extractor::default()
+        mqscope::ops::trace::Extractor::default()
             .extract(opened)
             .as_deref(),
         Some(id.as_str())
@@ -1259,7 +1259,7 @@ async fn topics_page_by_partition_and_binary_opens_as_hex() {
     h.send(special(KeyCode::Enter)).await;
     assert_eq!(
         h.state.message.body_kind,
-        mqscope::app::state::BodyKind::Hex
+        mqscope::tui::state::BodyKind::Hex
     );
     assert!(h.text().contains("00000000"), "{}", h.text());
 }
@@ -1287,13 +1287,13 @@ async fn a_huge_payload_opens_without_laying_out_everything() {
         s2.message
             .body
             .iter()
-            .all(|l| l.len() <= mqscope::app::state::LINE_CHUNK)
+            .all(|l| l.len() <= mqscope::tui::state::LINE_CHUNK)
     );
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| mqscope::ui::draw(f, &s2, &Theme::default_theme()))
+    term.draw(|f| mqscope::tui::ui::draw(f, &s2, &Theme::default_theme()))
         .unwrap();
     update(&mut s2, key('w'));
-    term.draw(|f| mqscope::ui::draw(f, &s2, &Theme::default_theme()))
+    term.draw(|f| mqscope::tui::ui::draw(f, &s2, &Theme::default_theme()))
         .unwrap();
     let buf = term.backend().buffer();
     assert_eq!(buf[(1, 20)].symbol(), "x");
@@ -1386,7 +1386,7 @@ fn read_only_hides_and_refuses_modifying_keys() {
     );
     let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
     s.stack.push(View::Help);
-    term.draw(|f| mqscope::ui::draw(f, &s, &Theme::default_theme()))
+    term.draw(|f| mqscope::tui::ui::draw(f, &s, &Theme::default_theme()))
         .unwrap();
     let text = format!("{:?}", term.backend().buffer());
     assert!(
@@ -1586,7 +1586,7 @@ async fn info_describes_the_selected_queue_or_topic() {
     h.send(Msg::Key(Key::ctrl('r'))).await;
     assert!(h.state.info.pending.is_none() && h.state.info.detail.is_some());
     h.keys("GGG").await;
-    assert!(h.state.info.scroll <= mqscope::app::update::info_lines(&h.state));
+    assert!(h.state.info.scroll <= mqscope::tui::update::info_lines(&h.state));
     h.send(special(KeyCode::Esc)).await;
     assert_eq!(h.state.view(), View::Queues);
 

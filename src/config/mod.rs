@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub mod password;
+pub mod theme;
 
 pub use password::password_for;
 

@@ -1,12 +1,15 @@
 //! Broker-neutral data: queues, messages, header values, death records and routing. No I/O.
 
 pub mod broker;
+pub mod correlation;
 pub mod deadletter;
 pub mod death;
 pub mod describe;
+pub mod identity;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod time;
 pub mod topology;
 pub mod value;
 

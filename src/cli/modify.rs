@@ -1,0 +1,778 @@
+//! The subcommands that change a broker: `replay`, `purge`, `delete`. Each refuses in
+//! read-only mode, asks before it acts (unless `--yes`), writes a backup or journal before
+//! anything is removed, and appends what it did to the audit log.
+
+use crate::backend::Backend;
+use crate::cli::{DeleteArgs, PurgeArgs, ReplayArgs};
+use crate::config::Resolved;
+use crate::ops::journal::{self, AuditEntry, Backup, Journal, shell_word as sh};
+use crate::ops::replay::{
+    self, Plan, Removal, RemovalOptions, RemovalResume, ReplayOptions, Report, Resume,
+};
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Refuse a modifying action in read-only mode, saying which.
+pub fn refuse_read_only(resolved: &Resolved, what: &str) -> Result<()> {
+    if resolved.read_only {
+        bail!("refused: read-only mode (--read-only or the profile's read_only) does not {what}");
+    }
+    Ok(())
+}
+
+/// Ask on the terminal; without one, refuse unless `--yes` was given.
+fn confirm(question: &str, expect: Option<&str>, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("not a terminal, so nothing was asked and nothing was done: add --yes to go ahead");
+    }
+    let mut err = std::io::stderr();
+    match expect {
+        Some(name) => write!(
+            err,
+            "{question}\nType the queue name ({name}) to go ahead: "
+        )?,
+        None => write!(err, "{question} [y/N] ")?,
+    }
+    err.flush()?;
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let answer = line.trim_end_matches(['\r', '\n']);
+    let ok = match expect {
+        Some(name) => answer == name,
+        None => matches!(answer.trim(), "y" | "Y" | "yes"),
+    };
+    if !ok {
+        bail!("cancelled: nothing was changed");
+    }
+    Ok(())
+}
+
+fn audit(
+    resolved: &Resolved,
+    backend: &dyn Backend,
+    action: &str,
+    queue: &str,
+    fill: impl FnOnce(&mut AuditEntry<'_>),
+) {
+    let info = backend.info();
+    let mut e = AuditEntry::new(
+        &info.target,
+        resolved.profile_name.as_deref(),
+        action,
+        queue,
+    );
+    fill(&mut e);
+    if let Err(err) = journal::audit(&e) {
+        eprintln!("warning: could not write the audit log: {err}");
+    }
+}
+
+fn progress_printer(enabled: bool) -> impl Fn(u64, u64) + Send + Sync {
+    move |done, total| {
+        if enabled {
+            eprint!("\r{done}/{total} messages");
+        }
+    }
+}
+
+pub async fn replay(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &ReplayArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if !args.dry_run {
+        refuse_read_only(resolved, "replay")?;
+    }
+    if let Some(which) = &args.abandon {
+        return abandon(backend, resolved, args, which, out);
+    }
+    // Where the journal and options come from: a new replay, or an unfinished one.
+    let (source, opts, journal_path) = match &args.resume {
+        Some(which) => {
+            let (path, begin) = if which.is_empty() {
+                journal::unfinished()?
+                    .into_iter()
+                    .find(|(_, b)| match (b, &args.queue) {
+                        (journal::Entry::Begin { source, .. }, Some(q)) => source == q,
+                        _ => true,
+                    })
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "no unfinished replay to resume{}",
+                            args.queue
+                                .as_ref()
+                                .map(|q| format!(" for \"{q}\""))
+                                .unwrap_or_default()
+                        )
+                    })?
+            } else {
+                let path = PathBuf::from(which);
+                let entries = journal::load(&path)?;
+                let begin = entries
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("{which} is an empty journal"))?;
+                (path, begin)
+            };
+            let (source, opts) = replay::options_from(&begin).ok_or_else(|| {
+                anyhow!("{} does not start like a replay journal", path.display())
+            })?;
+            if let journal::Entry::Begin { target, .. } = &begin
+                && *target != backend.info().target
+            {
+                bail!(
+                    "{} was a replay on {target}, not on {}: connect to that broker to resume it",
+                    path.display(),
+                    backend.info().target
+                );
+            }
+            (source, opts, Some(path))
+        }
+        None => {
+            let source = args
+                .queue
+                .clone()
+                .ok_or_else(|| anyhow!("name the dead-letter queue or topic to replay"))?;
+            if !args.dry_run {
+                replay::check_no_unfinished_replay(&backend.info().target, &source)?;
+            }
+            let opts = ReplayOptions {
+                to: args.to.clone(),
+                routing_key: args.routing_key.clone(),
+                via: Some(
+                    match args.via {
+                        replay::Via::Auto => "auto",
+                        replay::Via::Exchange => "exchange",
+                        replay::Via::Queue => "queue",
+                    }
+                    .into(),
+                ),
+                filter: args.filter.clone(),
+                ids: args.ids.clone(),
+                limit: args.limit,
+                max_replays: Some(args.max_replays),
+                force: args.force,
+                keep_partition: args.keep_partition,
+                batch: Some(args.batch),
+                commit_group: args.commit_group.clone(),
+                delete_records: args.delete_records,
+            };
+            (source, opts, None)
+        }
+    };
+    let plan: Plan = opts.plan()?;
+    if args.dry_run {
+        let report = replay::dry_run(backend, &source, &plan).await?;
+        return print_report(&report, args.json, out);
+    }
+    if backend.publisher().is_none() {
+        bail!(
+            "the {} backend cannot publish, so it cannot replay",
+            backend.info().kind.as_str()
+        );
+    }
+    if !args.yes {
+        let preview = replay::dry_run(backend, &source, &plan).await?;
+        print_report(&preview, false, &mut std::io::stderr())?;
+        confirm(
+            &format!(
+                "Replay {} message(s) from \"{source}\"{}?",
+                preview.replayed,
+                if journal_path.is_some() {
+                    " (resuming)"
+                } else {
+                    ""
+                }
+            ),
+            None,
+            false,
+        )?;
+    }
+    let (mut journal, resume) = match &journal_path {
+        Some(p) => {
+            let entries = journal::load(p)?;
+            (Journal::open(p)?, Resume::from_entries(&entries))
+        }
+        None => {
+            let id = journal::unique_id();
+            let mut j = Journal::create(&id)?;
+            j.append(&replay::begin_entry(
+                &id,
+                &backend.info().target,
+                &source,
+                &opts,
+            ))?;
+            j.sync()?;
+            (j, Resume::default())
+        }
+    };
+    let show = !args.json && std::io::stderr().is_terminal();
+    let progress = progress_printer(show);
+    let journal_shown = journal.path().display().to_string();
+    // Ctrl-C is taken over only now, after the question (a blocking read of the terminal
+    // that it must still interrupt): the replay stops, the journal is written out, and
+    // what the broker had delivered and not seen acked goes back when mqscope exits.
+    let result = tokio::select! {
+        r = replay::replay(
+            backend,
+            &source,
+            &plan,
+            Some(&mut journal),
+            resume,
+            &progress,
+        ) => r,
+        _ = tokio::signal::ctrl_c() => {
+            let _ = journal.sync();
+            eprintln!(
+                "\nmqscope: interrupted: what was replayed is in the journal; messages not yet removed from the dead-letter queue go back to it. Finish with: mqscope replay --resume {journal_shown}"
+            );
+            std::process::exit(130);
+        }
+    };
+    if show {
+        eprintln!();
+    }
+    let report = match result {
+        Ok(mut r) => {
+            r.replay = journal
+                .path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            r
+        }
+        Err(e) => {
+            audit(resolved, backend, "replay", &source, |a| {
+                a.journal = Some(journal_shown.clone());
+                a.result = format!("error: {e}");
+            });
+            return Err(anyhow!(e).context(format!(
+                "replay of \"{source}\" stopped; nothing unconfirmed was removed. Go on with: mqscope replay --resume {journal_shown}"
+            )));
+        }
+    };
+    audit(resolved, backend, "replay", &source, |a| {
+        a.count = report.replayed;
+        a.journal = Some(journal_shown.clone());
+        a.result = if report.ok() {
+            "ok".into()
+        } else {
+            format!(
+                "{} failed{}",
+                report.failed.len(),
+                report
+                    .stopped
+                    .as_ref()
+                    .or(report.advance_failed.as_ref())
+                    .map(|s| format!("; stopped: {s}"))
+                    .unwrap_or_default()
+            )
+        };
+    });
+    print_report(&report, args.json, out)?;
+    if let Some(stopped) = &report.stopped {
+        let unsure = if report.unsure > 0 {
+            format!(
+                "; {} of them are at their destination and may also still be in \"{source}\" (the broker did not answer their removal): the resume removes those without sending them again",
+                report.unsure
+            )
+        } else {
+            String::new()
+        };
+        bail!(
+            "replay stopped: {stopped}. {} cop(ies) confirmed at their destination in this run{unsure}; every other message is still in \"{source}\". Go on with: mqscope replay --resume {journal_shown}",
+            report.replayed
+        );
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "{} message(s) could not be replayed and stay in \"{source}\" (first: {})",
+            report.failed.len(),
+            report.failed[0].reason
+        );
+    }
+    if let Some(e) = &report.advance_failed {
+        bail!(
+            "every chosen record was replayed, but moving past them in \"{source}\" failed: {e}. Retry that (nothing is sent twice) with: mqscope replay --resume {journal_shown}"
+        );
+    }
+    Ok(())
+}
+
+/// `replay --abandon`: the named journal, or the newest unfinished one (of QUEUE, if
+/// given), is set aside so that a new replay of its queue is allowed.
+fn abandon(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &ReplayArgs,
+    which: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    refuse_read_only(resolved, "abandon a replay")?;
+    let path = if which.is_empty() {
+        journal::unfinished()?
+            .into_iter()
+            .find(|(_, b)| match (b, &args.queue) {
+                (journal::Entry::Begin { source, .. }, Some(q)) => source == q,
+                _ => true,
+            })
+            .map(|(p, _)| p)
+            .ok_or_else(|| anyhow!("no unfinished replay to abandon"))?
+    } else {
+        PathBuf::from(which)
+    };
+    let entries = journal::load(&path)?;
+    if entries
+        .iter()
+        .any(|e| matches!(e, journal::Entry::End { .. }))
+    {
+        bail!("{} finished: there is nothing to abandon", path.display());
+    }
+    let source = match entries.first() {
+        Some(journal::Entry::Begin { source, .. }) => source.clone(),
+        _ => bail!("{} does not start like a replay journal", path.display()),
+    };
+    let kept = journal::abandon(&path)?;
+    audit(resolved, backend, "replay-abandon", &source, |a| {
+        a.journal = Some(kept.display().to_string());
+        a.result = "abandoned".into();
+    });
+    writeln!(
+        out,
+        "abandoned the replay of \"{source}\"; its journal is kept as {}",
+        kept.display()
+    )?;
+    Ok(())
+}
+
+fn print_report(r: &Report, json: bool, out: &mut dyn Write) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, r)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let verb = if r.dry_run {
+        "would replay"
+    } else {
+        "replayed"
+    };
+    writeln!(
+        out,
+        "{} {verb} {} of {} message(s) looked at in {} ms",
+        r.source, r.replayed, r.scanned, r.elapsed_ms
+    )?;
+    for (dest, n) in &r.destinations {
+        writeln!(out, "  {n:>7} → {dest}")?;
+    }
+    if let Some(removed) = r.removed
+        && removed != r.replayed
+    {
+        writeln!(
+            out,
+            "  {removed:>7} originals removed from the queue (the others' removal: {} unanswered)",
+            r.unsure
+        )?;
+    }
+    if r.already_replayed > 0 {
+        writeln!(
+            out,
+            "  {:>7} replayed by the interrupted run, removed from the queue now",
+            r.already_replayed
+        )?;
+    }
+    if r.not_selected > 0 {
+        writeln!(
+            out,
+            "  {:>7} not chosen (--ids, --filter, --limit): left in place",
+            r.not_selected
+        )?;
+    }
+    for (label, items) in [("skipped", &r.skipped), ("FAILED", &r.failed)] {
+        if items.is_empty() {
+            continue;
+        }
+        writeln!(out, "  {:>7} {label}:", items.len())?;
+        for i in items.iter().take(20) {
+            let id = i.message_id.as_deref().unwrap_or(&i.key);
+            writeln!(out, "          #{} {id}: {}", i.position, i.reason)?;
+        }
+        if items.len() > 20 {
+            writeln!(
+                out,
+                "          … and {} more (--json lists all)",
+                items.len() - 20
+            )?;
+        }
+    }
+    for n in &r.notes {
+        writeln!(out, "  note: {n}")?;
+    }
+    for a in &r.advanced {
+        let from = a.from.map_or_else(|| "none".to_string(), |f| f.to_string());
+        match a.action {
+            "commit" => writeln!(
+                out,
+                "  partition {}: group committed {from} → {}",
+                a.partition, a.to
+            )?,
+            _ => writeln!(
+                out,
+                "  partition {}: records below {} deleted",
+                a.partition, a.to
+            )?,
+        }
+    }
+    if let Some(j) = &r.journal {
+        writeln!(out, "  journal: {j}")?;
+    }
+    Ok(())
+}
+
+fn taker_for<'a>(backend: &'a dyn Backend, action: &str) -> Result<&'a dyn crate::backend::Take> {
+    backend.taker().ok_or_else(|| {
+        anyhow!(
+            "the {} backend cannot {action} (its topics are logs; nothing is removed from them)",
+            backend.info().kind.as_str()
+        )
+    })
+}
+
+/// What `purge` and `delete` share.
+struct Removing<'a> {
+    action: &'a str,
+    queue: &'a str,
+    ids: &'a [String],
+    yes: bool,
+    no_backup: bool,
+    backup_path: Option<&'a std::path::Path>,
+    force: bool,
+    resume: bool,
+    json: bool,
+}
+
+/// The command that puts a backup back on the broker it came from: the same profile and
+/// URL (without its password, which is given as before). Without them, `publish` would
+/// go to the default target, which may be another broker or the demo.
+fn restore_command(resolved: &Resolved, backend: &dyn Backend, backup: &str) -> String {
+    let profile = resolved
+        .profile_name
+        .as_deref()
+        .map(|p| format!(" --profile {}", sh(p)))
+        .unwrap_or_default();
+    format!(
+        "mqscope{profile} --url {} publish --from {}",
+        sh(&backend.info().target),
+        sh(backup)
+    )
+}
+
+/// The journal, backup and leftovers of an interrupted purge or delete of `queue`, and
+/// the choice of messages it was made with.
+struct Resumed {
+    opts: RemovalOptions,
+    journal: Journal,
+    backup: Backup,
+    resume: RemovalResume,
+}
+
+fn resume_removal(target: &str, action: &str, queue: &str) -> Result<Resumed> {
+    let (path, begin) = journal::unfinished_removals_of(target, queue)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no unfinished purge or delete of \"{queue}\" on {target}"))?;
+    let journal::Entry::Begin { options, .. } = begin else {
+        bail!("{} does not start like a removal journal", path.display());
+    };
+    let opts: RemovalOptions = serde_json::from_value(options)
+        .with_context(|| format!("{} does not start like a removal journal", path.display()))?;
+    if opts.action != action {
+        bail!(
+            "the unfinished run on \"{queue}\" is a {}: finish it with mqscope {} {} --resume",
+            opts.action,
+            opts.action,
+            sh(queue)
+        );
+    }
+    let backup_path = std::path::Path::new(&opts.backup);
+    let keys = journal::backup_keys(backup_path)?;
+    let entries = journal::load(&path)?;
+    Ok(Resumed {
+        resume: RemovalResume::new(&keys, &entries),
+        backup: Backup::open(backup_path, target)?,
+        journal: Journal::open(&path)?,
+        opts,
+    })
+}
+
+async fn remove(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    how: Removing<'_>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let Removing {
+        action,
+        queue,
+        ids,
+        yes,
+        no_backup,
+        backup_path,
+        force,
+        resume,
+        json,
+    } = how;
+    refuse_read_only(resolved, action)?;
+    let taker = taker_for(backend, action)?;
+    let target = backend.info().target;
+    let detail = backend.describe_queue(queue).await?;
+    if detail.summary.kind.is_log() {
+        bail!(
+            "\"{queue}\" is a {}: nothing can be removed from a log",
+            detail.summary.kind.as_str()
+        );
+    }
+    let resumed = if resume {
+        Some(resume_removal(&target, action, queue)?)
+    } else {
+        // Asked before the question, so that nobody confirms a run that is then refused.
+        if let Some((path, _)) = journal::unfinished_removals_of(&target, queue)?.first() {
+            bail!(
+                "an earlier {action} of \"{queue}\" on {target} did not finish ({}): finish it first with: mqscope {action} {} --resume (nothing is backed up or removed twice)",
+                path.display(),
+                sh(queue)
+            );
+        }
+        None
+    };
+    let (ids, force): (Vec<String>, bool) = match &resumed {
+        Some(r) => (r.opts.ids.clone(), r.opts.force),
+        None => (ids.to_vec(), force),
+    };
+    let ids = ids.as_slice();
+    let count = detail.summary.messages.unwrap_or(0);
+    let what = match (&resumed, ids.is_empty()) {
+        (Some(r), true) => format!(
+            "finish: the {} message(s) backed up before whose removal went unanswered, then all the others",
+            r.resume.unsure()
+        ),
+        (Some(r), false) => format!(
+            "finish: the {} message(s) backed up before whose removal went unanswered, then those of the {} chosen still to find",
+            r.resume.unsure(),
+            ids.len()
+        ),
+        (None, true) => format!("all {count} message(s)"),
+        (None, false) => format!("{} chosen message(s)", ids.len()),
+    };
+    let backup_note = match (&resumed, no_backup) {
+        (Some(r), _) => format!("writing them to {}", r.backup.path().display()),
+        (None, true) => "WITHOUT a backup: they cannot be restored".to_string(),
+        (None, false) => "after writing them to a backup file".to_string(),
+    };
+    confirm(
+        &format!("{action} {what} from \"{queue}\" on {target}, {backup_note}."),
+        Some(queue),
+        yes,
+    )?;
+    let show = !json && std::io::stderr().is_terminal();
+    let progress = progress_printer(show);
+    let mut planned_backup: Option<String> = None;
+    let result: Result<Removal> = if no_backup && ids.is_empty() {
+        let purger = backend
+            .purger()
+            .ok_or_else(|| anyhow!("the {} backend cannot purge", backend.info().kind.as_str()))?;
+        let started = std::time::Instant::now();
+        let n = purger.purge(queue).await?;
+        Ok(Removal {
+            queue: queue.to_string(),
+            removed: n,
+            scanned: n,
+            notes: vec!["--no-backup: purged by the broker, nothing was written".into()],
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ..Removal::default()
+        })
+    } else if no_backup {
+        replay::remove(
+            taker,
+            queue,
+            ids,
+            force,
+            None,
+            None,
+            RemovalResume::default(),
+            &progress,
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    } else {
+        // The backup and a journal of what the broker confirmed removing: together they
+        // let an interrupted run be finished without a message in two places.
+        let (mut backup, mut j, leftovers) = match resumed {
+            Some(r) => (r.backup, r.journal, r.resume),
+            None => {
+                let (backup, j) =
+                    replay::start_removal(&target, queue, action, ids, force, backup_path)?;
+                (backup, j, RemovalResume::default())
+            }
+        };
+        planned_backup = Some(backup.path().display().to_string());
+        replay::remove(
+            taker,
+            queue,
+            ids,
+            force,
+            Some(&mut backup),
+            Some(&mut j),
+            leftovers,
+            &progress,
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    };
+    if show {
+        eprintln!();
+    }
+    // A backup that holds nothing (nothing matched, or the removal failed before its
+    // first message) is not kept, nor offered for a restore.
+    let empty_backup = |path: &str| {
+        let p = std::path::Path::new(path);
+        std::fs::metadata(p).is_ok_and(|m| m.len() == 0) && std::fs::remove_file(p).is_ok()
+    };
+    let result = result.map(|mut r| {
+        if r.backup.as_deref().is_some_and(empty_backup) {
+            r.backup = None;
+        }
+        r
+    });
+    if let (Err(_), Some(path)) = (&result, &planned_backup) {
+        empty_backup(path);
+    }
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            audit(resolved, backend, action, queue, |a| {
+                a.result = format!("error: {e}");
+            });
+            return Err(e);
+        }
+    };
+    audit(resolved, backend, action, queue, |a| {
+        a.count = r.removed;
+        a.backup = r.backup.clone();
+        a.journal = r.journal.clone();
+        a.result = match &r.stopped {
+            Some(s) => format!("stopped: {s}"),
+            None => "ok".into(),
+        };
+    });
+    if json {
+        serde_json::to_writer(&mut *out, &r)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "removed {} message(s) from \"{queue}\"", r.removed)?;
+        if r.finished > 0 {
+            writeln!(
+                out,
+                "  {} of them backed up by the interrupted run, removed now",
+                r.finished
+            )?;
+        }
+        // The backup is offered only when it holds what was removed.
+        if let (Some(b), true) = (&r.backup, r.removed > 0 || r.finished > 0) {
+            writeln!(out, "backup: {b}")?;
+            writeln!(
+                out,
+                "restore with: {}",
+                restore_command(resolved, backend, b)
+            )?;
+        }
+        if !r.not_found.is_empty() {
+            writeln!(out, "not found: {}", r.not_found.join(", "))?;
+        }
+        for n in &r.notes {
+            writeln!(out, "note: {n}")?;
+        }
+    }
+    if let Some(s) = &r.stopped {
+        let unsure = if r.unsure > 0 {
+            format!(
+                "; {} more are in the backup but the broker did not answer their removal, so they may still be in \"{queue}\" too",
+                r.unsure
+            )
+        } else {
+            String::new()
+        };
+        let finish = match &r.journal {
+            Some(_) => format!(
+                ". Finish with: mqscope {action} {} --resume (nothing is backed up or removed twice)",
+                sh(queue)
+            ),
+            None => String::new(),
+        };
+        bail!(
+            "{action} stopped: {s}. {} message(s) were removed{}{unsure}; the rest is still in \"{queue}\"{finish}",
+            r.removed,
+            if r.backup.is_some() {
+                ", each in the backup"
+            } else {
+                ""
+            }
+        );
+    }
+    if !r.not_found.is_empty() {
+        bail!(
+            "{} of the ids were not found in \"{queue}\"",
+            r.not_found.len()
+        );
+    }
+    Ok(())
+}
+
+pub async fn purge(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &PurgeArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let how = Removing {
+        action: "purge",
+        queue: &args.queue,
+        ids: &[],
+        yes: args.yes,
+        no_backup: args.no_backup,
+        backup_path: args.backup.as_deref(),
+        force: args.force,
+        resume: args.resume,
+        json: args.json,
+    };
+    remove(backend, resolved, how, out)
+        .await
+        .with_context(|| format!("purge \"{}\"", args.queue))
+}
+
+pub async fn delete(
+    backend: &dyn Backend,
+    resolved: &Resolved,
+    args: &DeleteArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let how = Removing {
+        action: "delete",
+        queue: &args.queue,
+        ids: &args.ids,
+        yes: args.yes,
+        no_backup: args.no_backup,
+        backup_path: args.backup.as_deref(),
+        force: args.force,
+        resume: args.resume,
+        json: args.json,
+    };
+    remove(backend, resolved, how, out)
+        .await
+        .with_context(|| format!("delete from \"{}\"", args.queue))
+}

@@ -1,0 +1,564 @@
+//! Runs effects against the backend on the runtime, never on the render loop; every reply
+//! goes back as a message carrying the request id it answers.
+
+use super::state::{ConfirmAction, Effect, ReqId};
+use super::update::Msg;
+use crate::backend::{self, Backend, ConnectOptions, PeekRequest};
+use crate::config::Target;
+use crate::ops::trace::{TraceEvent, TraceOptions};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Progress reports from a trace are sent at most this often; hits and finished queues
+/// go at once.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+pub struct Worker {
+    /// What to connect to; a successful `:vhost` switch changes its virtual host.
+    target: Arc<Mutex<Target>>,
+    /// Bumped by every connect: a connect that finishes after a newer one started (a
+    /// switch of vhost while the old one was still connecting) is dropped.
+    generation: Arc<AtomicU64>,
+    options: ConnectOptions,
+    backend: Arc<Mutex<Option<Arc<dyn Backend>>>>,
+    tx: UnboundedSender<Msg>,
+    /// Running traces by request: setting the flag stops one after its current page.
+    scans: Arc<Mutex<HashMap<ReqId, Arc<AtomicBool>>>>,
+    /// Running follows by request: a notification drops the tail.
+    follows: Arc<Mutex<HashMap<ReqId, Arc<Notify>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Worker {
+    /// A worker for the interactive app: the demo's traffic keeps moving.
+    pub fn new(target: Target, profile: crate::config::Profile, tx: UnboundedSender<Msg>) -> Self {
+        let options = ConnectOptions {
+            live: true,
+            profile: Some(profile),
+            amqp_only: false,
+        };
+        Self::with_options(target, options, tx)
+    }
+
+    pub fn with_options(target: Target, options: ConnectOptions, tx: UnboundedSender<Msg>) -> Self {
+        Self {
+            target: Arc::new(Mutex::new(target)),
+            generation: Arc::default(),
+            options,
+            backend: Arc::new(Mutex::new(None)),
+            tx,
+            scans: Arc::default(),
+            follows: Arc::default(),
+        }
+    }
+
+    /// Connect to `target` (the current one, or another vhost's): the reply is
+    /// `Connected`, or on failure `ConnectFailed` (a reconnect) or `VhostSwitchFailed`
+    /// (a switch, which keeps the current backend and target). The backend and target are
+    /// replaced only on success, and only if no newer connect started meanwhile: the
+    /// check and the swap happen under the backend's lock, where a newer connect bumps
+    /// the generation.
+    fn connect(&self, target: Target, switch: bool, tx: UnboundedSender<Msg>) {
+        let options = self.options.clone();
+        let slot = Arc::clone(&self.backend);
+        let current = Arc::clone(&self.target);
+        let generation = Arc::clone(&self.generation);
+        let mine = {
+            let _slot = lock(&slot);
+            generation.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        tokio::spawn(async move {
+            let result = backend::connect(&target, &options).await;
+            let server = match &result {
+                Ok(b) => b.server().await.map(|v| v.status()),
+                Err(_) => None,
+            };
+            let msg = {
+                let mut slot = lock(&slot);
+                if generation.load(Ordering::SeqCst) != mine {
+                    // A newer connect (another vhost) took over.
+                    return;
+                }
+                match result {
+                    Ok(b) => {
+                        let info = b.info();
+                        let has_groups = b.consumer_groups().is_some();
+                        let has_exchanges = b.browser().is_some();
+                        *slot = Some(b);
+                        *lock(&current) = target;
+                        Msg::Connected {
+                            backend: info.kind.as_str().to_string(),
+                            target: info.target,
+                            server,
+                            has_groups,
+                            has_exchanges,
+                        }
+                    }
+                    Err(e) if switch => Msg::VhostSwitchFailed(e.to_string()),
+                    Err(e) => Msg::ConnectFailed(e.to_string()),
+                }
+            };
+            let _ = tx.send(msg);
+        });
+    }
+
+    /// Close the current backend's connection (on quitting).
+    pub async fn close(&self) {
+        if let Some(backend) = self.current() {
+            backend.close().await;
+        }
+    }
+
+    fn current(&self) -> Option<Arc<dyn Backend>> {
+        self.backend
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Start an effect; returns at once. `Copy` and `Quit` belong to the terminal loop.
+    pub fn run(&self, effect: Effect) {
+        let tx = self.tx.clone();
+        match effect {
+            Effect::Connect => {
+                let target = lock(&self.target).clone();
+                self.connect(target, false, tx);
+            }
+            Effect::SwitchVhost(vhost) => {
+                // The current backend stays until the new vhost's connection works, so a
+                // wrong name or a vhost without permission leaves everything as it was.
+                let mut target = lock(&self.target).clone();
+                if let Target::Amqp(a) = &mut target {
+                    a.vhost = vhost;
+                }
+                self.connect(target, true, tx);
+            }
+            Effect::Describe { req, queue } => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let result = match b {
+                        Some(b) => crate::backend::describe_full(b.as_ref(), &queue)
+                            .await
+                            .map(Box::new)
+                            .map_err(|e| e.to_string()),
+                        None => Err("not connected".to_string()),
+                    };
+                    let _ = tx.send(Msg::Described { req, result });
+                });
+            }
+            Effect::LoadVhosts(req) => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let result = match b.as_ref().and_then(|b| b.browser()) {
+                        Some(br) => br
+                            .vhosts()
+                            .await
+                            .map(|v| v.into_iter().map(|v| v.name).collect())
+                            .map_err(|e| e.to_string()),
+                        None => Err("this backend has no virtual hosts".to_string()),
+                    };
+                    let _ = tx.send(Msg::VhostsLoaded { req, result });
+                });
+            }
+            Effect::LoadQueues(req) => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = match b {
+                        Some(b) => b.list_queues().await.map_err(|e| e.to_string()),
+                        None => Err("not connected".to_string()),
+                    };
+                    let _ = tx.send(Msg::QueuesLoaded {
+                        req,
+                        result,
+                        at: chrono::Utc::now(),
+                        took_ms: millis(started.elapsed()),
+                    });
+                });
+            }
+            Effect::LoadGroups(req) => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = match b.as_ref().and_then(|b| b.consumer_groups()) {
+                        Some(cg) => cg.list_groups().await.map_err(|e| e.to_string()),
+                        None => Err("this backend has no consumer groups".to_string()),
+                    };
+                    let _ = tx.send(Msg::GroupsLoaded {
+                        req,
+                        result,
+                        at: chrono::Utc::now(),
+                        took_ms: millis(started.elapsed()),
+                    });
+                });
+            }
+            Effect::LoadExchanges(req) => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = match b.as_ref().and_then(|b| b.browser()) {
+                        Some(br) => br.routing().await.map_err(|e| e.to_string()),
+                        None => Err("this backend has no exchanges".to_string()),
+                    };
+                    let _ = tx.send(Msg::ExchangesLoaded {
+                        req,
+                        result,
+                        at: chrono::Utc::now(),
+                        took_ms: millis(started.elapsed()),
+                    });
+                });
+            }
+            Effect::LoadMessages {
+                req,
+                queue,
+                partition,
+                from,
+                limit,
+                force,
+            } => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let peek = PeekRequest {
+                        from,
+                        partition,
+                        limit,
+                        force,
+                    };
+                    let result = match b {
+                        Some(b) => b.peek(&queue, &peek).await.map_err(|e| e.to_string()),
+                        None => Err("not connected".to_string()),
+                    };
+                    let _ = tx.send(Msg::MessagesLoaded { req, result });
+                });
+            }
+            Effect::Save { path, contents } => {
+                tokio::spawn(async move {
+                    let shown = path.display().to_string();
+                    let r = tokio::fs::write(&path, contents)
+                        .await
+                        .map(|_| shown)
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(Msg::Saved(r));
+                });
+            }
+            Effect::Modify(action) => {
+                let b = self.current();
+                tokio::spawn(async move {
+                    let result = match b {
+                        Some(b) => modify(b.as_ref(), action).await,
+                        None => Err("not connected".to_string()),
+                    };
+                    let _ = tx.send(Msg::Modified(result));
+                });
+            }
+            Effect::Trace { req, id } => self.trace(req, id),
+            Effect::CancelTrace(req) => {
+                // The scan stops after the page it is reading; a broker read in flight is
+                // let finish so its messages go back. Nothing more is reported for it.
+                if let Some(flag) = lock(&self.scans).remove(&req) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+            Effect::Follow { req, id } => self.follow(req, id),
+            Effect::StopFollow(req) => {
+                if let Some(stop) = lock(&self.follows).remove(&req) {
+                    // A stored permit also stops a follow still starting its tail.
+                    stop.notify_one();
+                }
+            }
+            Effect::Copy(_) | Effect::Quit => {}
+        }
+    }
+
+    fn trace(&self, req: ReqId, id: String) {
+        let tx = self.tx.clone();
+        let b = self.current();
+        let cancel = Arc::new(AtomicBool::new(false));
+        lock(&self.scans).insert(req, Arc::clone(&cancel));
+        let scans = Arc::clone(&self.scans);
+        tokio::spawn(async move {
+            let Some(b) = b else {
+                lock(&scans).remove(&req);
+                let _ = tx.send(Msg::TraceDone {
+                    req,
+                    result: Err("not connected".into()),
+                });
+                return;
+            };
+            let opts = TraceOptions {
+                cancel: Some(Arc::clone(&cancel)),
+                ..TraceOptions::default()
+            };
+            let started = Instant::now();
+            let scanned = AtomicU64::new(0);
+            let last = Mutex::new(started);
+            let events = tx.clone();
+            let on_event = move |event: TraceEvent| match event {
+                TraceEvent::Scanned(n) => {
+                    let total = scanned.fetch_add(n, Ordering::Relaxed) + n;
+                    let mut last = lock(&last);
+                    if last.elapsed() >= PROGRESS_EVERY {
+                        *last = Instant::now();
+                        let _ = events.send(Msg::TraceProgress {
+                            req,
+                            scanned: total,
+                            elapsed_ms: millis(started.elapsed()),
+                        });
+                    }
+                }
+                event => {
+                    let _ = events.send(Msg::TraceEvent { req, event });
+                }
+            };
+            let result = crate::ops::trace::trace_streaming(b.as_ref(), &id, &opts, &on_event)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string());
+            lock(&scans).remove(&req);
+            if !cancel.load(Ordering::Relaxed) {
+                let _ = tx.send(Msg::TraceDone { req, result });
+            }
+        });
+    }
+
+    fn follow(&self, req: ReqId, id: String) {
+        let tx = self.tx.clone();
+        let b = self.current();
+        let stop = Arc::new(Notify::new());
+        lock(&self.follows).insert(req, Arc::clone(&stop));
+        let follows = Arc::clone(&self.follows);
+        tokio::spawn(async move {
+            let ended = |error: Option<String>| {
+                lock(&follows).remove(&req);
+                let _ = tx.send(Msg::FollowEnded { req, error });
+            };
+            let Some(b) = b else {
+                return ended(Some("not connected".into()));
+            };
+            let opts = TraceOptions::default();
+            let mut f = tokio::select! {
+                _ = stop.notified() => return,
+                f = crate::ops::trace::follow::start(b.as_ref(), &id, &opts) => match f {
+                    Ok(f) => f,
+                    Err(e) => return ended(Some(e.to_string())),
+                },
+            };
+            loop {
+                tokio::select! {
+                    // Dropping the follower drops its tail, which stops it at the broker.
+                    _ = stop.notified() => return,
+                    next = f.next_hop() => match next {
+                        Some(result) => {
+                            let result = result.map(Box::new).map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::FollowHop { req, result });
+                        }
+                        None => return ended(None),
+                    },
+                }
+            }
+        });
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Run a confirmed replay, purge or delete, with its journal or backup and an audit entry;
+/// returns the line the status bar shows.
+async fn modify(b: &dyn Backend, action: ConfirmAction) -> Result<String, String> {
+    use crate::ops::journal::{self, AuditEntry, Journal};
+    use crate::ops::replay::{self, ReplayOptions, Resume};
+    let target = b.info().target;
+    let (name, queue, result, backup, journal_path) = match action {
+        ConfirmAction::ForcePeek => return Ok(String::new()),
+        ConfirmAction::Replay { queue, ids } => {
+            let opts = ReplayOptions {
+                ids,
+                ..ReplayOptions::default()
+            };
+            let run = async {
+                let plan = opts.plan().map_err(|e| e.to_string())?;
+                replay::check_no_unfinished_replay(&target, &queue).map_err(|e| e.to_string())?;
+                let id = journal::unique_id();
+                let mut j = Journal::create(&id).map_err(|e| e.to_string())?;
+                j.append(&replay::begin_entry(&id, &target, &queue, &opts))
+                    .and_then(|_| j.sync())
+                    .map_err(|e| e.to_string())?;
+                let path = j.path().display().to_string();
+                let r = replay::replay(
+                    b,
+                    &queue,
+                    &plan,
+                    Some(&mut j),
+                    Resume::default(),
+                    &|_, _| {},
+                )
+                .await
+                .map_err(|e| {
+                    format!("replay failed: {e}; resume with: mqscope replay --resume {path}")
+                })?;
+                let mut line = format!("replayed {} from {queue}", r.replayed);
+                if !r.failed.is_empty() {
+                    line.push_str(&format!(
+                        ", {} failed and stay in the queue",
+                        r.failed.len()
+                    ));
+                }
+                if !r.skipped.is_empty() {
+                    line.push_str(&format!(
+                        ", {} skipped ({})",
+                        r.skipped.len(),
+                        r.skipped[0].reason
+                    ));
+                }
+                if let Some(stop) = &r.stopped {
+                    return Err(format!(
+                        "{line}; stopped: {stop}; resume with: mqscope replay --resume {path}"
+                    ));
+                }
+                Ok((r.replayed, line, path))
+            }
+            .await;
+            let (r, journal_path) = result_parts(run);
+            ("replay", queue, r, None, journal_path)
+        }
+        ConfirmAction::Purge { queue } | ConfirmAction::Delete { queue, .. }
+            if b.taker().is_none() =>
+        {
+            return Err(format!(
+                "{} cannot remove messages from {queue}",
+                b.info().kind.as_str()
+            ));
+        }
+        ConfirmAction::Purge { queue } => {
+            let (r, backup) = remove(b, &queue, &[]).await;
+            ("purge", queue, r, backup, None)
+        }
+        ConfirmAction::Delete { queue, ids } => {
+            let (r, backup) = remove(b, &queue, &ids).await;
+            ("delete", queue, r, backup, None)
+        }
+    };
+    let mut entry = AuditEntry::new(&target, None, name, &queue);
+    entry.backup = backup;
+    entry.journal = journal_path;
+    match &result {
+        Ok((n, _)) => {
+            entry.count = *n;
+            entry.result = "ok".into();
+        }
+        Err(e) => entry.result = format!("error: {e}"),
+    }
+    let audit_problem = journal::audit(&entry).err();
+    result.map(|(_, line)| match audit_problem {
+        Some(e) => format!("{line} (audit log not written: {e})"),
+        None => line,
+    })
+}
+
+type Outcome = Result<(u64, String), String>;
+
+fn result_parts(r: Result<(u64, String, String), String>) -> (Outcome, Option<String>) {
+    match r {
+        Ok((n, line, path)) => (Ok((n, line)), Some(path)),
+        Err(e) => (Err(e), None),
+    }
+}
+
+async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> (Outcome, Option<String>) {
+    let Some(taker) = b.taker() else {
+        return (Err("this backend cannot remove messages".into()), None);
+    };
+    let action = if ids.is_empty() { "purge" } else { "delete" };
+    let (mut backup, mut journal) = match crate::ops::replay::start_removal(
+        &b.info().target,
+        queue,
+        action,
+        ids,
+        false,
+        None,
+    ) {
+        Ok(started) => started,
+        Err(e) => return (Err(format!("nothing removed: {e}")), None),
+    };
+    let path = backup.path().display().to_string();
+    let r = crate::ops::replay::remove(
+        taker,
+        queue,
+        ids,
+        false,
+        Some(&mut backup),
+        Some(&mut journal),
+        crate::ops::replay::RemovalResume::default(),
+        &|_, _| {},
+    )
+    .await;
+    let out = match r {
+        Ok(r) => {
+            let mut line = format!("removed {} from {queue}; backup {path}", r.removed);
+            if !r.not_found.is_empty() {
+                line.push_str(&format!(" ({} not found)", r.not_found.len()));
+            }
+            match r.stopped {
+                Some(stop) => Err(format!("{line}; stopped: {stop}")),
+                None => Ok((r.removed, line)),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    (out, Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::backend::local::broker::{LocalBroker, LocalConfig, QueueArgs};
+    use crate::backend::local::clock::Clock;
+    use crate::ops::journal::Journal;
+    use crate::ops::replay::{self, ReplayOptions};
+
+    #[tokio::test]
+    async fn the_tui_refuses_a_replay_while_an_earlier_one_of_its_queue_is_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: the only test of this crate that reads the state directory.
+        unsafe { std::env::set_var("MQSCOPE_STATE_DIR", dir.path()) };
+        let broker = Arc::new(LocalBroker::new(
+            "t",
+            Clock::manual(1_700_000_000_000),
+            LocalConfig::default(),
+        ));
+        broker.declare_queue("dlq", QueueArgs::default()).unwrap();
+        let b = LocalBackend::new(broker, "local://t");
+        let mut j = Journal::create("earlier").unwrap();
+        j.append(&replay::begin_entry(
+            "earlier",
+            "local://t",
+            "dlq",
+            &ReplayOptions::default(),
+        ))
+        .unwrap();
+        j.sync().unwrap();
+        let r = modify(
+            &b,
+            ConfirmAction::Replay {
+                queue: "dlq".into(),
+                ids: Vec::new(),
+            },
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert!(
+            e.contains("did not finish") && e.contains("--resume"),
+            "{e}"
+        );
+    }
+}
