@@ -68,13 +68,13 @@ impl Extractor {
     }
 
     /// Whether `id` is the message's correlation ID, as `extract(msg) == Some(id)` says.
-    /// A scan asks this of every message: build a [`Matcher`] once instead.
+    /// A scan asks this of every message: build a [`IdMatcher`] once instead.
     pub fn matches(&self, msg: &impl MessageView, id: &str) -> bool {
         self.matcher(id).matches(msg)
     }
 
-    /// A [`Matcher`] for one ID under these rules.
-    pub fn matcher(&self, id: &str) -> Matcher {
+    /// A [`IdMatcher`] for one ID under these rules.
+    pub fn matcher(&self, id: &str) -> IdMatcher {
         let needles = self
             .rules
             .iter()
@@ -85,7 +85,7 @@ impl Extractor {
                 _ => None,
             })
             .collect();
-        Matcher {
+        IdMatcher {
             rules: self.rules.clone(),
             id: id.to_string(),
             id_finder: Finder::new(id.as_bytes()).into_owned(),
@@ -99,7 +99,7 @@ impl Extractor {
 /// would find it, but quicker: its searches are prepared once, and a JSON body that cannot
 /// hold the ID is never parsed (parsing is the expensive part of a scan).
 #[derive(Debug, Clone)]
-pub struct Matcher {
+pub struct IdMatcher {
     rules: Vec<Rule>,
     id: String,
     id_finder: Finder<'static>,
@@ -108,7 +108,7 @@ pub struct Matcher {
     needles: Vec<Option<Finder<'static>>>,
 }
 
-impl Matcher {
+impl IdMatcher {
     pub fn matches(&self, msg: &(impl MessageView + ?Sized)) -> bool {
         let mut body = None;
         for (i, rule) in self.rules.iter().enumerate() {

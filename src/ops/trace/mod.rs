@@ -5,7 +5,7 @@ pub mod follow;
 pub mod graph;
 
 use crate::backend::{Backend, BackendError, Export, Keep, PeekFrom};
-pub use crate::model::correlation::{Extractor, Matcher, Rule, traceparent_trace_id};
+pub use crate::model::correlation::{Extractor, IdMatcher, Rule, traceparent_trace_id};
 use crate::model::identity::{REPLAY_COUNT, REPLAYED_FROM};
 use crate::model::{
     DeathReason, DeathSource, Message, MessageView, QueueDetail, QueueKind, QueueSummary,
