@@ -8,7 +8,7 @@ mod dispatch;
 pub mod modify;
 pub mod output;
 mod peek;
-pub mod publish;
+mod publish;
 mod trace;
 pub mod validate;
 

@@ -1,11 +1,13 @@
-//! `mqscope publish`: one message from flags, or a `peek --json` export or backup restored
-//! with `--from`, each line with its own outcome (confirmed, refused, or unknown).
+//! `mqscope publish`: one message built from flags, or a `peek --json` export or backup
+//! restored with `--from`; `ops::publish` reads, routes and publishes, and this file prints
+//! each line's outcome (confirmed, refused, or unknown) and the summary.
 
 use crate::backend::{Backend, BackendError, Destination};
 use crate::cli::PublishArgs;
 use crate::config::Resolved;
 use crate::format::record::parse_record;
 use crate::model::Message;
+use crate::ops::publish::{self as ops, Outcome, Routing};
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::Write;
 
@@ -88,150 +90,6 @@ fn single_message(args: &PublishArgs) -> Result<Message> {
     })
 }
 
-/// Read a JSON Lines file (or standard input) of messages; any bad line stops everything
-/// before a single message is sent.
-pub fn read_records(path: &str) -> Result<Records> {
-    Ok(read_file(path)?.0)
-}
-
-/// Brokers a file's backup records were removed from (their `backup_of`).
-type Sources = std::collections::BTreeSet<String>;
-
-/// A file's messages, each with its line and, for a backup record, where it goes back to.
-type Records = Vec<(usize, Message, Option<Destination>)>;
-
-/// [`read_records`], and the brokers the backup records in it came from.
-fn read_file(path: &str) -> Result<(Records, Sources)> {
-    let mut sources = Sources::new();
-    let (bytes, shown) = if path == "-" {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
-            .context("reading standard input")?;
-        (b, "standard input")
-    } else {
-        let b = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
-        (b, path)
-    };
-    let path = shown;
-    let mut out = Vec::new();
-    // Checked line by line, so that a byte that is not UTF-8 is found by its line.
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = std::str::from_utf8(raw).map_err(|e| {
-            anyhow!(
-                "{path} line {}: not valid UTF-8 (at byte {} of the line)",
-                i + 1,
-                e.valid_up_to() + 1
-            )
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| anyhow!("{path} line {}: not JSON: {e}", i + 1))?;
-        let m = parse_record(&v).map_err(|e| anyhow!("{path} line {}: {e}", i + 1))?;
-        // Backups name the queue their messages were removed from.
-        let restore_to = v
-            .get("restore_to")
-            .and_then(crate::ops::journal::destination_from_json);
-        if let Some(from) = v
-            .get(crate::ops::journal::BACKUP_OF)
-            .and_then(serde_json::Value::as_str)
-            && !sources.contains(from)
-        {
-            sources.insert(from.to_string());
-        }
-        out.push((i + 1, m, restore_to));
-    }
-    Ok((out, sources))
-}
-
-/// A broker as a backup names it, without the user (the same broker is often reached as
-/// another user) and in lower case (host names and `%2F` alike).
-fn broker_of(target: &str) -> String {
-    let (scheme, rest) = target.split_once("://").unwrap_or(("", target));
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    format!("{scheme}://{rest}").to_lowercase()
-}
-
-/// A backup is restored where it came from unless the user says otherwise: restoring to
-/// another broker is said on stderr, and to the in-process demo (where a bare `publish`
-/// goes when no target is configured, and which is gone when the command ends) refused.
-fn check_restore_target(path: &str, sources: &Sources, target: &str) -> Result<()> {
-    let elsewhere: Vec<&String> = sources
-        .iter()
-        .filter(|s| broker_of(s) != broker_of(target))
-        .collect();
-    let Some(first) = elsewhere.first() else {
-        return Ok(());
-    };
-    if target.starts_with("local://") && !first.starts_with("local://") {
-        bail!(
-            "{path} is a backup from {first}, and this would publish it to the built-in {target}, which is gone when this command ends: name the broker, e.g. mqscope --url '{first}' publish --from '{path}'"
-        );
-    }
-    eprintln!(
-        "warning: {path} is a backup from {}; publishing it to {target}",
-        elsewhere
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(())
-}
-
-/// Where one message goes: the flags, else where the record itself came from.
-fn destination_for(
-    args: &PublishArgs,
-    m: &Message,
-    restore_to: Option<&Destination>,
-) -> Option<Destination> {
-    if let Some(q) = &args.queue {
-        return Some(Destination::Exchange {
-            exchange: String::new(),
-            routing_key: q.clone(),
-        });
-    }
-    // An exchange keeps the record's routing key unless --routing-key replaces it.
-    let to_exchange = |x: &String| Destination::Exchange {
-        exchange: x.clone(),
-        routing_key: args
-            .routing_key
-            .clone()
-            .or_else(|| m.routing_key.clone())
-            .unwrap_or_default(),
-    };
-    if let Some(x) = &args.exchange {
-        return Some(to_exchange(x));
-    }
-    if args.topic.is_none()
-        && let Some(d) = restore_to
-    {
-        return Some(d.clone());
-    }
-    let partition = |m: &Message| {
-        args.partition.or(if args.keep_partition {
-            m.partition
-        } else {
-            None
-        })
-    };
-    if let Some(t) = &args.topic {
-        return Some(Destination::Topic {
-            topic: t.clone(),
-            partition: partition(m),
-        });
-    }
-    if m.partition.is_some() && !m.queue.is_empty() {
-        return Some(Destination::Topic {
-            topic: m.queue.clone(),
-            partition: partition(m),
-        });
-    }
-    m.exchange.as_ref().map(to_exchange)
-}
-
 pub(super) async fn publish(
     backend: &dyn Backend,
     resolved: &Resolved,
@@ -249,55 +107,40 @@ pub(super) async fn publish(
     };
     let records = match &args.from {
         Some(path) => {
-            let (records, sources) = read_file(path)?;
-            check_restore_target(path, &sources, &backend.info().target)?;
+            let (records, sources) = ops::read_file(path)?;
+            let target = &backend.info().target;
+            let elsewhere = ops::check_restore_target(path, &sources, target)?;
+            if !elsewhere.is_empty() {
+                eprintln!(
+                    "warning: {path} is a backup from {}; publishing it to {target}",
+                    elsewhere
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             records
         }
         None => vec![(1, single_message(args)?, None)],
     };
-    let mut items = Vec::with_capacity(records.len());
-    for (line, m, restore_to) in records {
-        let dest = destination_for(args, &m, restore_to.as_ref()).ok_or_else(|| {
-            anyhow!("message {line}: it names no exchange or topic; say where with --queue, --exchange or --topic")
-        })?;
-        match dest {
-            Destination::Topic { .. } if !args.properties.is_empty() => {
-                bail!(
-                    "--property sets AMQP properties, which a topic record does not have; send them as headers (-H NAME=VALUE)"
-                )
-            }
-            Destination::Exchange { .. } if args.key.is_some() => {
-                bail!("--key is a topic record's key; an exchange routes by --routing-key")
-            }
-            _ => {}
-        }
-        items.push((line, dest, m));
-    }
-    let batch: Vec<(Destination, Message)> = items
-        .iter()
-        .map(|(_, d, m)| (d.clone(), m.clone()))
-        .collect();
-    let results = publisher.publish_batch(&batch).await;
+    let items = ops::plan(records, &routing(args))?;
+    let report = ops::publish(publisher, items).await;
     // Each line's own outcome: confirmed, refused (or never sent), or unknown (sent, but
     // its confirm was lost with the channel or the connection: publishing it again may
     // make a second copy).
-    let mut failed = Vec::new();
-    let mut unknown = Vec::new();
-    for ((line, dest, _), r) in items.iter().zip(&results) {
-        let outcome = match r {
-            Ok(_) => "published",
-            Err(BackendError::Unconfirmed(_)) => "unknown",
-            Err(_) => "failed",
-        };
+    for l in &report.lines {
+        let outcome = l.outcome().as_str();
         if args.json {
-            let (target, key) = match dest {
+            let (target, key) = match &l.dest {
                 Destination::Exchange {
                     exchange,
                     routing_key,
                 } => (exchange.clone(), Some(routing_key.clone())),
                 Destination::Topic { topic, .. } => (topic.clone(), None),
             };
-            let rec = match r {
+            let line = l.line;
+            let rec = match &l.result {
                 Ok(receipt) => {
                     serde_json::json!({"line": line, "ok": true, "outcome": outcome, "to": target, "routing_key": key,
                     "partition": receipt.partition, "offset": receipt.offset})
@@ -308,37 +151,26 @@ pub(super) async fn publish(
             };
             writeln!(out, "{rec}")?;
         }
-        if let Err(e) = r {
-            if !args.json && args.from.is_some() {
-                // One line each, so a restore of thousands says which.
-                let verb = if outcome == "unknown" {
-                    ""
-                } else {
-                    "not published: "
-                };
-                eprintln!("mqscope: line {line}: {verb}{e}");
-            }
-            match outcome {
-                "unknown" => unknown.push(*line),
-                _ => failed.push(*line),
-            }
+        if let Err(e) = &l.result
+            && !args.json
+            && args.from.is_some()
+        {
+            // One line each, so a restore of thousands says which.
+            let verb = if outcome == "unknown" {
+                ""
+            } else {
+                "not published: "
+            };
+            eprintln!("mqscope: line {}: {verb}{e}", l.line);
         }
     }
-    let sent = results.len() - failed.len() - unknown.len();
+    let failed = report.lines_with(Outcome::Failed);
+    let unknown = report.lines_with(Outcome::Unknown);
+    let sent = report.sent();
     let info = backend.info();
-    let places: std::collections::BTreeSet<String> = items
-        .iter()
-        .map(|(_, d, _)| crate::ops::journal::destination_text(d))
-        .collect();
-    let place = places.into_iter().collect::<Vec<_>>().join(", ");
-    let mut entry = crate::ops::journal::AuditEntry::new(
-        &info.target,
-        resolved.profile_name.as_deref(),
-        "publish",
-        &place,
-    );
-    // Only what the broker confirmed counts.
-    entry.count = sent as u64;
+    if let Err(e) = ops::audit(&report, &info.target, resolved.profile_name.as_deref()) {
+        eprintln!("warning: could not write the audit log: {e}");
+    }
     let lines = |l: &[usize]| {
         let mut shown: Vec<String> = l.iter().take(10).map(usize::to_string).collect();
         if l.len() > 10 {
@@ -346,21 +178,7 @@ pub(super) async fn publish(
         }
         shown.join(", ")
     };
-    let mut problems = Vec::new();
-    if !failed.is_empty() {
-        problems.push(format!("{} not published", failed.len()));
-    }
-    if !unknown.is_empty() {
-        problems.push(format!("{} unknown", unknown.len()));
-    }
-    entry.result = if problems.is_empty() {
-        "ok".into()
-    } else {
-        problems.join(", ")
-    };
-    if let Err(e) = crate::ops::journal::audit(&entry) {
-        eprintln!("warning: could not write the audit log: {e}");
-    }
+    let problems = report.problems();
     if !args.json {
         let confirmed = if sent > 0 {
             " (each confirmed by the broker)"
@@ -375,7 +193,7 @@ pub(super) async fn publish(
         writeln!(
             out,
             "published {sent} of {} messages{confirmed}{rest}",
-            results.len()
+            report.lines.len()
         )?;
     }
     let line_word = if args.from.is_some() {
@@ -388,7 +206,7 @@ pub(super) async fn publish(
         why.push(format!(
             "{} of {} messages were not published ({line_word} {})",
             failed.len(),
-            results.len(),
+            report.lines.len(),
             lines(&failed)
         ));
     }
@@ -401,7 +219,7 @@ pub(super) async fn publish(
     }
     if !why.is_empty() {
         // A single message's own error says it all.
-        match results.first() {
+        match report.lines.first().map(|l| &l.result) {
             Some(Err(e @ BackendError::Unconfirmed(_))) if args.from.is_none() => bail!("{e}"),
             Some(Err(e)) if args.from.is_none() => bail!("the message was not published: {e}"),
             _ => {}
@@ -409,4 +227,18 @@ pub(super) async fn publish(
         bail!("{}", why.join("; "));
     }
     Ok(())
+}
+
+/// Where the flags say the messages go.
+fn routing(args: &PublishArgs) -> Routing {
+    Routing {
+        queue: args.queue.clone(),
+        exchange: args.exchange.clone(),
+        routing_key: args.routing_key.clone(),
+        topic: args.topic.clone(),
+        partition: args.partition,
+        keep_partition: args.keep_partition,
+        properties: !args.properties.is_empty(),
+        key: args.key.is_some(),
+    }
 }
