@@ -91,7 +91,7 @@ pub enum Command {
 
 impl Command {
     /// Whether the command writes JSON (escaped by the encoder) rather than text for a
-    /// person to read (see `output::TextGuard`).
+    /// person to read (see `guard::TextGuard`).
     pub fn writes_json(&self) -> bool {
         match self {
             Command::Queues(a) | Command::Exchanges(a) => a.out.json,

@@ -3,7 +3,7 @@
 //! context and go up to `main`.
 
 use crate::backend::{self, Backend, ConnectOptions};
-use crate::cli::{Cli, Command, browse, demo, output, peek, publish, trace};
+use crate::cli::{Cli, Command, browse, demo, guard, peek, publish, trace};
 use crate::config::theme::Theme;
 use crate::config::{self, Resolved, Selection};
 use anyhow::{Context, Result, bail};
@@ -19,7 +19,7 @@ pub async fn run(cli: Cli, tui: OpenTui) -> Result<()> {
     let text = !cli.command.as_ref().is_some_and(Command::writes_json);
     // Text is for a terminal: names, ids and headers come from whoever published, and an
     // escape sequence among them must not reach it as one.
-    let mut out = output::TextGuard::new(BufWriter::new(stdout), text);
+    let mut out = guard::TextGuard::new(BufWriter::new(stdout), text);
     let result = dispatch(cli, tui, &mut out).await;
     out.flush().context("writing output")?;
     result

@@ -5,6 +5,7 @@ mod args;
 mod browse;
 mod demo;
 mod dispatch;
+mod guard;
 pub mod modify;
 pub mod output;
 mod peek;
