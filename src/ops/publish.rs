@@ -375,3 +375,31 @@ pub fn audit(
     };
     journal::audit(&entry)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(s: &[&str]) -> Sources {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_backup_goes_back_to_its_broker_whoever_reaches_it() {
+        let from = sources(&["amqp://ops@Rabbit.example/%2F"]);
+        let same = check_restore_target("b.jsonl", &from, "amqp://admin@rabbit.example/%2f");
+        assert!(same.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_backup_to_another_broker_is_said_and_to_the_demo_refused() {
+        let from = sources(&["amqp://rabbit-a/%2F"]);
+        let other = check_restore_target("b.jsonl", &from, "amqp://rabbit-b/%2F").unwrap();
+        assert_eq!(other, vec!["amqp://rabbit-a/%2F"]);
+        let demo = check_restore_target("b.jsonl", &from, "local://demo").unwrap_err();
+        assert!(
+            matches!(demo, PublishError::GoneWithCommand { .. }),
+            "{demo}"
+        );
+    }
+}
