@@ -495,7 +495,7 @@ async fn purge_backs_up_everything_first_and_the_backup_restores_exactly() {
     .unwrap();
     assert_eq!(r.removed, TOTAL as u64);
     assert_eq!(b.queue_len("dead").unwrap(), 0);
-    let records = mqscope::cli::run::read_records(path.to_str().unwrap()).unwrap();
+    let records = mqscope::ops::publish::read_records(path.to_str().unwrap()).unwrap();
     assert_eq!(records.len(), TOTAL, "one backup line per removed message");
 
     // Restore: every record goes back to the queue it was removed from.

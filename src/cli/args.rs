@@ -91,7 +91,7 @@ pub enum Command {
 
 impl Command {
     /// Whether the command writes JSON (escaped by the encoder) rather than text for a
-    /// person to read (see `output::TextGuard`).
+    /// person to read (see `guard::TextGuard`).
     pub fn writes_json(&self) -> bool {
         match self {
             Command::Queues(a) | Command::Exchanges(a) => a.out.json,
@@ -129,7 +129,7 @@ pub struct QueuesArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DescribeArgs {
     /// Queue, stream or topic.
-    #[arg(value_parser = crate::cli::run::valid_name)]
+    #[arg(value_parser = crate::cli::validate::valid_name)]
     pub queue: String,
     #[command(flatten)]
     pub out: JsonFlag,
@@ -151,7 +151,7 @@ pub struct BindingsArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PeekArgs {
     /// Queue, stream or topic to read.
-    #[arg(value_parser = crate::cli::run::valid_name)]
+    #[arg(value_parser = crate::cli::validate::valid_name)]
     pub queue: String,
     /// How many messages.
     #[arg(short = 'n', long = "count", default_value_t = 10, value_name = "N")]
@@ -161,7 +161,7 @@ pub struct PeekArgs {
     pub from: Option<u64>,
     /// Start at the first message at or after a time: RFC 3339 (2026-01-01T12:00:00Z) or
     /// a duration ago (90s, 15m, 2h, 1d).
-    #[arg(long, value_name = "TIME", conflicts_with = "last", value_parser = crate::cli::run::valid_since)]
+    #[arg(long, value_name = "TIME", conflicts_with = "last", value_parser = crate::cli::validate::valid_since)]
     pub since: Option<String>,
     /// The last N messages instead of the first.
     #[arg(long)]
@@ -239,7 +239,7 @@ pub struct PublishArgs {
         value_name = "QUEUE",
         conflicts_with_all = ["exchange", "topic"],
         required_unless_present_any = ["from", "exchange", "topic"],
-        value_parser = crate::cli::run::valid_name
+        value_parser = crate::cli::validate::valid_name
     )]
     pub queue: Option<String>,
     /// Send to this exchange...
@@ -249,7 +249,7 @@ pub struct PublishArgs {
     #[arg(long, value_name = "KEY")]
     pub routing_key: Option<String>,
     /// Send to this topic.
-    #[arg(long, value_name = "TOPIC", value_parser = crate::cli::run::valid_name)]
+    #[arg(long, value_name = "TOPIC", value_parser = crate::cli::validate::valid_name)]
     pub topic: Option<String>,
     /// Topics: this partition (default: by key).
     #[arg(long, value_name = "P")]
@@ -270,7 +270,7 @@ pub struct TailArgs {
     #[arg(short = 'n', long = "count", value_name = "N")]
     pub count: Option<u64>,
     /// Stop after this long without a message: 30s, 5m.
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::run::valid_idle)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::validate::valid_idle)]
     pub idle: Option<String>,
     #[command(flatten)]
     pub out: JsonFlag,
@@ -279,14 +279,14 @@ pub struct TailArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TraceArgs {
     /// The correlation ID to follow.
-    #[arg(value_parser = crate::cli::run::valid_name)]
+    #[arg(value_parser = crate::cli::validate::valid_name)]
     pub id: String,
     /// Only queues and topics whose names match this pattern (`*`, `?`).
     #[arg(long, value_name = "GLOB")]
     pub queues: Option<String>,
     /// Only messages since this time: RFC 3339 or a duration ago (15m, 2h); topics start
     /// reading there.
-    #[arg(long, value_name = "TIME", value_parser = crate::cli::run::valid_since)]
+    #[arg(long, value_name = "TIME", value_parser = crate::cli::validate::valid_since)]
     pub since: Option<String>,
     /// Keep watching for new hops through the live tail (every exchange and topic) after
     /// the scan, until Ctrl-C; with --json each new hop is one more JSON line.
@@ -310,11 +310,11 @@ A journal in the state directory records every step; an interrupted replay goes 
 )]
 pub struct ReplayArgs {
     /// The dead-letter queue or topic (with --resume: taken from the journal).
-    #[arg(required_unless_present_any = ["resume", "abandon"], value_parser = crate::cli::run::valid_name)]
+    #[arg(required_unless_present_any = ["resume", "abandon"], value_parser = crate::cli::validate::valid_name)]
     pub queue: Option<String>,
     /// Send every message here instead: queue:NAME, exchange:NAME, topic:NAME or a bare
     /// name (a queue on RabbitMQ, a topic on Kafka).
-    #[arg(long, value_name = "TARGET", value_parser = crate::cli::run::valid_to)]
+    #[arg(long, value_name = "TARGET", value_parser = crate::cli::validate::valid_to)]
     pub to: Option<String>,
     /// With --to exchange:NAME: the routing key (default: each message's original one).
     #[arg(long, value_name = "KEY", requires = "to")]
@@ -375,7 +375,7 @@ pub struct ReplayArgs {
 #[derive(Debug, Args, Clone)]
 pub struct PurgeArgs {
     /// The queue to empty.
-    #[arg(value_parser = crate::cli::run::valid_name)]
+    #[arg(value_parser = crate::cli::validate::valid_name)]
     pub queue: String,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -401,7 +401,7 @@ pub struct PurgeArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DeleteArgs {
     /// The queue to delete them from.
-    #[arg(value_parser = crate::cli::run::valid_name)]
+    #[arg(value_parser = crate::cli::validate::valid_name)]
     pub queue: String,
     /// The messages to delete: message ids or fingerprints (`peek --json` gives each message's "fingerprint").
     #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required_unless_present = "resume")]

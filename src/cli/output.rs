@@ -1,6 +1,7 @@
 //! Human-readable output of the subcommands: aligned tables and message blocks. JSON output
 //! lives with the message format in `format::record`.
 
+use crate::cli::guard::one_line;
 pub use crate::format::text::payload_preview;
 use crate::model::correlation::Extractor;
 use crate::model::time::rfc3339;
@@ -320,91 +321,10 @@ pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) ->
     writeln!(out)
 }
 
-/// A writer that shows control characters as their visible pictures (ESC as `␛`, DEL as
-/// `␡`, C1 controls as `�`) instead of passing them to a terminal, keeping new lines and
-/// tabs. Off for JSON, whose encoder escapes them itself.
-pub struct TextGuard<W: Write> {
-    inner: W,
-    on: bool,
-}
-
-impl<W: Write> TextGuard<W> {
-    pub fn new(inner: W, on: bool) -> Self {
-        Self { inner, on }
-    }
-}
-
-/// Whether `s` holds a character a terminal could act on.
-fn has_control(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
-}
-
-/// `s` with every such character replaced by its picture.
-pub fn visible(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c,
-            c => picture(c),
-        })
-        .collect()
-}
-
-/// `s` with every control character, tabs and new lines too, replaced by its picture: for
-/// a table cell, which must stay one line and as wide as it looks.
-pub fn one_line(s: &str) -> String {
-    s.chars().map(picture).collect()
-}
-
-/// A control character's visible picture (`␉` for a tab, `␛` for ESC, `␡` for DEL, `�`
-/// for C1 controls); any other character as it is.
-fn picture(c: char) -> char {
-    match c {
-        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-        '\u{7f}' => '\u{2421}',
-        c if c.is_control() => '\u{fffd}',
-        c => c,
-    }
-}
-
-impl<W: Write> Write for TextGuard<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.on {
-            return self.inner.write(buf);
-        }
-        // Text is written as whole strings; anything else is shown as text too.
-        let s = String::from_utf8_lossy(buf);
-        if has_control(&s) {
-            self.inner.write_all(visible(&s).as_bytes())?;
-        } else {
-            self.inner.write_all(s.as_bytes())?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-#[cfg(test)]
-mod guard_tests {
-    use super::*;
-
-    #[test]
-    fn text_shows_control_characters_json_is_left_alone() {
-        let mut out = TextGuard::new(Vec::new(), true);
-        writeln!(out, "id: esc\u{1b}[31m\tok\u{7f} c1\u{9b}2J é").unwrap();
-        let text = String::from_utf8(out.inner).unwrap();
-        assert_eq!(text, "id: esc\u{241b}[31m\tok\u{2421} c1\u{fffd}2J é\n");
-        let mut raw = TextGuard::new(Vec::new(), false);
-        raw.write_all(b"{\"a\":\"\x7f\"}\n").unwrap();
-        assert_eq!(raw.inner, b"{\"a\":\"\x7f\"}\n");
-    }
-}
-
 #[cfg(test)]
 mod table_tests {
     use super::*;
+    use crate::cli::guard::TextGuard;
     use crate::model::{QueueKind, QueueSummary};
 
     /// Queue names with a tab, a new line and an escape, as `mqscope queues` prints them

@@ -3,6 +3,8 @@
 
 pub mod filter;
 pub mod journal;
+pub mod peek;
+pub mod publish;
 pub mod replay;
 pub mod scan;
 pub mod trace;
