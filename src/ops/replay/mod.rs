@@ -22,6 +22,13 @@ mod report;
 mod resume;
 mod run;
 
+/// The `--filter` language lives in its own file; `peek` uses it too.
+pub use filter::Filter;
+
+pub use crate::model::identity::{
+    REPLAY_COUNT, REPLAY_ID, REPLAYED_FROM, is_death_header, message_key, origin_label,
+    replay_count,
+};
 pub use dry_run::dry_run;
 pub use outcome::outcome_unknown;
 pub use plan::{Plan, ReplayOptions, ToTarget, Via, replayed_copy};
@@ -29,7 +36,7 @@ pub use report::{Advanced, Item, Report};
 pub use resume::{Resume, check_no_unfinished_replay};
 pub use run::{Prepared, abandon, begin_entry, options_from, run, start};
 // Purge and delete live in `ops::remove`; their old paths stay for the tests that use them.
-pub use crate::ops::remove::{Removal, RemovalOptions, RemovalResume, remove, start_removal};
+pub use crate::ops::remove::{RemovalResume, remove, start_removal};
 
 use advance::check_advance;
 use log::replay_log;
@@ -43,14 +50,6 @@ use std::time::Instant;
 
 /// Replays allowed per message before the loop guard refuses (unless forced).
 pub const DEFAULT_MAX_REPLAYS: u64 = 3;
-
-pub use crate::model::identity::{
-    REPLAY_COUNT, REPLAY_ID, REPLAYED_FROM, is_death_header, message_key, origin_label,
-    replay_count,
-};
-
-/// The `--filter` language lives in its own file; `peek` uses it too.
-pub use filter::Filter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -72,13 +71,13 @@ pub type OnProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 /// A replay under way, as both engines carry it from batch to batch: the plan, the journal,
 /// what an interrupted run left, how many more the limit lets go, the report, and who hears
 /// of progress.
-pub(super) struct Replaying<'a> {
-    pub(super) plan: &'a Plan,
-    pub(super) journal: Option<&'a mut Journal>,
-    pub(super) resume: Resume,
-    pub(super) budget: Option<u64>,
-    pub(super) report: Report,
-    pub(super) progress: OnProgress<'a>,
+struct Replaying<'a> {
+    plan: &'a Plan,
+    journal: Option<&'a mut Journal>,
+    resume: Resume,
+    budget: Option<u64>,
+    report: Report,
+    progress: OnProgress<'a>,
 }
 
 /// Replay dead letters from `source`. With `journal` the replay is recorded (and resumable);
