@@ -14,7 +14,8 @@ use mqscope::backend::{
 };
 use mqscope::model::topology::{ExchangeKind, Topology};
 use mqscope::model::{FieldValue, Message, Properties, QueueDetail, QueueSummary};
-use mqscope::ops::journal::{self, Backup, Journal};
+use mqscope::ops::backup::{self, Backup};
+use mqscope::ops::journal::{self, Journal};
 use mqscope::ops::replay::{self, REPLAYED_FROM, RemovalResume, ReplayOptions, Resume};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -798,7 +799,7 @@ async fn a_purge_stopped_dead_at_every_step_then_resumed_backs_up_each_message_o
         })
         .await;
 
-        let keys = journal::backup_keys(&path).unwrap();
+        let keys = backup::backup_keys(&path).unwrap();
         let entries = journal::load(&journal_path).unwrap();
         let mut backup = Backup::open(&path, &target).unwrap();
         let mut j = Journal::open(&journal_path).unwrap();
@@ -817,7 +818,7 @@ async fn a_purge_stopped_dead_at_every_step_then_resumed_backs_up_each_message_o
         .unwrap();
         assert!(r.stopped.is_none(), "{step}: {r:?}");
         assert_eq!(b.queue_len(&queue).unwrap(), 0, "{step}");
-        let ids: Vec<Option<String>> = journal::backup_keys(&path)
+        let ids: Vec<Option<String>> = backup::backup_keys(&path)
             .unwrap()
             .into_iter()
             .map(|(_, id)| id)

@@ -264,18 +264,8 @@ pub trait Advance: Send + Sync {
     async fn delete_records(&self, topic: &str, upto: &[(i32, i64)]) -> Result<()>;
 }
 
-/// Where a published message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    Exchange {
-        exchange: String,
-        routing_key: String,
-    },
-    Topic {
-        topic: String,
-        partition: Option<i32>,
-    },
-}
+/// Where a published message goes (plain data, so journals and front ends can name it).
+pub use crate::model::destination::Destination;
 
 /// What the broker confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1,17 +1,17 @@
 //! The subcommands that change a broker: `replay`, `purge`, `delete`. Each refuses in
-//! read-only mode, asks before it acts (unless `--yes`), writes a backup or journal before
-//! anything is removed, and appends what it did to the audit log.
+//! read-only mode, asks before it acts (unless `--yes`) and prints what was done. The
+//! backup or journal written before anything is removed, and the line in the audit log,
+//! are the work of `ops::replay::run` and `ops::remove::run`, which the terminal UI runs too.
 
 use crate::backend::Backend;
 use crate::cli::{DeleteArgs, PurgeArgs, ReplayArgs};
 use crate::config::Resolved;
-use crate::ops::journal::{self, AuditEntry, Backup, Journal, shell_word as sh};
-use crate::ops::replay::{
-    self, Plan, Removal, RemovalOptions, RemovalResume, ReplayOptions, Report, Resume,
-};
+use crate::format::text::shell_word as sh;
+use crate::ops::audit::Audited;
+use crate::ops::remove::{self, Keep};
+use crate::ops::replay::{self, Prepared, ReplayOptions, Report};
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
 /// Refuse a modifying action in read-only mode, saying which.
 pub fn refuse_read_only(resolved: &Resolved, what: &str) -> Result<()> {
@@ -52,24 +52,12 @@ fn confirm(question: &str, expect: Option<&str>, yes: bool) -> Result<()> {
     Ok(())
 }
 
-fn audit(
-    resolved: &Resolved,
-    backend: &dyn Backend,
-    action: &str,
-    queue: &str,
-    fill: impl FnOnce(&mut AuditEntry<'_>),
-) {
-    let info = backend.info();
-    let mut e = AuditEntry::new(
-        &info.target,
-        resolved.profile_name.as_deref(),
-        action,
-        queue,
-    );
-    fill(&mut e);
-    if let Err(err) = journal::audit(&e) {
+/// The action stands without its audit line; the user is told the line is missing.
+fn warn_unaudited<T>(done: Audited<T>) -> T {
+    if let Err(err) = &done.audit {
         eprintln!("warning: could not write the audit log: {err}");
     }
+    done.outcome
 }
 
 fn progress_printer(enabled: bool) -> impl Fn(u64, u64) + Send + Sync {
@@ -92,55 +80,17 @@ pub async fn replay(
     if let Some(which) = &args.abandon {
         return abandon(backend, resolved, args, which, out);
     }
+    let target = backend.info().target;
     // Where the journal and options come from: a new replay, or an unfinished one.
-    let (source, opts, journal_path) = match &args.resume {
-        Some(which) => {
-            let (path, begin) = if which.is_empty() {
-                journal::unfinished()?
-                    .into_iter()
-                    .find(|(_, b)| match (b, &args.queue) {
-                        (journal::Entry::Begin { source, .. }, Some(q)) => source == q,
-                        _ => true,
-                    })
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "no unfinished replay to resume{}",
-                            args.queue
-                                .as_ref()
-                                .map(|q| format!(" for \"{q}\""))
-                                .unwrap_or_default()
-                        )
-                    })?
-            } else {
-                let path = PathBuf::from(which);
-                let entries = journal::load(&path)?;
-                let begin = entries
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| anyhow!("{which} is an empty journal"))?;
-                (path, begin)
-            };
-            let (source, opts) = replay::options_from(&begin).ok_or_else(|| {
-                anyhow!("{} does not start like a replay journal", path.display())
-            })?;
-            if let journal::Entry::Begin { target, .. } = &begin
-                && *target != backend.info().target
-            {
-                bail!(
-                    "{} was a replay on {target}, not on {}: connect to that broker to resume it",
-                    path.display(),
-                    backend.info().target
-                );
-            }
-            (source, opts, Some(path))
-        }
+    let prepared = match &args.resume {
+        Some(which) => Prepared::resume(&target, which, args.queue.as_deref())?,
         None => {
             let source = args
                 .queue
                 .clone()
                 .ok_or_else(|| anyhow!("name the dead-letter queue or topic to replay"))?;
             if !args.dry_run {
-                replay::check_no_unfinished_replay(&backend.info().target, &source)?;
+                replay::check_no_unfinished_replay(&target, &source)?;
             }
             let opts = ReplayOptions {
                 to: args.to.clone(),
@@ -163,12 +113,12 @@ pub async fn replay(
                 commit_group: args.commit_group.clone(),
                 delete_records: args.delete_records,
             };
-            (source, opts, None)
+            Prepared::new(&source, opts)?
         }
     };
-    let plan: Plan = opts.plan()?;
+    let (source, plan) = (&prepared.source, &prepared.plan);
     if args.dry_run {
-        let report = replay::dry_run(backend, &source, &plan).await?;
+        let report = replay::dry_run(backend, source, plan).await?;
         return print_report(&report, args.json, out);
     }
     if backend.publisher().is_none() {
@@ -178,13 +128,13 @@ pub async fn replay(
         );
     }
     if !args.yes {
-        let preview = replay::dry_run(backend, &source, &plan).await?;
+        let preview = replay::dry_run(backend, source, plan).await?;
         print_report(&preview, false, &mut std::io::stderr())?;
         confirm(
             &format!(
                 "Replay {} message(s) from \"{source}\"{}?",
                 preview.replayed,
-                if journal_path.is_some() {
+                if prepared.resuming.is_some() {
                     " (resuming)"
                 } else {
                     ""
@@ -194,39 +144,16 @@ pub async fn replay(
             false,
         )?;
     }
-    let (mut journal, resume) = match &journal_path {
-        Some(p) => {
-            let entries = journal::load(p)?;
-            (Journal::open(p)?, Resume::from_entries(&entries))
-        }
-        None => {
-            let id = journal::unique_id();
-            let mut j = Journal::create(&id)?;
-            j.append(&replay::begin_entry(
-                &id,
-                &backend.info().target,
-                &source,
-                &opts,
-            ))?;
-            j.sync()?;
-            (j, Resume::default())
-        }
-    };
+    let (mut journal, resume) = replay::start(&target, &prepared)?;
     let show = !args.json && std::io::stderr().is_terminal();
     let progress = progress_printer(show);
     let journal_shown = journal.path().display().to_string();
     // Ctrl-C is taken over only now, after the question (a blocking read of the terminal
     // that it must still interrupt): the replay stops, the journal is written out, and
     // what the broker had delivered and not seen acked goes back when mqscope exits.
-    let result = tokio::select! {
-        r = replay::replay(
-            backend,
-            &source,
-            &plan,
-            Some(&mut journal),
-            resume,
-            &progress,
-        ) => r,
+    let profile = resolved.profile_name.as_deref();
+    let done = tokio::select! {
+        r = replay::run(backend, &prepared, &mut journal, resume, profile, &progress) => r,
         _ = tokio::signal::ctrl_c() => {
             let _ = journal.sync();
             eprintln!(
@@ -238,43 +165,14 @@ pub async fn replay(
     if show {
         eprintln!();
     }
-    let report = match result {
-        Ok(mut r) => {
-            r.replay = journal
-                .path()
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            r
-        }
+    let report = match warn_unaudited(done) {
+        Ok(r) => r,
         Err(e) => {
-            audit(resolved, backend, "replay", &source, |a| {
-                a.journal = Some(journal_shown.clone());
-                a.result = format!("error: {e}");
-            });
             return Err(anyhow!(e).context(format!(
                 "replay of \"{source}\" stopped; nothing unconfirmed was removed. Go on with: mqscope replay --resume {journal_shown}"
             )));
         }
     };
-    audit(resolved, backend, "replay", &source, |a| {
-        a.count = report.replayed;
-        a.journal = Some(journal_shown.clone());
-        a.result = if report.ok() {
-            "ok".into()
-        } else {
-            format!(
-                "{} failed{}",
-                report.failed.len(),
-                report
-                    .stopped
-                    .as_ref()
-                    .or(report.advance_failed.as_ref())
-                    .map(|s| format!("; stopped: {s}"))
-                    .unwrap_or_default()
-            )
-        };
-    });
     print_report(&report, args.json, out)?;
     if let Some(stopped) = &report.stopped {
         let unsure = if report.unsure > 0 {
@@ -315,34 +213,13 @@ fn abandon(
     out: &mut dyn Write,
 ) -> Result<()> {
     refuse_read_only(resolved, "abandon a replay")?;
-    let path = if which.is_empty() {
-        journal::unfinished()?
-            .into_iter()
-            .find(|(_, b)| match (b, &args.queue) {
-                (journal::Entry::Begin { source, .. }, Some(q)) => source == q,
-                _ => true,
-            })
-            .map(|(p, _)| p)
-            .ok_or_else(|| anyhow!("no unfinished replay to abandon"))?
-    } else {
-        PathBuf::from(which)
-    };
-    let entries = journal::load(&path)?;
-    if entries
-        .iter()
-        .any(|e| matches!(e, journal::Entry::End { .. }))
-    {
-        bail!("{} finished: there is nothing to abandon", path.display());
-    }
-    let source = match entries.first() {
-        Some(journal::Entry::Begin { source, .. }) => source.clone(),
-        _ => bail!("{} does not start like a replay journal", path.display()),
-    };
-    let kept = journal::abandon(&path)?;
-    audit(resolved, backend, "replay-abandon", &source, |a| {
-        a.journal = Some(kept.display().to_string());
-        a.result = "abandoned".into();
-    });
+    let profile = resolved.profile_name.as_deref();
+    let (source, kept) = warn_unaudited(replay::abandon(
+        &backend.info().target,
+        profile,
+        which,
+        args.queue.as_deref(),
+    )?);
     writeln!(
         out,
         "abandoned the replay of \"{source}\"; its journal is kept as {}",
@@ -434,15 +311,6 @@ fn print_report(r: &Report, json: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn taker_for<'a>(backend: &'a dyn Backend, action: &str) -> Result<&'a dyn crate::backend::Take> {
-    backend.taker().ok_or_else(|| {
-        anyhow!(
-            "the {} backend cannot {action} (its topics are logs; nothing is removed from them)",
-            backend.info().kind.as_str()
-        )
-    })
-}
-
 /// What `purge` and `delete` share.
 struct Removing<'a> {
     action: &'a str,
@@ -472,44 +340,6 @@ fn restore_command(resolved: &Resolved, backend: &dyn Backend, backup: &str) -> 
     )
 }
 
-/// The journal, backup and leftovers of an interrupted purge or delete of `queue`, and
-/// the choice of messages it was made with.
-struct Resumed {
-    opts: RemovalOptions,
-    journal: Journal,
-    backup: Backup,
-    resume: RemovalResume,
-}
-
-fn resume_removal(target: &str, action: &str, queue: &str) -> Result<Resumed> {
-    let (path, begin) = journal::unfinished_removals_of(target, queue)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no unfinished purge or delete of \"{queue}\" on {target}"))?;
-    let journal::Entry::Begin { options, .. } = begin else {
-        bail!("{} does not start like a removal journal", path.display());
-    };
-    let opts: RemovalOptions = serde_json::from_value(options)
-        .with_context(|| format!("{} does not start like a removal journal", path.display()))?;
-    if opts.action != action {
-        bail!(
-            "the unfinished run on \"{queue}\" is a {}: finish it with mqscope {} {} --resume",
-            opts.action,
-            opts.action,
-            sh(queue)
-        );
-    }
-    let backup_path = std::path::Path::new(&opts.backup);
-    let keys = journal::backup_keys(backup_path)?;
-    let entries = journal::load(&path)?;
-    Ok(Resumed {
-        resume: RemovalResume::new(&keys, &entries),
-        backup: Backup::open(backup_path, target)?,
-        journal: Journal::open(&path)?,
-        opts,
-    })
-}
-
 async fn remove(
     backend: &dyn Backend,
     resolved: &Resolved,
@@ -528,7 +358,7 @@ async fn remove(
         json,
     } = how;
     refuse_read_only(resolved, action)?;
-    let taker = taker_for(backend, action)?;
+    remove::taker(backend, action)?;
     let target = backend.info().target;
     let detail = backend.describe_queue(queue).await?;
     if detail.summary.kind.is_log() {
@@ -538,23 +368,18 @@ async fn remove(
         );
     }
     let resumed = if resume {
-        Some(resume_removal(&target, action, queue)?)
+        Some(remove::resume(&target, action, queue)?)
     } else {
         // Asked before the question, so that nobody confirms a run that is then refused.
-        if let Some((path, _)) = journal::unfinished_removals_of(&target, queue)?.first() {
-            bail!(
-                "an earlier {action} of \"{queue}\" on {target} did not finish ({}): finish it first with: mqscope {action} {} --resume (nothing is backed up or removed twice)",
-                path.display(),
-                sh(queue)
-            );
-        }
+        remove::check_no_unfinished_removal(&target, action, queue)?;
         None
     };
-    let (ids, force): (Vec<String>, bool) = match &resumed {
-        Some(r) => (r.opts.ids.clone(), r.opts.force),
-        None => (ids.to_vec(), force),
+    // A resumed run keeps the choice it was made with.
+    let resumed_choice = resumed.as_ref().map(|r| (r.opts.ids.clone(), r.opts.force));
+    let (ids, force) = match &resumed_choice {
+        Some((ids, force)) => (ids.as_slice(), *force),
+        None => (ids, force),
     };
-    let ids = ids.as_slice();
     let count = detail.summary.messages.unwrap_or(0);
     let what = match (&resumed, ids.is_empty()) {
         (Some(r), true) => format!(
@@ -581,95 +406,24 @@ async fn remove(
     )?;
     let show = !json && std::io::stderr().is_terminal();
     let progress = progress_printer(show);
-    let mut planned_backup: Option<String> = None;
-    let result: Result<Removal> = if no_backup && ids.is_empty() {
-        let purger = backend
-            .purger()
-            .ok_or_else(|| anyhow!("the {} backend cannot purge", backend.info().kind.as_str()))?;
-        let started = std::time::Instant::now();
-        let n = purger.purge(queue).await?;
-        Ok(Removal {
-            queue: queue.to_string(),
-            removed: n,
-            scanned: n,
-            notes: vec!["--no-backup: purged by the broker, nothing was written".into()],
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            ..Removal::default()
-        })
-    } else if no_backup {
-        replay::remove(
-            taker,
-            queue,
-            ids,
-            force,
-            None,
-            None,
-            RemovalResume::default(),
-            &progress,
-        )
-        .await
-        .map_err(anyhow::Error::from)
-    } else {
-        // The backup and a journal of what the broker confirmed removing: together they
-        // let an interrupted run be finished without a message in two places.
-        let (mut backup, mut j, leftovers) = match resumed {
-            Some(r) => (r.backup, r.journal, r.resume),
-            None => {
-                let (backup, j) =
-                    replay::start_removal(&target, queue, action, ids, force, backup_path)?;
-                (backup, j, RemovalResume::default())
-            }
-        };
-        planned_backup = Some(backup.path().display().to_string());
-        replay::remove(
-            taker,
-            queue,
-            ids,
-            force,
-            Some(&mut backup),
-            Some(&mut j),
-            leftovers,
-            &progress,
-        )
-        .await
-        .map_err(anyhow::Error::from)
+    let keep = match (resumed, no_backup) {
+        (_, true) => Keep::Nothing,
+        (Some(r), false) => Keep::Resumed(Box::new(r)),
+        (None, false) => Keep::Backup(backup_path),
     };
+    let how = remove::Removing {
+        action,
+        queue,
+        ids,
+        force,
+        keep,
+    };
+    let profile = resolved.profile_name.as_deref();
+    let done = remove::run(backend, profile, how, &progress).await?;
     if show {
         eprintln!();
     }
-    // A backup that holds nothing (nothing matched, or the removal failed before its
-    // first message) is not kept, nor offered for a restore.
-    let empty_backup = |path: &str| {
-        let p = std::path::Path::new(path);
-        std::fs::metadata(p).is_ok_and(|m| m.len() == 0) && std::fs::remove_file(p).is_ok()
-    };
-    let result = result.map(|mut r| {
-        if r.backup.as_deref().is_some_and(empty_backup) {
-            r.backup = None;
-        }
-        r
-    });
-    if let (Err(_), Some(path)) = (&result, &planned_backup) {
-        empty_backup(path);
-    }
-    let r = match result {
-        Ok(r) => r,
-        Err(e) => {
-            audit(resolved, backend, action, queue, |a| {
-                a.result = format!("error: {e}");
-            });
-            return Err(e);
-        }
-    };
-    audit(resolved, backend, action, queue, |a| {
-        a.count = r.removed;
-        a.backup = r.backup.clone();
-        a.journal = r.journal.clone();
-        a.result = match &r.stopped {
-            Some(s) => format!("stopped: {s}"),
-            None => "ok".into(),
-        };
-    });
+    let r = warn_unaudited(done.removal)?;
     if json {
         serde_json::to_writer(&mut *out, &r)?;
         writeln!(out)?;

@@ -28,3 +28,9 @@ pub fn payload_preview(payload: &[u8], max: usize) -> String {
         }
     }
 }
+
+/// A word for a command line mqscope prints (a queue, a journal, a backup, a URL): quoted
+/// so that spaces, quotes and `$` read back unchanged when the line is pasted into a shell.
+pub fn shell_word(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}

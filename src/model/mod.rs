@@ -5,6 +5,7 @@ pub mod correlation;
 pub mod deadletter;
 pub mod death;
 pub mod describe;
+pub mod destination;
 pub mod identity;
 pub mod message;
 pub mod names;

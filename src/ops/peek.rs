@@ -4,7 +4,7 @@
 
 use crate::backend::{Backend, BackendError, Export, PeekFrom, PeekRequest};
 use crate::model::Message;
-use crate::ops::filter::Filter;
+use crate::ops::replay::Filter;
 use crate::ops::scan::{self, ScanOptions};
 
 #[derive(Debug, thiserror::Error)]

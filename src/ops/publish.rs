@@ -3,9 +3,13 @@
 //! line (confirmed, refused, or unknown), recorded in the audit log.
 
 use crate::backend::{BackendError, Destination, Publish, PublishReceipt};
+use crate::format::destination::destination_from_json;
 use crate::format::record::{RecordError, parse_record};
 use crate::model::Message;
-use crate::ops::journal::{self, AuditEntry, JournalError};
+use crate::model::destination::destination_text;
+use crate::ops::audit::{self, AuditEntry};
+use crate::ops::backup::BACKUP_OF;
+use crate::ops::journal::JournalError;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +112,8 @@ pub fn read_file(path: &str) -> Result<(Records, Sources), PublishError> {
             reason,
         })?;
         // Backups name the queue their messages were removed from.
-        let restore_to = v.get("restore_to").and_then(journal::destination_from_json);
-        if let Some(from) = v
-            .get(journal::BACKUP_OF)
-            .and_then(serde_json::Value::as_str)
+        let restore_to = v.get("restore_to").and_then(destination_from_json);
+        if let Some(from) = v.get(BACKUP_OF).and_then(serde_json::Value::as_str)
             && !sources.contains(from)
         {
             sources.insert(from.to_string());
@@ -361,7 +363,7 @@ pub fn audit(
     let places: std::collections::BTreeSet<String> = report
         .lines
         .iter()
-        .map(|l| journal::destination_text(&l.dest))
+        .map(|l| destination_text(&l.dest))
         .collect();
     let place = places.into_iter().collect::<Vec<_>>().join(", ");
     let mut entry = AuditEntry::new(broker, profile, "publish", &place);
@@ -373,7 +375,7 @@ pub fn audit(
     } else {
         problems.join(", ")
     };
-    journal::audit(&entry)
+    audit::audit(&entry)
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@ use super::state::{ConfirmAction, Effect, ReqId};
 use super::update::Msg;
 use crate::backend::{self, Backend, ConnectOptions, PeekRequest};
 use crate::config::Target;
+use crate::ops::remove;
+use crate::ops::replay::{self, ReplayOptions};
+use crate::ops::store::JournalError;
 use crate::ops::trace::{TraceEvent, TraceOptions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -371,150 +374,90 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Run a confirmed replay, purge or delete, with its journal or backup and an audit entry;
-/// returns the line the status bar shows.
+/// Run a confirmed replay, purge or delete through the same ops as the command line (its
+/// journal or backup and its audit entry are theirs); returns the line the status bar shows.
 async fn modify(b: &dyn Backend, action: ConfirmAction) -> Result<String, String> {
-    use crate::ops::journal::{self, AuditEntry, Journal};
-    use crate::ops::replay::{self, ReplayOptions, Resume};
-    let target = b.info().target;
-    let (name, queue, result, backup, journal_path) = match action {
-        ConfirmAction::ForcePeek => return Ok(String::new()),
-        ConfirmAction::Replay { queue, ids } => {
-            let opts = ReplayOptions {
-                ids,
-                ..ReplayOptions::default()
-            };
-            let run = async {
-                let plan = opts.plan().map_err(|e| e.to_string())?;
-                replay::check_no_unfinished_replay(&target, &queue).map_err(|e| e.to_string())?;
-                let id = journal::unique_id();
-                let mut j = Journal::create(&id).map_err(|e| e.to_string())?;
-                j.append(&replay::begin_entry(&id, &target, &queue, &opts))
-                    .and_then(|_| j.sync())
-                    .map_err(|e| e.to_string())?;
-                let path = j.path().display().to_string();
-                let r = replay::replay(
-                    b,
-                    &queue,
-                    &plan,
-                    Some(&mut j),
-                    Resume::default(),
-                    &|_, _| {},
-                )
-                .await
-                .map_err(|e| {
-                    format!("replay failed: {e}; resume with: mqscope replay --resume {path}")
-                })?;
-                let mut line = format!("replayed {} from {queue}", r.replayed);
-                if !r.failed.is_empty() {
-                    line.push_str(&format!(
-                        ", {} failed and stay in the queue",
-                        r.failed.len()
-                    ));
-                }
-                if !r.skipped.is_empty() {
-                    line.push_str(&format!(
-                        ", {} skipped ({})",
-                        r.skipped.len(),
-                        r.skipped[0].reason
-                    ));
-                }
-                if let Some(stop) = &r.stopped {
-                    return Err(format!(
-                        "{line}; stopped: {stop}; resume with: mqscope replay --resume {path}"
-                    ));
-                }
-                Ok((r.replayed, line, path))
-            }
-            .await;
-            let (r, journal_path) = result_parts(run);
-            ("replay", queue, r, None, journal_path)
-        }
+    match action {
+        ConfirmAction::ForcePeek => Ok(String::new()),
+        ConfirmAction::Replay { queue, ids } => replay(b, &queue, ids).await,
         ConfirmAction::Purge { queue } | ConfirmAction::Delete { queue, .. }
             if b.taker().is_none() =>
         {
-            return Err(format!(
+            Err(format!(
                 "{} cannot remove messages from {queue}",
                 b.info().kind.as_str()
-            ));
+            ))
         }
-        ConfirmAction::Purge { queue } => {
-            let (r, backup) = remove(b, &queue, &[]).await;
-            ("purge", queue, r, backup, None)
-        }
-        ConfirmAction::Delete { queue, ids } => {
-            let (r, backup) = remove(b, &queue, &ids).await;
-            ("delete", queue, r, backup, None)
-        }
-    };
-    let mut entry = AuditEntry::new(&target, None, name, &queue);
-    entry.backup = backup;
-    entry.journal = journal_path;
-    match &result {
-        Ok((n, _)) => {
-            entry.count = *n;
-            entry.result = "ok".into();
-        }
-        Err(e) => entry.result = format!("error: {e}"),
-    }
-    let audit_problem = journal::audit(&entry).err();
-    result.map(|(_, line)| match audit_problem {
-        Some(e) => format!("{line} (audit log not written: {e})"),
-        None => line,
-    })
-}
-
-type Outcome = Result<(u64, String), String>;
-
-fn result_parts(r: Result<(u64, String, String), String>) -> (Outcome, Option<String>) {
-    match r {
-        Ok((n, line, path)) => (Ok((n, line)), Some(path)),
-        Err(e) => (Err(e), None),
+        ConfirmAction::Purge { queue } => remove(b, &queue, &[]).await,
+        ConfirmAction::Delete { queue, ids } => remove(b, &queue, &ids).await,
     }
 }
 
-async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> (Outcome, Option<String>) {
-    let Some(taker) = b.taker() else {
-        return (Err("this backend cannot remove messages".into()), None);
+/// The status line, and a word when the audit log could not be written.
+fn with_audit(line: String, audit: Result<std::path::PathBuf, JournalError>) -> String {
+    match audit {
+        Err(e) => format!("{line} (audit log not written: {e})"),
+        Ok(_) => line,
+    }
+}
+
+async fn replay(b: &dyn Backend, queue: &str, ids: Vec<String>) -> Result<String, String> {
+    let opts = ReplayOptions {
+        ids,
+        ..ReplayOptions::default()
     };
+    let target = b.info().target;
+    let prepared = replay::Prepared::new(queue, opts).map_err(|e| e.to_string())?;
+    let (mut journal, resume) = replay::start(&target, &prepared).map_err(|e| e.to_string())?;
+    let path = journal.path().display().to_string();
+    let done = replay::run(b, &prepared, &mut journal, resume, None, &|_, _| {}).await;
+    let r = done
+        .outcome
+        .map_err(|e| format!("replay failed: {e}; resume with: mqscope replay --resume {path}"))?;
+    let mut line = format!("replayed {} from {queue}", r.replayed);
+    if !r.failed.is_empty() {
+        line.push_str(&format!(
+            ", {} failed and stay in the queue",
+            r.failed.len()
+        ));
+    }
+    if !r.skipped.is_empty() {
+        line.push_str(&format!(
+            ", {} skipped ({})",
+            r.skipped.len(),
+            r.skipped[0].reason
+        ));
+    }
+    if let Some(stop) = &r.stopped {
+        return Err(format!(
+            "{line}; stopped: {stop}; resume with: mqscope replay --resume {path}"
+        ));
+    }
+    Ok(with_audit(line, done.audit))
+}
+
+async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> Result<String, String> {
     let action = if ids.is_empty() { "purge" } else { "delete" };
-    let (mut backup, mut journal) = match crate::ops::replay::start_removal(
-        &b.info().target,
-        queue,
+    let how = remove::Removing {
         action,
-        ids,
-        false,
-        None,
-    ) {
-        Ok(started) => started,
-        Err(e) => return (Err(format!("nothing removed: {e}")), None),
-    };
-    let path = backup.path().display().to_string();
-    let r = crate::ops::replay::remove(
-        taker,
         queue,
         ids,
-        false,
-        Some(&mut backup),
-        Some(&mut journal),
-        crate::ops::replay::RemovalResume::default(),
-        &|_, _| {},
-    )
-    .await;
-    let out = match r {
-        Ok(r) => {
-            let mut line = format!("removed {} from {queue}; backup {path}", r.removed);
-            if !r.not_found.is_empty() {
-                line.push_str(&format!(" ({} not found)", r.not_found.len()));
-            }
-            match r.stopped {
-                Some(stop) => Err(format!("{line}; stopped: {stop}")),
-                None => Ok((r.removed, line)),
-            }
-        }
-        Err(e) => Err(e.to_string()),
+        force: false,
+        keep: remove::Keep::Backup(None),
     };
-    (out, Some(path))
+    let done = remove::run(b, None, how, &|_, _| {})
+        .await
+        .map_err(|e| format!("nothing removed: {e}"))?;
+    let path = done.backup.unwrap_or_default();
+    let r = done.removal.outcome.map_err(|e| e.to_string())?;
+    let mut line = format!("removed {} from {queue}; backup {path}", r.removed);
+    if !r.not_found.is_empty() {
+        line.push_str(&format!(" ({} not found)", r.not_found.len()));
+    }
+    match r.stopped {
+        Some(stop) => Err(format!("{line}; stopped: {stop}")),
+        None => Ok(with_audit(line, done.removal.audit)),
+    }
 }
 
 #[cfg(test)]
@@ -524,7 +467,6 @@ mod tests {
     use crate::backend::local::broker::{LocalBroker, LocalConfig, QueueArgs};
     use crate::backend::local::clock::Clock;
     use crate::ops::journal::Journal;
-    use crate::ops::replay::{self, ReplayOptions};
 
     #[tokio::test]
     async fn the_tui_refuses_a_replay_while_an_earlier_one_of_its_queue_is_unfinished() {
