@@ -1,74 +1,28 @@
 //! The backend contract: a small base every broker offers (list, describe, peek) plus
 //! optional capabilities (publish, purge, consumer groups, live tail) that callers check
-//! for, and the factory that picks a backend for a target.
+//! for. Opening one is in `connect.rs`, its errors in `error.rs`, what it connects to in
+//! `target.rs`; each broker's implementation is in a folder of its own.
 
+// What a backend handles comes from a broker, a file or a user: a surprise there is an
+// error to report, never a panic (tests may unwrap: see clippy.toml).
+#![deny(clippy::unwrap_used)]
+
+mod connect;
+mod describe;
+mod error;
 pub mod kafka;
 pub mod local;
 pub mod rabbitmq;
+pub mod target;
 
-use crate::config::{Profile, Target};
-use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
+pub use connect::{ConnectOptions, ConnectSettings, connect};
+pub use describe::describe_full;
+pub use error::{BackendError, Result};
+
+use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// What can go wrong talking to a broker. Messages are one line, never hold a password,
-/// and say what to do where there is something to do.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum BackendError {
-    #[error("no queue or topic named \"{0}\"")]
-    QueueNotFound(String),
-    #[error("no exchange named \"{0}\"")]
-    ExchangeNotFound(String),
-    #[error("cannot reach {target}: {reason}")]
-    Unreachable { target: String, reason: String },
-    #[error("access refused by {target}: {reason}")]
-    Auth { target: String, reason: String },
-    #[error("{what} is not supported by the {backend} backend")]
-    Unsupported { what: String, backend: &'static str },
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The operation could harm messages (or is forbidden) and was not done.
-    #[error("refused: {0}")]
-    Refused(String),
-    #[error("message could not be routed: {0}")]
-    Unroutable(String),
-    #[error("timed out after {}s: {what}", after.as_secs_f32())]
-    Timeout { after: Duration, what: String },
-    #[error("{0}")]
-    Broker(String),
-    /// Sent, but the broker's confirm never came (its channel or the connection went
-    /// first): it may or may not have been delivered.
-    #[error("outcome unknown: {0}")]
-    Unconfirmed(String),
-    /// Never reached the broker (its channel had closed first): safe to send again.
-    #[error("not sent: {0}")]
-    NotSent(String),
-}
-
-pub type Result<T, E = BackendError> = std::result::Result<T, E>;
-
-/// A queue or topic described in full, as `mqscope describe` and the TUI's info view show
-/// it: the backend's description and, for a topic, the consumer groups reading it with
-/// their lag on it. A group listing that fails costs only the groups (a note says why).
-pub async fn describe_full(backend: &dyn Backend, name: &str) -> Result<QueueDetail> {
-    let mut detail = backend.describe_queue(name).await?;
-    if detail.summary.kind == QueueKind::Topic
-        && let Some(groups) = backend.consumer_groups()
-    {
-        match groups.list_groups().await {
-            Ok(list) => {
-                detail.consumer_groups = list.iter().filter_map(|g| g.on_topic(name)).collect();
-            }
-            Err(e) => detail
-                .notes
-                .push(format!("consumer groups not listed: {e}")),
-        }
-    }
-    Ok(detail)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -449,29 +403,4 @@ pub trait TakeSession: Send {
     /// Give every delivered message that was not acked back to the queue, in its original
     /// place, and end the session.
     async fn release(self: Box<Self>) -> Result<()>;
-}
-
-/// How to connect, beyond the target itself.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectOptions {
-    /// Start the demo's live traffic (the TUI wants moving numbers; one-shot commands do not).
-    pub live: bool,
-    /// The profile the target came from: the management URL and TLS files (RabbitMQ),
-    /// librdkafka properties, credentials and TLS files (Kafka).
-    pub profile: Option<Profile>,
-    /// The command needs AMQP alone (publishing): on RabbitMQ the management API is not
-    /// asked at connect, so a user without the monitoring tag (or a broker without the
-    /// plugin) can still publish.
-    pub amqp_only: bool,
-}
-
-/// Open a backend for a target.
-pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn Backend>> {
-    match target {
-        Target::Local(local) => local::connect(local, opts),
-        Target::Amqp(amqp) => Ok(Arc::new(
-            rabbitmq::RabbitBackend::connect(amqp, opts).await?,
-        )),
-        Target::Kafka(k) => kafka::connect(k, opts).await,
-    }
 }

@@ -11,7 +11,7 @@ use super::{
     Destination, Export, Keep, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt,
     Result, Tail, TailFilter,
 };
-use crate::config::KafkaTarget;
+use crate::backend::target::KafkaTarget;
 use crate::model::deadletter::pair_dead_letter_topics;
 use crate::model::queue::{DEAD_LETTER_SUFFIXES, looks_like_dead_letter};
 use crate::model::{
@@ -1050,7 +1050,7 @@ fn correct_time_lookups(
 
 /// Open a Kafka target with the profile's settings from `opts`.
 pub async fn connect(target: &KafkaTarget, opts: &ConnectOptions) -> Result<Arc<dyn Backend>> {
-    let settings = Settings::from_target(target, opts.profile.as_ref())?;
+    let settings = Settings::from_target(target, &opts.settings)?;
     Ok(Arc::new(KafkaBackend::connect(settings).await?))
 }
 
