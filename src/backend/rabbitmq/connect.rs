@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 /// How long connecting may take before we say the broker is unreachable.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest AMQP frame we propose: RabbitMQ's default.
-pub(super) const FRAME_MAX: u32 = 131_072;
+const FRAME_MAX: u32 = 131_072;
 
 /// The user name and password to log in with.
 #[derive(Clone)]
@@ -52,7 +52,7 @@ pub(super) fn login(t: &AmqpTarget, shown: &str) -> Result<Login> {
 /// Where and how to connect, spelled out field by field: a URI string would go through
 /// lapin's parser, which puts "guest" in for a missing password and "localhost" in for
 /// an IP address.
-pub(super) fn amqp_uri(t: &AmqpTarget, login: &Login) -> lapin::uri::AMQPUri {
+fn amqp_uri(t: &AmqpTarget, login: &Login) -> lapin::uri::AMQPUri {
     use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
     // lapin sizes its read and write buffers at 32 frames. Without a frame_max of our own
     // it starts them at the 4 KiB minimum and, once the broker's 128 KiB is agreed, grows

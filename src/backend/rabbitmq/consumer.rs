@@ -16,7 +16,7 @@ use std::time::Duration;
 pub(super) const IDLE: Duration = Duration::from_secs(2);
 /// How long a reader that has drained what arrived lets the next deliveries gather before
 /// it looks again (see `gathered`).
-pub(super) const GATHER: Duration = Duration::from_millis(1);
+const GATHER: Duration = Duration::from_millis(1);
 
 /// The consumer's next delivery, waiting at most `wait`, like `timeout(wait, next())`, but
 /// without going to sleep on every message. lapin hands each delivery over from its own

@@ -17,7 +17,7 @@ impl RabbitBackend {
     /// `window` on as they come, then give every one back with a single multiple nack: order
     /// is kept, nothing is acked, nothing is rejected, and no delivery tag is settled twice.
     /// Returns how many were read.
-    pub(super) async fn take_and_return(
+    async fn take_and_return(
         &self,
         ch: &Channel,
         name: &str,
@@ -114,7 +114,7 @@ impl RabbitBackend {
 
     /// A peek on `ch` (which the caller closes), given the management API's view of the
     /// queue.
-    pub(super) async fn peek_on(
+    async fn peek_on(
         &self,
         ch: &Channel,
         info: Result<MgmtQueue>,
@@ -217,7 +217,7 @@ impl RabbitBackend {
 
 /// Which of the messages a queue peek reads belong to the page: from position `start`
 /// (or, for a time, those stamped at or after it), at most `left` more.
-pub(super) struct Window {
+struct Window {
     start: u64,
     since: Option<chrono::DateTime<chrono::Utc>>,
     left: usize,

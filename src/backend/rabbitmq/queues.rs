@@ -25,15 +25,15 @@ pub(super) struct Listing {
 /// with the next statistics emission (every 5 s by default), after the change already
 /// moved the fingerprint: a listing is reused only if it was taken this long after its
 /// fingerprint first appeared.
-pub(super) const LISTING_SETTLE: Duration = Duration::from_secs(12);
+const LISTING_SETTLE: Duration = Duration::from_secs(12);
 
 /// From this many queues on (one management page), a refresh first asks whether anything
 /// changed, and reuses the last listing when nothing did.
-pub(super) const REUSE_LISTING_FROM: usize = 500;
+const REUSE_LISTING_FROM: usize = 500;
 
 /// A reused listing is still replaced this often: queue states (a quorum leader moving, a
 /// queue going down) change no counter.
-pub(super) const LISTING_MAX_AGE: Duration = Duration::from_secs(30);
+const LISTING_MAX_AGE: Duration = Duration::from_secs(30);
 
 impl RabbitBackend {
     pub(super) async fn queue_listing(&self) -> Result<Vec<QueueSummary>> {
@@ -190,7 +190,7 @@ impl RabbitBackend {
         Ok(default)
     }
 
-    pub(super) fn summary(&self, q: &MgmtQueue) -> QueueSummary {
+    fn summary(&self, q: &MgmtQueue) -> QueueSummary {
         let kind = if q.kind() == "stream" {
             QueueKind::Stream
         } else {

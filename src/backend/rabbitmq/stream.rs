@@ -12,13 +12,13 @@ use lapin::types::{AMQPValue, FieldTable as AmqpTable};
 use std::time::Duration;
 
 /// How long a stream read waits for the next record: a stream's end is an ordinary gap.
-pub(super) const STREAM_IDLE: Duration = Duration::from_millis(800);
+const STREAM_IDLE: Duration = Duration::from_millis(800);
 /// The pause that ends the newest chunk of a stream, read from `last`: its records come
 /// in one burst.
-pub(super) const STREAM_GAP: Duration = Duration::from_millis(250);
+const STREAM_GAP: Duration = Duration::from_millis(250);
 /// How long `--last` reads a stream that is written without pause before it takes the
 /// newest records read so far.
-pub(super) const STREAM_LAST_MAX: Duration = Duration::from_secs(2);
+const STREAM_LAST_MAX: Duration = Duration::from_secs(2);
 
 impl RabbitBackend {
     pub(super) async fn peek_stream(
@@ -68,12 +68,7 @@ impl RabbitBackend {
     /// after a publish), so the end is found by reading: from `last` (the newest chunk)
     /// to the first gap, then, if that chunk holds fewer than `limit`, the records just
     /// before it.
-    pub(super) async fn stream_last(
-        &self,
-        ch: &Channel,
-        name: &str,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
+    async fn stream_last(&self, ch: &Channel, name: &str, limit: usize) -> Result<Vec<Message>> {
         let mut newest: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
         let started = std::time::Instant::now();
         self.read_stream(
@@ -129,7 +124,7 @@ impl RabbitBackend {
     /// read also ends when no record comes for `idle`. Each `window` records are acked
     /// together (on a stream that only grants credit), so more than `window` can be read.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn read_stream(
+    async fn read_stream(
         &self,
         ch: &Channel,
         name: &str,

@@ -13,7 +13,7 @@ use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable as AmqpTable};
 
 /// What makes two copies of a message the same one: where it was published and all of it.
-pub(super) fn copy_key(m: &Message) -> u64 {
+fn copy_key(m: &Message) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     m.exchange.hash(&mut h);
@@ -26,7 +26,7 @@ pub(super) fn copy_key(m: &Message) -> u64 {
 /// The last few thousand keys seen, oldest forgotten first, each as often as inserted. A
 /// key is looked up right after it was inserted, so the scan starts at the newest.
 #[derive(Default)]
-pub(super) struct RecentSet(std::collections::VecDeque<u64>);
+struct RecentSet(std::collections::VecDeque<u64>);
 
 impl RecentSet {
     const CAPACITY: usize = 4_096;
@@ -51,7 +51,7 @@ impl RecentSet {
 }
 
 /// The exchange the firehose routes publish notifications through, per vhost.
-pub(super) const FIREHOSE: &str = "amq.rabbitmq.trace";
+const FIREHOSE: &str = "amq.rabbitmq.trace";
 
 /// The message a firehose `publish.<exchange>` notification stands for: the body is the
 /// original, and its headers say where it was published, with which routing keys, which
@@ -59,7 +59,7 @@ pub(super) const FIREHOSE: &str = "amq.rabbitmq.trace";
 /// None for anything else. `tap`, the queue reading the firehose, is left out of the
 /// routed queues when it was bound to the exchange too (the tail's own copy is no hop);
 /// the flag says whether it was, that is whether a copy through the bindings follows.
-pub(super) fn from_firehose(
+fn from_firehose(
     position: u64,
     d: &lapin::message::Delivery,
     tap: &str,
