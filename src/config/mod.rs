@@ -363,6 +363,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_kafka_targets_look_up_a_sasl_password_and_only_when_the_profile_lacks_one() {
+        let kafka = Target::parse("kafka://k1:9092").unwrap();
+        let amqp = Target::parse("amqp://rabbit/").unwrap();
+        let p = Profile {
+            user: Some("ops".into()),
+            password_command: Some("printf Kf7Secret".into()),
+            ..Profile::default()
+        };
+        let found = p.connect_settings(&kafka).sasl_password;
+        assert_eq!(
+            found.as_ref().map(|r| r.as_ref().map(Secret::expose)),
+            Some(Ok("Kf7Secret"))
+        );
+        assert!(!format!("{:?}", p.connect_settings(&kafka)).contains("Kf7Secret"));
+        // AMQP passwords went into the target at resolve: the command is not run again.
+        assert!(p.connect_settings(&amqp).sasl_password.is_none());
+        let mut given = p.clone();
+        given.kafka.insert("sasl.password".into(), "inline".into());
+        assert!(given.connect_settings(&kafka).sasl_password.is_none());
+        let failing = Profile {
+            password_command: Some("exit 3".into()),
+            ..p
+        };
+        assert!(matches!(
+            failing.connect_settings(&kafka).sasl_password,
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
     fn config_file_profiles_and_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
