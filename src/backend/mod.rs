@@ -1,7 +1,8 @@
 //! The backend contract: a small base every broker offers (list, describe, peek) plus
 //! optional capabilities (publish, purge, consumer groups, live tail) that callers check
-//! for. Opening one is in `connect.rs`, its errors in `error.rs`, what it connects to in
-//! `target.rs`; each broker's implementation is in a folder of its own.
+//! for. What they take and give back is beside them (`peek.rs`, `publish.rs`, `tail.rs`,
+//! `info.rs`); opening one is in `connect.rs`, its errors in `error.rs`, what it connects to
+//! in `target.rs`; each broker's implementation is in a folder of its own.
 
 // What a backend handles comes from a broker, a file or a user: a surprise there is an
 // error to report, never a panic (tests may unwrap: see clippy.toml).
@@ -10,117 +11,26 @@
 mod connect;
 mod describe;
 mod error;
+mod info;
 pub mod kafka;
 pub mod local;
+mod peek;
+mod publish;
 pub mod rabbitmq;
+mod tail;
 pub mod target;
 
 pub use connect::{ConnectOptions, ConnectSettings, connect};
 pub use describe::describe_full;
 pub use error::{BackendError, Result};
+pub use info::{BackendInfo, BackendKind};
+pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink};
+pub use publish::{Destination, PendingConfirm, PublishReceipt};
+pub use tail::{Tail, TailFilter};
 
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    Local,
-    RabbitMq,
-    Kafka,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Local => "local",
-            BackendKind::RabbitMq => "rabbitmq",
-            BackendKind::Kafka => "kafka",
-        }
-    }
-}
-
-/// Who we are talking to, safe to print.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendInfo {
-    pub kind: BackendKind,
-    /// The target with any password removed.
-    pub target: String,
-}
-
-/// Where a peek starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeekFrom {
-    /// The head of a queue, the oldest retained record of a log.
-    Start,
-    /// An index from the head of a queue, or an offset in a log.
-    Position(u64),
-    /// The first message at or after this time.
-    Time(DateTime<Utc>),
-    /// The last `limit` messages.
-    Last,
-}
-
-/// A request for a window of messages. Peeks never consume, commit or reorder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeekRequest {
-    pub from: PeekFrom,
-    /// For partitioned logs: one partition, or None for all partitions merged by time.
-    pub partition: Option<i32>,
-    pub limit: usize,
-    /// Go ahead even where the backend warns the peek could affect messages.
-    pub force: bool,
-}
-
-impl PeekRequest {
-    pub fn first(limit: usize) -> Self {
-        Self {
-            from: PeekFrom::Start,
-            partition: None,
-            limit,
-            force: false,
-        }
-    }
-}
-
-/// A window of messages and anything the reader should know about how it was read.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PeekPage {
-    pub messages: Vec<Message>,
-    /// Adjustments and warnings, one line each (e.g. an offset below the log start).
-    pub notes: Vec<String>,
-}
-
-/// Where a peek puts what it reads: gathered into a page, or handed on message by message
-/// as they arrive, so a command can write the first while the rest are still coming.
-pub enum PeekSink<'a> {
-    Collect(&'a mut Vec<Message>),
-    Send(&'a mpsc::Sender<Message>),
-}
-
-impl PeekSink<'_> {
-    /// Hand one message on; false once the receiver has gone (its output failed), so the
-    /// reader can stop early.
-    pub async fn push(&mut self, m: Message) -> bool {
-        match self {
-            Self::Collect(v) => {
-                v.push(m);
-                true
-            }
-            Self::Send(tx) => tx.send(m).await.is_ok(),
-        }
-    }
-
-    /// Whether the receiver has gone, so whatever was not read was not wanted.
-    pub fn is_closed(&self) -> bool {
-        match self {
-            Self::Collect(_) => false,
-            Self::Send(tx) => tx.is_closed(),
-        }
-    }
-}
 
 /// The broker-neutral base every backend implements.
 #[async_trait]
@@ -218,28 +128,6 @@ pub trait Advance: Send + Sync {
     async fn delete_records(&self, topic: &str, upto: &[(i32, i64)]) -> Result<()>;
 }
 
-/// Where a published message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    Exchange {
-        exchange: String,
-        routing_key: String,
-    },
-    Topic {
-        topic: String,
-        partition: Option<i32>,
-    },
-}
-
-/// What the broker confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PublishReceipt {
-    /// Queues the message was routed to (AMQP), or the topic.
-    pub routed_to: Vec<String>,
-    pub partition: Option<i32>,
-    pub offset: Option<i64>,
-}
-
 /// Capability: publish a message (properties, headers, payload and key from `msg`) and
 /// return only once the broker has confirmed it. An unroutable message is an error.
 #[async_trait]
@@ -268,10 +156,6 @@ pub trait Publish: Send + Sync {
     }
 }
 
-/// A publish that was sent; awaiting it gives the broker's confirm.
-pub type PendingConfirm =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<PublishReceipt>> + Send>>;
-
 /// Capability: remove every ready message from a queue, returning how many went.
 #[async_trait]
 pub trait Purge: Send + Sync {
@@ -282,19 +166,6 @@ pub trait Purge: Send + Sync {
 #[async_trait]
 pub trait ConsumerGroups: Send + Sync {
     async fn list_groups(&self) -> Result<Vec<ConsumerGroup>>;
-}
-
-/// What to follow live: exchanges or topics by name; empty means everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TailFilter {
-    pub sources: Vec<String>,
-}
-
-/// A live stream of new messages; dropping it stops the tail and frees its resources.
-pub struct Tail {
-    pub messages: mpsc::Receiver<Result<Message>>,
-    /// How the tail follows its sources, where the user should know (what it can miss).
-    pub notes: Vec<String>,
 }
 
 /// Capability: follow new messages without disturbing delivery.
