@@ -1963,14 +1963,16 @@ async fn remove_user(user: &str) {
 async fn connection_errors_each_say_what_to_do() {
     let Some(r) = Rabbit::new().await else { return };
     let connect = |url: String, management: Option<&str>| {
-        let mut profile = mqscope::config::Profile::default();
-        profile.management_url = management.map(str::to_string);
+        let settings = mqscope::backend::ConnectSettings {
+            management_url: management.map(str::to_string),
+            ..Default::default()
+        };
         async move {
             let Ok(Target::Amqp(t)) = Target::parse(&url) else {
                 panic!("{url}")
             };
             let opts = ConnectOptions {
-                profile: Some(profile),
+                settings,
                 ..ConnectOptions::default()
             };
             match RabbitBackend::connect(&t, &opts).await {

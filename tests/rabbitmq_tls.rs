@@ -44,9 +44,7 @@ async fn tls_node(name: &'static str) -> Option<(PrivateNode, PathBuf, u16)> {
 
 fn options(node: &PrivateNode, tls: TlsSettings) -> ConnectOptions {
     let mut opts = node.options();
-    if let Some(profile) = opts.profile.as_mut() {
-        profile.tls = tls;
-    }
+    opts.settings.tls = tls;
     opts
 }
 

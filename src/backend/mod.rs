@@ -1,172 +1,36 @@
 //! The backend contract: a small base every broker offers (list, describe, peek) plus
 //! optional capabilities (publish, purge, consumer groups, live tail) that callers check
-//! for, and the factory that picks a backend for a target.
+//! for. What they take and give back is beside them (`peek.rs`, `publish.rs`, `tail.rs`,
+//! `info.rs`); opening one is in `connect.rs`, its errors in `error.rs`, what it connects to
+//! in `target.rs`; each broker's implementation is in a folder of its own.
 
+// What a backend handles comes from a broker, a file or a user: a surprise there is an
+// error to report, never a panic (tests may unwrap: see clippy.toml).
+#![deny(clippy::unwrap_used)]
+
+mod connect;
+mod describe;
+mod error;
+mod info;
 pub mod kafka;
 pub mod local;
+mod peek;
+mod publish;
 pub mod rabbitmq;
+mod tail;
+pub mod target;
 
-use crate::config::{Profile, Target};
-use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
+pub use connect::{ConnectOptions, ConnectSettings, connect};
+pub use describe::describe_full;
+pub use error::{BackendError, Result};
+pub use info::{BackendInfo, BackendKind};
+pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink};
+pub use publish::{Destination, PendingConfirm, PublishReceipt};
+pub use tail::{Tail, TailFilter};
+
+use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// What can go wrong talking to a broker. Messages are one line, never hold a password,
-/// and say what to do where there is something to do.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum BackendError {
-    #[error("no queue or topic named \"{0}\"")]
-    QueueNotFound(String),
-    #[error("no exchange named \"{0}\"")]
-    ExchangeNotFound(String),
-    #[error("cannot reach {target}: {reason}")]
-    Unreachable { target: String, reason: String },
-    #[error("access refused by {target}: {reason}")]
-    Auth { target: String, reason: String },
-    #[error("{what} is not supported by the {backend} backend")]
-    Unsupported { what: String, backend: &'static str },
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The operation could harm messages (or is forbidden) and was not done.
-    #[error("refused: {0}")]
-    Refused(String),
-    #[error("message could not be routed: {0}")]
-    Unroutable(String),
-    #[error("timed out after {}s: {what}", after.as_secs_f32())]
-    Timeout { after: Duration, what: String },
-    #[error("{0}")]
-    Broker(String),
-    /// Sent, but the broker's confirm never came (its channel or the connection went
-    /// first): it may or may not have been delivered.
-    #[error("outcome unknown: {0}")]
-    Unconfirmed(String),
-    /// Never reached the broker (its channel had closed first): safe to send again.
-    #[error("not sent: {0}")]
-    NotSent(String),
-}
-
-pub type Result<T, E = BackendError> = std::result::Result<T, E>;
-
-/// A queue or topic described in full, as `mqscope describe` and the TUI's info view show
-/// it: the backend's description and, for a topic, the consumer groups reading it with
-/// their lag on it. A group listing that fails costs only the groups (a note says why).
-pub async fn describe_full(backend: &dyn Backend, name: &str) -> Result<QueueDetail> {
-    let mut detail = backend.describe_queue(name).await?;
-    if detail.summary.kind == QueueKind::Topic
-        && let Some(groups) = backend.consumer_groups()
-    {
-        match groups.list_groups().await {
-            Ok(list) => {
-                detail.consumer_groups = list.iter().filter_map(|g| g.on_topic(name)).collect();
-            }
-            Err(e) => detail
-                .notes
-                .push(format!("consumer groups not listed: {e}")),
-        }
-    }
-    Ok(detail)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    Local,
-    RabbitMq,
-    Kafka,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Local => "local",
-            BackendKind::RabbitMq => "rabbitmq",
-            BackendKind::Kafka => "kafka",
-        }
-    }
-}
-
-/// Who we are talking to, safe to print.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendInfo {
-    pub kind: BackendKind,
-    /// The target with any password removed.
-    pub target: String,
-}
-
-/// Where a peek starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeekFrom {
-    /// The head of a queue, the oldest retained record of a log.
-    Start,
-    /// An index from the head of a queue, or an offset in a log.
-    Position(u64),
-    /// The first message at or after this time.
-    Time(DateTime<Utc>),
-    /// The last `limit` messages.
-    Last,
-}
-
-/// A request for a window of messages. Peeks never consume, commit or reorder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeekRequest {
-    pub from: PeekFrom,
-    /// For partitioned logs: one partition, or None for all partitions merged by time.
-    pub partition: Option<i32>,
-    pub limit: usize,
-    /// Go ahead even where the backend warns the peek could affect messages.
-    pub force: bool,
-}
-
-impl PeekRequest {
-    pub fn first(limit: usize) -> Self {
-        Self {
-            from: PeekFrom::Start,
-            partition: None,
-            limit,
-            force: false,
-        }
-    }
-}
-
-/// A window of messages and anything the reader should know about how it was read.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PeekPage {
-    pub messages: Vec<Message>,
-    /// Adjustments and warnings, one line each (e.g. an offset below the log start).
-    pub notes: Vec<String>,
-}
-
-/// Where a peek puts what it reads: gathered into a page, or handed on message by message
-/// as they arrive, so a command can write the first while the rest are still coming.
-pub enum PeekSink<'a> {
-    Collect(&'a mut Vec<Message>),
-    Send(&'a mpsc::Sender<Message>),
-}
-
-impl PeekSink<'_> {
-    /// Hand one message on; false once the receiver has gone (its output failed), so the
-    /// reader can stop early.
-    pub async fn push(&mut self, m: Message) -> bool {
-        match self {
-            Self::Collect(v) => {
-                v.push(m);
-                true
-            }
-            Self::Send(tx) => tx.send(m).await.is_ok(),
-        }
-    }
-
-    /// Whether the receiver has gone, so whatever was not read was not wanted.
-    pub fn is_closed(&self) -> bool {
-        match self {
-            Self::Collect(_) => false,
-            Self::Send(tx) => tx.is_closed(),
-        }
-    }
-}
 
 /// The broker-neutral base every backend implements.
 #[async_trait]
@@ -264,18 +128,6 @@ pub trait Advance: Send + Sync {
     async fn delete_records(&self, topic: &str, upto: &[(i32, i64)]) -> Result<()>;
 }
 
-/// Where a published message goes (plain data, so journals and front ends can name it).
-pub use crate::model::destination::Destination;
-
-/// What the broker confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PublishReceipt {
-    /// Queues the message was routed to (AMQP), or the topic.
-    pub routed_to: Vec<String>,
-    pub partition: Option<i32>,
-    pub offset: Option<i64>,
-}
-
 /// Capability: publish a message (properties, headers, payload and key from `msg`) and
 /// return only once the broker has confirmed it. An unroutable message is an error.
 #[async_trait]
@@ -304,10 +156,6 @@ pub trait Publish: Send + Sync {
     }
 }
 
-/// A publish that was sent; awaiting it gives the broker's confirm.
-pub type PendingConfirm =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<PublishReceipt>> + Send>>;
-
 /// Capability: remove every ready message from a queue, returning how many went.
 #[async_trait]
 pub trait Purge: Send + Sync {
@@ -318,19 +166,6 @@ pub trait Purge: Send + Sync {
 #[async_trait]
 pub trait ConsumerGroups: Send + Sync {
     async fn list_groups(&self) -> Result<Vec<ConsumerGroup>>;
-}
-
-/// What to follow live: exchanges or topics by name; empty means everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TailFilter {
-    pub sources: Vec<String>,
-}
-
-/// A live stream of new messages; dropping it stops the tail and frees its resources.
-pub struct Tail {
-    pub messages: mpsc::Receiver<Result<Message>>,
-    /// How the tail follows its sources, where the user should know (what it can miss).
-    pub notes: Vec<String>,
 }
 
 /// Capability: follow new messages without disturbing delivery.
@@ -439,29 +274,4 @@ pub trait TakeSession: Send {
     /// Give every delivered message that was not acked back to the queue, in its original
     /// place, and end the session.
     async fn release(self: Box<Self>) -> Result<()>;
-}
-
-/// How to connect, beyond the target itself.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectOptions {
-    /// Start the demo's live traffic (the TUI wants moving numbers; one-shot commands do not).
-    pub live: bool,
-    /// The profile the target came from: the management URL and TLS files (RabbitMQ),
-    /// librdkafka properties, credentials and TLS files (Kafka).
-    pub profile: Option<Profile>,
-    /// The command needs AMQP alone (publishing): on RabbitMQ the management API is not
-    /// asked at connect, so a user without the monitoring tag (or a broker without the
-    /// plugin) can still publish.
-    pub amqp_only: bool,
-}
-
-/// Open a backend for a target.
-pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn Backend>> {
-    match target {
-        Target::Local(local) => local::connect(local, opts),
-        Target::Amqp(amqp) => Ok(Arc::new(
-            rabbitmq::RabbitBackend::connect(amqp, opts).await?,
-        )),
-        Target::Kafka(k) => kafka::connect(k, opts).await,
-    }
 }

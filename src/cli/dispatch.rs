@@ -112,7 +112,7 @@ fn resolve_asking(sel: &Selection) -> Result<Resolved> {
 /// How to connect to a resolved target: one-shot, with its profile's settings.
 pub(super) fn connect_options(resolved: &Resolved) -> ConnectOptions {
     ConnectOptions {
-        profile: Some(resolved.profile.clone()),
+        settings: crate::config::connect_settings(resolved),
         ..ConnectOptions::default()
     }
 }

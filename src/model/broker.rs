@@ -98,6 +98,14 @@ impl QuorumReturns {
     }
 }
 
+/// Why taking from a quorum queue with a delivery limit needs --force: what a take that
+/// gives messages back does to them, on any broker that counts returns.
+pub fn quorum_refusal(queue: &str, limit: u64) -> String {
+    format!(
+        "\"{queue}\" is a quorum queue with a delivery limit of {limit}: every message this operation reads but does not remove (not selected, skipped, or failed to publish) goes back with its delivery count raised by one, and at the limit it is dead-lettered or dropped. Go ahead with --force"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,7 +113,7 @@ pub async fn run(
         .context("cannot open the terminal (is this an interactive terminal?)")?;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(target, resolved.profile.clone(), tx);
+    let worker = Worker::new(target, crate::config::connect_settings(resolved), tx);
     let result = event_loop(&mut terminal, &mut state, &theme, &worker, rx).await;
     restore_terminal();
     // After the terminal is back: a broker slow to answer must not hold the screen.

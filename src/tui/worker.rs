@@ -3,7 +3,7 @@
 
 use super::state::{ConfirmAction, Effect, ReqId};
 use super::update::Msg;
-use crate::backend::{self, Backend, ConnectOptions, PeekRequest};
+use crate::backend::{self, Backend, ConnectOptions, ConnectSettings, PeekRequest};
 use crate::config::Target;
 use crate::ops::remove;
 use crate::ops::replay::{self, ReplayOptions};
@@ -41,10 +41,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Worker {
     /// A worker for the interactive app: the demo's traffic keeps moving.
-    pub fn new(target: Target, profile: crate::config::Profile, tx: UnboundedSender<Msg>) -> Self {
+    pub fn new(target: Target, settings: ConnectSettings, tx: UnboundedSender<Msg>) -> Self {
         let options = ConnectOptions {
             live: true,
-            profile: Some(profile),
+            settings,
             amqp_only: false,
         };
         Self::with_options(target, options, tx)

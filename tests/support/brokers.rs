@@ -4,8 +4,8 @@
 //! one broker a RabbitMQ suite runs against in this process, [`rabbit`], which scripts/test
 //! points at each version in turn.
 
-use mqscope::backend::ConnectOptions;
-use mqscope::config::{Profile, encode_vhost};
+use mqscope::backend::{ConnectOptions, ConnectSettings};
+use mqscope::config::encode_vhost;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -34,11 +34,11 @@ pub struct RabbitBroker {
 impl RabbitBroker {
     /// Options for mqscope's backend on this broker, its management URL included.
     pub fn options(&self) -> ConnectOptions {
-        let mut profile = Profile::default();
-        profile.url = self.amqp_url.clone();
-        profile.management_url = Some(self.mgmt_url.clone());
         ConnectOptions {
-            profile: Some(profile),
+            settings: ConnectSettings {
+                management_url: Some(self.mgmt_url.clone()),
+                ..ConnectSettings::default()
+            },
             ..ConnectOptions::default()
         }
     }
@@ -147,11 +147,11 @@ impl TestRabbit {
 
     /// Options for mqscope's backend: the management URL is not always host:15672.
     pub fn options(&self) -> ConnectOptions {
-        let mut profile = Profile::default();
-        profile.url = self.amqp_url.clone();
-        profile.management_url = Some(self.mgmt_url.clone());
         ConnectOptions {
-            profile: Some(profile),
+            settings: ConnectSettings {
+                management_url: Some(self.mgmt_url.clone()),
+                ..ConnectSettings::default()
+            },
             ..ConnectOptions::default()
         }
     }

@@ -7,9 +7,9 @@
 
 pub mod brokers;
 
-use mqscope::backend::ConnectOptions;
 use mqscope::backend::rabbitmq::RabbitBackend;
-use mqscope::config::{Profile, Target};
+use mqscope::backend::{ConnectOptions, ConnectSettings};
+use mqscope::config::Target;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -259,11 +259,11 @@ impl PrivateNode {
     }
 
     pub fn options(&self) -> ConnectOptions {
-        let mut profile = Profile::default();
-        profile.url = self.url();
-        profile.management_url = Some(format!("http://127.0.0.1:{}", self.mgmt_port));
         ConnectOptions {
-            profile: Some(profile),
+            settings: ConnectSettings {
+                management_url: Some(format!("http://127.0.0.1:{}", self.mgmt_port)),
+                ..ConnectSettings::default()
+            },
             ..ConnectOptions::default()
         }
     }

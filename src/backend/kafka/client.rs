@@ -2,8 +2,8 @@
 //! remembers the last connection error for one-line messages, and maps librdkafka errors to
 //! backend errors without leaking secrets.
 
-use crate::backend::BackendError;
-use crate::config::{KafkaTarget, Profile, password_for};
+use crate::backend::target::KafkaTarget;
+use crate::backend::{BackendError, ConnectSettings};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
@@ -88,14 +88,10 @@ impl Settings {
         }
     }
 
-    /// Settings from a target and, when there is one, its profile: extra librdkafka
-    /// properties, the user and password (for SASL) and TLS files.
-    pub fn from_target(
-        target: &KafkaTarget,
-        profile: Option<&Profile>,
-    ) -> Result<Self, BackendError> {
+    /// Settings from a target and its profile's settings: extra librdkafka properties, the
+    /// user and password (for SASL) and TLS files.
+    pub fn from_target(target: &KafkaTarget, p: &ConnectSettings) -> Result<Self, BackendError> {
         let mut s = Self::new(target.brokers.clone());
-        let Some(p) = profile else { return Ok(s) };
         for (k, v) in &p.kafka {
             if RESERVED.contains(&k.as_str()) {
                 return Err(BackendError::InvalidArgument(format!(
@@ -122,16 +118,20 @@ impl Settings {
         if p.tls.insecure {
             default("enable.ssl.certificate.verification", "false".into());
         }
-        if !s.properties.contains_key("sasl.password")
-            && (p.user.is_some() || p.password_env.is_some() || p.password_command.is_some())
-        {
-            let pw = password_for(p).map_err(|e| BackendError::Auth {
-                target: s.shown(),
-                reason: e.to_string(),
-            })?;
-            if let Some(pw) = pw {
-                s.properties
-                    .insert("sasl.password".into(), pw.expose().to_string());
+        // Config looked the password up only where the profile's properties hold none.
+        if !s.properties.contains_key("sasl.password") {
+            match &p.sasl_password {
+                Some(Err(reason)) => {
+                    return Err(BackendError::Auth {
+                        target: s.shown(),
+                        reason: reason.clone(),
+                    });
+                }
+                Some(Ok(pw)) => {
+                    s.properties
+                        .insert("sasl.password".into(), pw.expose().to_string());
+                }
+                None => {}
             }
         }
         Ok(s)
@@ -243,7 +243,7 @@ pub fn map_err(e: &KafkaError, what: &str, shown: &str, ctx: &Ctx) -> BackendErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Target;
+    use crate::backend::target::Target;
 
     fn target(raw: &str) -> KafkaTarget {
         match Target::parse(raw) {
@@ -254,11 +254,11 @@ mod tests {
 
     #[test]
     fn profile_properties_pass_through_but_cannot_enable_commits() {
-        let mut p = Profile::default();
+        let mut p = ConnectSettings::default();
         p.kafka
             .insert("security.protocol".into(), "SASL_SSL".into());
         p.user = Some("alice".into());
-        let s = Settings::from_target(&target("kafka://a:1,b:2"), Some(&p)).unwrap();
+        let s = Settings::from_target(&target("kafka://a:1,b:2"), &p).unwrap();
         let c = s.reader("throwaway");
         assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(c.get("sasl.username"), Some("alice"));
@@ -268,15 +268,15 @@ mod tests {
         assert_eq!(c.get("group.id"), Some("throwaway"));
 
         p.kafka.insert("enable.auto.commit".into(), "true".into());
-        let e = Settings::from_target(&target("kafka://a:1"), Some(&p)).unwrap_err();
+        let e = Settings::from_target(&target("kafka://a:1"), &p).unwrap_err();
         assert!(e.to_string().contains("enable.auto.commit"), "{e}");
     }
 
     #[test]
     fn passwords_are_not_printed() {
-        let mut p = Profile::default();
+        let mut p = ConnectSettings::default();
         p.kafka.insert("sasl.password".into(), "hunter2".into());
-        let s = Settings::from_target(&target("kafka://a:1"), Some(&p)).unwrap();
+        let s = Settings::from_target(&target("kafka://a:1"), &p).unwrap();
         assert_eq!(s.producer().get("sasl.password"), Some("hunter2"));
         let shown = format!("{s:?} {}", s.shown());
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -10,7 +10,8 @@ use super::{
     Destination, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result,
     Tail, TailFilter, Take, TakeSession, Taken,
 };
-use crate::config::LocalTarget;
+use crate::backend::target::LocalTarget;
+use crate::model::broker::quorum_refusal;
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
 use broker::{BrokerError, LocalBroker, LocalConfig, Outgoing};
@@ -269,7 +270,7 @@ impl Take for LocalBackend {
         if let (broker::QueueType::Quorum, Some(limit), false) =
             (args.queue_type, args.delivery_limit, force)
         {
-            return Err(quorum_refusal(queue, limit));
+            return Err(BackendError::Refused(quorum_refusal(queue, limit)));
         }
         let depth = self.broker.queue_len(queue)? as u64;
         Ok(Box::new(LocalTake {
@@ -284,13 +285,6 @@ impl Take for LocalBackend {
     async fn topology(&self) -> Result<crate::model::topology::Topology> {
         Ok(self.broker.topology())
     }
-}
-
-/// Why taking from a quorum queue with a delivery limit needs --force.
-pub fn quorum_refusal(queue: &str, limit: u64) -> BackendError {
-    BackendError::Refused(format!(
-        "\"{queue}\" is a quorum queue with a delivery limit of {limit}: every message this operation reads but does not remove (not selected, skipped, or failed to publish) goes back with its delivery count raised by one, and at the limit it is dead-lettered or dropped. Go ahead with --force"
-    ))
 }
 
 /// A take session on the local broker: `basic.get` without auto-ack, settled by tag.

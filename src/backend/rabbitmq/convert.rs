@@ -206,6 +206,31 @@ pub fn properties_to_amqp(m: &Message) -> Result<BasicProperties, ToAmqpError> {
     Ok(out)
 }
 
+/// When it was published, from the AMQP timestamp property (seconds), if it has one.
+pub fn publish_time(p: &crate::model::Properties) -> Option<chrono::DateTime<chrono::Utc>> {
+    p.timestamp
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+}
+
+pub fn to_message(queue: &str, position: u64, d: &lapin::message::Delivery) -> Message {
+    let mut m = Message::new(queue, position, Bytes::copy_from_slice(&d.data));
+    m.exchange = Some(d.exchange.as_str().to_string());
+    m.routing_key = Some(d.routing_key.as_str().to_string());
+    m.properties = properties_from_amqp(&d.properties);
+    if let Some(h) = d.properties.headers() {
+        m.headers = table_from_amqp(h);
+    }
+    m.timestamp = publish_time(&m.properties);
+    m.redelivered = d.redelivered;
+    m.delivery_count = m
+        .headers
+        .get("x-delivery-count")
+        .and_then(|v| v.as_i64())
+        .and_then(|c| u64::try_from(c).ok());
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! effective settings (arguments and policies) a peek needs to stay safe.
 
 use crate::backend::BackendError;
-use crate::config::{Secret, encode_vhost};
+use crate::backend::target::{Secret, check_management_url, encode_vhost};
 use crate::model::FieldTable;
 use crate::model::topology::{
     Binding, DestinationKind, Exchange, ExchangeKind, ExchangeSummary, Topology, VhostSummary,
@@ -301,7 +301,7 @@ impl Mgmt {
     ) -> Result<Self, BackendError> {
         // Checked here too, not only in the config file: the address is printed in every
         // message about the API, so it must hold no password.
-        crate::config::check_management_url(base).map_err(|reason| {
+        check_management_url(base).map_err(|reason| {
             BackendError::InvalidArgument(format!("the management API address: {reason}"))
         })?;
         let mut builder = reqwest::Client::builder()

@@ -1,0 +1,337 @@
+//! Live tails: copies of what exchanges route (or, with tracing on, the firehose's view of
+//! every publish) through a tap queue of mqscope's own, so real consumers miss nothing.
+
+use super::convert::{self, publish_time, to_message};
+use super::{RabbitBackend, amqp_error, short};
+use crate::backend::{BackendError, LiveTail, Result, Tail, TailFilter};
+use crate::model::topology::ExchangeKind;
+use crate::model::{FieldValue, Message};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable as AmqpTable};
+
+/// What makes two copies of a message the same one: where it was published and all of it.
+fn copy_key(m: &Message) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.exchange.hash(&mut h);
+    m.routing_key.hash(&mut h);
+    m.payload.hash(&mut h);
+    format!("{:?}", m.headers).hash(&mut h);
+    h.finish()
+}
+
+/// The last few thousand keys seen, oldest forgotten first, each as often as inserted. A
+/// key is looked up right after it was inserted, so the scan starts at the newest.
+#[derive(Default)]
+struct RecentSet(std::collections::VecDeque<u64>);
+
+impl RecentSet {
+    const CAPACITY: usize = 4_096;
+
+    fn insert(&mut self, key: u64) {
+        if self.0.len() == Self::CAPACITY {
+            self.0.pop_front();
+        }
+        self.0.push_back(key);
+    }
+
+    /// True (and forgotten once) if `key` is here.
+    fn remove(&mut self, key: &u64) -> bool {
+        match self.0.iter().rposition(|k| k == key) {
+            Some(i) => {
+                self.0.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The exchange the firehose routes publish notifications through, per vhost.
+const FIREHOSE: &str = "amq.rabbitmq.trace";
+
+/// The message a firehose `publish.<exchange>` notification stands for: the body is the
+/// original, and its headers say where it was published, with which routing keys, which
+/// queues it was routed to, and its properties (with the original headers among them).
+/// None for anything else. `tap`, the queue reading the firehose, is left out of the
+/// routed queues when it was bound to the exchange too (the tail's own copy is no hop);
+/// the flag says whether it was, that is whether a copy through the bindings follows.
+fn from_firehose(
+    position: u64,
+    d: &lapin::message::Delivery,
+    tap: &str,
+) -> Option<(Message, bool)> {
+    if !d.routing_key.as_str().starts_with("publish.") {
+        return None;
+    }
+    let trace = convert::table_from_amqp(d.properties.headers().as_ref()?);
+    let exchange = trace.get("exchange_name")?.as_str()?.to_string();
+    let mut m = Message::new(exchange.clone(), position, Bytes::copy_from_slice(&d.data));
+    m.routing_key = trace
+        .get("routing_keys")
+        .and_then(FieldValue::as_array)
+        .and_then(|keys| keys.first())
+        .and_then(FieldValue::as_str)
+        .map(str::to_string);
+    m.exchange = Some(exchange);
+    let mut tapped = false;
+    m.routed_queues = trace
+        .get("routed_queues")
+        .and_then(FieldValue::as_array)
+        .map(|qs| {
+            qs.iter()
+                .filter_map(FieldValue::as_str)
+                .filter(|q| {
+                    tapped |= *q == tap;
+                    *q != tap
+                })
+                .map(str::to_string)
+                .collect()
+        });
+    if let Some(props) = trace.get("properties").and_then(FieldValue::as_table) {
+        m.properties = convert::properties_from_table(props);
+        if let Some(h) = props.get("headers").and_then(FieldValue::as_table) {
+            m.headers = h.clone();
+        }
+    }
+    m.timestamp = publish_time(&m.properties);
+    Some((m, tapped))
+}
+
+/// Messages a tap queue may hold before the oldest are dropped: if mqscope falls behind,
+/// the broker sheds the copies, not the real traffic.
+const TAP_MAX_LENGTH: i64 = 10_000;
+
+/// How long a tap queue without a consumer lives (one whose set-up failed halfway).
+const TAP_EXPIRES_MS: i32 = 60_000;
+
+#[async_trait]
+impl LiveTail for RabbitBackend {
+    /// Follow exchanges through a server-named, exclusive, auto-delete queue: it receives
+    /// copies, so real consumers see every message as before, and the broker deletes it
+    /// when the tail stops or mqscope dies. With tracing on in the vhost, the queue is
+    /// bound to the firehose instead, which sees every publish whatever its routing key
+    /// (unroutable ones and the default exchange's included); mqscope never turns tracing
+    /// on itself, since it costs the broker on every message.
+    async fn tail(&self, filter: &TailFilter) -> Result<Tail> {
+        let (topology, tracing) = tokio::try_join!(
+            self.mgmt.topology(self.vhost()),
+            self.mgmt.tracing(self.vhost())
+        )?;
+        // The default exchange: "" or its alias.
+        let wanted: Vec<String> = filter
+            .sources
+            .iter()
+            .map(|s| {
+                if s == "amq.default" {
+                    String::new()
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        // Whoever names the firehose itself wants its raw notifications.
+        let tracing = tracing && !wanted.iter().any(|x| x == FIREHOSE);
+        let vhost = self.vhost();
+        let mut notes = Vec::new();
+        if !tracing && wanted.iter().any(String::is_empty) {
+            return Err(BackendError::InvalidArgument(format!(
+                "the default exchange cannot be followed by binding a queue to it; turn on tracing for vhost \"{vhost}\" (rabbitmqctl trace_on -p '{vhost}', or the management UI's vhost page) and mqscope follows it through the firehose ({FIREHOSE})"
+            )));
+        }
+        // (exchange, routing key) pairs to bind the tap with. The exchanges themselves
+        // always: dead-lettering is not a publish, the firehose never sees it.
+        let mut bindings: Vec<(String, String)> = Vec::new();
+        let sources: Vec<String> = if wanted.is_empty() {
+            topology
+                .exchanges
+                .iter()
+                .map(|e| e.name.clone())
+                .filter(|n| !n.starts_with("amq."))
+                .collect()
+        } else {
+            wanted.iter().filter(|x| !x.is_empty()).cloned().collect()
+        };
+        for ex in &sources {
+            let kind = topology.exchange(ex).map(|e| e.kind);
+            match kind {
+                Some(ExchangeKind::Fanout) | Some(ExchangeKind::Headers) => {
+                    bindings.push((ex.clone(), String::new()));
+                }
+                Some(ExchangeKind::Direct) => {
+                    // A direct exchange has no wildcard: follow every key it is bound with.
+                    let mut keys: Vec<String> = topology
+                        .bindings
+                        .iter()
+                        .filter(|b| b.source == *ex)
+                        .map(|b| b.routing_key.clone())
+                        .collect();
+                    keys.sort();
+                    keys.dedup();
+                    if !tracing && !filter.sources.is_empty() {
+                        notes.push(format!(
+                            "direct exchange \"{ex}\": following the {} routing key(s) it is bound with now; messages published with other keys (unroutable ones) are seen only with tracing on (rabbitmqctl trace_on -p '{vhost}')",
+                            keys.len()
+                        ));
+                    }
+                    bindings.extend(keys.into_iter().map(|k| (ex.clone(), k)));
+                }
+                Some(ExchangeKind::Topic) | None => {
+                    bindings.push((ex.clone(), "#".into()));
+                }
+            }
+        }
+        if tracing {
+            if wanted.is_empty() {
+                bindings.push((FIREHOSE.into(), "publish.#".into()));
+            } else {
+                for x in &wanted {
+                    bindings.push((FIREHOSE.into(), format!("publish.{x}")));
+                }
+            }
+            notes.push(format!(
+                "tracing is on in vhost \"{vhost}\": publishes come through the firehose ({FIREHOSE}), which sees every one whatever its routing key, unroutable ones included; dead letters through the exchanges they are dead-lettered to"
+            ));
+        }
+        // With named sources, the firehose's keys are matched as topic patterns: an
+        // exchange named with `*` or `#` words would catch others, so filter on the name.
+        let only: Option<std::collections::HashSet<String>> =
+            (tracing && !wanted.is_empty()).then(|| wanted.iter().cloned().collect());
+        let ch = self.channel().await?;
+        let fail = |e: lapin::Error| amqp_error(&self.shown, self.vhost(), &e);
+        if tracing {
+            // Binding to the firehose cannot fail for a missing exchange: ask the broker.
+            for x in wanted.iter().filter(|x| !x.is_empty()) {
+                let passive = lapin::options::ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                ch.exchange_declare(
+                    short(x)?,
+                    lapin::ExchangeKind::Topic,
+                    passive,
+                    AmqpTable::default(),
+                )
+                .await
+                .map_err(|e| self.exchange_error(x, &e))?;
+            }
+        }
+        let mut args = AmqpTable::default();
+        args.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(TAP_MAX_LENGTH),
+        );
+        // Should a bind below fail, the tap never gets a consumer, and auto-delete would
+        // never fire on the shared connection: it expires instead.
+        args.insert("x-expires".into(), AMQPValue::LongInt(TAP_EXPIRES_MS));
+        let opts = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        let tap = ch
+            .queue_declare("".into(), opts, args)
+            .await
+            .map_err(fail)?;
+        let tap_name = tap.name().as_str().to_string();
+        for (ex, key) in &bindings {
+            ch.queue_bind(
+                short(&tap_name)?,
+                short(ex)?,
+                short(key)?,
+                lapin::options::QueueBindOptions::default(),
+                AmqpTable::default(),
+            )
+            .await
+            .map_err(|e| {
+                if ex == FIREHOSE && e.to_string().contains("ACCESS_REFUSED") {
+                    BackendError::Auth {
+                        target: self.shown.clone(),
+                        reason: format!(
+                            "tracing is on in vhost \"{}\", but this user may not read {FIREHOSE}: grant it read permission there, or turn tracing off to tail through exchange bindings",
+                            self.vhost()
+                        ),
+                    }
+                } else {
+                    self.exchange_error(ex, &e)
+                }
+            })?;
+        }
+        let opts = BasicConsumeOptions {
+            no_ack: true,
+            exclusive: true,
+            ..BasicConsumeOptions::default()
+        };
+        let mut consumer = ch
+            .basic_consume(
+                short(&tap_name)?,
+                short(&self.consumer_tag("tail"))?,
+                opts,
+                AmqpTable::default(),
+            )
+            .await
+            .map_err(fail)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let shown = self.shown.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut shown_publishes = RecentSet::default();
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => break,
+                    next = consumer.next() => match next {
+                        Some(Ok(d)) => {
+                            let m = if tracing && d.exchange.as_str() == FIREHOSE {
+                                match from_firehose(n, &d, &tap_name) {
+                                    Some((m, tapped)) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
+                                        // The broker routed a copy to the tap through its
+                                        // bindings too: the same publish, arriving right
+                                        // after this, to be dropped then.
+                                        if tapped {
+                                            shown_publishes.insert(copy_key(&m));
+                                        }
+                                        m
+                                    }
+                                    _ => continue,
+                                }
+                            } else {
+                                let mut m = to_message(d.exchange.as_str(), n, &d);
+                                m.queue = d.exchange.as_str().to_string();
+                                // A copy through the bindings is shown unless the
+                                // firehose showed its publish just before (the broker
+                                // taps a publish before it routes it, from the same
+                                // process, so the firehose copy comes first). Shown, then:
+                                // dead letters (dead-lettering is not a publish), copies
+                                // from exchanges the tail does not follow (through an
+                                // exchange-to-exchange binding or as an alternate), and
+                                // every publish once tracing is turned off mid-tail.
+                                if tracing && shown_publishes.remove(&copy_key(&m)) {
+                                    continue;
+                                }
+                                m
+                            };
+                            n += 1;
+                            if tx.send(Ok(m)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(BackendError::Broker(format!("live tail on {shown} stopped: {e}")))).await;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            // Closing the channel deletes the auto-delete tap queue.
+            let _ = ch.close(200, "tail done".into()).await;
+        });
+        Ok(Tail {
+            messages: rx,
+            notes,
+        })
+    }
+}
