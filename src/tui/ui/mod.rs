@@ -220,7 +220,7 @@ fn draw_hints(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
                 t.fg(Role::HintKey).add_modifier(Modifier::BOLD),
             ));
             spans.push(Span::styled(
-                format!("{} ", short(b.desc)),
+                format!("{} ", short(&b.desc)),
                 t.fg(Role::HintText),
             ));
         }
