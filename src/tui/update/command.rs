@@ -170,3 +170,25 @@ fn not_a_queue(s: &State, name: &str) -> String {
         format!("{base}; did you mean {}?", close.join(" or "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_stops_where_the_candidates_part() {
+        assert_eq!(common_prefix(&["orders", "orders.dlq"]), Some("orders"));
+        assert_eq!(common_prefix(&["ex", "qu"]), Some(""));
+        assert_eq!(common_prefix(&[]), None);
+        // Never inside a character.
+        assert_eq!(common_prefix(&["é1", "è2"]), Some(""));
+    }
+
+    #[test]
+    fn a_long_echo_is_cut_short() {
+        assert_eq!(echo("short"), "short");
+        let long = "x".repeat(100);
+        assert_eq!(echo(&long).chars().count(), 61);
+        assert!(echo(&long).ends_with('…'));
+    }
+}

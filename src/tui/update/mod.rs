@@ -413,3 +413,81 @@ impl Matcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{QueueKind, QueueSummary};
+    use crate::tui::keymap::Keymap;
+
+    fn connected() -> (State, ReqId) {
+        let mut s = State::new("local", "local://demo", None, false, Keymap::default());
+        let fx = update(
+            &mut s,
+            Msg::Connected {
+                backend: "local".into(),
+                target: "local://demo".into(),
+                server: None,
+                has_groups: false,
+                has_exchanges: false,
+            },
+        );
+        let Some(Effect::LoadQueues(req)) = fx.first().cloned() else {
+            panic!("{fx:?}")
+        };
+        (s, req)
+    }
+
+    fn listing(req: ReqId, names: &[&str]) -> Msg {
+        Msg::QueuesLoaded {
+            req,
+            result: Ok(names
+                .iter()
+                .map(|n| QueueSummary::new(*n, QueueKind::Queue, "classic"))
+                .collect()),
+            at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+            took_ms: 5,
+        }
+    }
+
+    #[test]
+    fn only_the_newest_listing_is_shown() {
+        let (mut s, first) = connected();
+        // Ctrl-R asks again before the first listing came back.
+        let fx = update(&mut s, Msg::Key(Key::ctrl('r')));
+        let Some(Effect::LoadQueues(second)) = fx.first().cloned() else {
+            panic!("{fx:?}")
+        };
+        update(&mut s, listing(first, &["stale"]));
+        assert!(s.queues.list.is_empty());
+        assert!(s.queues.pending.is_some());
+        update(&mut s, listing(second, &["fresh"]));
+        assert_eq!(s.queues.list.len(), 1);
+        assert_eq!(s.queues.list[0].name, "fresh");
+        assert!(s.queues.pending.is_none());
+        // Its answer, once more, changes nothing.
+        update(&mut s, listing(second, &["again", "twice"]));
+        assert_eq!(s.queues.list.len(), 1);
+    }
+
+    #[test]
+    fn a_filter_is_a_case_insensitive_regex_or_else_plain_text() {
+        assert!(Matcher::new("^ORD.*dlq$").is_match("orders.dlq"));
+        assert!(!Matcher::new("^ord$").is_match("orders"));
+        // Not a regex: matched as text.
+        assert!(Matcher::new("a(b").is_match("xA(By"));
+    }
+
+    #[test]
+    fn the_cursor_stays_on_screen() {
+        let mut c = Cursor::default();
+        move_cursor(&mut c, 100, 25, 10);
+        assert_eq!((c.selected, c.offset), (25, 16));
+        move_cursor(&mut c, 100, -20, 10);
+        assert_eq!((c.selected, c.offset), (5, 5));
+        move_cursor(&mut c, 100, isize::MAX / 2, 10);
+        assert_eq!((c.selected, c.offset), (99, 90));
+        move_cursor(&mut c, 0, 1, 10);
+        assert_eq!(c, Cursor::default());
+    }
+}
