@@ -863,7 +863,7 @@ fn a_slow_listing_slows_the_refresh_and_says_so() {
     // Fast listings: one every refresh interval (2 s).
     assert_eq!(s.refresh_secs, 2);
     assert_eq!(ticks(&mut s, 4), 1);
-    let Some(req) = s.queues.pending else {
+    let Some(req) = s.queues.pending.req() else {
         panic!("a listing under way")
     };
     // One that took the broker 3 s: the next starts 12 s after it came back, not 2.
@@ -885,7 +885,7 @@ fn a_slow_listing_slows_the_refresh_and_says_so() {
     let top: String = (0..100).map(|x| buf[(x, 1)].symbol()).collect();
     assert!(top.contains("every 15s (listing takes 3.0s)"), "{top}");
     // Ctrl-R lists at once all the same.
-    s.queues.pending = None;
+    s.queues.pending.clear();
     s.queues.pace.hold_until = s.tick + 100;
     let fx = update(&mut s, Msg::Key(Key::ctrl('r')));
     assert!(matches!(fx.first(), Some(Effect::LoadQueues(_))), "{fx:?}");

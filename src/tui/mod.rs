@@ -2,6 +2,7 @@
 //! them to a real terminal.
 
 pub mod keymap;
+pub mod msg;
 pub mod state;
 pub mod ui;
 pub mod update;

@@ -146,7 +146,7 @@ fn draw_bindings(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             dim,
         )));
     }
-    let out = crate::tui::update::bindings_from(s, &e.name);
+    let out = s.exchanges.bindings_from(&e.name);
     lines.push(Line::default());
     if e.name.is_empty() {
         lines.push(Line::from(Span::styled(

@@ -1,6 +1,7 @@
 //! Drawing: a function of the state and the theme only. Each view has its own file,
 //! named like its state; this file lays out the frame around them.
 
+pub mod confirm;
 pub mod exchanges;
 pub mod groups;
 pub mod help;
@@ -72,7 +73,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme) {
         f.render_widget(Paragraph::new(line), input);
     }
     if let Some(c) = &s.confirm {
-        draw_confirm(f, c, t, main);
+        confirm::draw(f, c, t, main);
     }
     draw_hints(f, s, t, hints);
     draw_status(f, s, t, status);
@@ -99,60 +100,6 @@ fn tail_to_fit(text: &str, cols: usize) -> std::borrow::Cow<'_, str> {
         return text.into();
     }
     format!("…{}", &text[tail(cols.saturating_sub(1))..]).into()
-}
-
-/// A question over the view: what will happen, and the two keys that answer it.
-fn draw_confirm(f: &mut Frame, c: &crate::tui::state::Confirm, t: &Theme, area: Rect) {
-    let width = area.width.saturating_sub(8).min(76);
-    let inner = usize::from(width.saturating_sub(4)).max(10);
-    let body_rows = c.body.chars().count().div_ceil(inner) as u16 + 1;
-    let height = (body_rows + 5).min(area.height);
-    let r = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height.saturating_sub(height)) / 2,
-        width,
-        height,
-    );
-    f.render_widget(ratatui::widgets::Clear, r);
-    let key = |k: &'static str| Span::styled(k, t.fg(Role::HintKey).add_modifier(Modifier::BOLD));
-    let answer = match &c.typed {
-        Some(name) => Line::from(vec![
-            Span::styled(format!("Type {name}: "), t.fg(Role::Text)),
-            Span::styled(
-                format!("{}▏", c.answer),
-                t.fg(Role::Warning).add_modifier(Modifier::BOLD),
-            ),
-            Span::styled("   ", t.fg(Role::Text)),
-            key(" Enter "),
-            Span::styled("go ahead  ", t.fg(Role::Text)),
-            key(" Esc "),
-            Span::styled("cancel", t.fg(Role::Text)),
-        ]),
-        None => Line::from(vec![
-            key(" y "),
-            Span::styled("yes, go ahead    ", t.fg(Role::Text)),
-            key(" n "),
-            Span::styled("/", t.fg(Role::Dim)),
-            key(" Esc "),
-            Span::styled("no", t.fg(Role::Text)),
-        ]),
-    };
-    let text = vec![
-        Line::from(Span::styled(c.body.clone(), t.fg(Role::Text))),
-        Line::from(""),
-        answer,
-    ];
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.fg(Role::Warning))
-        .title(
-            Line::from(format!(" {} ", c.title))
-                .style(t.fg(Role::Warning).add_modifier(Modifier::BOLD)),
-        );
-    f.render_widget(
-        Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
-        r,
-    );
 }
 
 /// A bordered block titled in the theme's colours.
@@ -220,7 +167,7 @@ fn draw_hints(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
                 t.fg(Role::HintKey).add_modifier(Modifier::BOLD),
             ));
             spans.push(Span::styled(
-                format!("{} ", short(b.desc)),
+                format!("{} ", short(&b.desc)),
                 t.fg(Role::HintText),
             ));
         }

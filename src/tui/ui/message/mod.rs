@@ -1,6 +1,8 @@
 //! One message: properties, headers as a tree and dead-letter history above; the payload
 //! below as coloured JSON, text or a hex dump. Only the visible lines are styled.
 
+pub mod lines;
+
 use super::panel;
 use crate::config::theme::{Role, Theme};
 use crate::tui::state::{BodyKind, Pane, State};
