@@ -2,7 +2,7 @@
 //! bindings to the queues it routes to.
 
 use super::queues::{load_queues, refilter_queues};
-use super::{Effect, Matcher, State, View, keep_in_view, next_req};
+use super::{Effect, ListFilter, State, View, keep_in_view, next_req};
 use crate::model::topology::{Binding, DestinationKind, ExchangeSummary};
 use crate::tui::state::ReqId;
 use chrono::{DateTime, Utc};
@@ -96,7 +96,7 @@ pub(super) fn show_bound_queues(s: &mut State, exchange: &str) -> Vec<Effect> {
 
 pub(super) fn refilter_exchanges(s: &mut State, keep: Option<&str>) {
     let x = &mut s.exchanges;
-    let m = Matcher::new(&x.filter);
+    let m = ListFilter::new(&x.filter);
     x.visible = (0..x.list.len())
         .filter(|i| x.filter.is_empty() || m.is_match(&x.list[*i].name))
         .collect();

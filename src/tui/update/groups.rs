@@ -1,6 +1,6 @@
 //! The consumer groups view (Kafka): loading and filtering the list.
 
-use super::{Effect, Matcher, State, View, next_req};
+use super::{Effect, ListFilter, State, View, next_req};
 use crate::model::ConsumerGroup;
 use crate::tui::state::ReqId;
 use chrono::{DateTime, Utc};
@@ -47,7 +47,7 @@ pub(super) fn open_groups(s: &mut State) -> Vec<Effect> {
 
 pub(super) fn refilter_groups(s: &mut State) {
     let g = &mut s.groups;
-    let m = Matcher::new(&g.filter);
+    let m = ListFilter::new(&g.filter);
     g.visible = (0..g.list.len())
         .filter(|i| g.filter.is_empty() || m.is_match(&g.list[*i].name))
         .collect();

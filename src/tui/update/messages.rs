@@ -2,7 +2,7 @@
 //! edge, filtered, and marked for replay or delete.
 
 use super::trace::land_jump;
-use super::{Effect, Matcher, State, View, keep_in_view, move_cursor, next_req};
+use super::{Effect, ListFilter, State, View, keep_in_view, move_cursor, next_req};
 use crate::backend::{PeekFrom, PeekPage};
 use crate::model::Message;
 use crate::ops::trace::Extractor;
@@ -261,7 +261,7 @@ pub(super) fn refilter_messages(s: &mut State) {
         m.visible = (0..m.window.len()).collect();
         return;
     }
-    let matcher = Matcher::new(&m.filter);
+    let matcher = ListFilter::new(&m.filter);
     let ex = Extractor::default();
     m.visible = (0..m.window.len())
         .filter(|i| matcher.is_match(&message_haystack(&m.window[*i], &ex)))

@@ -394,16 +394,16 @@ fn navigate(s: &mut State, view: View, action: Action, delta: isize, rows: usize
 }
 
 /// A filter matches as a case-insensitive regex when it is one, else as plain text.
-struct Matcher(Option<Regex>, String);
+struct ListFilter(Option<Regex>, String);
 
-impl Matcher {
+impl ListFilter {
     fn new(filter: &str) -> Self {
         let re = regex::RegexBuilder::new(filter)
             .case_insensitive(true)
             .size_limit(1 << 20)
             .build()
             .ok();
-        Matcher(re, filter.to_lowercase())
+        ListFilter(re, filter.to_lowercase())
     }
 
     fn is_match(&self, text: &str) -> bool {
@@ -472,10 +472,10 @@ mod tests {
 
     #[test]
     fn a_filter_is_a_case_insensitive_regex_or_else_plain_text() {
-        assert!(Matcher::new("^ORD.*dlq$").is_match("orders.dlq"));
-        assert!(!Matcher::new("^ord$").is_match("orders"));
+        assert!(ListFilter::new("^ORD.*dlq$").is_match("orders.dlq"));
+        assert!(!ListFilter::new("^ord$").is_match("orders"));
         // Not a regex: matched as text.
-        assert!(Matcher::new("a(b").is_match("xA(By"));
+        assert!(ListFilter::new("a(b").is_match("xA(By"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The queue list: loading it, filtering and sorting it, and opening a queue.
 
 use super::messages::reload_messages;
-use super::{Effect, Matcher, State, View, keep_in_view, next_req};
+use super::{Effect, ListFilter, State, View, keep_in_view, next_req};
 use crate::backend::PeekFrom;
 use crate::model::{QueueKind, QueueSummary};
 use crate::tui::keymap::Action;
@@ -85,7 +85,7 @@ fn cmp_opt<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Ordering {
 
 pub(super) fn refilter_queues(s: &mut State, keep: Option<&str>) {
     let q = &mut s.queues;
-    let m = Matcher::new(&q.filter);
+    let m = ListFilter::new(&q.filter);
     let mut idx: Vec<usize> = (0..q.list.len())
         .filter(|i| q.filter.is_empty() || m.is_match(&q.list[*i].name))
         .filter(|i| {
