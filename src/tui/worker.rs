@@ -448,9 +448,12 @@ async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> Result<String, 
     let done = remove::run(b, None, how, &|_, _| {})
         .await
         .map_err(|e| format!("nothing removed: {e}"))?;
-    let path = done.backup.unwrap_or_default();
     let r = done.removal.outcome.map_err(|e| e.to_string())?;
-    let mut line = format!("removed {} from {queue}; backup {path}", r.removed);
+    let mut line = format!("removed {} from {queue}", r.removed);
+    // An empty backup is deleted by the removal (as on the command line): name none then.
+    if let Some(path) = &done.backup {
+        line.push_str(&format!("; backup {path}"));
+    }
     if !r.not_found.is_empty() {
         line.push_str(&format!(" ({} not found)", r.not_found.len()));
     }

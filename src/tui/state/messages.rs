@@ -45,7 +45,7 @@ pub struct Messages {
     /// Peeks of this queue go ahead despite the backend's warning (confirmed by the user;
     /// reset when the queue is left).
     pub force: bool,
-    /// Messages marked with space, by key (`replay::message_key`), for replay or delete.
+    /// Messages marked with space, by key (`model::identity::message_key`), for replay or delete.
     pub marked: std::collections::BTreeSet<String>,
     /// Opened from a trace: select this message when the page arrives, and open it if it
     /// still carries the traced ID.
