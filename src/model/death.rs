@@ -284,6 +284,27 @@ pub fn record_death(headers: &mut FieldTable, ev: &DeathEvent<'_>) {
     headers.insert("x-last-death-reason", s(ev.reason.as_str()));
 }
 
+/// A test message rejected once from `queue`, first published to `exchange` with `key`:
+/// the identity tests and the replay tests start from the same dead letter.
+#[cfg(test)]
+pub(crate) fn dead(queue: &str, exchange: &str, key: &str) -> super::message::Message {
+    let mut m = super::message::Message::new("dlq", 0, b"{\"n\":1}".to_vec());
+    m.properties.message_id = Some("m-1".into());
+    m.headers.insert("tenant", FieldValue::string("acme"));
+    record_death(
+        &mut m.headers,
+        &DeathEvent {
+            queue,
+            reason: DeathReason::Rejected,
+            exchange,
+            routing_keys: &[key.to_string()],
+            time_secs: 1_700_000_000,
+            original_expiration: None,
+        },
+    );
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
