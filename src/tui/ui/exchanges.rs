@@ -183,7 +183,7 @@ fn draw_bindings(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     }
     let incoming: Vec<_> = s
         .exchanges
-        .bindings
+        .extra
         .iter()
         .filter(|b| b.destination_kind == DestinationKind::Exchange && b.destination == e.name)
         .collect();

@@ -12,7 +12,7 @@ use ratatui::widgets::{Cell, Row, Table};
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let q = &s.queues;
-    let arrow = if q.descending { "↓" } else { "↑" };
+    let arrow = if q.extra.descending { "↓" } else { "↑" };
     let mut title = vec![Span::raw(format!(
         " Queues ({}/{}) ",
         q.visible.len(),
@@ -21,14 +21,14 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     if !q.filter.is_empty() {
         title.push(Span::styled(format!("/{} ", q.filter), t.fg(Role::Match)));
     }
-    if let Some((exchange, _)) = &q.bound_to {
+    if let Some((exchange, _)) = &q.extra.bound_to {
         title.push(Span::styled(
             format!("bound to {exchange} "),
             t.fg(Role::Match),
         ));
     }
     title.push(Span::styled(
-        format!("sort {} {arrow} ", q.sort.label()),
+        format!("sort {} {arrow} ", q.extra.sort.label()),
         t.fg(Role::Dim),
     ));
     let when = q
@@ -56,7 +56,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     .into_iter()
     .map(|(h, c)| {
         let style = t.fg(Role::Header).add_modifier(Modifier::BOLD);
-        if c == q.sort {
+        if c == q.extra.sort {
             Cell::from(format!("{h}{arrow}")).style(style.add_modifier(Modifier::UNDERLINED))
         } else {
             Cell::from(h).style(style)
