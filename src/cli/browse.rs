@@ -19,15 +19,7 @@ pub(super) async fn queues(
         let f = f.to_lowercase();
         list.retain(|q| q.name.to_lowercase().contains(&f));
     }
-    if args.out.json {
-        for q in &list {
-            serde_json::to_writer(&mut *out, q)?;
-            writeln!(out)?;
-        }
-    } else {
-        output::write_queue_table(&list, out)?;
-    }
-    Ok(())
+    json_or_table(&list, args.out.json, output::write_queue_table, out)
 }
 
 /// The browsing capability, or an error that says where to look instead.
@@ -120,15 +112,7 @@ pub(super) async fn groups(backend: &dyn Backend, json: bool, out: &mut dyn Writ
         );
     };
     let list = cg.list_groups().await?;
-    if json {
-        for g in &list {
-            serde_json::to_writer(&mut *out, g)?;
-            writeln!(out)?;
-        }
-    } else {
-        output::write_group_table(&list, out)?;
-    }
-    Ok(())
+    json_or_table(&list, json, output::write_group_table, out)
 }
 
 /// "no queue named X", with the closest names the broker does have.
