@@ -24,7 +24,7 @@ pub use connect::{ConnectOptions, ConnectSettings, connect, kafka_properties_sho
 pub use describe::describe_full;
 pub use error::{BackendError, Result};
 pub use info::{BackendInfo, BackendKind};
-pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink};
+pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink, merge_partitions};
 pub use publish::{Destination, PendingConfirm, PublishReceipt};
 pub use tail::{Tail, TailFilter};
 

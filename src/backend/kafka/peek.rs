@@ -3,8 +3,8 @@
 
 use super::KafkaBackend;
 use super::client::{Ctx, Settings};
-use super::read::{Marks, check_time_lookup, merge, plan, read_ranges};
-use crate::backend::{BackendError, PeekFrom, PeekPage, PeekRequest, Result};
+use super::read::{Marks, check_time_lookup, plan, read_ranges};
+use crate::backend::{BackendError, PeekFrom, PeekPage, PeekRequest, Result, merge_partitions};
 use rdkafka::consumer::BaseConsumer;
 use std::collections::HashMap;
 
@@ -60,7 +60,7 @@ impl KafkaBackend {
         .await
         .map_err(|e| BackendError::Broker(format!("kafka worker failed: {e}")))??;
         let messages = if chosen.len() > 1 {
-            merge(messages, req.from == PeekFrom::Last, req.limit)
+            merge_partitions(messages, req.from == PeekFrom::Last, req.limit)
         } else {
             let mut m = messages;
             m.truncate(req.limit);
