@@ -15,10 +15,7 @@ pub(super) async fn queues(
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut list = backend.list_queues().await?;
-    if let Some(f) = &args.filter {
-        let f = f.to_lowercase();
-        list.retain(|q| q.name.to_lowercase().contains(&f));
-    }
+    keep_named(&mut list, args.filter.as_deref(), |q| &q.name);
     json_or_table(&list, args.out.json, output::write_queue_table, out)
 }
 
@@ -63,10 +60,7 @@ pub(super) async fn exchanges(
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut list = browser(backend, "exchanges")?.exchanges().await?;
-    if let Some(f) = &args.filter {
-        let f = f.to_lowercase();
-        list.retain(|e| e.name.to_lowercase().contains(&f));
-    }
+    keep_named(&mut list, args.filter.as_deref(), |e| &e.name);
     json_or_table(&list, args.out.json, output::write_exchange_table, out)
 }
 
@@ -84,6 +78,14 @@ pub(super) async fn bindings(
                 .is_none_or(|d| &b.destination == d)
     });
     json_or_table(&list, args.out.json, output::write_binding_table, out)
+}
+
+/// `--filter`: only the items whose name contains it, whatever the case.
+fn keep_named<T>(list: &mut Vec<T>, filter: Option<&str>, name: fn(&T) -> &str) {
+    if let Some(f) = filter {
+        let f = f.to_lowercase();
+        list.retain(|i| name(i).to_lowercase().contains(&f));
+    }
 }
 
 /// JSON Lines (one object per line) or a table.
