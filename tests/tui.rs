@@ -157,7 +157,7 @@ fn sort_keeps_the_selection() {
     assert_eq!(selected_name(&s), "b");
     update(&mut s, key('s'));
     update(&mut s, key('s'));
-    assert_eq!(s.queues.sort.label(), "messages");
+    assert_eq!(s.queues.extra.sort.label(), "messages");
     let order: Vec<&str> = s
         .queues
         .visible

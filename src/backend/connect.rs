@@ -25,18 +25,23 @@ pub struct ConnectSettings {
     pub sasl_password: Option<std::result::Result<Secret, String>>,
 }
 
+/// librdkafka properties for display (`Debug` of settings and profiles): the values of
+/// those whose name says they hold a credential are masked.
+pub fn kafka_properties_shown(props: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    props
+        .iter()
+        .map(|(k, v)| {
+            let secret = ["password", "secret", "token", "key"]
+                .iter()
+                .any(|w| k.contains(w));
+            (k.as_str(), if secret { "***" } else { v.as_str() })
+        })
+        .collect()
+}
+
 impl fmt::Debug for ConnectSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kafka: BTreeMap<&str, &str> = self
-            .kafka
-            .iter()
-            .map(|(k, v)| {
-                let secret = ["password", "secret", "token", "key"]
-                    .iter()
-                    .any(|w| k.contains(w));
-                (k.as_str(), if secret { "***" } else { v.as_str() })
-            })
-            .collect();
+        let kafka = kafka_properties_shown(&self.kafka);
         f.debug_struct("ConnectSettings")
             .field("management_url", &self.management_url)
             .field("tls", &self.tls)

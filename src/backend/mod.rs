@@ -20,11 +20,11 @@ pub mod rabbitmq;
 mod tail;
 pub mod target;
 
-pub use connect::{ConnectOptions, ConnectSettings, connect};
+pub use connect::{ConnectOptions, ConnectSettings, connect, kafka_properties_shown};
 pub use describe::describe_full;
 pub use error::{BackendError, Result};
 pub use info::{BackendInfo, BackendKind};
-pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink};
+pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink, merge_partitions};
 pub use publish::{Destination, PendingConfirm, PublishReceipt};
 pub use tail::{Tail, TailFilter};
 
@@ -247,12 +247,7 @@ pub trait Browse: Send + Sync {
     async fn bindings(&self) -> Result<Vec<crate::model::topology::Binding>>;
 
     /// Both at once, for a view that shows the one beside the other.
-    async fn routing(
-        &self,
-    ) -> Result<(
-        Vec<crate::model::topology::ExchangeSummary>,
-        Vec<crate::model::topology::Binding>,
-    )> {
+    async fn routing(&self) -> Result<crate::model::topology::Routing> {
         tokio::try_join!(self.exchanges(), self.bindings())
     }
 }

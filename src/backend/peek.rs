@@ -18,6 +18,33 @@ pub enum PeekFrom {
     Last,
 }
 
+impl PeekFrom {
+    /// Where a log read from `Position(o)` starts in a partition whose oldest retained
+    /// record is `low`: at `o`, with a note when the log no longer holds it (the read then
+    /// starts at `low`).
+    pub fn log_offset(o: u64, partition: i32, low: i64, notes: &mut Vec<String>) -> i64 {
+        let o = i64::try_from(o).unwrap_or(i64::MAX);
+        if o < low {
+            notes.push(format!(
+                "partition {partition}: offset {o} is below the log start {low}; reading from {low}"
+            ));
+        }
+        o
+    }
+}
+
+/// Merge what several partitions of a log gave into one time-ordered window of `limit`
+/// messages: the first ones, or for `Last` the last ones.
+pub fn merge_partitions(mut all: Vec<Message>, last: bool, limit: usize) -> Vec<Message> {
+    all.sort_by_key(|m| (m.timestamp, m.partition, m.offset));
+    if last {
+        let skip = all.len().saturating_sub(limit);
+        all.drain(..skip);
+    }
+    all.truncate(limit);
+    all
+}
+
 /// A request for a window of messages. Peeks never consume, commit or reorder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeekRequest {

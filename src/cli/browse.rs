@@ -15,19 +15,8 @@ pub(super) async fn queues(
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut list = backend.list_queues().await?;
-    if let Some(f) = &args.filter {
-        let f = f.to_lowercase();
-        list.retain(|q| q.name.to_lowercase().contains(&f));
-    }
-    if args.out.json {
-        for q in &list {
-            serde_json::to_writer(&mut *out, q)?;
-            writeln!(out)?;
-        }
-    } else {
-        output::write_queue_table(&list, out)?;
-    }
-    Ok(())
+    keep_named(&mut list, args.filter.as_deref(), |q| &q.name);
+    json_or_table(&list, args.out.json, output::write_queue_table, out)
 }
 
 /// The browsing capability, or an error that says where to look instead.
@@ -71,10 +60,7 @@ pub(super) async fn exchanges(
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut list = browser(backend, "exchanges")?.exchanges().await?;
-    if let Some(f) = &args.filter {
-        let f = f.to_lowercase();
-        list.retain(|e| e.name.to_lowercase().contains(&f));
-    }
+    keep_named(&mut list, args.filter.as_deref(), |e| &e.name);
     json_or_table(&list, args.out.json, output::write_exchange_table, out)
 }
 
@@ -92,6 +78,14 @@ pub(super) async fn bindings(
                 .is_none_or(|d| &b.destination == d)
     });
     json_or_table(&list, args.out.json, output::write_binding_table, out)
+}
+
+/// `--filter`: only the items whose name contains it, whatever the case.
+fn keep_named<T>(list: &mut Vec<T>, filter: Option<&str>, name: fn(&T) -> &str) {
+    if let Some(f) = filter {
+        let f = f.to_lowercase();
+        list.retain(|i| name(i).to_lowercase().contains(&f));
+    }
 }
 
 /// JSON Lines (one object per line) or a table.
@@ -120,15 +114,7 @@ pub(super) async fn groups(backend: &dyn Backend, json: bool, out: &mut dyn Writ
         );
     };
     let list = cg.list_groups().await?;
-    if json {
-        for g in &list {
-            serde_json::to_writer(&mut *out, g)?;
-            writeln!(out)?;
-        }
-    } else {
-        output::write_group_table(&list, out)?;
-    }
-    Ok(())
+    json_or_table(&list, json, output::write_group_table, out)
 }
 
 /// "no queue named X", with the closest names the broker does have.

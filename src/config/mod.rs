@@ -12,6 +12,7 @@ pub mod password;
 pub mod theme;
 
 use crate::backend::ConnectSettings;
+use crate::backend::kafka_properties_shown;
 use crate::backend::target::redact_raw;
 pub use crate::backend::target::{
     AmqpTarget, BadUrl, DEFAULT_SEED, KafkaTarget, LocalTarget, Secret, Target, TlsSettings,
@@ -83,16 +84,7 @@ fn shown_url(url: &str) -> String {
 
 impl fmt::Debug for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kafka: BTreeMap<&str, &str> = self
-            .kafka
-            .iter()
-            .map(|(k, v)| {
-                let secret = ["password", "secret", "token", "key"]
-                    .iter()
-                    .any(|w| k.contains(w));
-                (k.as_str(), if secret { "***" } else { v.as_str() })
-            })
-            .collect();
+        let kafka = kafka_properties_shown(&self.kafka);
         f.debug_struct("Profile")
             .field("url", &shown_url(&self.url))
             .field(

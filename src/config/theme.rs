@@ -224,33 +224,24 @@ impl Theme {
     }
 
     pub fn selected(&self) -> Style {
-        if self.monochrome {
-            Style::default().add_modifier(Modifier::REVERSED)
-        } else {
-            Style::default()
-                .fg(self.color(Role::SelectedFg))
-                .bg(self.color(Role::SelectedBg))
-        }
+        self.inverse(Role::SelectedFg, Role::SelectedBg)
     }
 
     pub fn status_bar(&self) -> Style {
-        if self.monochrome {
-            Style::default().add_modifier(Modifier::REVERSED)
-        } else {
-            Style::default()
-                .fg(self.color(Role::StatusFg))
-                .bg(self.color(Role::StatusBg))
-        }
+        self.inverse(Role::StatusFg, Role::StatusBg)
     }
 
     pub fn badge(&self) -> Style {
+        self.inverse(Role::BadgeFg, Role::BadgeBg)
+            .add_modifier(Modifier::BOLD)
+    }
+
+    /// Text set off by its own colours, or reversed where there are none (monochrome).
+    fn inverse(&self, fg: Role, bg: Role) -> Style {
         if self.monochrome {
-            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+            Style::default().add_modifier(Modifier::REVERSED)
         } else {
-            Style::default()
-                .fg(self.color(Role::BadgeFg))
-                .bg(self.color(Role::BadgeBg))
-                .add_modifier(Modifier::BOLD)
+            Style::default().fg(self.color(fg)).bg(self.color(bg))
         }
     }
 }

@@ -167,33 +167,41 @@ fn millis_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
     ms.and_then(DateTime::from_timestamp_millis)
 }
 
-fn parse_spring(h: &FieldTable) -> Option<DeathRecord> {
-    let topic = text(h.get("kafka_dlt-original-topic"))?;
-    let class = text(h.get("kafka_dlt-exception-fqcn"));
-    let message = text(h.get("kafka_dlt-exception-message"));
-    Some(DeathRecord {
-        queue: topic,
-        reason: DeathReason::Rejected,
-        count: header_int(h.get("retry_topic-attempts"))
-            .and_then(|c| u64::try_from(c).ok())
-            .filter(|c| *c > 0)
-            .unwrap_or(1),
-        exchange: None,
-        routing_keys: Vec::new(),
-        time: millis_time(header_int(h.get("kafka_dlt-original-timestamp"))),
-        partition: header_int(h.get("kafka_dlt-original-partition"))
-            .and_then(|p| i32::try_from(p).ok()),
-        offset: header_int(h.get("kafka_dlt-original-offset")),
-        error: join_error(class, message),
-        original_expiration: None,
-        source: DeathSource::Spring,
-    })
+/// The headers a Kafka dead-letter convention records the original record and its error
+/// in: Spring's `kafka_dlt-*` and Kafka Connect's `__connect.errors.*` say the same things.
+struct KafkaDeadLetter {
+    topic: &'static str,
+    class: &'static str,
+    message: &'static str,
+    partition: &'static str,
+    offset: &'static str,
+    source: DeathSource,
 }
 
-fn parse_kafka_connect(h: &FieldTable) -> Option<DeathRecord> {
-    let topic = text(h.get("__connect.errors.topic"))?;
-    let class = text(h.get("__connect.errors.exception.class.name"));
-    let message = text(h.get("__connect.errors.exception.message"));
+const SPRING: KafkaDeadLetter = KafkaDeadLetter {
+    topic: "kafka_dlt-original-topic",
+    class: "kafka_dlt-exception-fqcn",
+    message: "kafka_dlt-exception-message",
+    partition: "kafka_dlt-original-partition",
+    offset: "kafka_dlt-original-offset",
+    source: DeathSource::Spring,
+};
+
+const KAFKA_CONNECT: KafkaDeadLetter = KafkaDeadLetter {
+    topic: "__connect.errors.topic",
+    class: "__connect.errors.exception.class.name",
+    message: "__connect.errors.exception.message",
+    partition: "__connect.errors.partition",
+    offset: "__connect.errors.offset",
+    source: DeathSource::KafkaConnect,
+};
+
+/// One death, from the original topic's header on: a convention without a count or a
+/// time records a single death at an unknown time.
+fn parse_kafka(h: &FieldTable, names: &KafkaDeadLetter) -> Option<DeathRecord> {
+    let topic = text(h.get(names.topic))?;
+    let class = text(h.get(names.class));
+    let message = text(h.get(names.message));
     Some(DeathRecord {
         queue: topic,
         reason: DeathReason::Rejected,
@@ -201,13 +209,27 @@ fn parse_kafka_connect(h: &FieldTable) -> Option<DeathRecord> {
         exchange: None,
         routing_keys: Vec::new(),
         time: None,
-        partition: header_int(h.get("__connect.errors.partition"))
-            .and_then(|p| i32::try_from(p).ok()),
-        offset: header_int(h.get("__connect.errors.offset")),
+        partition: header_int(h.get(names.partition)).and_then(|p| i32::try_from(p).ok()),
+        offset: header_int(h.get(names.offset)),
         error: join_error(class, message),
         original_expiration: None,
-        source: DeathSource::KafkaConnect,
+        source: names.source,
     })
+}
+
+/// Spring also counts the attempts and keeps the original record's time.
+fn parse_spring(h: &FieldTable) -> Option<DeathRecord> {
+    let mut d = parse_kafka(h, &SPRING)?;
+    d.count = header_int(h.get("retry_topic-attempts"))
+        .and_then(|c| u64::try_from(c).ok())
+        .filter(|c| *c > 0)
+        .unwrap_or(1);
+    d.time = millis_time(header_int(h.get("kafka_dlt-original-timestamp")));
+    Some(d)
+}
+
+fn parse_kafka_connect(h: &FieldTable) -> Option<DeathRecord> {
+    parse_kafka(h, &KAFKA_CONNECT)
 }
 
 fn join_error(class: Option<String>, message: Option<String>) -> Option<String> {
@@ -282,6 +304,27 @@ pub fn record_death(headers: &mut FieldTable, ev: &DeathEvent<'_>) {
     headers.insert("x-last-death-exchange", s(ev.exchange));
     headers.insert("x-last-death-queue", s(ev.queue));
     headers.insert("x-last-death-reason", s(ev.reason.as_str()));
+}
+
+/// A test message rejected once from `queue`, first published to `exchange` with `key`:
+/// the identity tests and the replay tests start from the same dead letter.
+#[cfg(test)]
+pub(crate) fn dead(queue: &str, exchange: &str, key: &str) -> super::message::Message {
+    let mut m = super::message::Message::new("dlq", 0, b"{\"n\":1}".to_vec());
+    m.properties.message_id = Some("m-1".into());
+    m.headers.insert("tenant", FieldValue::string("acme"));
+    record_death(
+        &mut m.headers,
+        &DeathEvent {
+            queue,
+            reason: DeathReason::Rejected,
+            exchange,
+            routing_keys: &[key.to_string()],
+            time_secs: 1_700_000_000,
+            original_expiration: None,
+        },
+    );
+    m
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub fn origin_label(m: &Message) -> String {
 mod tests {
     use super::*;
     use crate::model::FieldValue;
-    use crate::model::death::{DeathEvent, DeathReason, record_death};
+    use crate::model::death::dead;
 
     /// How keys were made before headers were written straight to the serializer: keys
     /// already in journals and in users' `--ids` must not change.
@@ -158,23 +158,5 @@ mod tests {
         // And one key pinned to its value, in case both ever change together.
         let pinned = Message::new("q", 0, b"pinned".to_vec());
         assert_eq!(message_key(&pinned), "bf31b148cd1a5d2c");
-    }
-
-    fn dead(queue: &str, exchange: &str, key: &str) -> Message {
-        let mut m = Message::new("dlq", 0, b"{\"n\":1}".to_vec());
-        m.properties.message_id = Some("m-1".into());
-        m.headers.insert("tenant", FieldValue::string("acme"));
-        record_death(
-            &mut m.headers,
-            &DeathEvent {
-                queue,
-                reason: DeathReason::Rejected,
-                exchange,
-                routing_keys: &[key.to_string()],
-                time_secs: 1_700_000_000,
-                original_expiration: None,
-            },
-        );
-        m
     }
 }

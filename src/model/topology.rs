@@ -79,6 +79,10 @@ pub struct VhostSummary {
     pub default_queue_type: Option<String>,
 }
 
+/// A vhost's exchanges and its bindings, read together so the exchanges' binding counts
+/// and the list agree.
+pub type Routing = (Vec<ExchangeSummary>, Vec<Binding>);
+
 /// One exchange, as a browser lists it. The default exchange is named `""`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExchangeSummary {

@@ -4,7 +4,7 @@
 use super::keymap::Key;
 use super::state::{ConfirmAction, ReqId};
 use crate::backend::{PeekFrom, PeekPage};
-use crate::model::topology::{Binding, ExchangeSummary};
+use crate::model::topology::Routing;
 use crate::model::{ConsumerGroup, QueueSummary};
 use crate::ops::trace::{Hop, TraceEvent};
 use chrono::{DateTime, Utc};
@@ -45,7 +45,7 @@ pub enum Msg {
     },
     ExchangesLoaded {
         req: ReqId,
-        result: Result<(Vec<ExchangeSummary>, Vec<Binding>), String>,
+        result: Result<Routing, String>,
         at: DateTime<Utc>,
         took_ms: u64,
     },

@@ -1,15 +1,12 @@
 //! Exporting a whole topic, every partition at once, in batches, up to the end as it was
 //! when the export started.
 
-use super::client::Ctx;
-use super::peek::correct_time_lookups;
+use super::peek::{correct_time_lookups, open_reader};
 use super::read::{Marks, plan, to_message};
 use super::{KafkaBackend, read};
 use crate::backend::{BackendError, Export, Keep, PeekFrom, Result};
 use crate::model::Message;
 use async_trait::async_trait;
-use rdkafka::consumer::BaseConsumer;
-use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 #[async_trait]
@@ -81,29 +78,14 @@ impl KafkaBackend {
                 high,
             })
             .collect();
-        let by_time = match from {
-            PeekFrom::Time(t) => {
-                self.offsets_at(
-                    name,
-                    marks.iter().map(|m| m.partition).collect(),
-                    t.timestamp_millis(),
-                )
-                .await?
-            }
-            _ => HashMap::new(),
-        };
+        let by_time = self.time_offsets(name, &marks, from).await?;
         let settings = self.settings.clone();
         let topic = name.to_string();
         let group = self.reader_group.clone();
         let from = from.clone();
         tokio::task::spawn_blocking(move || {
             let shown = settings.shown();
-            let reader: BaseConsumer<Ctx> = settings
-                .reader(&group)
-                .create_with_context(Ctx::default())
-                .map_err(|e| {
-                    BackendError::InvalidArgument(format!("kafka client settings: {e}"))
-                })?;
+            let reader = open_reader(&settings, &group)?;
             let mut by_time = by_time;
             // An export has nowhere to show notes; a peek from the same time shows them.
             correct_time_lookups(&reader, &topic, &marks, &from, &mut by_time, &settings)?;

@@ -3,8 +3,8 @@
 
 use super::KafkaBackend;
 use super::client::{Ctx, Settings};
-use super::read::{Marks, check_time_lookup, merge, plan, read_ranges};
-use crate::backend::{BackendError, PeekFrom, PeekPage, PeekRequest, Result};
+use super::read::{Marks, check_time_lookup, plan, read_ranges};
+use crate::backend::{BackendError, PeekFrom, PeekPage, PeekRequest, Result, merge_partitions};
 use rdkafka::consumer::BaseConsumer;
 use std::collections::HashMap;
 
@@ -40,17 +40,7 @@ impl KafkaBackend {
                 }
             })
             .collect();
-        let by_time = match &req.from {
-            PeekFrom::Time(t) => {
-                self.offsets_at(
-                    name,
-                    chosen.iter().map(|m| m.partition).collect(),
-                    t.timestamp_millis(),
-                )
-                .await?
-            }
-            _ => HashMap::new(),
-        };
+        let by_time = self.time_offsets(name, &chosen, &req.from).await?;
         let settings = self.settings.clone();
         let topic = name.to_string();
         let group = self.reader_group.clone();
@@ -59,12 +49,7 @@ impl KafkaBackend {
         let read_marks = chosen.clone();
         let (messages, notes) = tokio::task::spawn_blocking(move || {
             let shown = settings.shown();
-            let reader: BaseConsumer<Ctx> = settings
-                .reader(&group)
-                .create_with_context(Ctx::default())
-                .map_err(|e| {
-                    BackendError::InvalidArgument(format!("kafka client settings: {e}"))
-                })?;
+            let reader = open_reader(&settings, &group)?;
             let mut by_time = by_time;
             let mut notes =
                 correct_time_lookups(&reader, &topic, &read_marks, &from, &mut by_time, &settings)?;
@@ -75,7 +60,7 @@ impl KafkaBackend {
         .await
         .map_err(|e| BackendError::Broker(format!("kafka worker failed: {e}")))??;
         let messages = if chosen.len() > 1 {
-            merge(messages, req.from == PeekFrom::Last, req.limit)
+            merge_partitions(messages, req.from == PeekFrom::Last, req.limit)
         } else {
             let mut m = messages;
             m.truncate(req.limit);
@@ -83,6 +68,35 @@ impl KafkaBackend {
         };
         Ok(PeekPage { messages, notes })
     }
+
+    /// For a read from a time, where each partition's records from then start, as the
+    /// broker answers (`correct_time_lookups` checks its "none that late" answers).
+    pub(super) async fn time_offsets(
+        &self,
+        name: &str,
+        marks: &[Marks],
+        from: &PeekFrom,
+    ) -> Result<HashMap<i32, Option<i64>>> {
+        match from {
+            PeekFrom::Time(t) => {
+                self.offsets_at(
+                    name,
+                    marks.iter().map(|m| m.partition).collect(),
+                    t.timestamp_millis(),
+                )
+                .await
+            }
+            _ => Ok(HashMap::new()),
+        }
+    }
+}
+
+/// The reader a peek and an export read with: assigned partitions, no commits.
+pub(super) fn open_reader(settings: &Settings, group: &str) -> Result<BaseConsumer<Ctx>> {
+    settings
+        .reader(group)
+        .create_with_context(Ctx::default())
+        .map_err(|e| BackendError::InvalidArgument(format!("kafka client settings: {e}")))
 }
 
 /// For a read from a time, check the broker's "no record that late" answers against the

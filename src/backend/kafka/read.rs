@@ -47,16 +47,8 @@ pub fn plan(
         .map(|m| {
             let start = match from {
                 PeekFrom::Start => m.low,
-                PeekFrom::Position(o) => {
-                    let o = i64::try_from(*o).unwrap_or(i64::MAX);
-                    if o < m.low {
-                        notes.push(format!(
-                            "partition {}: offset {o} is below the log start {}; reading from {}",
-                            m.partition, m.low, m.low
-                        ));
-                    }
-                    o.clamp(m.low, m.high.max(m.low))
-                }
+                PeekFrom::Position(o) => PeekFrom::log_offset(*o, m.partition, m.low, notes)
+                    .clamp(m.low, m.high.max(m.low)),
                 PeekFrom::Time(_) => by_time
                     .get(&m.partition)
                     .copied()
@@ -72,18 +64,6 @@ pub fn plan(
             }
         })
         .collect()
-}
-
-/// Merge what several partitions gave into one time-ordered window of `limit` messages:
-/// the first ones, or for `Last` the last ones.
-pub fn merge(mut all: Vec<Message>, last: bool, limit: usize) -> Vec<Message> {
-    all.sort_by_key(|m| (m.timestamp, m.partition, m.offset));
-    if last {
-        let skip = all.len().saturating_sub(limit);
-        all.drain(..skip);
-    }
-    all.truncate(limit);
-    all
 }
 
 /// A record's headers as librdkafka holds them, read through its C API: rdkafka's own
@@ -505,6 +485,7 @@ impl ReadError for KafkaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::merge_partitions;
     use chrono::Utc;
 
     fn marks() -> Vec<Marks> {
@@ -595,9 +576,9 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            key(&merge(all.clone(), false, 3)),
+            key(&merge_partitions(all.clone(), false, 3)),
             vec![(0, 0), (1, 0), (0, 1)]
         );
-        assert_eq!(key(&merge(all, true, 2)), vec![(0, 1), (1, 1)]);
+        assert_eq!(key(&merge_partitions(all, true, 2)), vec![(0, 1), (1, 1)]);
     }
 }

@@ -224,6 +224,24 @@ impl Demo {
         }
     }
 
+    /// Publish a JSON document; the demo's services ignore a refusal, as a fire-and-forget
+    /// producer would.
+    fn publish_json(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: Properties,
+        headers: FieldTable,
+        body: &serde_json::Value,
+    ) {
+        let msg = Outgoing {
+            properties,
+            headers,
+            payload: Bytes::from(body.to_string()),
+        };
+        let _ = self.broker.publish(exchange, routing_key, msg);
+    }
+
     fn publish_order(&mut self) {
         let order_no = self.next_order;
         self.next_order += 1;
@@ -255,12 +273,7 @@ impl Demo {
         headers.insert("x-tenant", FieldValue::string(tenant));
         headers.insert("x-schema-version", FieldValue::I32(3));
         headers.insert("x-express", FieldValue::Bool(self.rng.chance(0.2)));
-        let msg = Outgoing {
-            properties: props,
-            headers,
-            payload: Bytes::from(body.to_string()),
-        };
-        let _ = self.broker.publish("orders", "order.created", msg);
+        self.publish_json("orders", "order.created", props, headers, &body);
         if self.rng.chance(0.1) {
             self.publish_refund(&order_id, &corr);
         }
@@ -277,12 +290,7 @@ impl Demo {
         });
         let mut props = self.json_props("refund.requested", "support-desk");
         props.correlation_id = Some(corr.to_string());
-        let msg = Outgoing {
-            properties: props,
-            headers: FieldTable::new(),
-            payload: Bytes::from(body.to_string()),
-        };
-        let _ = self.broker.publish("", "refunds", msg);
+        self.publish_json("", "refunds", props, FieldTable::new(), &body);
     }
 
     /// One large document, so viewers meet a payload far bigger than a screen.
@@ -291,12 +299,8 @@ impl Demo {
             .map(|i| json!({"row": i, "orders": self.rng.below(500), "revenueCents": self.rng.below(10_000_000)}))
             .collect();
         let body = json!({"report": "daily-sales", "correlationId": self.rng.uuid(), "rows": rows});
-        let msg = Outgoing {
-            properties: self.json_props("report.daily", "reporting"),
-            headers: FieldTable::new(),
-            payload: Bytes::from(body.to_string()),
-        };
-        let _ = self.broker.publish("", "analytics", msg);
+        let props = self.json_props("report.daily", "reporting");
+        self.publish_json("", "analytics", props, FieldTable::new(), &body);
     }
 
     fn consume_billing(&mut self) {
@@ -332,12 +336,8 @@ impl Demo {
                 value: amount as u32,
             },
         );
-        let msg = Outgoing {
-            properties: self.json_props("invoice.created", "billing"),
-            headers,
-            payload: Bytes::from(invoice.to_string()),
-        };
-        let _ = self.broker.publish("events", "invoice.created", msg);
+        let props = self.json_props("invoice.created", "billing");
+        self.publish_json("events", "invoice.created", props, headers, &invoice);
         let payment = json!({
             "paymentId": format!("PAY-{:08x}", self.rng.next_u64() as u32),
             "orderId": order_id,
@@ -407,12 +407,8 @@ impl Demo {
             "orderId": order["orderId"],
             "to": format!("customer{}@example.com", self.rng.below(10_000)),
         });
-        let msg = Outgoing {
-            properties: self.json_props("email.sent", "mailer"),
-            headers: FieldTable::new(),
-            payload: Bytes::from(body.to_string()),
-        };
-        let _ = self.broker.publish("events", "email.sent", msg);
+        let props = self.json_props("email.sent", "mailer");
+        self.publish_json("events", "email.sent", props, FieldTable::new(), &body);
     }
 
     fn consume_refund(&mut self) {

@@ -105,16 +105,7 @@ impl LocalBackend {
         for p in &chosen {
             let start = match &req.from {
                 PeekFrom::Start => p.low,
-                PeekFrom::Position(o) => {
-                    let o = i64::try_from(*o).unwrap_or(i64::MAX);
-                    if o < p.low {
-                        notes.push(format!(
-                            "partition {}: offset {o} is below the log start {}; reading from {}",
-                            p.partition, p.low, p.low
-                        ));
-                    }
-                    o
-                }
+                PeekFrom::Position(o) => PeekFrom::log_offset(*o, p.partition, p.low, &mut notes),
                 PeekFrom::Time(t) => {
                     self.broker
                         .offset_for_time(name, p.partition, t.timestamp_millis())?
@@ -124,11 +115,7 @@ impl LocalBackend {
             all.extend(self.broker.fetch(name, p.partition, start, req.limit)?);
         }
         if chosen.len() > 1 {
-            all.sort_by_key(|m| (m.timestamp, m.partition, m.offset));
-            if req.from == PeekFrom::Last {
-                let skip = all.len().saturating_sub(req.limit);
-                all.drain(..skip);
-            }
+            all = crate::backend::merge_partitions(all, req.from == PeekFrom::Last, req.limit);
         }
         all.truncate(req.limit);
         Ok(PeekPage {

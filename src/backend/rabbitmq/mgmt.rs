@@ -5,7 +5,8 @@ use crate::backend::BackendError;
 use crate::backend::target::{Secret, check_management_url, encode_vhost};
 use crate::model::FieldTable;
 use crate::model::topology::{
-    Binding, DestinationKind, Exchange, ExchangeKind, ExchangeSummary, Topology, VhostSummary,
+    Binding, DestinationKind, Exchange, ExchangeKind, ExchangeSummary, Routing, Topology,
+    VhostSummary,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -626,10 +627,7 @@ impl Mgmt {
     /// The exchanges of a vhost with their settings, rates and binding counts (the
     /// alternate exchange from the argument or, failing that, the policy), and the
     /// bindings they were counted from.
-    pub async fn routing(
-        &self,
-        vhost: &str,
-    ) -> Result<(Vec<ExchangeSummary>, Vec<Binding>), BackendError> {
+    pub async fn routing(&self, vhost: &str) -> Result<Routing, BackendError> {
         let v = encode_vhost(vhost);
         let (ex, bi, po) = (
             format!("/api/exchanges/{v}"),

@@ -171,12 +171,7 @@ impl Browse for RabbitBackend {
     }
 
     /// One read of the bindings, so the counts and the list agree.
-    async fn routing(
-        &self,
-    ) -> Result<(
-        Vec<crate::model::topology::ExchangeSummary>,
-        Vec<crate::model::topology::Binding>,
-    )> {
+    async fn routing(&self) -> Result<crate::model::topology::Routing> {
         self.mgmt.routing(self.vhost()).await
     }
 }

@@ -154,26 +154,28 @@ impl<'a> Parser<'a> {
     }
 
     fn any(&mut self) -> Result<Expr, ReplayError> {
-        let mut any = vec![self.all()?];
-        while self.keyword("or") {
-            any.push(self.all()?);
-        }
-        Ok(if any.len() == 1 {
-            any.remove(0)
-        } else {
-            Expr::Any(any)
-        })
+        self.joined("or", Self::all, Expr::Any)
     }
 
     fn all(&mut self) -> Result<Expr, ReplayError> {
-        let mut all = vec![self.condition()?];
-        while self.keyword("and") {
-            all.push(self.condition()?);
+        self.joined("and", Self::condition, Expr::All)
+    }
+
+    /// One or more `part`s joined by `word`: a single one stands alone, more are `join`ed.
+    fn joined(
+        &mut self,
+        word: &str,
+        part: fn(&mut Self) -> Result<Expr, ReplayError>,
+        join: fn(Vec<Expr>) -> Expr,
+    ) -> Result<Expr, ReplayError> {
+        let mut parts = vec![part(self)?];
+        while self.keyword(word) {
+            parts.push(part(self)?);
         }
-        Ok(if all.len() == 1 {
-            all.remove(0)
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
         } else {
-            Expr::All(all)
+            join(parts)
         })
     }
 

@@ -4,27 +4,9 @@
 use super::*;
 use crate::backend::Destination;
 use crate::format::destination::destination_json;
-use crate::model::death::{DeathEvent, DeathReason, record_death};
+use crate::model::death::dead;
 use crate::model::topology::Topology;
-use crate::model::{FieldTable, FieldValue, Message};
-
-fn dead(queue: &str, exchange: &str, key: &str) -> Message {
-    let mut m = Message::new("dlq", 0, b"{\"n\":1}".to_vec());
-    m.properties.message_id = Some("m-1".into());
-    m.headers.insert("tenant", FieldValue::string("acme"));
-    record_death(
-        &mut m.headers,
-        &DeathEvent {
-            queue,
-            reason: DeathReason::Rejected,
-            exchange,
-            routing_keys: &[key.to_string()],
-            time_secs: 1_700_000_000,
-            original_expiration: None,
-        },
-    );
-    m
-}
+use crate::model::{FieldTable, Message};
 
 #[test]
 fn keys_ignore_death_headers_and_redelivery() {

@@ -5,6 +5,7 @@ mod confirm;
 mod exchanges;
 mod groups;
 mod info;
+mod list;
 mod message;
 mod messages;
 mod pace;
@@ -19,6 +20,7 @@ pub use confirm::*;
 pub use exchanges::*;
 pub use groups::*;
 pub use info::*;
+pub use list::*;
 pub use message::*;
 pub use messages::*;
 pub use pace::*;
@@ -159,37 +161,13 @@ impl State {
     ) -> Self {
         Self {
             stack: vec![View::Queues],
-            queues: Queues {
-                list: Vec::new(),
-                visible: Vec::new(),
-                cursor: Cursor::default(),
+            queues: Queues::new(QueueOrder {
                 sort: SortColumn::Name,
                 descending: false,
-                filter: String::new(),
                 bound_to: None,
-                pending: Pending::default(),
-                refreshed_at: None,
-                pace: Pace::default(),
-            },
-            groups: Groups {
-                list: Vec::new(),
-                visible: Vec::new(),
-                cursor: Cursor::default(),
-                filter: String::new(),
-                pending: Pending::default(),
-                refreshed_at: None,
-                pace: Pace::default(),
-            },
-            exchanges: Exchanges {
-                list: Vec::new(),
-                bindings: Vec::new(),
-                visible: Vec::new(),
-                cursor: Cursor::default(),
-                filter: String::new(),
-                pending: Pending::default(),
-                refreshed_at: None,
-                pace: Pace::default(),
-            },
+            }),
+            groups: Groups::new(()),
+            exchanges: Exchanges::new(Vec::new()),
             messages: Messages {
                 queue: String::new(),
                 kind: QueueKind::Queue,

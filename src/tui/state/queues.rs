@@ -1,8 +1,7 @@
 //! The queue list: every queue, stream and topic, filtered and sorted.
 
-use super::{Cursor, Pace, Pending, State};
+use super::{ListView, State};
 use crate::model::QueueSummary;
-use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortColumn {
@@ -42,28 +41,20 @@ impl SortColumn {
     }
 }
 
+pub type Queues = ListView<QueueSummary, QueueOrder>;
+
+/// How the queue list is ordered and narrowed beyond its filter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Queues {
-    pub list: Vec<QueueSummary>,
-    /// Indices into `list` after filter and sort.
-    pub visible: Vec<usize>,
-    pub cursor: Cursor,
+pub struct QueueOrder {
     pub sort: SortColumn,
     pub descending: bool,
-    pub filter: String,
     /// Only the queues an exchange routes to (its name, and theirs), from the exchanges
     /// view; Esc shows all again.
     pub bound_to: Option<(String, std::collections::BTreeSet<String>)>,
-    pub pending: Pending,
-    pub refreshed_at: Option<DateTime<Utc>>,
-    pub pace: Pace,
 }
 
 impl State {
     pub fn selected_queue(&self) -> Option<&QueueSummary> {
-        self.queues
-            .visible
-            .get(self.queues.cursor.selected)
-            .and_then(|i| self.queues.list.get(*i))
+        self.queues.selected()
     }
 }

@@ -2,7 +2,7 @@
 //! bindings: where it routes (queues and exchanges, with keys and arguments) and which
 //! exchanges route into it.
 
-use super::{fit, panel, rate};
+use super::{draw_table, fit, list_title, on_screen, panel, rate, refreshed};
 use crate::config::theme::{Role, Theme};
 use crate::model::topology::{DestinationKind, ExchangeSummary};
 use crate::tui::state::State;
@@ -10,7 +10,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
 /// Below this width the bindings pane is left out: the list needs the room.
 const PANE_MIN_WIDTH: u16 = 90;
@@ -47,18 +47,8 @@ fn features(e: &ExchangeSummary) -> String {
 
 fn draw_list(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let x = &s.exchanges;
-    let mut title = vec![Span::raw(format!(
-        " Exchanges ({}/{}) ",
-        x.visible.len(),
-        x.list.len()
-    ))];
-    if !x.filter.is_empty() {
-        title.push(Span::styled(format!("/{} ", x.filter), t.fg(Role::Match)));
-    }
-    let when = x
-        .refreshed_at
-        .map(|at| at.format("%H:%M:%S").to_string())
-        .unwrap_or_else(|| "loading…".into());
+    let mut title = list_title("Exchanges", x, t);
+    let when = refreshed(x);
     title.push(Span::styled(
         format!("· {} · {when} ", s.exchanges.pace.label(s.refresh_every())),
         t.fg(Role::Dim),
@@ -70,9 +60,8 @@ fn draw_list(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         .clamp(10, 80);
     let header = Row::new(["NAME", "TYPE", "FEAT", "IN/s", "OUT/s", "BIND"])
         .style(t.fg(Role::Header).add_modifier(Modifier::BOLD));
-    let start = x.cursor.offset.min(x.visible.len());
-    let end = (start + inner_h).min(x.visible.len());
-    let rows = x.visible[start..end].iter().enumerate().map(|(i, idx)| {
+    let (start, shown) = on_screen(&x.visible, &x.cursor, inner_h);
+    let rows = shown.iter().enumerate().map(|(i, idx)| {
         let e = &x.list[*idx];
         let name_style = if e.name.is_empty() || e.name.starts_with("amq.") {
             t.fg(Role::Dim)
@@ -101,12 +90,7 @@ fn draw_list(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         Constraint::Length(7),
         Constraint::Length(5),
     ];
-    f.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(panel(Line::from(title), t, true)),
-        area,
-    );
+    draw_table(f, area, t, title, header, rows, widths);
 }
 
 fn draw_bindings(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
@@ -183,7 +167,7 @@ fn draw_bindings(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     }
     let incoming: Vec<_> = s
         .exchanges
-        .bindings
+        .extra
         .iter()
         .filter(|b| b.destination_kind == DestinationKind::Exchange && b.destination == e.name)
         .collect();

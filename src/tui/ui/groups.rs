@@ -1,13 +1,13 @@
 //! Consumer groups with their lag, per partition.
 
-use super::{fit, panel};
+use super::{draw_table, fit, list_row, on_screen};
 use crate::config::theme::{Role, Theme};
 use crate::tui::state::State;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::Line;
-use ratatui::widgets::{Cell, Row, Table};
+use ratatui::widgets::{Cell, Row};
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let g = &s.groups;
@@ -28,9 +28,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         "LAG PER PARTITION",
     ])
     .style(t.fg(Role::Header).add_modifier(Modifier::BOLD));
-    let start = g.cursor.offset.min(g.visible.len());
-    let end = (start + inner_h).min(g.visible.len());
-    let rows = g.visible[start..end].iter().enumerate().map(|(i, idx)| {
+    let (start, shown) = on_screen(&g.visible, &g.cursor, inner_h);
+    let rows = shown.iter().enumerate().map(|(i, idx)| {
         let grp = &g.list[*idx];
         let per: Vec<String> = grp
             .partitions
@@ -50,11 +49,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             Cell::from(Line::from(grp.lag.to_string()).right_aligned()).style(lag_style),
             Cell::from(per.join(" ")).style(t.fg(Role::Dim)),
         ]);
-        if start + i == g.cursor.selected {
-            row.style(t.selected())
-        } else {
-            row.style(t.fg(Role::Text))
-        }
+        list_row(row, start + i == g.cursor.selected, t)
     });
     let widths = [
         Constraint::Percentage(25),
@@ -64,10 +59,5 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         Constraint::Length(8),
         Constraint::Min(10),
     ];
-    f.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(panel(title, t, true)),
-        area,
-    );
+    draw_table(f, area, t, title, header, rows, widths);
 }

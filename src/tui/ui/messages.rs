@@ -1,6 +1,6 @@
 //! A window of messages over a queue or topic partition, loaded page by page.
 
-use super::{fit, panel};
+use super::{draw_table, fit, list_row, on_screen};
 use crate::config::theme::{Role, Theme};
 use crate::format::text::payload_preview;
 use crate::model::correlation::Extractor;
@@ -11,7 +11,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Clear, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Clear, Paragraph, Row};
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let m = &s.messages;
@@ -60,12 +60,11 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     ])
     .style(t.fg(Role::Header).add_modifier(Modifier::BOLD));
     let ex = Extractor::default();
-    let start = m.cursor.offset.min(m.visible.len());
-    let end = (start + inner_h).min(m.visible.len());
+    let (start, shown) = on_screen(&m.visible, &m.cursor, inner_h);
     let preview_w = (area.width as usize)
         .saturating_sub(2 + 8 + 13 + 24 + 8 + 5 + 22 + 7)
         .max(8);
-    let rows = m.visible[start..end].iter().enumerate().map(|(i, idx)| {
+    let rows = shown.iter().enumerate().map(|(i, idx)| {
         let msg = &m.window[*idx];
         let time = msg
             .timestamp
@@ -113,11 +112,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             ))
             .style(t.fg(Role::Dim)),
         ]);
-        if start + i == m.cursor.selected {
-            row.style(t.selected())
-        } else {
-            row.style(t.fg(Role::Text))
-        }
+        list_row(row, start + i == m.cursor.selected, t)
     });
     let widths = [
         Constraint::Length(8),
@@ -128,12 +123,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         Constraint::Length(22),
         Constraint::Min(8),
     ];
-    f.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(panel(Line::from(title), t, true)),
-        area,
-    );
+    draw_table(f, area, t, title, header, rows, widths);
     if let Some(e) = &m.error {
         empty_note(f, t, area, &format!("Could not read {}: {e}", m.queue));
     } else if m.window.is_empty() && m.pending.is_none() {

@@ -12,12 +12,12 @@ pub mod queues;
 pub mod trace;
 
 use crate::config::theme::{Role, Theme};
-use crate::tui::state::{Conn, InputKind, State, View};
+use crate::tui::state::{Conn, Cursor, InputKind, ListView, State, View};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Wrap};
 
 /// Below this the layout cannot show a useful table; a note says so instead.
 pub const MIN_WIDTH: u16 = 60;
@@ -116,6 +116,66 @@ pub fn panel<'a>(title: impl Into<Line<'a>>, t: &Theme, focused: bool) -> Block<
                 .into()
                 .style(t.fg(Role::Title).add_modifier(Modifier::BOLD)),
         )
+}
+
+/// The part of a list on screen: from the cursor's first row, as many as `height` holds,
+/// with the position of the first (to tell which row is selected).
+pub fn on_screen<'v>(visible: &'v [usize], cursor: &Cursor, height: usize) -> (usize, &'v [usize]) {
+    let start = cursor.offset.min(visible.len());
+    let end = (start + height).min(visible.len());
+    (start, &visible[start..end])
+}
+
+/// A list row in the theme's selected style, else in the text style.
+pub fn list_row<'a>(row: Row<'a>, selected: bool, t: &Theme) -> Row<'a> {
+    if selected {
+        row.style(t.selected())
+    } else {
+        row.style(t.fg(Role::Text))
+    }
+}
+
+/// A list view's title: its name, the rows shown of all, and the filter if there is one.
+pub fn list_title<T, X>(name: &str, v: &ListView<T, X>, t: &Theme) -> Vec<Span<'static>> {
+    let mut title = vec![Span::raw(format!(
+        " {name} ({}/{}) ",
+        v.visible.len(),
+        v.list.len()
+    ))];
+    if !v.filter.is_empty() {
+        title.push(Span::styled(format!("/{} ", v.filter), t.fg(Role::Match)));
+    }
+    title
+}
+
+/// When a list was last loaded, for its title.
+pub fn refreshed<T, X>(v: &ListView<T, X>) -> String {
+    v.refreshed_at
+        .map(|at| at.format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "loading…".into())
+}
+
+/// A table with its header in a focused panel.
+pub fn draw_table<'a, R, C>(
+    f: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    title: impl Into<Line<'a>>,
+    header: Row<'a>,
+    rows: R,
+    widths: C,
+) where
+    R: IntoIterator,
+    R::Item: Into<Row<'a>>,
+    C: IntoIterator,
+    C::Item: Into<Constraint>,
+{
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(panel(title, t, true)),
+        area,
+    );
 }
 
 fn draw_title(f: &mut Frame, s: &State, t: &Theme, area: Rect) {

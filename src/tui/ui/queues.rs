@@ -1,6 +1,6 @@
 //! The queue list: every queue, stream and topic with depth, rates and dead-letter wiring.
 
-use super::{compact, fit, panel, rate};
+use super::{compact, fit, list_row, list_title, on_screen, panel, rate, refreshed};
 use crate::config::theme::{Role, Theme};
 use crate::model::QueueKind;
 use crate::tui::state::{SortColumn, State};
@@ -12,29 +12,19 @@ use ratatui::widgets::{Cell, Row, Table};
 
 pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let q = &s.queues;
-    let arrow = if q.descending { "↓" } else { "↑" };
-    let mut title = vec![Span::raw(format!(
-        " Queues ({}/{}) ",
-        q.visible.len(),
-        q.list.len()
-    ))];
-    if !q.filter.is_empty() {
-        title.push(Span::styled(format!("/{} ", q.filter), t.fg(Role::Match)));
-    }
-    if let Some((exchange, _)) = &q.bound_to {
+    let arrow = if q.extra.descending { "↓" } else { "↑" };
+    let mut title = list_title("Queues", q, t);
+    if let Some((exchange, _)) = &q.extra.bound_to {
         title.push(Span::styled(
             format!("bound to {exchange} "),
             t.fg(Role::Match),
         ));
     }
     title.push(Span::styled(
-        format!("sort {} {arrow} ", q.sort.label()),
+        format!("sort {} {arrow} ", q.extra.sort.label()),
         t.fg(Role::Dim),
     ));
-    let when = q
-        .refreshed_at
-        .map(|at| at.format("%H:%M:%S").to_string())
-        .unwrap_or_else(|| "loading…".into());
+    let when = refreshed(q);
     // Says why the list moves more slowly than the setting, when it does.
     title.push(Span::styled(
         format!("· {} · {when} ", q.pace.label(s.refresh_secs)),
@@ -56,7 +46,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     .into_iter()
     .map(|(h, c)| {
         let style = t.fg(Role::Header).add_modifier(Modifier::BOLD);
-        if c == q.sort {
+        if c == q.extra.sort {
             Cell::from(format!("{h}{arrow}")).style(style.add_modifier(Modifier::UNDERLINED))
         } else {
             Cell::from(h).style(style)
@@ -64,9 +54,8 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     })
     .chain([Cell::from("DEAD LETTERS").style(t.fg(Role::Header).add_modifier(Modifier::BOLD))]);
     let header = Row::new(header_cells);
-    let start = q.cursor.offset.min(q.visible.len());
-    let end = (start + inner_h).min(q.visible.len());
-    let rows = q.visible[start..end].iter().enumerate().map(|(i, idx)| {
+    let (start, shown) = on_screen(&q.visible, &q.cursor, inner_h);
+    let rows = shown.iter().enumerate().map(|(i, idx)| {
         let item = &q.list[*idx];
         let selected = start + i == q.cursor.selected;
         let type_label = match (item.kind, item.partitions) {
@@ -105,11 +94,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
             Cell::from(Line::from(rate(item.deliver_rate)).right_aligned()),
             Cell::from(Line::from(dl)),
         ]);
-        if selected {
-            row.style(t.selected())
-        } else {
-            row.style(t.fg(Role::Text))
-        }
+        list_row(row, selected, t)
     });
     let widths = [
         Constraint::Length(name_w as u16),

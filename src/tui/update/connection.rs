@@ -142,12 +142,12 @@ pub(super) fn switch_vhost(s: &mut State, name: &str) -> Vec<Effect> {
     s.groups.visible.clear();
     s.groups.pending.clear();
     s.exchanges.list.clear();
-    s.exchanges.bindings.clear();
+    s.exchanges.extra.clear();
     s.exchanges.visible.clear();
     s.exchanges.pending.clear();
     // The old vhost's filters mean nothing in the new one.
     s.queues.filter.clear();
-    s.queues.bound_to = None;
+    s.queues.extra.bound_to = None;
     s.exchanges.filter.clear();
     s.backend_ready = false;
     s.status.conn = Conn::Connecting;

@@ -1,52 +1,31 @@
 //! The exchanges view (AMQP): loading and filtering it, and following an exchange's
 //! bindings to the queues it routes to.
 
+use super::list::{self, Listed, load, matching, open};
 use super::queues::{load_queues, refilter_queues};
-use super::{Effect, ListFilter, State, View, keep_in_view, next_req};
-use crate::model::topology::{Binding, DestinationKind, ExchangeSummary};
-use crate::tui::state::ReqId;
-use chrono::{DateTime, Utc};
+use super::{Effect, State, View, keep_in_view};
+use crate::model::topology::{DestinationKind, Routing};
 
 pub(super) fn load_exchanges(s: &mut State) -> Effect {
-    let req = next_req(s);
-    s.exchanges.pending.start(req, ());
-    Effect::LoadExchanges(req)
+    load(s, |s| &mut s.exchanges, Effect::LoadExchanges)
 }
 
-pub(super) fn loaded(
-    s: &mut State,
-    req: ReqId,
-    result: Result<(Vec<ExchangeSummary>, Vec<Binding>), String>,
-    at: DateTime<Utc>,
-    took_ms: u64,
-) {
-    if s.exchanges.pending.finish(req).is_none() {
-        return;
-    }
-    match result {
-        Ok((list, bindings)) => {
-            super::connection::connection_ok(s);
-            let keep = s.exchanges.selected().map(|e| e.name.clone());
-            s.exchanges.list = list;
-            s.exchanges.bindings = bindings;
-            s.exchanges.refreshed_at = Some(at);
-            s.exchanges.pace.listed(s.tick, took_ms);
-            refilter_exchanges(s, keep.as_deref());
-        }
-        Err(e) => super::connection::connection_failed(s, e),
-    }
+pub(super) fn loaded(s: &mut State, reply: Listed<Routing>) -> Vec<Effect> {
+    list::reply(s, |s| &mut s.exchanges, reply, show)
+}
+
+/// A new listing: the selected exchange stays selected.
+fn show(s: &mut State, (list, bindings): Routing) {
+    let keep = s.exchanges.selected().map(|e| e.name.clone());
+    s.exchanges.list = list;
+    s.exchanges.extra = bindings;
+    refilter_exchanges(s, keep.as_deref());
 }
 
 pub(super) fn open_exchanges(s: &mut State) -> Vec<Effect> {
-    if !s.has_exchanges {
-        s.status.info = Some(format!(
-            "the {} backend has no exchanges (it routes by topic)",
-            s.status.backend
-        ));
-        return Vec::new();
-    }
-    s.stack = vec![View::Queues, View::Exchanges];
-    vec![load_exchanges(s)]
+    let has = s.has_exchanges;
+    let what = "exchanges (it routes by topic)";
+    open(s, has, what, View::Exchanges, load_exchanges)
 }
 
 /// Every queue `exchange` has a binding path to, through exchange-to-exchange bindings
@@ -85,7 +64,7 @@ pub(super) fn show_bound_queues(s: &mut State, exchange: &str) -> Vec<Effect> {
         return Vec::new();
     }
     let n = queues.len();
-    s.queues.bound_to = Some((shown.to_string(), queues.into_iter().collect()));
+    s.queues.extra.bound_to = Some((shown.to_string(), queues.into_iter().collect()));
     s.queues.filter.clear();
     s.stack = vec![View::Queues];
     s.status.info = Some(format!("{n} queue(s) bound to {shown} (Esc: all queues)"));
@@ -95,17 +74,8 @@ pub(super) fn show_bound_queues(s: &mut State, exchange: &str) -> Vec<Effect> {
 }
 
 pub(super) fn refilter_exchanges(s: &mut State, keep: Option<&str>) {
-    let x = &mut s.exchanges;
-    let m = ListFilter::new(&x.filter);
-    x.visible = (0..x.list.len())
-        .filter(|i| x.filter.is_empty() || m.is_match(&x.list[*i].name))
-        .collect();
-    if let Some(name) = keep
-        && let Some(pos) = x.visible.iter().position(|i| x.list[*i].name == name)
-    {
-        x.cursor.selected = pos;
-    }
-    x.cursor.selected = x.cursor.selected.min(x.visible.len().saturating_sub(1));
+    let visible = matching(&s.exchanges, |e| &e.name);
+    s.exchanges.show(visible, keep, |e| &e.name);
     let rows = s.list_rows();
     keep_in_view(&mut s.exchanges.cursor, rows);
 }

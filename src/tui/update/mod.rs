@@ -12,6 +12,7 @@ mod groups;
 mod help;
 mod info;
 mod input;
+mod list;
 mod message;
 mod messages;
 mod queues;
@@ -76,28 +77,19 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             result,
             at,
             took_ms,
-        } => {
-            queues::loaded(s, req, result, at, took_ms);
-            Vec::new()
-        }
+        } => queues::loaded(s, (req, result, at, took_ms)),
         Msg::GroupsLoaded {
             req,
             result,
             at,
             took_ms,
-        } => {
-            groups::loaded(s, req, result, at, took_ms);
-            Vec::new()
-        }
+        } => groups::loaded(s, (req, result, at, took_ms)),
         Msg::ExchangesLoaded {
             req,
             result,
             at,
             took_ms,
-        } => {
-            exchanges::loaded(s, req, result, at, took_ms);
-            Vec::new()
-        }
+        } => exchanges::loaded(s, (req, result, at, took_ms)),
         Msg::VhostsLoaded { req, result } => {
             connection::vhosts_loaded(s, req, result);
             Vec::new()
@@ -217,7 +209,7 @@ fn act(s: &mut State, action: Action) -> Vec<Effect> {
         Action::Refresh => refresh(s, view),
         Action::Queues => {
             s.stack = vec![View::Queues];
-            s.queues.bound_to = None;
+            s.queues.extra.bound_to = None;
             vec![queues::load_queues(s)]
         }
         Action::Groups => groups::open_groups(s),
@@ -289,9 +281,9 @@ fn act(s: &mut State, action: Action) -> Vec<Effect> {
 
 /// Esc: leave the view (or, in the queue list, the "bound to an exchange" filter).
 fn back(s: &mut State, view: View) -> Vec<Effect> {
-    if view == View::Queues && s.queues.bound_to.is_some() {
+    if view == View::Queues && s.queues.extra.bound_to.is_some() {
         // Esc leaves the "bound to an exchange" list for the whole one.
-        s.queues.bound_to = None;
+        s.queues.extra.bound_to = None;
         let keep = s.selected_queue().map(|q| q.name.clone());
         queues::refilter_queues(s, keep.as_deref());
         return Vec::new();
@@ -357,21 +349,9 @@ fn open(s: &mut State, view: View) -> Vec<Effect> {
 
 fn navigate(s: &mut State, view: View, action: Action, delta: isize, rows: usize) -> Vec<Effect> {
     match view {
-        View::Queues => {
-            let len = s.queues.visible.len();
-            move_cursor(&mut s.queues.cursor, len, delta, rows);
-            Vec::new()
-        }
-        View::Groups => {
-            let len = s.groups.visible.len();
-            move_cursor(&mut s.groups.cursor, len, delta, rows);
-            Vec::new()
-        }
-        View::Exchanges => {
-            let len = s.exchanges.visible.len();
-            move_cursor(&mut s.exchanges.cursor, len, delta, rows);
-            Vec::new()
-        }
+        View::Queues => list::move_in(&mut s.queues, delta, rows),
+        View::Groups => list::move_in(&mut s.groups, delta, rows),
+        View::Exchanges => list::move_in(&mut s.exchanges, delta, rows),
         View::Messages => messages::navigate(s, action, delta, rows),
         View::Message => {
             message::scroll(s, delta);

@@ -1,43 +1,27 @@
 //! The queue list: loading it, filtering and sorting it, and opening a queue.
 
+use super::list::{self, Listed, load, matching};
 use super::messages::reload_messages;
-use super::{Effect, ListFilter, State, View, keep_in_view, next_req};
+use super::{Effect, State, View, keep_in_view};
 use crate::backend::PeekFrom;
 use crate::model::{QueueKind, QueueSummary};
 use crate::tui::keymap::Action;
-use crate::tui::state::{ReqId, SortColumn};
-use chrono::{DateTime, Utc};
+use crate::tui::state::SortColumn;
 use std::cmp::Ordering;
 
 pub(super) fn load_queues(s: &mut State) -> Effect {
-    let req = next_req(s);
-    s.queues.pending.start(req, ());
-    Effect::LoadQueues(req)
+    load(s, |s| &mut s.queues, Effect::LoadQueues)
 }
 
-/// `took_ms`, how long the listing took, sets the pace of the next (see `Pace`).
-pub(super) fn loaded(
-    s: &mut State,
-    req: ReqId,
-    result: Result<Vec<QueueSummary>, String>,
-    at: DateTime<Utc>,
-    took_ms: u64,
-) {
-    if s.queues.pending.finish(req).is_none() {
-        return;
-    }
-    match result {
-        Ok(list) => {
-            super::connection::connection_ok(s);
-            // A failed listing leaves the pace to the reconnection's back-off.
-            s.queues.pace.listed(s.tick, took_ms);
-            let keep = s.selected_queue().map(|q| q.name.clone());
-            s.queues.list = list;
-            s.queues.refreshed_at = Some(at);
-            refilter_queues(s, keep.as_deref());
-        }
-        Err(e) => super::connection::connection_failed(s, e),
-    }
+pub(super) fn loaded(s: &mut State, reply: Listed<Vec<QueueSummary>>) -> Vec<Effect> {
+    list::reply(s, |s| &mut s.queues, reply, show)
+}
+
+/// A new listing: the selected queue stays selected.
+fn show(s: &mut State, list: Vec<QueueSummary>) {
+    let keep = s.selected_queue().map(|q| q.name.clone());
+    s.queues.list = list;
+    refilter_queues(s, keep.as_deref());
 }
 
 /// `s` sorts by the next column (names and types ascending, numbers descending); `S`
@@ -46,13 +30,13 @@ pub(super) fn sort(s: &mut State, action: Action) {
     if action == Action::SortNext {
         let i = SortColumn::ALL
             .iter()
-            .position(|c| *c == s.queues.sort)
+            .position(|c| *c == s.queues.extra.sort)
             .unwrap_or(0);
-        s.queues.sort = SortColumn::ALL[(i + 1) % SortColumn::ALL.len()];
-        s.queues.descending =
-            s.queues.sort != SortColumn::Name && s.queues.sort != SortColumn::Type;
+        s.queues.extra.sort = SortColumn::ALL[(i + 1) % SortColumn::ALL.len()];
+        s.queues.extra.descending =
+            s.queues.extra.sort != SortColumn::Name && s.queues.extra.sort != SortColumn::Type;
     } else {
-        s.queues.descending = !s.queues.descending;
+        s.queues.extra.descending = !s.queues.extra.descending;
     }
     let keep = s.selected_queue().map(|q| q.name.clone());
     refilter_queues(s, keep.as_deref());
@@ -85,19 +69,17 @@ fn cmp_opt<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Ordering {
 
 pub(super) fn refilter_queues(s: &mut State, keep: Option<&str>) {
     let q = &mut s.queues;
-    let m = ListFilter::new(&q.filter);
-    let mut idx: Vec<usize> = (0..q.list.len())
-        .filter(|i| q.filter.is_empty() || m.is_match(&q.list[*i].name))
-        .filter(|i| {
-            q.bound_to
-                .as_ref()
-                .is_none_or(|(_, names)| names.contains(&q.list[*i].name))
-        })
-        .collect();
+    let mut idx = matching(q, |q| &q.name);
     let list = &q.list;
+    idx.retain(|i| {
+        q.extra
+            .bound_to
+            .as_ref()
+            .is_none_or(|(_, names)| names.contains(&list[*i].name))
+    });
     idx.sort_by(|a, b| {
         let (a, b) = (&list[*a], &list[*b]);
-        let o = match q.sort {
+        let o = match q.extra.sort {
             SortColumn::Name => a.name.cmp(&b.name),
             SortColumn::Type => a.queue_type.cmp(&b.queue_type),
             SortColumn::Messages => cmp_opt(a.messages, b.messages),
@@ -108,15 +90,9 @@ pub(super) fn refilter_queues(s: &mut State, keep: Option<&str>) {
             SortColumn::OutRate => cmp_opt(a.deliver_rate, b.deliver_rate),
         }
         .then_with(|| a.name.cmp(&b.name));
-        if q.descending { o.reverse() } else { o }
+        if q.extra.descending { o.reverse() } else { o }
     });
-    q.visible = idx;
-    if let Some(name) = keep
-        && let Some(pos) = q.visible.iter().position(|i| q.list[*i].name == name)
-    {
-        q.cursor.selected = pos;
-    }
-    q.cursor.selected = q.cursor.selected.min(q.visible.len().saturating_sub(1));
+    q.show(idx, keep, |q| &q.name);
     let rows = s.list_rows();
     keep_in_view(&mut s.queues.cursor, rows);
 }
