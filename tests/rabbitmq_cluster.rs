@@ -5,9 +5,8 @@
 //! middle of a peek and of a replay loses nothing, and `replay --resume` finishes the job.
 //! Without the cluster the test skips, except under CI=true, where it fails.
 
-use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable as AmqpTable;
+mod support;
+
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -242,31 +241,7 @@ async fn quorum_queues_led_by_another_node_are_listed_described_peeked_and_survi
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    ch.basic_qos(u16::try_from(N).unwrap(), BasicQosOptions::default())
-        .await
-        .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            q.as_str().into(),
-            "reject".into(),
-            BasicConsumeOptions::default(),
-            AmqpTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut last = 0;
-    for _ in 0..N {
-        last = consumer.next().await.unwrap().unwrap().delivery_tag;
-    }
-    ch.basic_nack(
-        last,
-        BasicNackOptions {
-            multiple: true,
-            requeue: false,
-        },
-    )
-    .await
-    .unwrap();
+    support::dead_letter_first(&ch, &q, N).await;
     let _ = conn.close(200, "set up".into()).await;
     c.settle(&dlq, N).await;
 

@@ -4,10 +4,8 @@
 //! once. The fault closes only the connections of a broker user the test creates for it.
 //! Without a reachable server the tests skip, except under CI=true, where they fail.
 
-use futures::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ExchangeDeclareOptions,
-    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable as AmqpTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
@@ -185,32 +183,7 @@ impl Scenario {
                 continue;
             }
             let ch = s.conn.create_channel().await.unwrap();
-            ch.basic_qos(u16::try_from(want).unwrap(), BasicQosOptions::default())
-                .await
-                .unwrap();
-            let mut c = ch
-                .basic_consume(
-                    q.as_str().into(),
-                    "reject".into(),
-                    BasicConsumeOptions::default(),
-                    AmqpTable::default(),
-                )
-                .await
-                .unwrap();
-            let mut last = 0;
-            for _ in 0..want {
-                let d = c.next().await.unwrap().unwrap();
-                last = d.delivery_tag;
-            }
-            ch.basic_nack(
-                last,
-                BasicNackOptions {
-                    multiple: true,
-                    requeue: false,
-                },
-            )
-            .await
-            .unwrap();
+            support::dead_letter_first(&ch, &q, want as usize).await;
             let _ = ch.close(200, "done".into()).await;
         }
         s.wait_for(&s.q("dead"), n as u32).await;

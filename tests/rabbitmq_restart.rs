@@ -125,11 +125,7 @@ async fn browse_session_recovers_after_a_broker_restart() {
 /// in the dead-letter queue, none twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_cut_by_a_broker_restart_resumes_with_every_message_once() {
-    use futures::StreamExt;
-    use lapin::options::{
-        BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ExchangeDeclareOptions,
-        QueueBindOptions,
-    };
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
     use lapin::types::AMQPValue;
     const N: usize = 3_000;
     let Some(node) = PrivateNode::start_for_test("replay-restart", |_, _, _| Ok(())).await else {
@@ -195,31 +191,7 @@ async fn a_replay_cut_by_a_broker_restart_resumes_with_every_message_once() {
     }
     // Every one rejected into the dead-letter queue.
     let rej = conn.create_channel().await.unwrap();
-    rej.basic_qos(u16::try_from(N).unwrap(), BasicQosOptions::default())
-        .await
-        .unwrap();
-    let mut c = rej
-        .basic_consume(
-            "work".into(),
-            "reject".into(),
-            BasicConsumeOptions::default(),
-            AmqpTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut last = 0;
-    for _ in 0..N {
-        last = c.next().await.unwrap().unwrap().delivery_tag;
-    }
-    rej.basic_nack(
-        last,
-        BasicNackOptions {
-            multiple: true,
-            requeue: false,
-        },
-    )
-    .await
-    .unwrap();
+    support::dead_letter_first(&rej, "work", N).await;
     let _ = conn.close(200, "set up".into()).await;
     let count = |q: &str| -> u32 {
         let out = node

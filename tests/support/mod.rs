@@ -25,6 +25,35 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// Dead-letter the first `n` ready messages of `queue` as a failing consumer would: take
+/// them on `ch` (the prefetch covers them all) and reject them together with one multiple
+/// nack without requeue.
+pub async fn dead_letter_first(ch: &lapin::Channel, queue: &str, n: usize) {
+    use futures::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+    ch.basic_qos(u16::try_from(n).unwrap(), BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            "reject".into(),
+            BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut last = 0;
+    for _ in 0..n {
+        last = consumer.next().await.unwrap().unwrap().delivery_tag;
+    }
+    let all = BasicNackOptions {
+        multiple: true,
+        requeue: false,
+    };
+    ch.basic_nack(last, all).await.unwrap();
+}
+
 /// `N` distinct free loopback ports (all held until all are chosen, so none repeats).
 pub fn free_ports<const N: usize>() -> [u16; N] {
     let held: Vec<std::net::TcpListener> = (0..N)
