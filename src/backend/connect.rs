@@ -19,10 +19,36 @@ pub struct ConnectSettings {
     pub kafka: BTreeMap<String, String>,
     /// The user to log in as (Kafka's `sasl.username`).
     pub user: Option<String>,
-    /// Kafka's SASL password, looked up only where the profile names a user or a password
-    /// source and its librdkafka properties hold none: None when not looked up or none was
-    /// found, else the password or why the lookup failed (reported when connecting).
-    pub sasl_password: Option<std::result::Result<Secret, String>>,
+    /// Where Kafka's SASL password comes from, when the profile names a user or a password
+    /// source and its librdkafka properties hold none. Asked at each connect, so a lookup
+    /// that failed (a slow password command) is tried again when the TUI reconnects.
+    pub sasl_password: Option<PasswordLookup>,
+}
+
+/// A password looked up when a connection is made (the profile's `password_env` or
+/// `password_command`, which config knows how to read): the password, none, or why not.
+#[derive(Clone)]
+pub struct PasswordLookup(Arc<LookupFn>);
+
+type LookupFn = dyn Fn() -> std::result::Result<Option<Secret>, String> + Send + Sync;
+
+impl PasswordLookup {
+    pub fn new(
+        lookup: impl Fn() -> std::result::Result<Option<Secret>, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(lookup))
+    }
+
+    /// Look the password up now.
+    pub fn get(&self) -> std::result::Result<Option<Secret>, String> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for PasswordLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordLookup")
+    }
 }
 
 /// librdkafka properties for display (`Debug` of settings and profiles): the values of

@@ -20,7 +20,9 @@ pub mod rabbitmq;
 mod tail;
 pub mod target;
 
-pub use connect::{ConnectOptions, ConnectSettings, connect, kafka_properties_shown};
+pub use connect::{
+    ConnectOptions, ConnectSettings, PasswordLookup, connect, kafka_properties_shown,
+};
 pub use describe::describe_full;
 pub use error::{BackendError, Result};
 pub use info::{BackendInfo, BackendKind};

@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 pub mod password;
 pub mod theme;
 
-use crate::backend::ConnectSettings;
 use crate::backend::kafka_properties_shown;
 use crate::backend::target::redact_raw;
 pub use crate::backend::target::{
     AmqpTarget, BadUrl, DEFAULT_SEED, KafkaTarget, LocalTarget, Secret, Target, TlsSettings,
     check_management_url, encode_vhost, url_host,
 };
+use crate::backend::{ConnectSettings, PasswordLookup};
 pub use password::password_for;
 
 #[derive(Debug, thiserror::Error)]
@@ -217,18 +217,20 @@ pub struct Resolved {
 }
 
 impl Profile {
-    /// What a backend needs of this profile to connect to `target`. For a Kafka target the
-    /// SASL password is looked up here, where the profile names a user or a password source
-    /// and its librdkafka properties hold none (AMQP passwords went into the target at
-    /// [`resolve`]); a failed lookup is kept for the backend to report when it connects.
+    /// What a backend needs of this profile to connect to `target`. For a Kafka target whose
+    /// profile names a user or a password source and whose librdkafka properties hold no
+    /// password, the backend gets this profile's password lookup, run when it connects (AMQP
+    /// passwords went into the target at [`resolve`]).
     pub fn connect_settings(&self, target: &Target) -> ConnectSettings {
         let sasl_password = (matches!(target, Target::Kafka(_))
             && !self.kafka.contains_key("sasl.password")
             && (self.user.is_some()
                 || self.password_env.is_some()
                 || self.password_command.is_some()))
-        .then(|| password_for(self).map_err(|e| e.to_string()).transpose())
-        .flatten();
+        .then(|| {
+            let profile = self.clone();
+            PasswordLookup::new(move || password_for(&profile).map_err(|e| e.to_string()))
+        });
         ConnectSettings {
             management_url: self.management_url.clone(),
             tls: self.tls.clone(),
@@ -363,10 +365,12 @@ mod tests {
             password_command: Some("printf Kf7Secret".into()),
             ..Profile::default()
         };
-        let found = p.connect_settings(&kafka).sasl_password;
+        let found = p.connect_settings(&kafka).sasl_password.map(|l| l.get());
         assert_eq!(
-            found.as_ref().map(|r| r.as_ref().map(Secret::expose)),
-            Some(Ok("Kf7Secret"))
+            found
+                .as_ref()
+                .map(|r| r.as_ref().map(|pw| pw.as_ref().map(Secret::expose))),
+            Some(Ok(Some("Kf7Secret")))
         );
         assert!(!format!("{:?}", p.connect_settings(&kafka)).contains("Kf7Secret"));
         // AMQP passwords went into the target at resolve: the command is not run again.
@@ -379,7 +383,10 @@ mod tests {
             ..p
         };
         assert!(matches!(
-            failing.connect_settings(&kafka).sasl_password,
+            failing
+                .connect_settings(&kafka)
+                .sasl_password
+                .map(|l| l.get()),
             Some(Err(_))
         ));
     }

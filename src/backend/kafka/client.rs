@@ -118,20 +118,17 @@ impl Settings {
         if p.tls.insecure {
             default("enable.ssl.certificate.verification", "false".into());
         }
-        // Config looked the password up only where the profile's properties hold none.
-        if !s.properties.contains_key("sasl.password") {
-            match &p.sasl_password {
-                Some(Err(reason)) => {
-                    return Err(BackendError::Auth {
-                        target: s.shown(),
-                        reason: reason.clone(),
-                    });
-                }
-                Some(Ok(pw)) => {
-                    s.properties
-                        .insert("sasl.password".into(), pw.expose().to_string());
-                }
-                None => {}
+        // The password is looked up only where the profile's properties hold none.
+        if !s.properties.contains_key("sasl.password")
+            && let Some(lookup) = &p.sasl_password
+        {
+            let pw = lookup.get().map_err(|reason| BackendError::Auth {
+                target: s.shown(),
+                reason,
+            })?;
+            if let Some(pw) = pw {
+                s.properties
+                    .insert("sasl.password".into(), pw.expose().to_string());
             }
         }
         Ok(s)
