@@ -126,6 +126,26 @@ impl Worker {
             .clone()
     }
 
+    /// Load a listing off the render loop and reply with it, when it was taken and how
+    /// long it took (the list views show both).
+    fn listing<T, Fut>(
+        &self,
+        load: impl FnOnce(Option<Arc<dyn Backend>>) -> Fut + Send + 'static,
+        reply: impl FnOnce(Result<T, String>, chrono::DateTime<chrono::Utc>, u64) -> Msg
+        + Send
+        + 'static,
+    ) where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let (b, tx) = (self.current(), self.tx.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = load(b).await;
+            let _ = tx.send(reply(result, chrono::Utc::now(), millis(started.elapsed())));
+        });
+    }
+
     /// Start an effect; returns at once. `Copy` and `Quit` belong to the terminal loop.
     pub fn run(&self, effect: Effect) {
         let tx = self.tx.clone();
@@ -170,54 +190,48 @@ impl Worker {
                     let _ = tx.send(Msg::VhostsLoaded { req, result });
                 });
             }
-            Effect::LoadQueues(req) => {
-                let b = self.current();
-                tokio::spawn(async move {
-                    let started = std::time::Instant::now();
-                    let result = match b {
+            Effect::LoadQueues(req) => self.listing(
+                |b| async move {
+                    match b {
                         Some(b) => b.list_queues().await.map_err(|e| e.to_string()),
                         None => Err("not connected".to_string()),
-                    };
-                    let _ = tx.send(Msg::QueuesLoaded {
-                        req,
-                        result,
-                        at: chrono::Utc::now(),
-                        took_ms: millis(started.elapsed()),
-                    });
-                });
-            }
-            Effect::LoadGroups(req) => {
-                let b = self.current();
-                tokio::spawn(async move {
-                    let started = std::time::Instant::now();
-                    let result = match b.as_ref().and_then(|b| b.consumer_groups()) {
+                    }
+                },
+                move |result, at, took_ms| Msg::QueuesLoaded {
+                    req,
+                    result,
+                    at,
+                    took_ms,
+                },
+            ),
+            Effect::LoadGroups(req) => self.listing(
+                |b| async move {
+                    match b.as_ref().and_then(|b| b.consumer_groups()) {
                         Some(cg) => cg.list_groups().await.map_err(|e| e.to_string()),
                         None => Err("this backend has no consumer groups".to_string()),
-                    };
-                    let _ = tx.send(Msg::GroupsLoaded {
-                        req,
-                        result,
-                        at: chrono::Utc::now(),
-                        took_ms: millis(started.elapsed()),
-                    });
-                });
-            }
-            Effect::LoadExchanges(req) => {
-                let b = self.current();
-                tokio::spawn(async move {
-                    let started = std::time::Instant::now();
-                    let result = match b.as_ref().and_then(|b| b.browser()) {
+                    }
+                },
+                move |result, at, took_ms| Msg::GroupsLoaded {
+                    req,
+                    result,
+                    at,
+                    took_ms,
+                },
+            ),
+            Effect::LoadExchanges(req) => self.listing(
+                |b| async move {
+                    match b.as_ref().and_then(|b| b.browser()) {
                         Some(br) => br.routing().await.map_err(|e| e.to_string()),
                         None => Err("this backend has no exchanges".to_string()),
-                    };
-                    let _ = tx.send(Msg::ExchangesLoaded {
-                        req,
-                        result,
-                        at: chrono::Utc::now(),
-                        took_ms: millis(started.elapsed()),
-                    });
-                });
-            }
+                    }
+                },
+                move |result, at, took_ms| Msg::ExchangesLoaded {
+                    req,
+                    result,
+                    at,
+                    took_ms,
+                },
+            ),
             Effect::LoadMessages {
                 req,
                 queue,

@@ -158,14 +158,28 @@ pub fn properties_from_table(t: &FieldTable) -> Properties {
 pub fn properties_to_amqp(m: &Message) -> Result<BasicProperties, ToAmqpError> {
     let p = &m.properties;
     let mut out = BasicProperties::default();
-    let field = |name: &str, v: &Option<String>| -> Result<Option<ShortString>, ToAmqpError> {
-        v.as_deref().map(|x| short(x, name)).transpose()
-    };
-    if let Some(v) = field("content_type", &p.content_type)? {
-        out = out.with_content_type(v);
-    }
-    if let Some(v) = field("content_encoding", &p.content_encoding)? {
-        out = out.with_content_encoding(v);
+    type P = BasicProperties;
+    type SetText = fn(P, ShortString) -> P;
+    let texts: [(&str, &Option<String>, SetText); 10] = [
+        ("content_type", &p.content_type, P::with_content_type),
+        (
+            "content_encoding",
+            &p.content_encoding,
+            P::with_content_encoding,
+        ),
+        ("correlation_id", &p.correlation_id, P::with_correlation_id),
+        ("reply_to", &p.reply_to, P::with_reply_to),
+        ("expiration", &p.expiration, P::with_expiration),
+        ("message_id", &p.message_id, P::with_message_id),
+        ("type", &p.kind, P::with_type),
+        ("user_id", &p.user_id, P::with_user_id),
+        ("app_id", &p.app_id, P::with_app_id),
+        ("cluster_id", &p.cluster_id, P::with_cluster_id),
+    ];
+    for (name, value, set) in texts {
+        if let Some(v) = value {
+            out = set(out, short(v, name)?);
+        }
     }
     if let Some(v) = p.delivery_mode {
         out = out.with_delivery_mode(v);
@@ -173,32 +187,8 @@ pub fn properties_to_amqp(m: &Message) -> Result<BasicProperties, ToAmqpError> {
     if let Some(v) = p.priority {
         out = out.with_priority(v);
     }
-    if let Some(v) = field("correlation_id", &p.correlation_id)? {
-        out = out.with_correlation_id(v);
-    }
-    if let Some(v) = field("reply_to", &p.reply_to)? {
-        out = out.with_reply_to(v);
-    }
-    if let Some(v) = field("expiration", &p.expiration)? {
-        out = out.with_expiration(v);
-    }
-    if let Some(v) = field("message_id", &p.message_id)? {
-        out = out.with_message_id(v);
-    }
     if let Some(v) = p.timestamp {
         out = out.with_timestamp(v);
-    }
-    if let Some(v) = field("type", &p.kind)? {
-        out = out.with_type(v);
-    }
-    if let Some(v) = field("user_id", &p.user_id)? {
-        out = out.with_user_id(v);
-    }
-    if let Some(v) = field("app_id", &p.app_id)? {
-        out = out.with_app_id(v);
-    }
-    if let Some(v) = field("cluster_id", &p.cluster_id)? {
-        out = out.with_cluster_id(v);
     }
     if !m.headers.is_empty() {
         out = out.with_headers(table_to_amqp(&m.headers, "")?);
