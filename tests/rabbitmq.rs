@@ -19,7 +19,9 @@ use lapin::types::{AMQPValue, FieldTable as AmqpTable};
 use lapin::{Connection, ConnectionProperties};
 use mqscope::backend::rabbitmq::RabbitBackend;
 use mqscope::backend::rabbitmq::mgmt::Mgmt;
-use mqscope::backend::{Backend, BackendError, ConnectOptions, Destination, PeekFrom, PeekRequest};
+use mqscope::backend::{
+    Backend, BackendError, Browse, ConnectOptions, Destination, PeekFrom, PeekRequest,
+};
 use mqscope::config::{AmqpTarget, Secret, Target, encode_vhost};
 use mqscope::model::{FieldTable, FieldValue, Message, QueueKind};
 use std::sync::Arc;
@@ -2217,4 +2219,357 @@ async fn commands_close_their_connection_instead_of_dropping_it() {
     );
     r.wait_for(&q, 3).await;
     r.delete_queue(&q).await;
+}
+
+/// Expected routes against the real broker's topology: a topic exchange whose bindings lead
+/// to a queue, and through an exchange-to-exchange binding to an internal headers exchange
+/// (one `all` binding with a typed integer, one `any`), plus an alternate exchange for what
+/// matches nothing. One order is consumed by a consumer, one copy expires by TTL, one is
+/// dead-lettered; a second message matches nothing and goes through the alternate exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_routes_give_each_copy_its_fate_through_topic_headers_and_alternate_exchanges() {
+    in_own_vhost("mqscope test routes", |r| async move {
+        use futures::StreamExt;
+        use mqscope::ops::trace::routes::Fate;
+        let ch = r.conn.create_channel().await.unwrap();
+        let declare = |name: &'static str, kind, internal: bool, args: AmqpTable| {
+            let ch = ch.clone();
+            async move {
+                ch.exchange_declare(
+                    name.into(),
+                    kind,
+                    lapin::options::ExchangeDeclareOptions {
+                        internal,
+                        ..Default::default()
+                    },
+                    args,
+                )
+                .await
+                .unwrap();
+            }
+        };
+        let mut ae = AmqpTable::default();
+        ae.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString("unrouted".into()),
+        );
+        declare("events", lapin::ExchangeKind::Topic, false, ae).await;
+        declare(
+            "by header",
+            lapin::ExchangeKind::Headers,
+            true,
+            AmqpTable::default(),
+        )
+        .await;
+        declare(
+            "unrouted",
+            lapin::ExchangeKind::Fanout,
+            false,
+            AmqpTable::default(),
+        )
+        .await;
+        declare(
+            "dlx",
+            lapin::ExchangeKind::Fanout,
+            false,
+            AmqpTable::default(),
+        )
+        .await;
+        let mut ttl = AmqpTable::default();
+        ttl.insert("x-message-ttl".into(), AMQPValue::LongInt(1_000));
+        let mut dead_letters = AmqpTable::default();
+        dead_letters.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("dlx".into()),
+        );
+        for (q, args) in [
+            ("consumed", AmqpTable::default()),
+            ("expiring", ttl),
+            ("rejected", dead_letters),
+            ("dead", AmqpTable::default()),
+            ("lost and found", AmqpTable::default()),
+        ] {
+            r.declare(q, args).await;
+        }
+        let bind = |q: &'static str, x: &'static str, key: &'static str, args: AmqpTable| {
+            let ch = ch.clone();
+            async move {
+                ch.queue_bind(
+                    q.into(),
+                    x.into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    args,
+                )
+                .await
+                .unwrap();
+            }
+        };
+        bind("consumed", "events", "order.*", AmqpTable::default()).await;
+        ch.exchange_bind(
+            "by header".into(),
+            "events".into(),
+            "order.#".into(),
+            Default::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut all = AmqpTable::default();
+        all.insert("x-match".into(), AMQPValue::LongString("all".into()));
+        all.insert("region".into(), AMQPValue::LongString("eu".into()));
+        all.insert("level".into(), AMQPValue::LongLongInt(5));
+        bind("expiring", "by header", "", all).await;
+        let mut any = AmqpTable::default();
+        any.insert("x-match".into(), AMQPValue::LongString("any".into()));
+        any.insert("tier".into(), AMQPValue::LongString("gold".into()));
+        any.insert("region".into(), AMQPValue::LongString("us".into()));
+        bind("rejected", "by header", "", any).await;
+        bind("dead", "dlx", "", AmqpTable::default()).await;
+        bind("lost and found", "unrouted", "", AmqpTable::default()).await;
+
+        let mut order = Message::new("", 0, "order");
+        order.properties.correlation_id = Some("routes-order".into());
+        order.properties.message_id = Some("order-1".into());
+        order.headers.insert("region", FieldValue::string("eu"));
+        order.headers.insert("tier", FieldValue::string("gold"));
+        // An i32 header against the binding's i64: integers compare by value.
+        order.headers.insert("level", FieldValue::I32(5));
+        let mut stray = Message::new("", 0, "stray");
+        stray.properties.correlation_id = Some("routes-stray".into());
+        r.publish_all("events", "order.created", &[order]).await;
+        r.publish_all("events", "misc.thing", &[stray]).await;
+
+        // A consumer takes the order from "consumed" and stays, so the queue has one.
+        let consumer_ch = r.conn.create_channel().await.unwrap();
+        let mut consumer = consumer_ch
+            .basic_consume(
+                "consumed".into(),
+                "".into(),
+                Default::default(),
+                AmqpTable::default(),
+            )
+            .await
+            .unwrap();
+        let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("the order is delivered")
+            .unwrap()
+            .unwrap();
+        d.acker.ack(Default::default()).await.unwrap();
+        // "rejected" rejects it into "dead"; "expiring" lets it expire.
+        let got = ch
+            .basic_get("rejected".into(), Default::default())
+            .await
+            .unwrap()
+            .unwrap();
+        got.delivery
+            .acker
+            .reject(lapin::options::BasicRejectOptions { requeue: false })
+            .await
+            .unwrap();
+        r.wait_for("dead", 1).await;
+        r.wait_for("expiring", 0).await;
+        r.wait_for("consumed", 0).await;
+        // The management API counts consumers a stats interval late.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let qs = r.backend.list_queues().await.unwrap();
+            if qs
+                .iter()
+                .any(|q| q.name == "consumed" && q.consumers == Some(1))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no consumer listed on \"consumed\""
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+
+        let opts = mqscope::ops::trace::TraceOptions::default();
+        let t = mqscope::ops::trace::trace(r.backend.as_ref(), "routes-order", &opts)
+            .await
+            .unwrap();
+        assert_eq!(
+            t.hops.iter().map(|h| h.queue.as_str()).collect::<Vec<_>>(),
+            ["dead"]
+        );
+        let basis = t
+            .routes_basis
+            .clone()
+            .expect("routes from the dead letter's origin");
+        assert_eq!(
+            (basis.exchange.as_str(), basis.routing_keys),
+            ("events", vec!["order.created".to_string()])
+        );
+        let fates: Vec<(&str, Fate)> = t
+            .routes
+            .iter()
+            .map(|r| (r.queue.as_deref().unwrap(), r.fate))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                ("rejected", Fate::DeadLettered),
+                ("consumed", Fate::Consumed),
+                ("expiring", Fate::Expired),
+            ],
+            "{:#?}",
+            t.routes
+        );
+        let route = |q: &str| {
+            t.routes
+                .iter()
+                .find(|r| r.queue.as_deref() == Some(q))
+                .unwrap()
+        };
+        assert_eq!(route("rejected").dead_lettered_to.as_deref(), Some("dead"));
+        assert_eq!(
+            route("rejected").reason,
+            Some(mqscope::model::DeathReason::Rejected)
+        );
+        let path = mqscope::model::routing::path_text(&mqscope::model::routing::Destination {
+            queue: "expiring".into(),
+            path: route("expiring").path.clone(),
+        });
+        // The broker keeps binding arguments in its own order.
+        assert!(
+            path.starts_with("events [order.#] → by header [x-match all: ")
+                && path.ends_with("] → expiring")
+                && path.contains("region=eu")
+                && path.contains("level=5"),
+            "{path}"
+        );
+        assert!(
+            route("expiring")
+                .evidence
+                .iter()
+                .any(|e| e.contains("time to live 1 s")),
+            "{:?}",
+            route("expiring").evidence
+        );
+        assert!(
+            route("consumed")
+                .evidence
+                .iter()
+                .any(|e| e.contains("1 consumer")),
+            "{:?}",
+            route("consumed").evidence
+        );
+
+        let t = mqscope::ops::trace::trace(r.backend.as_ref(), "routes-stray", &opts)
+            .await
+            .unwrap();
+        assert_eq!(t.routes.len(), 1, "{:#?}", t.routes);
+        let found = &t.routes[0];
+        assert_eq!(
+            (found.queue.as_deref(), found.fate, found.position),
+            (Some("lost and found"), Fate::Found, Some(0))
+        );
+        assert_eq!(
+            mqscope::model::routing::path_text(&mqscope::model::routing::Destination {
+                queue: "lost and found".into(),
+                path: found.path.clone(),
+            }),
+            "events (no binding matched: alternate exchange) → unrouted (fanout) → lost and found"
+        );
+        drop(consumer);
+        let _ = consumer_ch.close(200, "done".into()).await;
+    })
+    .await;
+}
+
+/// The headers exchange's value comparison, asked of the broker itself: for each pair of a
+/// binding value and a header value, whether the broker delivered the message is what
+/// mqscope's routing predicts for the broker's version (3.10 compares with Erlang's `==`,
+/// 3.13 and later with `=:=` and header timestamps in milliseconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_routing_predicts_what_the_broker_does_with_each_value_type() {
+    in_own_vhost("mqscope test header types", |r| async move {
+        use mqscope::model::routing::{HeaderEquality, Publish, RoutingTable, route};
+        let cases: Vec<(&str, AMQPValue, FieldValue)> = vec![
+            ("long vs int", AMQPValue::LongLongInt(5), FieldValue::I32(5)),
+            (
+                "long vs double",
+                AMQPValue::LongLongInt(5),
+                FieldValue::F64(5.0),
+            ),
+            (
+                "double vs double",
+                AMQPValue::Double(2.5),
+                FieldValue::F64(2.5),
+            ),
+            (
+                "string vs int",
+                AMQPValue::LongString("5".into()),
+                FieldValue::I32(5),
+            ),
+            (
+                "bool vs bool",
+                AMQPValue::Boolean(true),
+                FieldValue::Bool(true),
+            ),
+            (
+                "timestamp vs timestamp",
+                AMQPValue::Timestamp(7),
+                FieldValue::Timestamp(7),
+            ),
+            (
+                "long vs timestamp",
+                AMQPValue::LongLongInt(7_000),
+                FieldValue::Timestamp(7),
+            ),
+        ];
+        let ch = r.conn.create_channel().await.unwrap();
+        for (i, (_, bound, _)) in cases.iter().enumerate() {
+            let (x, q) = (format!("x{i}"), format!("q{i}"));
+            ch.exchange_declare(
+                x.as_str().into(),
+                lapin::ExchangeKind::Headers,
+                Default::default(),
+                AmqpTable::default(),
+            )
+            .await
+            .unwrap();
+            r.declare(&q, AmqpTable::default()).await;
+            let mut args = AmqpTable::default();
+            args.insert("n".into(), bound.clone());
+            ch.queue_bind(
+                q.as_str().into(),
+                x.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                args,
+            )
+            .await
+            .unwrap();
+        }
+        for (i, (_, _, header)) in cases.iter().enumerate() {
+            let mut m = Message::new("", 0, "n");
+            m.headers.insert("n", header.clone());
+            r.publish_all(&format!("x{i}"), "", &[m]).await;
+        }
+        let server = r.backend.server().await.expect("the broker's version");
+        let eq = HeaderEquality::of_version(server.major, server.minor);
+        let (exchanges, bindings) = r.backend.routing().await.unwrap();
+        let names: Vec<String> = (0..cases.len()).map(|i| format!("q{i}")).collect();
+        let table = RoutingTable::new(&exchanges, &bindings, names.clone());
+        let mut wrong = Vec::new();
+        for (i, (what, _, header)) in cases.iter().enumerate() {
+            let mut headers = FieldTable::new();
+            headers.insert("n", header.clone());
+            let predicted = !route(&table, &Publish::new(&format!("x{i}"), "", headers), eq)
+                .queues
+                .is_empty();
+            // Confirmed publishes are routed: the count is there at once.
+            let delivered = r.ready(&names[i]).await == 1;
+            if predicted != delivered {
+                wrong.push(format!("{what}: broker {delivered}, mqscope {predicted}"));
+            }
+        }
+        assert!(wrong.is_empty(), "RabbitMQ {}: {wrong:?}", server.version);
+    })
+    .await;
 }

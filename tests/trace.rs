@@ -223,10 +223,117 @@ fn demo_trace_through_the_binary_finds_the_dead_letter_and_its_origin() {
         times.windows(2).all(|w| w[0] <= w[1]),
         "time order: {times:?}"
     );
+    // The order's expected routes: the four fan-out queues, each with its fate.
+    let routes = t["routes"].as_array().expect("routes");
+    let mut queues: Vec<&str> = routes
+        .iter()
+        .map(|r| r["queue"].as_str().unwrap())
+        .collect();
+    queues.sort();
+    assert_eq!(queues, ["analytics", "billing", "email", "shipping"]);
+    for r in routes {
+        assert!(r["fate"].is_string() && r["evidence"].is_array(), "{r}");
+    }
+    let billing = routes.iter().find(|r| r["queue"] == "billing").unwrap();
+    assert_eq!(billing["fate"], "dead-lettered");
+    assert_eq!(billing["dead_lettered_to"], "billing.dlq");
+    assert_eq!(t["routes_basis"]["exchange"], "orders");
+    assert!(
+        t["routes_notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("topology as it is now")
+    );
     let human = String::from_utf8(run(&["trace", &id, "--url", url])).unwrap();
     assert!(
         human.contains("dead-lettered from billing (rejected ×1)"),
         "{human}"
+    );
+    assert!(
+        human.contains("expected routes of the publish to orders / order.created:"),
+        "{human}"
+    );
+}
+
+/// The demo's rejected orders, traced in process: every one was routed to the four fan-out
+/// queues, and each queue's fate agrees with what the scan found. One order is the issue's
+/// case exactly: billing dead-lettered, shipping and email consumed, analytics waiting.
+#[tokio::test]
+async fn demo_dead_letters_give_all_four_fan_out_queues_their_fate() {
+    use mqscope::backend::local::demo::Demo;
+    use mqscope::backend::{Backend, PeekRequest};
+    use mqscope::ops::trace::routes::Fate;
+    let demo = Demo::build(42, true, LocalConfig::default());
+    let backend = LocalBackend::new(Arc::clone(demo.broker()), "local://demo");
+    let dead = backend
+        .peek("billing.dlq", &PeekRequest::first(1_000_000))
+        .await
+        .unwrap()
+        .messages;
+    let extractor = mqscope::ops::trace::Extractor::default();
+    let ids: Vec<String> = dead
+        .iter()
+        .rev()
+        .take(12)
+        .filter_map(|m| extractor.extract(m))
+        .collect();
+    assert_eq!(ids.len(), 12);
+    let mut the_issue_case = 0;
+    for id in &ids {
+        let t = trace(&backend, id, &TraceOptions::default()).await.unwrap();
+        let fate = |q: &str| {
+            let r = t
+                .routes
+                .iter()
+                .find(|r| r.queue.as_deref() == Some(q))
+                .unwrap_or_else(|| panic!("{id}: no route to {q}: {:?}", t.routes));
+            (r.fate, r.dead_lettered_to.clone())
+        };
+        assert_eq!(t.routes.len(), 4, "{id}: {:?}", t.routes);
+        assert_eq!(
+            fate("billing"),
+            (Fate::DeadLettered, Some("billing.dlq".to_string())),
+            "{id}"
+        );
+        assert_eq!(fate("analytics").0, Fate::Found, "{id}");
+        let found_in = |q: &str| t.hops.iter().any(|h| h.queue == q);
+        for (queue, dlq) in [("shipping", "shipping.dlq"), ("email", "email.dlq")] {
+            // Consumed unless its dead letter was found: the queue has a consumer.
+            let want = if found_in(dlq) {
+                (Fate::DeadLettered, Some(dlq.to_string()))
+            } else {
+                (Fate::Consumed, None)
+            };
+            assert_eq!(fate(queue), want, "{id} {queue}");
+        }
+        let shipping = t
+            .routes
+            .iter()
+            .find(|r| r.queue.as_deref() == Some("shipping"));
+        if fate("shipping").0 == Fate::Consumed {
+            assert!(
+                shipping
+                    .unwrap()
+                    .evidence
+                    .iter()
+                    .any(|e| e.contains("1 consumer")),
+                "{:?}",
+                shipping
+            );
+        }
+        if fate("shipping").0 == Fate::Consumed && fate("email").0 == Fate::Consumed {
+            the_issue_case += 1;
+        }
+        let times: Vec<_> = t
+            .routes
+            .iter()
+            .map(|r| (r.time.is_none(), r.time))
+            .collect();
+        assert!(times.is_sorted(), "time order, untimed last: {times:?}");
+    }
+    assert!(
+        the_issue_case > 0,
+        "no order with shipping and email consumed among {ids:?}"
     );
 }
 

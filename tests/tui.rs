@@ -501,6 +501,7 @@ fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
         hops,
         skipped: Vec::new(),
         elapsed_ms: 12,
+        ..Default::default()
     };
     update(
         &mut s,
@@ -602,6 +603,143 @@ fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
         "{:?}",
         s.status
     );
+}
+
+/// The expected routes under the tree, each fate with the fact it rests on, in time order:
+/// what was found or dead-lettered at its time, the rest as gaps that say so.
+#[test]
+fn trace_routes_show_every_fate_in_time_order_with_the_gaps_named() {
+    use mqscope::model::FieldValue;
+    use mqscope::model::routing::{Destination, Leg, Matched};
+    use mqscope::ops::trace::routes::{Fate, RouteBasis, Scope, TOPOLOGY_NOW, fates, sighting_of};
+    let at = |s: i64| chrono::DateTime::from_timestamp(s, 0);
+    let message = |queue: &str, position: u64| {
+        let mut m = Message::new(queue, position, bytes::Bytes::new());
+        m.exchange = Some("orders".into());
+        m.routing_key = Some("order.created".into());
+        m.timestamp = at(100);
+        m.properties.message_id = Some("m1".into());
+        m
+    };
+    let mut dead = message("billing.dlq", 3);
+    dead.exchange = Some("orders.dlx".into());
+    let death: mqscope::model::FieldTable = [
+        ("count", FieldValue::I64(1)),
+        ("reason", FieldValue::string("rejected")),
+        ("queue", FieldValue::string("billing")),
+        ("time", FieldValue::Timestamp(105)),
+        ("exchange", FieldValue::string("orders")),
+        (
+            "routing-keys",
+            FieldValue::Array(vec![FieldValue::string("order.created")]),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    dead.headers
+        .insert("x-death", FieldValue::Array(vec![FieldValue::Table(death)]));
+    let msgs = [message("analytics", 12), dead];
+    let hops: Vec<Hop> = msgs
+        .iter()
+        .map(|m| mqscope::ops::trace::hop_of(m, HopKind::Queue))
+        .collect();
+    let sightings: Vec<_> = msgs.iter().map(sighting_of).collect();
+    let with = |name: &str, consumers: u64| {
+        let mut q = queue(name, 1);
+        q.consumers = Some(consumers);
+        q
+    };
+    let mut email = with("email", 0);
+    email.message_ttl_ms = Some(60_000);
+    let mut audit = with("audit", 0);
+    audit.max_length = Some(10);
+    let queues = vec![
+        with("analytics", 0),
+        with("billing", 2),
+        with("billing.dlq", 0),
+        with("shipping", 1),
+        email,
+        audit,
+    ];
+    let everywhere = |_: &str| true;
+    let scope = Scope {
+        queues: &queues,
+        searched: &everywhere,
+        skipped: &[],
+        complete: true,
+        now: at(700).unwrap(),
+    };
+    let routed: Vec<Destination> = ["billing", "shipping", "email", "analytics", "audit", "gone"]
+        .into_iter()
+        .map(|q| Destination {
+            queue: q.into(),
+            path: vec![Leg {
+                exchange: "orders".into(),
+                matched: Matched::Fanout,
+            }],
+        })
+        .collect();
+    let routes = fates(&routed, &hops, &sightings, &sightings[0], &scope);
+    let got: Vec<Fate> = routes.iter().map(|r| r.fate).collect();
+    assert_eq!(
+        got,
+        [
+            Fate::Found,
+            Fate::DeadLettered,
+            Fate::Consumed,
+            Fate::Expired,
+            Fate::Dropped,
+            Fate::Removed
+        ]
+    );
+
+    let mut s = with_queues(&[("analytics", 1)]);
+    update(&mut s, key(':'));
+    for c in "trace m1".chars() {
+        update(&mut s, key(c));
+    }
+    let (req, _) = trace_req(&update(&mut s, special(KeyCode::Enter)));
+    update(
+        &mut s,
+        Msg::TraceDone {
+            req,
+            result: Ok(Box::new(mqscope::ops::trace::Trace {
+                correlation_id: "m1".into(),
+                scanned: 20,
+                queues_scanned: 6,
+                hops,
+                elapsed_ms: 42,
+                routes,
+                routes_basis: Some(RouteBasis {
+                    exchange: "orders".into(),
+                    routing_keys: vec!["order.created".into()],
+                }),
+                routes_notes: vec![
+                    TOPOLOGY_NOW.into(),
+                    "exchange \"hash\" is of type x-consistent-hash, whose choice of queue cannot be worked out".into(),
+                ],
+                ..Default::default()
+            })),
+        },
+    );
+    let text = screen(&s);
+    for shown in [
+        "expected routes of the publish to orders / order.created (topology as it is now)",
+        "+0.000s  ✓ analytics",
+        "+5.000s  ✗ billing     dead-lettered (rejected) → billing.dlq#3",
+        "no time  ? shipping    consumed? not in the queue; 1 consumer; when is not recorded",
+        "no time  ? email       expired? not in the queue; time to live 60 s",
+        "no time  ? audit       dropped? not in the queue; max-length 10",
+        "no time  ? gone        removed: the queue no longer exists",
+        "x-consistent-hash",
+    ] {
+        assert!(text.contains(shown), "{shown}\n{text}");
+    }
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| mqscope::tui::ui::draw(f, &s, &Theme::default_theme()))
+        .unwrap();
+    insta::assert_snapshot!("trace_routes", format!("{:?}", term.backend().buffer()));
 }
 
 #[test]

@@ -43,6 +43,7 @@ pub(super) async fn trace(
         for s in &t.skipped {
             writeln!(out, "  skipped {}: {}", s.queue, s.reason)?;
         }
+        write_routes(&t, start, out)?;
         writeln!(
             out,
             "scanned {} messages in {} queues and topics in {} ms",
@@ -82,12 +83,61 @@ pub(super) async fn trace(
     }
 }
 
-/// One hop for people: time from the first hop, where, how it got there.
-fn hop_line(h: &crate::ops::trace::Hop, start: Option<DateTime<Utc>>) -> String {
-    let delta = match (start, h.time) {
+/// The first publish's expected routes in time order, a queue a line with its fate and
+/// the evidence under it, then what they assume.
+fn write_routes(
+    t: &crate::ops::trace::Trace,
+    start: Option<DateTime<Utc>>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if let Some(b) = &t.routes_basis {
+        let x = if b.exchange.is_empty() {
+            "(default)"
+        } else {
+            &b.exchange
+        };
+        writeln!(
+            out,
+            "expected routes of the publish to {x} / {}:",
+            b.routing_keys.join(", ")
+        )?;
+    }
+    for r in &t.routes {
+        let what = match (&r.dead_lettered_to, r.reason) {
+            (Some(to), Some(why)) => format!("{} ({why}) → {to}", r.fate.as_str()),
+            _ => r.fate.as_str().to_string(),
+        };
+        // A fate nothing timed (a consumer took it, it expired) is a gap in the journey.
+        let when = match r.time {
+            Some(_) => delta(start, r.time),
+            None => format!("{:>10}", "no time"),
+        };
+        writeln!(
+            out,
+            "  {when}  {:<20} {what}",
+            r.queue.as_deref().unwrap_or("(no queue)")
+        )?;
+        for e in &r.evidence {
+            writeln!(out, "              {e}")?;
+        }
+    }
+    for n in &t.routes_notes {
+        writeln!(out, "  note: {n}")?;
+    }
+    Ok(())
+}
+
+/// Time since the first hop, in a column of its own; `?` when not known.
+fn delta(start: Option<DateTime<Utc>>, at: Option<DateTime<Utc>>) -> String {
+    match (start, at) {
         (Some(a), Some(b)) => format!("+{:>8.3}s", (b - a).num_milliseconds() as f64 / 1000.0),
         _ => format!("{:>10}", "?"),
-    };
+    }
+}
+
+/// One hop for people: time from the first hop, where, how it got there.
+fn hop_line(h: &crate::ops::trace::Hop, start: Option<DateTime<Utc>>) -> String {
+    let delta = delta(start, h.time);
     let route = match (&h.exchange, &h.routing_key) {
         (Some(x), Some(k)) if !x.is_empty() => format!("  via {x} / {k}"),
         (Some(_), Some(k)) => format!("  via (default) / {k}"),

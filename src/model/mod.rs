@@ -10,6 +10,7 @@ pub mod identity;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod routing;
 pub mod time;
 pub mod topology;
 pub mod value;

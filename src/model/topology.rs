@@ -1,7 +1,9 @@
-//! AMQP routing as a pure function of exchanges and bindings: used by the local broker to
+//! Exchanges, bindings and queues of a virtual host, and routing through them (the rules are in
+//! `routing`): used by the local broker to
 //! deliver, and by every AMQP backend to resolve which queue a dead-letter exchange feeds.
 
-use super::value::{FieldTable, FieldValue};
+use super::routing::{ExchangeRule, HeaderEquality, Network, Publish, Rule, route};
+use super::value::FieldTable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -120,166 +122,46 @@ impl Topology {
         self.exchanges.iter().find(|e| e.name == name)
     }
 
-    /// The queues a message published to `exchange` with `routing_key` reaches, in binding
-    /// order without duplicates. The default exchange (`""`) routes to the queue named by
-    /// the key. Exchange-to-exchange bindings are followed once each (no loops).
+    /// The queues a message published to `exchange` with `routing_key` reaches, in the
+    /// order they are reached, without duplicates (RabbitMQ's rules: `model::routing`).
+    /// The headers' `CC` and `BCC` are not read here: callers that want them pass each key.
     pub fn route(&self, exchange: &str, routing_key: &str, headers: &FieldTable) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut seen_exchanges = BTreeSet::new();
-        self.route_into(
-            exchange,
-            routing_key,
-            headers,
-            &mut seen_exchanges,
-            &mut out,
-        );
-        out
-    }
-
-    fn route_into(
-        &self,
-        exchange: &str,
-        key: &str,
-        headers: &FieldTable,
-        seen: &mut BTreeSet<String>,
-        out: &mut Vec<String>,
-    ) {
-        if !seen.insert(exchange.to_string()) {
-            return;
-        }
-        if exchange.is_empty() {
-            if self.queues.contains(key) && !out.iter().any(|q| q == key) {
-                out.push(key.to_string());
-            }
-            return;
-        }
-        let Some(ex) = self.exchange(exchange) else {
-            return;
+        let publish = Publish {
+            exchange: exchange.to_string(),
+            routing_keys: vec![routing_key.to_string()],
+            headers: headers.clone(),
         };
+        route(self, &publish, HeaderEquality::Exact)
+            .queues
+            .into_iter()
+            .map(|d| d.queue)
+            .collect()
+    }
+}
+
+/// A topology knows no alternate exchanges and only the four standard exchange types.
+impl Network for Topology {
+    fn exchange(&self, name: &str) -> Option<ExchangeRule<'_>> {
+        Topology::exchange(self, name).map(|e| ExchangeRule {
+            rule: Rule::Known(e.kind),
+            alternate: None,
+        })
+    }
+
+    fn for_each_binding(&self, exchange: &str, f: &mut dyn FnMut(&Binding)) {
         for b in self.bindings.iter().filter(|b| b.source == exchange) {
-            let hit = match ex.kind {
-                ExchangeKind::Fanout => true,
-                ExchangeKind::Direct => b.routing_key == key,
-                ExchangeKind::Topic => topic_matches(&b.routing_key, key),
-                ExchangeKind::Headers => headers_match(&b.arguments, headers),
-            };
-            if !hit {
-                continue;
-            }
-            match b.destination_kind {
-                DestinationKind::Queue => {
-                    if !out.contains(&b.destination) {
-                        out.push(b.destination.clone());
-                    }
-                }
-                DestinationKind::Exchange => {
-                    self.route_into(&b.destination, key, headers, seen, out)
-                }
-            }
+            f(b);
         }
     }
-}
 
-/// AMQP topic matching: words split on `.`, `*` matches one word, `#` zero or more.
-/// Dynamic programming over (pattern word, key word), so no pattern can take more than
-/// pattern length × key length steps.
-pub fn topic_matches(pattern: &str, key: &str) -> bool {
-    let p: Vec<&str> = if pattern.is_empty() {
-        Vec::new()
-    } else {
-        pattern.split('.').collect()
-    };
-    let k: Vec<&str> = if key.is_empty() {
-        Vec::new()
-    } else {
-        key.split('.').collect()
-    };
-    // can[j]: the pattern words so far match the first j key words.
-    let mut can = vec![false; k.len() + 1];
-    can[0] = true;
-    for word in &p {
-        let mut next = vec![false; k.len() + 1];
-        if *word == "#" {
-            let mut any = false;
-            for j in 0..=k.len() {
-                any |= can[j];
-                next[j] = any;
-            }
-        } else {
-            for j in 1..=k.len() {
-                next[j] = can[j - 1] && (*word == "*" || *word == k[j - 1]);
-            }
-        }
-        can = next;
+    fn has_queue(&self, name: &str) -> bool {
+        self.queues.contains(name)
     }
-    can[k.len()]
-}
-
-/// Headers-exchange matching: `x-match` is `all` (default), `any`, `all-with-x` or
-/// `any-with-x`; keys starting with `x-` count only in the `-with-x` modes; a void value
-/// matches on presence alone.
-pub fn headers_match(args: &FieldTable, headers: &FieldTable) -> bool {
-    let (any, with_x) = match args
-        .get("x-match")
-        .and_then(FieldValue::as_str)
-        .unwrap_or("all")
-    {
-        "any" => (true, false),
-        "any-with-x" => (true, true),
-        "all-with-x" => (false, true),
-        _ => (false, false),
-    };
-    let mut wanted = args
-        .iter()
-        .filter(|(k, _)| *k != "x-match" && (with_x || !k.starts_with("x-")))
-        .peekable();
-    if wanted.peek().is_none() {
-        return !any;
-    }
-    let one = |(k, v): (&str, &FieldValue)| match headers.get(k) {
-        Some(actual) => matches!(v, FieldValue::Void) || same_value(actual, v),
-        None => false,
-    };
-    if any {
-        wanted.any(one)
-    } else {
-        wanted.all(one)
-    }
-}
-
-/// Values compare as RabbitMQ compares them: numbers by value, strings by bytes.
-fn same_value(a: &FieldValue, b: &FieldValue) -> bool {
-    if a == b {
-        return true;
-    }
-    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
-        return x == y;
-    }
-    matches!((a.as_bytes(), b.as_bytes()), (Some(x), Some(y)) if x == y)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topic_patterns() {
-        assert!(topic_matches("invoice.*", "invoice.created"));
-        assert!(!topic_matches("invoice.*", "invoice.created.eu"));
-        assert!(topic_matches("invoice.#", "invoice.created.eu"));
-        assert!(topic_matches("invoice.#", "invoice"));
-        assert!(topic_matches("#", ""));
-        assert!(topic_matches("#", "a.b.c"));
-        assert!(topic_matches("*.created", "order.created"));
-        assert!(!topic_matches("*.created", "created"));
-        assert!(topic_matches("a.#.z", "a.z"));
-        assert!(topic_matches("a.#.z", "a.b.c.z"));
-        assert!(!topic_matches("a.#.z", "a.b.c"));
-        assert!(topic_matches("#.#.#", "a"));
-        let long_key = vec!["w"; 200].join(".");
-        let hashes = vec!["#"; 100].join(".") + ".x";
-        assert!(!topic_matches(&hashes, &long_key), "finishes quickly");
-    }
 
     fn topo() -> Topology {
         let q = |s: &str, d: &str, k: &str| Binding {
@@ -341,20 +223,5 @@ mod tests {
             t.route("events", "invoice.created", &none),
             vec!["c", "audit"]
         );
-    }
-
-    #[test]
-    fn headers_exchange_all_and_any() {
-        let mut args = FieldTable::new();
-        args.insert("x-match", FieldValue::string("any"));
-        args.insert("region", FieldValue::string("eu"));
-        args.insert("tier", FieldValue::string("gold"));
-        let mut h = FieldTable::new();
-        h.insert("region", FieldValue::string("eu"));
-        assert!(headers_match(&args, &h));
-        args.insert("x-match", FieldValue::string("all"));
-        assert!(!headers_match(&args, &h));
-        h.insert("tier", FieldValue::ShortString("gold".into()));
-        assert!(headers_match(&args, &h));
     }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::hop::{Hop, hop_of, hop_order, summary_of};
+use super::routes::{Route, RouteBasis, Scope, Sighting, expected, sighting_of};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
@@ -21,7 +22,7 @@ pub struct Skipped {
 }
 
 /// Everything one trace found, hops in time order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Trace {
     pub correlation_id: String,
     pub scanned: u64,
@@ -30,6 +31,13 @@ pub struct Trace {
     /// Queues that could not be read safely or at all, and why.
     pub skipped: Vec<Skipped>,
     pub elapsed_ms: u64,
+    /// Where the first publish should have gone by the topology as it is now, and what
+    /// became of each copy (`routes::expected`).
+    pub routes: Vec<Route>,
+    /// The publish the routes start from.
+    pub routes_basis: Option<RouteBasis>,
+    /// What the routes assume, and why there are none when there are none.
+    pub routes_notes: Vec<String>,
 }
 
 impl Trace {
@@ -132,7 +140,8 @@ pub async fn trace_streaming(
     on_event: &(dyn Fn(TraceEvent) + Send + Sync),
 ) -> Result<Trace, BackendError> {
     let started = Instant::now();
-    let mut queues = backend.list_queues().await?;
+    let listed = backend.list_queues().await?;
+    let mut queues = listed.clone();
     if let Some(p) = &opts.queues {
         queues.retain(|q| glob_matches(p, &q.name));
     }
@@ -168,21 +177,36 @@ pub async fn trace_streaming(
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
-    let mut hops = Vec::new();
+    let mut found: Vec<(Hop, Sighting)> = Vec::new();
     let mut skipped = Vec::new();
     let mut done = 0;
+    let mut complete = !is_cancelled(opts);
     for r in results.into_iter().flatten() {
         match r {
-            Ok((h, complete)) => {
-                done += u64::from(complete);
-                hops.extend(h);
+            Ok((h, whole)) => {
+                done += u64::from(whole);
+                complete &= whole;
+                found.extend(h);
             }
             Err(s) => skipped.push(s),
         }
     }
-    hops.sort_by(hop_order);
+    found.sort_by(|a, b| hop_order(&a.0, &b.0));
+    let (hops, sightings): (Vec<Hop>, Vec<Sighting>) = found.into_iter().unzip();
     skipped.sort_by(|a, b| a.queue.cmp(&b.queue));
+    let searched = |q: &str| opts.queues.as_ref().is_none_or(|p| glob_matches(p, q));
+    let scope = Scope {
+        queues: &listed,
+        searched: &searched,
+        skipped: &skipped,
+        complete,
+        now: Utc::now(),
+    };
+    let routes = expected(backend, &hops, &sightings, &scope).await;
     Ok(Trace {
+        routes: routes.routes,
+        routes_basis: routes.basis,
+        routes_notes: routes.notes,
         correlation_id: id.to_string(),
         scanned: scanned.load(Ordering::Relaxed),
         queues_scanned: done,
@@ -201,7 +225,7 @@ async fn scan_one(
     summary: QueueSummary,
     scanned: &AtomicU64,
     on_event: &(dyn Fn(TraceEvent) + Send + Sync),
-) -> Result<(Vec<Hop>, bool), Skipped> {
+) -> Result<(Vec<(Hop, Sighting)>, bool), Skipped> {
     let name = summary.name.clone();
     let kind = summary.kind;
     let skipped = |e: BackendError| Skipped {
@@ -244,7 +268,7 @@ async fn scan_one(
                 if matcher.matches(m) {
                     let hop = hop_of(m, kind);
                     on_event(TraceEvent::Hit(Box::new(hop.clone())));
-                    hops.push(hop);
+                    hops.push((hop, sighting_of(m)));
                 }
             }
             if is_cancelled(opts) {
@@ -272,7 +296,7 @@ async fn scan_export(
     name: &str,
     scanned: &AtomicU64,
     on_event: &(dyn Fn(TraceEvent) + Send + Sync),
-) -> Result<(Vec<Hop>, bool), BackendError> {
+) -> Result<(Vec<(Hop, Sighting)>, bool), BackendError> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Message>>(4);
     let from = opts.since.map_or(PeekFrom::Start, PeekFrom::Time);
     let batch = opts.page_size.clamp(1, 1_000);
@@ -307,7 +331,7 @@ async fn scan_export(
             for m in &found {
                 let hop = hop_of(m, QueueKind::Topic);
                 on_event(TraceEvent::Hit(Box::new(hop.clone())));
-                hops.push(hop);
+                hops.push((hop, sighting_of(m)));
             }
             if is_cancelled(opts) {
                 complete = false;
@@ -317,7 +341,7 @@ async fn scan_export(
                     for m in &found {
                         let hop = hop_of(m, QueueKind::Topic);
                         on_event(TraceEvent::Hit(Box::new(hop.clone())));
-                        hops.push(hop);
+                        hops.push((hop, sighting_of(m)));
                     }
                 }
                 return;

@@ -2,6 +2,7 @@
 
 use super::{Cursor, Pending, State};
 use crate::ops::trace::graph::Row;
+use crate::ops::trace::routes::{Route, RouteBasis};
 use crate::ops::trace::{Hop, Skipped};
 
 /// The most hops a trace view keeps; an ID on more messages than this is cut short.
@@ -39,6 +40,11 @@ pub struct Trace {
     pub scanned: u64,
     pub elapsed_ms: u64,
     pub cursor: Cursor,
+    /// Where the first publish should have gone and what became of each copy (known once
+    /// the scan is done), the publish they start from, and what they assume.
+    pub routes: Vec<Route>,
+    pub routes_basis: Option<RouteBasis>,
+    pub routes_notes: Vec<String>,
 }
 
 impl State {

@@ -1,11 +1,13 @@
 //! A trace: the hops of one correlation ID as a tree in time order (each publish with its
 //! copies as branches, dead letters with where from and why), the scan's progress or its
-//! summary above. Only the rows on screen are laid out.
+//! summary above, and under the tree the first publish's expected routes with the fate of
+//! each copy in time order. Only the rows on screen are laid out.
 
 use super::messages::empty_note;
 use super::{fit, panel};
 use crate::config::theme::{Role, Theme};
 use crate::ops::trace::graph::{RootTag, RowKind};
+use crate::ops::trace::routes::{Fate, Route, TOPOLOGY_NOW};
 use crate::ops::trace::{Hop, HopKind, summary_of};
 use crate::tui::state::{State, TracePhase};
 use chrono::{DateTime, Utc};
@@ -26,10 +28,21 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         ));
     }
     let mut lines = vec![status_line(s, t, width), notes_line(s, t, width)];
-    let rows = usize::from(area.height.saturating_sub(4));
-    let start = tr.cursor.offset.min(tr.rows.len());
-    let end = (start + rows).min(tr.rows.len());
     let first = tr.hops.iter().find_map(|h| h.time);
+    let room = usize::from(area.height.saturating_sub(4));
+    let mut routes = routes_lines(s, first, t, width);
+    // The routes take what the tree leaves, and at least half the room when both need it.
+    let routes_room = routes
+        .len()
+        .min(room.saturating_sub(tr.rows.len()).max(room / 2));
+    routes.truncate(routes_room);
+    let rows = room.saturating_sub(routes_room).max(1);
+    // The cursor's page assumes the whole room: keep the selected row on screen.
+    let mut start = tr.cursor.offset.min(tr.rows.len());
+    if tr.cursor.selected >= start + rows {
+        start = tr.cursor.selected + 1 - rows;
+    }
+    let end = (start + rows).min(tr.rows.len());
     for (i, row) in tr.rows[start..end].iter().enumerate() {
         let Some(hop) = tr.hops.get(row.hop) else {
             continue;
@@ -43,6 +56,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         }
         lines.push(line);
     }
+    lines.extend(routes);
     f.render_widget(
         Paragraph::new(lines).block(panel(Line::from(title), t, true)),
         area,
@@ -115,6 +129,91 @@ fn status_line<'a>(s: &'a State, t: &Theme, width: usize) -> Line<'a> {
             ])
         }
     }
+}
+
+/// The expected routes under a blank line: a heading naming the publish and the assumption,
+/// then a route a line in time order; a fate nothing timed is a gap and says so.
+fn routes_lines<'a>(
+    s: &'a State,
+    first: Option<DateTime<Utc>>,
+    t: &Theme,
+    width: usize,
+) -> Vec<Line<'a>> {
+    let tr = &s.trace;
+    if tr.phase == TracePhase::Scanning || (tr.routes.is_empty() && tr.routes_notes.is_empty()) {
+        return Vec::new();
+    }
+    let heading = match &tr.routes_basis {
+        Some(b) => {
+            let x = if b.exchange.is_empty() {
+                "(default)"
+            } else {
+                &b.exchange
+            };
+            format!(
+                "expected routes of the publish to {x} / {} (topology as it is now)",
+                b.routing_keys.join(", ")
+            )
+        }
+        None => "expected routes: none".to_string(),
+    };
+    let mut out = vec![
+        Line::default(),
+        Line::from(Span::styled(
+            fit(&heading, width),
+            t.fg(Role::Header).add_modifier(Modifier::BOLD),
+        )),
+    ];
+    let name_width = tr
+        .routes
+        .iter()
+        .filter_map(|r| r.queue.as_deref())
+        .map(|q| q.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(10, 24);
+    for r in &tr.routes {
+        out.push(route_line(r, first, name_width, t, width));
+    }
+    for n in tr.routes_notes.iter().filter(|n| *n != TOPOLOGY_NOW) {
+        out.push(Line::from(Span::styled(
+            fit(&format!("  {n}"), width),
+            t.fg(Role::Warning),
+        )));
+    }
+    out
+}
+
+fn route_line<'a>(
+    r: &Route,
+    first: Option<DateTime<Utc>>,
+    name_width: usize,
+    t: &Theme,
+    width: usize,
+) -> Line<'a> {
+    let (mark, role) = match r.fate {
+        Fate::Found => ("✓", Role::Ok),
+        Fate::DeadLettered => ("✗", Role::DeadLetter),
+        Fate::NotRouted => ("∅", Role::Error),
+        Fate::NotSearched => ("·", Role::Dim),
+        _ => ("?", Role::Warning),
+    };
+    let when = match r.time {
+        Some(_) => delta(first, r.time),
+        None => "no time".into(),
+    };
+    let head = format!("{when:>10}  ");
+    let name = format!(
+        "{:<name_width$}  ",
+        fit(r.queue.as_deref().unwrap_or("(no queue)"), name_width)
+    );
+    let used = head.chars().count() + 2 + name.chars().count();
+    Line::from(vec![
+        Span::styled(head, t.fg(Role::Dim)),
+        Span::styled(format!("{mark} "), t.fg(role).add_modifier(Modifier::BOLD)),
+        Span::styled(name, t.fg(Role::Text).add_modifier(Modifier::BOLD)),
+        Span::styled(fit(&r.headline, width.saturating_sub(used)), t.fg(role)),
+    ])
 }
 
 /// Queues that were skipped and why, or that the view is full.

@@ -52,6 +52,9 @@ pub(super) fn start_trace(s: &mut State, id: String) -> Vec<Effect> {
     t.scanned = 0;
     t.elapsed_ms = 0;
     t.cursor = Cursor::default();
+    t.routes.clear();
+    t.routes_basis = None;
+    t.routes_notes.clear();
     if s.view() != View::Trace {
         s.stack.retain(|v| *v != View::Trace);
         s.stack.push(View::Trace);
@@ -110,6 +113,9 @@ pub(super) fn on_trace_done(s: &mut State, result: Result<Box<crate::ops::trace:
             t.scanned = done.scanned;
             t.queues_done = usize::try_from(done.queues_scanned).unwrap_or(usize::MAX);
             t.elapsed_ms = done.elapsed_ms;
+            t.routes = done.routes;
+            t.routes_basis = done.routes_basis;
+            t.routes_notes = done.routes_notes;
             t.phase = TracePhase::Done;
             refresh_rows(t);
         }

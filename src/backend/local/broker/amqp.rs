@@ -8,7 +8,7 @@ use super::{
 };
 use crate::model::death::{DeathEvent, record_death};
 use crate::model::topology::{Binding, DestinationKind, Exchange, ExchangeKind, Topology};
-use crate::model::{DeathReason, FieldTable, FieldValue, Message};
+use crate::model::{DeathReason, FieldTable, Message};
 use chrono::DateTime;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -181,8 +181,7 @@ impl LocalBroker {
         let mut headers = msg.headers;
         // Sender-selected distribution: CC and BCC add routing keys; BCC is never delivered.
         let mut keys = vec![routing_key.to_string()];
-        keys.extend(header_keys(&headers, "CC"));
-        keys.extend(header_keys(&headers, "BCC"));
+        keys.extend(crate::model::routing::sender_selected(&headers));
         headers.remove("BCC");
         let body = Arc::new(Body {
             properties: msg.properties,
@@ -328,7 +327,7 @@ impl LocalBroker {
         // the record, so it cannot expire again in the dead-letter queue.
         let original_expiration = properties.expiration.take();
         let mut routing_keys = vec![stored.routing_key.clone()];
-        routing_keys.extend(header_keys(&headers, "CC"));
+        routing_keys.extend(crate::model::routing::header_keys(&headers, "CC"));
         record_death(
             &mut headers,
             &DeathEvent {
@@ -563,18 +562,6 @@ impl LocalBroker {
 }
 
 /// Routing keys listed in a `CC` or `BCC` header (an array of strings).
-fn header_keys(headers: &FieldTable, name: &str) -> Vec<String> {
-    headers
-        .get(name)
-        .and_then(FieldValue::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// RabbitMQ's cycle rule: dead-lettering into `target` is a cycle when the message already
 /// died in `target` and no death since then (the current one included) was a rejection.
 fn is_cycle(deaths: &[crate::model::DeathRecord], reason: DeathReason, target: &str) -> bool {
