@@ -636,3 +636,68 @@ fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
     assert!(hop["queue"].is_string() && hop["kind"].is_string(), "{hop}");
     assert!(hop.get("hops").is_none(), "a hop, not another trace: {hop}");
 }
+
+/// Consumption on librdkafka's mock, which cannot list groups: the two groups are named.
+/// Record 3 of partition 1: `ahead` committed 4 there (past it), `behind` committed 3 (the
+/// next it reads is the record itself), and a group that never committed on the topic is
+/// not shown at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_trace_tells_a_group_past_the_record_from_one_behind_it() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let c = kafka_mock::Cluster::new();
+    let topic = c.topic("consumed", 2);
+    for i in 0..6 {
+        let corr = if i == 3 { "wanted" } else { "other" };
+        let mut m = mqscope::model::Message::new("", 0, Bytes::from("{}"));
+        m.headers.insert("correlation_id", FieldValue::string(corr));
+        c.produce(&topic, 1, &m, None).await;
+    }
+    let commit = |group: &str, offset: i64| {
+        let g: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", c.bootstrap())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 1, Offset::Offset(offset))
+            .unwrap();
+        g.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    commit("ahead", 4);
+    commit("behind", 3);
+    let backend = c.backend().await;
+    let opts = TraceOptions {
+        groups: vec!["behind".into(), "ahead".into(), "idle".into()],
+        ..TraceOptions::default()
+    };
+    let t = trace(&backend, "wanted", &opts).await.unwrap();
+    assert_eq!(t.hops.len(), 1, "{:?}", t.hops);
+    assert_eq!(t.hops[0].place(), format!("{topic}[1]@3"));
+    let json = serde_json::to_value(&t.hops[0]).unwrap();
+    assert_eq!(
+        json["groups"],
+        serde_json::json!([
+            {"group": "ahead", "status": "consumed", "committed": 4, "lag": 2},
+            {"group": "behind", "status": "pending", "committed": 3, "lag": 3},
+        ])
+    );
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.starts_with("consumer groups not listed")),
+        "the mock cannot list groups, and the trace says so: {:?}",
+        t.notes
+    );
+    // Without names, nothing to go on: no groups, and a note saying how to name them.
+    let t = trace(&backend, "wanted", &TraceOptions::default())
+        .await
+        .unwrap();
+    assert!(t.hops[0].groups.is_empty());
+    assert!(
+        t.notes.iter().any(|n| n.contains("--group")),
+        "{:?}",
+        t.notes
+    );
+}

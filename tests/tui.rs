@@ -392,6 +392,8 @@ fn hop_at(queue: &str, position: u64, secs: i64) -> Hop {
         replay_count: None,
         live: false,
         routed_queues: None,
+        groups: Vec::new(),
+        deliveries: Vec::new(),
         time: chrono::DateTime::from_timestamp(secs, 0),
         published: chrono::DateTime::from_timestamp(100, 0),
     }
@@ -500,6 +502,7 @@ fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
         queues_scanned: 2,
         hops,
         skipped: Vec::new(),
+        notes: Vec::new(),
         elapsed_ms: 12,
     };
     update(

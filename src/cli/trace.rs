@@ -22,6 +22,7 @@ pub(super) async fn trace(
             .as_deref()
             .map(|s| parse_since(s, Utc::now()))
             .transpose()?,
+        groups: args.groups.clone(),
         ..Default::default()
     };
     // The tail starts before the scan, so nothing published while the scan runs is missed.
@@ -38,10 +39,13 @@ pub(super) async fn trace(
     } else {
         writeln!(out, "{}: {}", t.correlation_id, t.summary())?;
         for h in &t.hops {
-            writeln!(out, "  {}", hop_line(h, start))?;
+            write_hop(out, h, start)?;
         }
         for s in &t.skipped {
             writeln!(out, "  skipped {}: {}", s.queue, s.reason)?;
+        }
+        for n in &t.notes {
+            writeln!(out, "  note: {n}")?;
         }
         writeln!(
             out,
@@ -76,9 +80,35 @@ pub(super) async fn trace(
             serde_json::to_writer(&mut *out, &hop)?;
             writeln!(out)?;
         } else {
-            writeln!(out, "  {}", hop_line(&hop, start))?;
+            write_hop(out, &hop, start)?;
         }
         out.flush()?;
+    }
+}
+
+/// A hop for people: its line, then a line per consumer group on a topic record.
+fn write_hop(
+    out: &mut dyn Write,
+    h: &crate::ops::trace::Hop,
+    start: Option<DateTime<Utc>>,
+) -> std::io::Result<()> {
+    writeln!(out, "  {}", hop_line(h, start))?;
+    for g in &h.groups {
+        writeln!(out, "{:14}{}", "", group_line(g))?;
+    }
+    Ok(())
+}
+
+/// "✓ consumed by billing (committed 42, lag 3)" or "… pending in audit (committed 40, lag 5)".
+fn group_line(g: &crate::model::GroupProgress) -> String {
+    let at = match (g.committed, g.lag) {
+        (Some(c), Some(l)) => format!(" (committed {c}, lag {l})"),
+        (Some(c), None) => format!(" (committed {c})"),
+        _ => " (no offset on this partition)".to_string(),
+    };
+    match g.status {
+        crate::model::GroupStatus::Consumed => format!("✓ consumed by {}{at}", g.group),
+        crate::model::GroupStatus::Pending => format!("… pending in {}{at}", g.group),
     }
 }
 
@@ -112,6 +142,11 @@ fn hop_line(h: &crate::ops::trace::Hop, start: Option<DateTime<Utc>>) -> String 
         .map(|r| format!("  {r}"))
         .unwrap_or_default();
     let live = if h.live { "  (live)" } else { "" };
+    // A delivery says where from itself; the route it was published with is the publish's.
+    if !h.deliveries.is_empty() {
+        let said: Vec<String> = h.deliveries.iter().map(|d| d.describe()).collect();
+        return format!("{delta}  {}{live}", said.join("; "));
+    }
     format!("{delta}  {}{route}{routed}{dead}{replay}{live}", h.place())
 }
 

@@ -200,6 +200,8 @@ mod tests {
             replay_count: None,
             live: false,
             routed_queues: None,
+            groups: Vec::new(),
+            deliveries: Vec::new(),
             time: at(time),
             published: at(published),
         }

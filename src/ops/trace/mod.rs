@@ -4,9 +4,11 @@
 
 pub mod follow;
 pub mod graph;
+mod groups;
 mod hop;
 mod scan;
 
 pub use crate::model::correlation::{Extractor, IdMatcher, Rule, traceparent_trace_id};
+pub use groups::attach_groups;
 pub use hop::*;
 pub use scan::*;

@@ -29,6 +29,9 @@ pub struct Trace {
     pub hops: Vec<Hop>,
     /// Queues that could not be read safely or at all, and why.
     pub skipped: Vec<Skipped>,
+    /// What the trace could not tell (consumer groups it could not list).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub elapsed_ms: u64,
 }
 
@@ -54,6 +57,9 @@ pub struct TraceOptions {
     /// it found so far. A read in flight is let finish rather than dropped, so a broker
     /// peek always returns its messages to the queue.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Consumer groups to check topic records against besides those the broker lists
+    /// (read by name: brokers without group listing answer these).
+    pub groups: Vec<String>,
 }
 
 impl Default for TraceOptions {
@@ -65,6 +71,7 @@ impl Default for TraceOptions {
             concurrency: 4,
             page_size: 1_000,
             cancel: None,
+            groups: Vec::new(),
         }
     }
 }
@@ -182,12 +189,18 @@ pub async fn trace_streaming(
     }
     hops.sort_by(hop_order);
     skipped.sort_by(|a, b| a.queue.cmp(&b.queue));
+    let notes = if is_cancelled(opts) {
+        Vec::new()
+    } else {
+        super::attach_groups(backend, opts, &mut hops).await
+    };
     Ok(Trace {
         correlation_id: id.to_string(),
         scanned: scanned.load(Ordering::Relaxed),
         queues_scanned: done,
         hops,
         skipped,
+        notes,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }
