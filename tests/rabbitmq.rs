@@ -1079,17 +1079,21 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     let mut tail = live
         .tail(&mqscope::backend::TailFilter {
             sources: vec![ex.clone()],
+            ..Default::default()
         })
         .await
         .unwrap();
     r.publish_all(&ex, "k", &numbered(3)).await;
     let mut got = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(Duration::from_secs(5), tail.messages.recv())
+        let m = tokio::time::timeout(Duration::from_secs(5), tail.events.recv())
             .await
             .expect("a tailed message within 5 s")
             .unwrap()
             .unwrap();
+        let mqscope::backend::TailEvent::Message(m) = m else {
+            panic!("not asked for deliveries: {m:?}")
+        };
         assert_eq!(m.exchange.as_deref(), Some(ex.as_str()));
         got.push(m.payload);
     }
@@ -1178,6 +1182,7 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     let err = live
         .tail(&mqscope::backend::TailFilter {
             sources: vec![unique("no-such-exchange")],
+            ..Default::default()
         })
         .await
         .err()
@@ -1215,11 +1220,15 @@ async fn set_tracing(vhost: &str, on: bool) {
 }
 
 async fn next_tailed(tail: &mut mqscope::backend::Tail) -> Message {
-    tokio::time::timeout(Duration::from_secs(5), tail.messages.recv())
+    let event = tokio::time::timeout(Duration::from_secs(5), tail.events.recv())
         .await
         .expect("a tailed message within 5 s")
         .expect("the tail is running")
-        .expect("no tail error")
+        .expect("no tail error");
+    match event {
+        mqscope::backend::TailEvent::Message(m) => m,
+        other => panic!("a message, not {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1254,6 +1263,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let err = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec!["amq.default".into()],
+                ..Default::default()
             })
             .await
             .err()
@@ -1263,6 +1273,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let direct = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec![ex.into()],
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -1277,6 +1288,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let mut tail = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec![ex.into(), "amq.default".into()],
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -1388,7 +1400,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         assert_eq!(g.payload.as_ref(), b"retried");
         assert!(g.headers.get("x-death").is_some());
         assert!(
-            tokio::time::timeout(Duration::from_millis(500), tail.messages.recv())
+            tokio::time::timeout(Duration::from_millis(500), tail.events.recv())
                 .await
                 .is_err(),
             "each message once"
@@ -1402,7 +1414,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         assert_eq!(h.payload.as_ref(), b"after trace_off");
         assert_eq!(h.exchange.as_deref(), Some(ex));
         assert!(
-            tokio::time::timeout(Duration::from_millis(500), tail.messages.recv())
+            tokio::time::timeout(Duration::from_millis(500), tail.events.recv())
                 .await
                 .is_err(),
             "once after tracing went off too"
@@ -1414,6 +1426,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let err = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec!["no such exchange".into()],
+                ..Default::default()
             })
             .await
             .err()

@@ -388,6 +388,105 @@ async fn follow_reports_new_hops_live_once_each() {
     assert_eq!(json["kind"], "topic");
 }
 
+/// A consumer taking the traced message is a live hop of its own: which queue, which
+/// consumer, whether it was delivered before; it hangs under the publish it is a copy of.
+/// Publishes without the ID and deliveries of other messages are not shown.
+#[tokio::test]
+async fn follow_reports_each_delivery_to_a_consumer() {
+    let b = Arc::new(LocalBroker::new(
+        "t",
+        Clock::manual(1_000_000),
+        LocalConfig::default(),
+    ));
+    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    for q in ["billing", "shipping"] {
+        b.declare_queue(q, QueueArgs::default()).unwrap();
+        b.bind_queue(q, "orders", "").unwrap();
+    }
+    let backend = LocalBackend::new(Arc::clone(&b), "local://test");
+    let mut f = follow::start(&backend, "wanted", &TraceOptions::default())
+        .await
+        .unwrap();
+    b.publish("orders", "order.created", order("noise", 1))
+        .unwrap();
+    b.publish("orders", "order.created", order("wanted", 2))
+        .unwrap();
+    let noise = b
+        .get_by("shipping", false, "shipping-svc")
+        .unwrap()
+        .unwrap();
+    b.ack(noise.tag).unwrap();
+    let first = b
+        .get_by("shipping", false, "shipping-svc")
+        .unwrap()
+        .unwrap();
+    b.nack(first.tag, true).unwrap();
+    b.clock().advance(250);
+    let again = b
+        .get_by("shipping", false, "shipping-svc")
+        .unwrap()
+        .unwrap();
+    b.ack(again.tag).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let h = tokio::time::timeout(Duration::from_secs(5), f.next_hop())
+            .await
+            .expect("a live hop within 5 s")
+            .expect("the tail is open")
+            .unwrap();
+        got.push(h);
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), f.next_hop())
+            .await
+            .is_err(),
+        "the noise is neither published nor delivered as far as the follow is concerned"
+    );
+    assert!(
+        got[0].deliveries.is_empty(),
+        "the publish first: {:?}",
+        got[0]
+    );
+    let deliveries: Vec<(String, Option<String>, bool, String)> = got[1..]
+        .iter()
+        .map(|h| {
+            assert_eq!((h.kind, h.queue.as_str()), (HopKind::Queue, "shipping"));
+            assert!(h.live && h.position.is_none());
+            let d = &h.deliveries[0];
+            (
+                d.queue.clone(),
+                d.user.clone(),
+                d.redelivered,
+                h.timestamp.clone().unwrap(),
+            )
+        })
+        .collect();
+    let user = Some("shipping-svc".to_string());
+    assert_eq!(
+        deliveries,
+        vec![
+            (
+                "shipping".into(),
+                user.clone(),
+                false,
+                "1970-01-01T00:16:40.000Z".into()
+            ),
+            (
+                "shipping".into(),
+                user,
+                true,
+                "1970-01-01T00:16:40.250Z".into()
+            ),
+        ]
+    );
+    let json = serde_json::to_value(&got[2]).unwrap();
+    assert_eq!(json["deliveries"][0]["redelivered"], true, "{json}");
+    assert!(json.get("groups").is_none(), "{json}");
+    // One publish: its root, then the two deliveries as its branches.
+    let rows = mqscope::ops::trace::graph::rows(&got);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+}
+
 /// The Kafka case on librdkafka's mock cluster: the ID in three topics and every
 /// partition (a header, a JSON body, a traceparent), one record dead-lettered with Spring's
 /// headers; then a live follow picks up a new record.
@@ -611,10 +710,11 @@ fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
             }
         }
     });
-    let mut lines = Vec::new();
-    // Room for a loaded machine: the bound only matters when the test fails.
+    let mut lines: Vec<String> = Vec::new();
+    // Room for a loaded machine: the bound only matters when the test fails. Read until
+    // billing's consumer has picked the order up (a delivery hop).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while lines.len() < 2 {
+    while !lines.iter().skip(1).any(|l| l.contains("\"deliveries\"")) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(Ok(l)) => lines.push(l),
@@ -623,10 +723,22 @@ fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
     }
     let _ = child.kill();
     let _ = child.wait();
+    assert!(
+        lines.len() >= 2,
+        "the trace and a live hop within 60 s: {lines:?}"
+    );
+    let picked: serde_json::Value = lines
+        .iter()
+        .skip(1)
+        .find(|l| l.contains("\"deliveries\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("billing's consumer picked the order up: {lines:?}"));
+    assert_eq!(picked["queue"], "billing", "{picked}");
+    let d = &picked["deliveries"][0];
     assert_eq!(
-        lines.len(),
-        2,
-        "the trace and a live hop within 20 s: {lines:?}"
+        (&d["queue"], &d["user"], &d["redelivered"]),
+        (&"billing".into(), &"billing-svc".into(), &false.into()),
+        "{picked}"
     );
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["correlation_id"], id.as_str());

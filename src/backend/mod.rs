@@ -28,7 +28,7 @@ pub use error::{BackendError, Result};
 pub use info::{BackendInfo, BackendKind};
 pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink, merge_partitions};
 pub use publish::{Destination, PendingConfirm, PublishReceipt};
-pub use tail::{Tail, TailFilter};
+pub use tail::{Delivered, Tail, TailEvent, TailFilter};
 
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;

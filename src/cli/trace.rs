@@ -31,6 +31,9 @@ pub(super) async fn trace(
     } else {
         None
     };
+    for note in follower.iter().flat_map(|f| f.notes()) {
+        eprintln!("mqscope: note: {note}");
+    }
     let t = crate::ops::trace::trace(backend, &args.id, &opts).await?;
     let start = t.hops.iter().find_map(|h| h.time);
     if args.json {
@@ -94,22 +97,9 @@ fn write_hop(
 ) -> std::io::Result<()> {
     writeln!(out, "  {}", hop_line(h, start))?;
     for g in &h.groups {
-        writeln!(out, "{:14}{}", "", group_line(g))?;
+        writeln!(out, "{:14}{}", "", g.describe())?;
     }
     Ok(())
-}
-
-/// "✓ consumed by billing (committed 42, lag 3)" or "… pending in audit (committed 40, lag 5)".
-fn group_line(g: &crate::model::GroupProgress) -> String {
-    let at = match (g.committed, g.lag) {
-        (Some(c), Some(l)) => format!(" (committed {c}, lag {l})"),
-        (Some(c), None) => format!(" (committed {c})"),
-        _ => " (no offset on this partition)".to_string(),
-    };
-    match g.status {
-        crate::model::GroupStatus::Consumed => format!("✓ consumed by {}{at}", g.group),
-        crate::model::GroupStatus::Pending => format!("… pending in {}{at}", g.group),
-    }
 }
 
 /// One hop for people: time from the first hop, where, how it got there.
@@ -164,6 +154,7 @@ pub(super) async fn tail(
     let idle = args.idle.as_deref().map(parse_duration).transpose()?;
     let filter = crate::backend::TailFilter {
         sources: args.sources.clone(),
+        deliveries: false,
     };
     let mut stream = match live.tail(&filter).await {
         Ok(s) => s,
@@ -189,17 +180,20 @@ pub(super) async fn tail(
             return Ok(());
         }
         let next = match idle {
-            Some(d) => match tokio::time::timeout(d, stream.messages.recv()).await {
+            Some(d) => match tokio::time::timeout(d, stream.events.recv()).await {
                 Ok(m) => m,
                 Err(_) => return Ok(()),
             },
             None => tokio::select! {
-                m = stream.messages.recv() => m,
+                m = stream.events.recv() => m,
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             },
         };
         let Some(item) = next else { return Ok(()) };
-        let m = item?;
+        // Deliveries were not asked for; a backend that sends them anyway is not shown them.
+        let crate::backend::TailEvent::Message(m) = item? else {
+            continue;
+        };
         // When it arrived, beside when it was published (which AMQP publishers often do
         // not say): a tail is live, so arrival is within moments of the publish.
         let received = crate::model::time::rfc3339(&chrono::Utc::now());

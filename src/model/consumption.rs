@@ -36,6 +36,22 @@ pub struct GroupProgress {
     pub lag: Option<u64>,
 }
 
+impl GroupProgress {
+    /// "✓ consumed by audit (committed 42, lag 3)" or "… pending in billing (committed 40,
+    /// lag 5)".
+    pub fn describe(&self) -> String {
+        let at = match (self.committed, self.lag) {
+            (Some(c), Some(l)) => format!(" (committed {c}, lag {l})"),
+            (Some(c), None) => format!(" (committed {c})"),
+            _ => " (no offset on this partition)".to_string(),
+        };
+        match self.status {
+            GroupStatus::Consumed => format!("✓ consumed by {}{at}", self.group),
+            GroupStatus::Pending => format!("… pending in {}{at}", self.group),
+        }
+    }
+}
+
 /// Where each group with offsets on `topic` stands with the record at `partition` and
 /// `offset`, in group name order. Kafka's committed offset is the next to read, so a
 /// record is consumed once the committed offset is above it.
@@ -90,17 +106,38 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The short form, for where the time is shown beside it: "picked up from shipping by
+    /// user shipping-svc, redelivered: no".
+    pub fn summary(&self) -> String {
+        let by = self
+            .user
+            .as_ref()
+            .map(|u| format!(" by user {u}"))
+            .unwrap_or_default();
+        format!(
+            "picked up from {}{by}, redelivered: {}",
+            self.queue,
+            if self.redelivered { "yes" } else { "no" }
+        )
+    }
+
+    /// Where it went: "connection 10.0.0.7:50412 -> 10.0.0.2:5672 (channel 1)", if known.
+    pub fn consumer(&self) -> Option<String> {
+        let c = self.connection.as_ref()?;
+        Some(match self.channel {
+            Some(ch) => format!("connection {c} (channel {ch})"),
+            None => format!("connection {c}"),
+        })
+    }
+
     /// "picked up from shipping by user shipping-svc on connection … at …, redelivered: no".
     pub fn describe(&self) -> String {
         let mut text = format!("picked up from {}", self.queue);
         if let Some(u) = &self.user {
             text.push_str(&format!(" by user {u}"));
         }
-        if let Some(c) = &self.connection {
-            text.push_str(&format!(" on connection {c}"));
-            if let Some(ch) = self.channel {
-                text.push_str(&format!(" (channel {ch})"));
-            }
+        if let Some(c) = self.consumer() {
+            text.push_str(&format!(" on {c}"));
         }
         text.push_str(&format!(
             " at {}, redelivered: {}",
@@ -159,6 +196,11 @@ mod tests {
             "committed is the next offset to read: 5 has not read record 5"
         );
         assert!(progress_at(&groups, "orders", 0, 5).is_empty());
+        assert_eq!(p[0].describe(), "✓ consumed by ahead (committed 6, lag 4)");
+        assert_eq!(
+            p[2].describe(),
+            "… pending in elsewhere (no offset on this partition)"
+        );
     }
 
     #[test]
@@ -175,6 +217,10 @@ mod tests {
         assert_eq!(
             d.describe(),
             "picked up from shipping by user shipping-svc on connection 10.0.0.7:50412 -> 10.0.0.2:5672 (channel 1) at 1970-01-01T00:00:00.000Z, redelivered: no"
+        );
+        assert_eq!(
+            d.summary(),
+            "picked up from shipping by user shipping-svc, redelivered: no"
         );
     }
 }
