@@ -813,3 +813,74 @@ async fn kafka_trace_tells_a_group_past_the_record_from_one_behind_it() {
         t.notes
     );
 }
+
+/// The demo's payments topic has two groups: the audit reader keeps up, the processor lags.
+/// Its newest record on a partition is consumed by the one and pending in the other; the
+/// human output says so under the record.
+#[test]
+fn demo_trace_of_a_payment_says_which_groups_read_it() {
+    let bin = env!("CARGO_BIN_EXE_mqscope");
+    let url = "local://demo?clock=fixed";
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .env("XDG_CONFIG_HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let last = run(&[
+        "peek",
+        "payments",
+        "--partition",
+        "0",
+        "--last",
+        "-n",
+        "1",
+        "--json",
+        "--url",
+        url,
+    ]);
+    let rec: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let id = rec["correlation_id"].as_str().unwrap().to_string();
+    let t: serde_json::Value =
+        serde_json::from_str(&run(&["trace", &id, "--json", "--url", url])).unwrap();
+    let hop = t["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["queue"] == "payments")
+        .expect("the payments record");
+    assert_eq!(hop["offset"], rec["offset"]);
+    let groups = hop["groups"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = groups
+        .iter()
+        .map(|g| (g["group"].as_str().unwrap(), g["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("payments-audit", "consumed"),
+            ("payments-processor", "pending")
+        ],
+        "{hop}"
+    );
+    let processor = &groups[1];
+    assert!(processor["lag"].as_u64().unwrap() > 0, "{processor}");
+    assert!(
+        processor["committed"].as_i64().unwrap() <= hop["offset"].as_i64().unwrap(),
+        "{processor}"
+    );
+    let human = run(&["trace", &id, "--url", url]);
+    assert!(
+        human.contains("✓ consumed by payments-audit")
+            && human.contains("… pending in payments-processor"),
+        "{human}"
+    );
+}
