@@ -1947,19 +1947,7 @@ async fn follow_reports_deliveries_to_consumers_but_not_its_own_peeks() {
         r.declare(q, AmqpTable::default()).await;
         set_tracing(&r.vhost, true).await;
         let user = test_user("shipping-svc", "", ".*").await;
-        let permitted = reqwest::Client::new()
-            .put(format!(
-                "{}/api/permissions/{}/{}",
-                rabbit().mgmt_url,
-                encode_vhost(&r.vhost),
-                encode_vhost(&user)
-            ))
-            .basic_auth("guest", Some("guest"))
-            .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(permitted.status().is_success(), "{}", permitted.status());
+        permit(&user, &r.vhost, ".*").await;
         let id = unique("order");
         let opts = TraceOptions::default();
         let mut f = follow::start(r.backend.as_ref(), &id, &opts).await.unwrap();
@@ -2056,24 +2044,37 @@ async fn follow_reports_deliveries_to_consumers_but_not_its_own_peeks() {
 /// permission pattern for configure, write and read; deleted with `remove`.
 async fn test_user(hint: &str, tags: &str, allowed: &str) -> String {
     let user = unique(hint);
-    let api = |path: String| {
-        reqwest::Client::new()
-            .put(format!("{}/api/{path}", rabbit().mgmt_url))
-            .basic_auth("guest", Some("guest"))
-    };
-    let made = api(format!("users/{}", encode_vhost(&user)))
+    let made = reqwest::Client::new()
+        .put(format!(
+            "{}/api/users/{}",
+            rabbit().mgmt_url,
+            encode_vhost(&user)
+        ))
+        .basic_auth("guest", Some("guest"))
         .json(&serde_json::json!({"password": "pw", "tags": tags}))
         .send()
         .await
         .unwrap();
     assert!(made.status().is_success(), "{}", made.status());
-    let permitted = api(format!("permissions/%2F/{}", encode_vhost(&user)))
+    permit(&user, "/", allowed).await;
+    user
+}
+
+/// Let `user` configure, write and read what `allowed` matches in `vhost`.
+async fn permit(user: &str, vhost: &str, allowed: &str) {
+    let permitted = reqwest::Client::new()
+        .put(format!(
+            "{}/api/permissions/{}/{}",
+            rabbit().mgmt_url,
+            encode_vhost(vhost),
+            encode_vhost(user)
+        ))
+        .basic_auth("guest", Some("guest"))
         .json(&serde_json::json!({"configure": allowed, "write": allowed, "read": allowed}))
         .send()
         .await
         .unwrap();
     assert!(permitted.status().is_success(), "{}", permitted.status());
-    user
 }
 
 async fn remove_user(user: &str) {

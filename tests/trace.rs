@@ -27,14 +27,20 @@ fn order(corr: &str, n: u32) -> Outgoing {
     }
 }
 
-#[tokio::test]
-async fn fan_out_to_four_queues_with_one_dead_letter_gives_exactly_those_hops() {
+/// A local broker on a manual clock with a fanout exchange `orders`.
+fn orders_broker() -> Arc<LocalBroker> {
     let b = Arc::new(LocalBroker::new(
         "t",
         Clock::manual(1_000_000),
         LocalConfig::default(),
     ));
     b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    b
+}
+
+#[tokio::test]
+async fn fan_out_to_four_queues_with_one_dead_letter_gives_exactly_those_hops() {
+    let b = orders_broker();
     b.declare_exchange("dlx", ExchangeKind::Direct).unwrap();
     b.declare_queue("billing.dlq", QueueArgs::default())
         .unwrap();
@@ -156,38 +162,41 @@ async fn fan_out_to_four_queues_with_one_dead_letter_gives_exactly_those_hops() 
     );
 }
 
+/// The binary's output for `args`, which must succeed, with its own config home.
+fn run_ok(home: &tempfile::TempDir, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The demo's newest message of a queue (`peek` arguments: its name, a partition), and the
+/// `trace --json` of its correlation ID.
+fn trace_newest(home: &tempfile::TempDir, peek: &[&str]) -> (serde_json::Value, serde_json::Value) {
+    let url = "local://demo?clock=fixed";
+    let mut args = vec!["peek"];
+    args.extend_from_slice(peek);
+    args.extend(["--last", "-n", "1", "--json", "--url", url]);
+    let rec: serde_json::Value = serde_json::from_slice(&run_ok(home, &args)).unwrap();
+    let id = rec["correlation_id"].as_str().unwrap().to_string();
+    let t = run_ok(home, &["trace", &id, "--json", "--url", url]);
+    (rec, serde_json::from_slice(&t).unwrap())
+}
+
 #[test]
 fn demo_trace_through_the_binary_finds_the_dead_letter_and_its_origin() {
-    let bin = env!("CARGO_BIN_EXE_mqscope");
     let url = "local://demo?clock=fixed";
     let home = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .env("XDG_CONFIG_HOME", home.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    let last = run(&[
-        "peek",
-        "billing.dlq",
-        "--last",
-        "-n",
-        "1",
-        "--json",
-        "--url",
-        url,
-    ]);
-    let rec: serde_json::Value = serde_json::from_slice(&last).unwrap();
+    let run = |args: &[&str]| run_ok(&home, args);
+    let (rec, t) = trace_newest(&home, &["billing.dlq"]);
     let id = rec["correlation_id"].as_str().unwrap().to_string();
-    let t: serde_json::Value =
-        serde_json::from_slice(&run(&["trace", &id, "--json", "--url", url])).unwrap();
     assert_eq!(t["correlation_id"], id.as_str());
     assert!(t["scanned"].as_u64().unwrap() > 10_000);
     assert_eq!(t["queues_scanned"], 14);
@@ -313,14 +322,23 @@ async fn a_cancelled_trace_stops_reading_and_changes_nothing() {
     assert!(b.summaries().iter().all(|q| q.messages == Some(300)));
 }
 
+/// The follow's next `n` hops, each within 5 s.
+async fn live_hops(f: &mut follow::Follower, n: usize) -> Vec<mqscope::ops::trace::Hop> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let h = tokio::time::timeout(Duration::from_secs(5), f.next_hop())
+            .await
+            .expect("a live hop within 5 s")
+            .expect("the tail is open")
+            .unwrap();
+        got.push(h);
+    }
+    got
+}
+
 #[tokio::test]
 async fn follow_reports_new_hops_live_once_each() {
-    let b = Arc::new(LocalBroker::new(
-        "t",
-        Clock::manual(1_000_000),
-        LocalConfig::default(),
-    ));
-    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    let b = orders_broker();
     b.declare_queue("billing", QueueArgs::default()).unwrap();
     b.bind_queue("billing", "orders", "").unwrap();
     b.declare_topic("payments", 2).unwrap();
@@ -352,15 +370,7 @@ async fn follow_reports_new_hops_live_once_each() {
     refund.payload = Bytes::from_static(br#"{"correlationId": "wanted"}"#);
     b.declare_queue("refunds", QueueArgs::default()).unwrap();
     b.publish("", "refunds", refund).unwrap();
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let h = tokio::time::timeout(Duration::from_secs(5), f.next_hop())
-            .await
-            .expect("a live hop within 5 s")
-            .expect("the tail is open")
-            .unwrap();
-        got.push(h);
-    }
+    let got = live_hops(&mut f, 3).await;
     let seen: Vec<(HopKind, String)> = got.iter().map(|h| (h.kind, h.place())).collect();
     assert_eq!(
         seen,
@@ -393,12 +403,7 @@ async fn follow_reports_new_hops_live_once_each() {
 /// Publishes without the ID and deliveries of other messages are not shown.
 #[tokio::test]
 async fn follow_reports_each_delivery_to_a_consumer() {
-    let b = Arc::new(LocalBroker::new(
-        "t",
-        Clock::manual(1_000_000),
-        LocalConfig::default(),
-    ));
-    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    let b = orders_broker();
     for q in ["billing", "shipping"] {
         b.declare_queue(q, QueueArgs::default()).unwrap();
         b.bind_queue(q, "orders", "").unwrap();
@@ -427,15 +432,7 @@ async fn follow_reports_each_delivery_to_a_consumer() {
         .unwrap()
         .unwrap();
     b.ack(again.tag).unwrap();
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let h = tokio::time::timeout(Duration::from_secs(5), f.next_hop())
-            .await
-            .expect("a live hop within 5 s")
-            .expect("the tail is open")
-            .unwrap();
-        got.push(h);
-    }
+    let got = live_hops(&mut f, 3).await;
     assert!(
         tokio::time::timeout(Duration::from_millis(300), f.next_hop())
             .await
@@ -819,38 +816,10 @@ async fn kafka_trace_tells_a_group_past_the_record_from_one_behind_it() {
 /// human output says so under the record.
 #[test]
 fn demo_trace_of_a_payment_says_which_groups_read_it() {
-    let bin = env!("CARGO_BIN_EXE_mqscope");
     let url = "local://demo?clock=fixed";
     let home = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .env("XDG_CONFIG_HOME", home.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let last = run(&[
-        "peek",
-        "payments",
-        "--partition",
-        "0",
-        "--last",
-        "-n",
-        "1",
-        "--json",
-        "--url",
-        url,
-    ]);
-    let rec: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let (rec, t) = trace_newest(&home, &["payments", "--partition", "0"]);
     let id = rec["correlation_id"].as_str().unwrap().to_string();
-    let t: serde_json::Value =
-        serde_json::from_str(&run(&["trace", &id, "--json", "--url", url])).unwrap();
     let hop = t["hops"]
         .as_array()
         .unwrap()
@@ -877,7 +846,7 @@ fn demo_trace_of_a_payment_says_which_groups_read_it() {
         processor["committed"].as_i64().unwrap() <= hop["offset"].as_i64().unwrap(),
         "{processor}"
     );
-    let human = run(&["trace", &id, "--url", url]);
+    let human = String::from_utf8(run_ok(&home, &["trace", &id, "--url", url])).unwrap();
     assert!(
         human.contains("✓ consumed by payments-audit")
             && human.contains("… pending in payments-processor"),
