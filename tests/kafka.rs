@@ -220,6 +220,7 @@ async fn peeks_leave_no_group_and_no_commit() {
         .unwrap()
         .tail(&TailFilter {
             sources: vec![t.clone()],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -322,6 +323,7 @@ async fn live_tail_follows_new_records_only() {
         .unwrap()
         .tail(&TailFilter {
             sources: vec![t.clone()],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -329,12 +331,12 @@ async fn live_tail_follows_new_records_only() {
     c.produce(&t, 0, &text("after-2"), None).await;
     let mut got = Vec::new();
     while got.len() < 2 {
-        let m = tokio::time::timeout(Duration::from_secs(10), tail.messages.recv())
+        let m = tokio::time::timeout(Duration::from_secs(10), tail.events.recv())
             .await
             .expect("tail delivers within 10s")
             .expect("tail open")
             .unwrap();
-        got.push(String::from_utf8_lossy(&m.payload).into_owned());
+        got.push(String::from_utf8_lossy(&m.message().payload).into_owned());
     }
     got.sort();
     assert_eq!(got, ["after-1", "after-2"]);
@@ -342,7 +344,8 @@ async fn live_tail_follows_new_records_only() {
         b.live_tail()
             .unwrap()
             .tail(&TailFilter {
-                sources: vec!["no-such-topic".into()]
+                sources: vec!["no-such-topic".into()],
+                ..Default::default()
             })
             .await,
         Err(BackendError::QueueNotFound(_))

@@ -253,3 +253,52 @@ async fn groups_with_lag_are_listed_and_peeks_leave_no_group_behind() {
     let after = groups(&home, &url);
     assert_eq!(after, before);
 }
+
+/// The consumption case on a broker that lists groups: record ord-12 sits at
+/// offset 4 of partition 0; `billing-workers` committed 4 there (the next it reads: not
+/// yet), a second group committed 5 (past it). The trace says which read it, and the lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_says_which_groups_consumed_a_record_and_which_have_it_pending() {
+    let Some(broker) = start() else { return };
+    seed(&broker.addr).await;
+    let audit: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "audit-workers")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Offset(5))
+        .unwrap();
+    audit.commit(&tpl, CommitMode::Sync).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("kafka://{}", broker.addr);
+
+    let t = json_lines(mqscope(&home).args(["trace", "ord-12", "--json", "--url", &url]));
+    let hops = t[0]["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 1, "{t:?}");
+    assert_eq!(
+        (&hops[0]["partition"], &hops[0]["offset"]),
+        (&0.into(), &4.into())
+    );
+    assert_eq!(
+        hops[0]["groups"],
+        serde_json::json!([
+            {"group": "audit-workers", "status": "consumed", "committed": 5, "lag": 5},
+            {"group": "billing-workers", "status": "pending", "committed": 4, "lag": 6},
+        ]),
+        "{t:?}"
+    );
+    assert!(t[0].get("notes").is_none(), "{t:?}");
+
+    let out = mqscope(&home)
+        .args(["trace", "ord-12", "--url", &url])
+        .output()
+        .unwrap();
+    let human = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        human.contains("✓ consumed by audit-workers (committed 5, lag 5)")
+            && human.contains("… pending in billing-workers (committed 4, lag 6)"),
+        "{human}"
+    );
+}

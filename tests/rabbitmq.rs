@@ -1081,17 +1081,21 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     let mut tail = live
         .tail(&mqscope::backend::TailFilter {
             sources: vec![ex.clone()],
+            ..Default::default()
         })
         .await
         .unwrap();
     r.publish_all(&ex, "k", &numbered(3)).await;
     let mut got = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(Duration::from_secs(5), tail.messages.recv())
+        let m = tokio::time::timeout(Duration::from_secs(5), tail.events.recv())
             .await
             .expect("a tailed message within 5 s")
             .unwrap()
             .unwrap();
+        let mqscope::backend::TailEvent::Message(m) = m else {
+            panic!("not asked for deliveries: {m:?}")
+        };
         assert_eq!(m.exchange.as_deref(), Some(ex.as_str()));
         got.push(m.payload);
     }
@@ -1180,6 +1184,7 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
     let err = live
         .tail(&mqscope::backend::TailFilter {
             sources: vec![unique("no-such-exchange")],
+            ..Default::default()
         })
         .await
         .err()
@@ -1217,11 +1222,15 @@ async fn set_tracing(vhost: &str, on: bool) {
 }
 
 async fn next_tailed(tail: &mut mqscope::backend::Tail) -> Message {
-    tokio::time::timeout(Duration::from_secs(5), tail.messages.recv())
+    let event = tokio::time::timeout(Duration::from_secs(5), tail.events.recv())
         .await
         .expect("a tailed message within 5 s")
         .expect("the tail is running")
-        .expect("no tail error")
+        .expect("no tail error");
+    match event {
+        mqscope::backend::TailEvent::Message(m) => m,
+        other => panic!("a message, not {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1256,6 +1265,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let err = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec!["amq.default".into()],
+                ..Default::default()
             })
             .await
             .err()
@@ -1265,6 +1275,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let direct = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec![ex.into()],
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -1279,6 +1290,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let mut tail = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec![ex.into(), "amq.default".into()],
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -1390,7 +1402,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         assert_eq!(g.payload.as_ref(), b"retried");
         assert!(g.headers.get("x-death").is_some());
         assert!(
-            tokio::time::timeout(Duration::from_millis(500), tail.messages.recv())
+            tokio::time::timeout(Duration::from_millis(500), tail.events.recv())
                 .await
                 .is_err(),
             "each message once"
@@ -1404,7 +1416,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         assert_eq!(h.payload.as_ref(), b"after trace_off");
         assert_eq!(h.exchange.as_deref(), Some(ex));
         assert!(
-            tokio::time::timeout(Duration::from_millis(500), tail.messages.recv())
+            tokio::time::timeout(Duration::from_millis(500), tail.events.recv())
                 .await
                 .is_err(),
             "once after tracing went off too"
@@ -1416,6 +1428,7 @@ async fn live_tail_through_the_firehose_sees_every_publish() {
         let err = live
             .tail(&mqscope::backend::TailFilter {
                 sources: vec!["no such exchange".into()],
+                ..Default::default()
             })
             .await
             .err()
@@ -1923,28 +1936,147 @@ async fn tui_switches_virtual_host() {
     .await;
 }
 
+/// With tracing on, `trace --follow` reports each delivery of the traced message to a
+/// consumer as a hop: the queue, the consumer's user and connection, and whether it was
+/// delivered before. mqscope's own peek of the queue meanwhile is a delivery too, on its
+/// own connection, and is not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_reports_deliveries_to_consumers_but_not_its_own_peeks() {
+    let Some(_) = Rabbit::new().await else { return };
+    in_own_vhost("mqscope test deliveries", |r| async move {
+        use mqscope::ops::trace::{TraceOptions, follow, trace};
+        let q = "shipping";
+        r.declare(q, AmqpTable::default()).await;
+        set_tracing(&r.vhost, true).await;
+        let user = test_user("shipping-svc", "", ".*").await;
+        permit(&user, &r.vhost, ".*").await;
+        let id = unique("order");
+        let opts = TraceOptions::default();
+        let mut f = follow::start(r.backend.as_ref(), &id, &opts).await.unwrap();
+        let t = trace(r.backend.as_ref(), &id, &opts).await.unwrap();
+        assert!(t.hops.is_empty(), "{:?}", t.hops);
+        let mut wanted = Message::new("", 0, "order");
+        wanted.properties.correlation_id = Some(id.clone());
+        let noise = Message::new("", 0, "noise");
+        r.publish_all("", q, &[wanted, noise]).await;
+
+        // The consumer takes it, gives it back, mqscope peeks the queue, the consumer
+        // takes it again and keeps it.
+        let url = rabbit().url_as(&format!("{}:pw", encode_vhost(&user)), &r.vhost);
+        let consumer = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = consumer.create_channel().await.unwrap();
+        let get = || async {
+            ch.basic_get(q.into(), lapin::options::BasicGetOptions::default())
+                .await
+                .unwrap()
+                .expect("a message")
+        };
+        let first = get().await;
+        assert_eq!(first.delivery.data, b"order");
+        first
+            .delivery
+            .nack(lapin::options::BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let page = r.backend.peek(q, &PeekRequest::first(10)).await.unwrap();
+        assert_eq!(page.messages.len(), 2, "mqscope's own read");
+        let again = get().await;
+        assert_eq!(again.delivery.data, b"order");
+        again
+            .delivery
+            .ack(lapin::options::BasicAckOptions::default())
+            .await
+            .unwrap();
+
+        let mut hops = Vec::new();
+        // The deliveries wait until the management API names mqscope's own connection,
+        // which it does at its next statistics round (5 s by default).
+        while hops.len() < 3 {
+            let hop = tokio::time::timeout(Duration::from_secs(30), f.next_hop())
+                .await
+                .unwrap_or_else(|_| panic!("three hops within 30 s, got {hops:?}"))
+                .expect("the tail is open")
+                .unwrap();
+            hops.push(hop);
+        }
+        let extra = tokio::time::timeout(Duration::from_secs(1), f.next_hop()).await;
+        consumer.close(200, "done".into()).await.unwrap();
+        remove_user(&user).await;
+        assert!(
+            extra.is_err(),
+            "mqscope's own peek is no delivery: {extra:?}"
+        );
+        assert!(hops[0].deliveries.is_empty(), "the publish: {:?}", hops[0]);
+        assert_eq!((hops[0].queue.as_str(), hops[0].live), (q, true));
+        let seen: Vec<(String, Option<String>, bool)> = hops[1..]
+            .iter()
+            .map(|h| {
+                assert_eq!(h.queue, q);
+                let d = &h.deliveries[0];
+                let connection = d.connection.as_deref().unwrap_or("");
+                assert!(connection.contains(" -> "), "the broker's name: {d:?}");
+                assert!(d.channel.is_some() && d.node.is_some(), "{d:?}");
+                (d.queue.clone(), d.user.clone(), d.redelivered)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (q.to_string(), Some(user.clone()), false),
+                (q.to_string(), Some(user.clone()), true),
+            ]
+        );
+        let line = hops[1].deliveries[0].describe();
+        assert!(
+            line.starts_with(&format!("picked up from {q} by user {user} on connection "))
+                && line.ends_with("redelivered: no"),
+            "{line}"
+        );
+        set_tracing(&r.vhost, false).await;
+    })
+    .await;
+}
+
 /// A broker user of a test's own, with password "pw", these tags and, on vhost `/`, this
 /// permission pattern for configure, write and read; deleted with `remove`.
 async fn test_user(hint: &str, tags: &str, allowed: &str) -> String {
     let user = unique(hint);
-    let api = |path: String| {
-        reqwest::Client::new()
-            .put(format!("{}/api/{path}", rabbit().mgmt_url))
-            .basic_auth("guest", Some("guest"))
-    };
-    let made = api(format!("users/{}", encode_vhost(&user)))
+    let made = reqwest::Client::new()
+        .put(format!(
+            "{}/api/users/{}",
+            rabbit().mgmt_url,
+            encode_vhost(&user)
+        ))
+        .basic_auth("guest", Some("guest"))
         .json(&serde_json::json!({"password": "pw", "tags": tags}))
         .send()
         .await
         .unwrap();
     assert!(made.status().is_success(), "{}", made.status());
-    let permitted = api(format!("permissions/%2F/{}", encode_vhost(&user)))
+    permit(&user, "/", allowed).await;
+    user
+}
+
+/// Let `user` configure, write and read what `allowed` matches in `vhost`.
+async fn permit(user: &str, vhost: &str, allowed: &str) {
+    let permitted = reqwest::Client::new()
+        .put(format!(
+            "{}/api/permissions/{}/{}",
+            rabbit().mgmt_url,
+            encode_vhost(vhost),
+            encode_vhost(user)
+        ))
+        .basic_auth("guest", Some("guest"))
         .json(&serde_json::json!({"configure": allowed, "write": allowed, "read": allowed}))
         .send()
         .await
         .unwrap();
     assert!(permitted.status().is_success(), "{}", permitted.status());
-    user
 }
 
 async fn remove_user(user: &str) {

@@ -27,14 +27,20 @@ fn order(corr: &str, n: u32) -> Outgoing {
     }
 }
 
-#[tokio::test]
-async fn fan_out_to_four_queues_with_one_dead_letter_gives_exactly_those_hops() {
+/// A local broker on a manual clock with a fanout exchange `orders`.
+fn orders_broker() -> Arc<LocalBroker> {
     let b = Arc::new(LocalBroker::new(
         "t",
         Clock::manual(1_000_000),
         LocalConfig::default(),
     ));
     b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    b
+}
+
+#[tokio::test]
+async fn fan_out_to_four_queues_with_one_dead_letter_gives_exactly_those_hops() {
+    let b = orders_broker();
     b.declare_exchange("dlx", ExchangeKind::Direct).unwrap();
     b.declare_queue("billing.dlq", QueueArgs::default())
         .unwrap();
@@ -156,38 +162,41 @@ async fn fan_out_to_four_queues_with_one_dead_letter_gives_exactly_those_hops() 
     );
 }
 
+/// The binary's output for `args`, which must succeed, with its own config home.
+fn run_ok(home: &tempfile::TempDir, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The demo's newest message of a queue (`peek` arguments: its name, a partition), and the
+/// `trace --json` of its correlation ID.
+fn trace_newest(home: &tempfile::TempDir, peek: &[&str]) -> (serde_json::Value, serde_json::Value) {
+    let url = "local://demo?clock=fixed";
+    let mut args = vec!["peek"];
+    args.extend_from_slice(peek);
+    args.extend(["--last", "-n", "1", "--json", "--url", url]);
+    let rec: serde_json::Value = serde_json::from_slice(&run_ok(home, &args)).unwrap();
+    let id = rec["correlation_id"].as_str().unwrap().to_string();
+    let t = run_ok(home, &["trace", &id, "--json", "--url", url]);
+    (rec, serde_json::from_slice(&t).unwrap())
+}
+
 #[test]
 fn demo_trace_through_the_binary_finds_the_dead_letter_and_its_origin() {
-    let bin = env!("CARGO_BIN_EXE_mqscope");
     let url = "local://demo?clock=fixed";
     let home = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .env("XDG_CONFIG_HOME", home.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    let last = run(&[
-        "peek",
-        "billing.dlq",
-        "--last",
-        "-n",
-        "1",
-        "--json",
-        "--url",
-        url,
-    ]);
-    let rec: serde_json::Value = serde_json::from_slice(&last).unwrap();
+    let run = |args: &[&str]| run_ok(&home, args);
+    let (rec, t) = trace_newest(&home, &["billing.dlq"]);
     let id = rec["correlation_id"].as_str().unwrap().to_string();
-    let t: serde_json::Value =
-        serde_json::from_slice(&run(&["trace", &id, "--json", "--url", url])).unwrap();
     assert_eq!(t["correlation_id"], id.as_str());
     assert!(t["scanned"].as_u64().unwrap() > 10_000);
     assert_eq!(t["queues_scanned"], 14);
@@ -420,14 +429,23 @@ async fn a_cancelled_trace_stops_reading_and_changes_nothing() {
     assert!(b.summaries().iter().all(|q| q.messages == Some(300)));
 }
 
+/// The follow's next `n` hops, each within 5 s.
+async fn live_hops(f: &mut follow::Follower, n: usize) -> Vec<mqscope::ops::trace::Hop> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let h = tokio::time::timeout(Duration::from_secs(5), f.next_hop())
+            .await
+            .expect("a live hop within 5 s")
+            .expect("the tail is open")
+            .unwrap();
+        got.push(h);
+    }
+    got
+}
+
 #[tokio::test]
 async fn follow_reports_new_hops_live_once_each() {
-    let b = Arc::new(LocalBroker::new(
-        "t",
-        Clock::manual(1_000_000),
-        LocalConfig::default(),
-    ));
-    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    let b = orders_broker();
     b.declare_queue("billing", QueueArgs::default()).unwrap();
     b.bind_queue("billing", "orders", "").unwrap();
     b.declare_topic("payments", 2).unwrap();
@@ -459,15 +477,7 @@ async fn follow_reports_new_hops_live_once_each() {
     refund.payload = Bytes::from_static(br#"{"correlationId": "wanted"}"#);
     b.declare_queue("refunds", QueueArgs::default()).unwrap();
     b.publish("", "refunds", refund).unwrap();
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let h = tokio::time::timeout(Duration::from_secs(5), f.next_hop())
-            .await
-            .expect("a live hop within 5 s")
-            .expect("the tail is open")
-            .unwrap();
-        got.push(h);
-    }
+    let got = live_hops(&mut f, 3).await;
     let seen: Vec<(HopKind, String)> = got.iter().map(|h| (h.kind, h.place())).collect();
     assert_eq!(
         seen,
@@ -493,6 +503,92 @@ async fn follow_reports_new_hops_live_once_each() {
     let json = serde_json::to_value(&got[1]).unwrap();
     assert_eq!(json["live"], true);
     assert_eq!(json["kind"], "topic");
+}
+
+/// A consumer taking the traced message is a live hop of its own: which queue, which
+/// consumer, whether it was delivered before; it hangs under the publish it is a copy of.
+/// Publishes without the ID and deliveries of other messages are not shown.
+#[tokio::test]
+async fn follow_reports_each_delivery_to_a_consumer() {
+    let b = orders_broker();
+    for q in ["billing", "shipping"] {
+        b.declare_queue(q, QueueArgs::default()).unwrap();
+        b.bind_queue(q, "orders", "").unwrap();
+    }
+    let backend = LocalBackend::new(Arc::clone(&b), "local://test");
+    let mut f = follow::start(&backend, "wanted", &TraceOptions::default())
+        .await
+        .unwrap();
+    b.publish("orders", "order.created", order("noise", 1))
+        .unwrap();
+    b.publish("orders", "order.created", order("wanted", 2))
+        .unwrap();
+    let noise = b
+        .get_by("shipping", false, "shipping-svc")
+        .unwrap()
+        .unwrap();
+    b.ack(noise.tag).unwrap();
+    let first = b
+        .get_by("shipping", false, "shipping-svc")
+        .unwrap()
+        .unwrap();
+    b.nack(first.tag, true).unwrap();
+    b.clock().advance(250);
+    let again = b
+        .get_by("shipping", false, "shipping-svc")
+        .unwrap()
+        .unwrap();
+    b.ack(again.tag).unwrap();
+    let got = live_hops(&mut f, 3).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), f.next_hop())
+            .await
+            .is_err(),
+        "the noise is neither published nor delivered as far as the follow is concerned"
+    );
+    assert!(
+        got[0].deliveries.is_empty(),
+        "the publish first: {:?}",
+        got[0]
+    );
+    let deliveries: Vec<(String, Option<String>, bool, String)> = got[1..]
+        .iter()
+        .map(|h| {
+            assert_eq!((h.kind, h.queue.as_str()), (HopKind::Queue, "shipping"));
+            assert!(h.live && h.position.is_none());
+            let d = &h.deliveries[0];
+            (
+                d.queue.clone(),
+                d.user.clone(),
+                d.redelivered,
+                h.timestamp.clone().unwrap(),
+            )
+        })
+        .collect();
+    let user = Some("shipping-svc".to_string());
+    assert_eq!(
+        deliveries,
+        vec![
+            (
+                "shipping".into(),
+                user.clone(),
+                false,
+                "1970-01-01T00:16:40.000Z".into()
+            ),
+            (
+                "shipping".into(),
+                user,
+                true,
+                "1970-01-01T00:16:40.250Z".into()
+            ),
+        ]
+    );
+    let json = serde_json::to_value(&got[2]).unwrap();
+    assert_eq!(json["deliveries"][0]["redelivered"], true, "{json}");
+    assert!(json.get("groups").is_none(), "{json}");
+    // One publish: its root, then the two deliveries as its branches.
+    let rows = mqscope::ops::trace::graph::rows(&got);
+    assert_eq!(rows.len(), 4, "{rows:?}");
 }
 
 /// The issue's Kafka case on librdkafka's mock cluster: the ID in three topics and every
@@ -718,10 +814,11 @@ fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
             }
         }
     });
-    let mut lines = Vec::new();
-    // Room for a loaded machine: the bound only matters when the test fails.
+    let mut lines: Vec<String> = Vec::new();
+    // Room for a loaded machine: the bound only matters when the test fails. Read until
+    // billing's consumer has picked the order up (a delivery hop).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while lines.len() < 2 {
+    while !lines.iter().skip(1).any(|l| l.contains("\"deliveries\"")) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(Ok(l)) => lines.push(l),
@@ -730,10 +827,22 @@ fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
     }
     let _ = child.kill();
     let _ = child.wait();
+    assert!(
+        lines.len() >= 2,
+        "the trace and a live hop within 60 s: {lines:?}"
+    );
+    let picked: serde_json::Value = lines
+        .iter()
+        .skip(1)
+        .find(|l| l.contains("\"deliveries\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("billing's consumer picked the order up: {lines:?}"));
+    assert_eq!(picked["queue"], "billing", "{picked}");
+    let d = &picked["deliveries"][0];
     assert_eq!(
-        lines.len(),
-        2,
-        "the trace and a live hop within 20 s: {lines:?}"
+        (&d["queue"], &d["user"], &d["redelivered"]),
+        (&"billing".into(), &"billing-svc".into(), &false.into()),
+        "{picked}"
     );
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["correlation_id"], id.as_str());
@@ -742,4 +851,112 @@ fn follow_json_prints_the_trace_then_one_line_per_new_hop() {
     assert_eq!(hop["live"], true, "{hop}");
     assert!(hop["queue"].is_string() && hop["kind"].is_string(), "{hop}");
     assert!(hop.get("hops").is_none(), "a hop, not another trace: {hop}");
+}
+
+/// Consumption on librdkafka's mock, which cannot list groups: the two groups are named.
+/// Record 3 of partition 1: `ahead` committed 4 there (past it), `behind` committed 3 (the
+/// next it reads is the record itself), and a group that never committed on the topic is
+/// not shown at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_trace_tells_a_group_past_the_record_from_one_behind_it() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let c = kafka_mock::Cluster::new();
+    let topic = c.topic("consumed", 2);
+    for i in 0..6 {
+        let corr = if i == 3 { "wanted" } else { "other" };
+        let mut m = mqscope::model::Message::new("", 0, Bytes::from("{}"));
+        m.headers.insert("correlation_id", FieldValue::string(corr));
+        c.produce(&topic, 1, &m, None).await;
+    }
+    let commit = |group: &str, offset: i64| {
+        let g: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", c.bootstrap())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 1, Offset::Offset(offset))
+            .unwrap();
+        g.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    commit("ahead", 4);
+    commit("behind", 3);
+    let backend = c.backend().await;
+    let opts = TraceOptions {
+        groups: vec!["behind".into(), "ahead".into(), "idle".into()],
+        ..TraceOptions::default()
+    };
+    let t = trace(&backend, "wanted", &opts).await.unwrap();
+    assert_eq!(t.hops.len(), 1, "{:?}", t.hops);
+    assert_eq!(t.hops[0].place(), format!("{topic}[1]@3"));
+    let json = serde_json::to_value(&t.hops[0]).unwrap();
+    assert_eq!(
+        json["groups"],
+        serde_json::json!([
+            {"group": "ahead", "status": "consumed", "committed": 4, "lag": 2},
+            {"group": "behind", "status": "pending", "committed": 3, "lag": 3},
+        ])
+    );
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.starts_with("consumer groups not listed")),
+        "the mock cannot list groups, and the trace says so: {:?}",
+        t.notes
+    );
+    // Without names, nothing to go on: no groups, and a note saying how to name them.
+    let t = trace(&backend, "wanted", &TraceOptions::default())
+        .await
+        .unwrap();
+    assert!(t.hops[0].groups.is_empty());
+    assert!(
+        t.notes.iter().any(|n| n.contains("--group")),
+        "{:?}",
+        t.notes
+    );
+}
+
+/// The demo's payments topic has two groups: the audit reader keeps up, the processor lags.
+/// Its newest record on a partition is consumed by the one and pending in the other; the
+/// human output says so under the record.
+#[test]
+fn demo_trace_of_a_payment_says_which_groups_read_it() {
+    let url = "local://demo?clock=fixed";
+    let home = tempfile::tempdir().unwrap();
+    let (rec, t) = trace_newest(&home, &["payments", "--partition", "0"]);
+    let id = rec["correlation_id"].as_str().unwrap().to_string();
+    let hop = t["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["queue"] == "payments")
+        .expect("the payments record");
+    assert_eq!(hop["offset"], rec["offset"]);
+    let groups = hop["groups"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = groups
+        .iter()
+        .map(|g| (g["group"].as_str().unwrap(), g["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("payments-audit", "consumed"),
+            ("payments-processor", "pending")
+        ],
+        "{hop}"
+    );
+    let processor = &groups[1];
+    assert!(processor["lag"].as_u64().unwrap() > 0, "{processor}");
+    assert!(
+        processor["committed"].as_i64().unwrap() <= hop["offset"].as_i64().unwrap(),
+        "{processor}"
+    );
+    let human = String::from_utf8(run_ok(&home, &["trace", &id, "--url", url])).unwrap();
+    assert!(
+        human.contains("✓ consumed by payments-audit")
+            && human.contains("… pending in payments-processor"),
+        "{human}"
+    );
 }

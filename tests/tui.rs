@@ -392,6 +392,8 @@ fn hop_at(queue: &str, position: u64, secs: i64) -> Hop {
         replay_count: None,
         live: false,
         routed_queues: None,
+        groups: Vec::new(),
+        deliveries: Vec::new(),
         time: chrono::DateTime::from_timestamp(secs, 0),
         published: chrono::DateTime::from_timestamp(100, 0),
     }
@@ -500,6 +502,7 @@ fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
         queues_scanned: 2,
         hops,
         skipped: Vec::new(),
+        notes: Vec::new(),
         elapsed_ms: 12,
         ..Default::default()
     };
@@ -795,6 +798,117 @@ fn an_id_on_thousands_of_messages_keeps_the_view_bounded_and_quick() {
     assert!(s.selected_hop().is_some());
     let text = screen(&s);
     assert!(text.contains("25 more hops not shown"), "{text}");
+}
+
+/// A topic record's consumer groups hang under it, consumed or pending; a delivery the
+/// live follow saw is a hop of its own, saying who picked the message up.
+#[test]
+fn trace_shows_consumer_groups_under_a_record_and_deliveries_as_hops() {
+    use mqscope::model::{Delivery, GroupProgress, GroupStatus};
+    let mut s = with_queues(&[("billing", 1)]);
+    update(&mut s, key(':'));
+    for c in "trace ORD-1".chars() {
+        update(&mut s, key(c));
+    }
+    let (req, _) = trace_req(&update(&mut s, special(KeyCode::Enter)));
+    let mut rec = hop_at("payments", 0, 102);
+    rec.kind = HopKind::Topic;
+    rec.position = None;
+    rec.partition = Some(2);
+    rec.offset = Some(41);
+    rec.exchange = None;
+    rec.routing_key = None;
+    rec.groups = vec![
+        GroupProgress {
+            group: "payments-audit".into(),
+            status: GroupStatus::Consumed,
+            committed: Some(42),
+            lag: Some(3),
+        },
+        GroupProgress {
+            group: "payments-processor".into(),
+            status: GroupStatus::Pending,
+            committed: Some(40),
+            lag: Some(5),
+        },
+    ];
+    let done = mqscope::ops::trace::Trace {
+        correlation_id: "ORD-1".into(),
+        scanned: 20,
+        queues_scanned: 2,
+        hops: vec![hop_at("billing", 0, 100), rec],
+        skipped: Vec::new(),
+        notes: Vec::new(),
+        elapsed_ms: 3,
+        routes: Vec::new(),
+        routes_basis: None,
+        routes_notes: Vec::new(),
+    };
+    update(
+        &mut s,
+        Msg::TraceDone {
+            req,
+            result: Ok(Box::new(done)),
+        },
+    );
+    let fx = update(&mut s, key('f'));
+    let Some(Effect::Follow { req: follow, .. }) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    let mut picked = hop_at("billing", 0, 101);
+    picked.position = None;
+    picked.live = true;
+    picked.deliveries = vec![Delivery {
+        queue: "billing".into(),
+        at: chrono::DateTime::from_timestamp(101, 0).unwrap(),
+        redelivered: false,
+        user: Some("billing-svc".into()),
+        connection: Some("10.0.0.7:50412 -> 10.0.0.2:5672".into()),
+        channel: Some(1),
+        node: Some("rabbit@mq1".into()),
+    }];
+    update(
+        &mut s,
+        Msg::FollowHop {
+            req: follow,
+            result: Ok(Box::new(picked)),
+        },
+    );
+    let shown = screen(&s);
+    assert!(
+        shown.contains(
+            "picked up from billing by user billing-svc, redelivered: no  on connection 10.0."
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("✓ consumed by payments-audit (committed 42, lag 3)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("… pending in payments-processor (committed 40, lag 5)"),
+        "{shown}"
+    );
+    insta::assert_snapshot!("trace_groups_and_deliveries", shown);
+    // Enter on the delivery: nothing stored to open, and the status line says why.
+    let row = s
+        .trace
+        .rows
+        .iter()
+        .position(|r| !s.trace.hops[r.hop].deliveries.is_empty())
+        .unwrap();
+    s.trace.cursor.selected = row;
+    update(&mut s, special(KeyCode::Enter));
+    assert_eq!(s.view(), View::Trace);
+    assert!(
+        s.status
+            .info
+            .as_deref()
+            .unwrap_or("")
+            .contains("handed to a consumer"),
+        "{:?}",
+        s.status
+    );
 }
 
 #[test]

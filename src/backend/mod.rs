@@ -28,7 +28,7 @@ pub use error::{BackendError, Result};
 pub use info::{BackendInfo, BackendKind};
 pub use peek::{PeekFrom, PeekPage, PeekRequest, PeekSink, merge_partitions};
 pub use publish::{Destination, PendingConfirm, PublishReceipt};
-pub use tail::{Tail, TailFilter};
+pub use tail::{Delivered, Tail, TailEvent, TailFilter};
 
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;
@@ -168,6 +168,24 @@ pub trait Purge: Send + Sync {
 #[async_trait]
 pub trait ConsumerGroups: Send + Sync {
     async fn list_groups(&self) -> Result<Vec<ConsumerGroup>>;
+
+    /// One group by name, with its committed offsets and lag (a group with none has no
+    /// partitions). Brokers that cannot list groups may still answer this (Kafka's
+    /// OffsetFetch); by default it is looked up in the listing.
+    async fn group(&self, name: &str) -> Result<ConsumerGroup> {
+        let listed = self.list_groups().await?;
+        Ok(listed
+            .into_iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| ConsumerGroup {
+                name: name.to_string(),
+                state: "unknown".into(),
+                members: 0,
+                topics: Vec::new(),
+                lag: 0,
+                partitions: Vec::new(),
+            }))
+    }
 }
 
 /// Capability: follow new messages without disturbing delivery.

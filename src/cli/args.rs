@@ -288,11 +288,17 @@ pub struct TraceArgs {
     /// reading there.
     #[arg(long, value_name = "TIME", value_parser = crate::cli::validate::valid_since)]
     pub since: Option<String>,
-    /// Keep watching for new hops through the live tail (every exchange and topic) after
-    /// the scan, until Ctrl-C; with --json each new hop is one more JSON line.
+    /// A consumer group to check topic records against (repeatable), besides those the
+    /// broker lists: brokers without group listing still answer for a named group.
+    #[arg(long = "group", value_name = "GROUP", value_parser = crate::cli::validate::valid_name)]
+    pub groups: Vec<String>,
+    /// Keep watching for new hops through the live tail (every exchange and topic, and
+    /// deliveries to consumers where the broker reports them) after the scan, until
+    /// Ctrl-C; with --json each new hop is one more JSON line.
     #[arg(long)]
     pub follow: bool,
-    /// One JSON object: correlation_id, scanned, queues_scanned, hops, skipped, elapsed_ms.
+    /// One JSON object: correlation_id, scanned, queues_scanned, hops (with their consumer
+    /// groups and deliveries), skipped, notes, elapsed_ms.
     #[arg(long)]
     pub json: bool,
 }

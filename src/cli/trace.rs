@@ -22,6 +22,7 @@ pub(super) async fn trace(
             .as_deref()
             .map(|s| parse_since(s, Utc::now()))
             .transpose()?,
+        groups: args.groups.clone(),
         ..Default::default()
     };
     // The tail starts before the scan, so nothing published while the scan runs is missed.
@@ -30,6 +31,9 @@ pub(super) async fn trace(
     } else {
         None
     };
+    for note in follower.iter().flat_map(|f| f.notes()) {
+        eprintln!("mqscope: note: {note}");
+    }
     let t = crate::ops::trace::trace(backend, &args.id, &opts).await?;
     let start = t.hops.iter().find_map(|h| h.time);
     if args.json {
@@ -38,10 +42,13 @@ pub(super) async fn trace(
     } else {
         writeln!(out, "{}: {}", t.correlation_id, t.summary())?;
         for h in &t.hops {
-            writeln!(out, "  {}", hop_line(h, start))?;
+            write_hop(out, h, start)?;
         }
         for s in &t.skipped {
             writeln!(out, "  skipped {}: {}", s.queue, s.reason)?;
+        }
+        for n in &t.notes {
+            writeln!(out, "  note: {n}")?;
         }
         write_routes(&t, start, out)?;
         writeln!(
@@ -77,7 +84,7 @@ pub(super) async fn trace(
             serde_json::to_writer(&mut *out, &hop)?;
             writeln!(out)?;
         } else {
-            writeln!(out, "  {}", hop_line(&hop, start))?;
+            write_hop(out, &hop, start)?;
         }
         out.flush()?;
     }
@@ -127,6 +134,19 @@ fn write_routes(
     Ok(())
 }
 
+/// A hop for people: its line, then a line per consumer group on a topic record.
+fn write_hop(
+    out: &mut dyn Write,
+    h: &crate::ops::trace::Hop,
+    start: Option<DateTime<Utc>>,
+) -> std::io::Result<()> {
+    writeln!(out, "  {}", hop_line(h, start))?;
+    for g in &h.groups {
+        writeln!(out, "{:14}{}", "", g.describe())?;
+    }
+    Ok(())
+}
+
 /// Time since the first hop, in a column of its own; `?` when not known.
 fn delta(start: Option<DateTime<Utc>>, at: Option<DateTime<Utc>>) -> String {
     match (start, at) {
@@ -162,6 +182,11 @@ fn hop_line(h: &crate::ops::trace::Hop, start: Option<DateTime<Utc>>) -> String 
         .map(|r| format!("  {r}"))
         .unwrap_or_default();
     let live = if h.live { "  (live)" } else { "" };
+    // A delivery says where from itself; the route it was published with is the publish's.
+    if !h.deliveries.is_empty() {
+        let said: Vec<String> = h.deliveries.iter().map(|d| d.describe()).collect();
+        return format!("{delta}  {}{live}", said.join("; "));
+    }
     format!("{delta}  {}{route}{routed}{dead}{replay}{live}", h.place())
 }
 
@@ -179,6 +204,7 @@ pub(super) async fn tail(
     let idle = args.idle.as_deref().map(parse_duration).transpose()?;
     let filter = crate::backend::TailFilter {
         sources: args.sources.clone(),
+        deliveries: false,
     };
     let mut stream = match live.tail(&filter).await {
         Ok(s) => s,
@@ -204,17 +230,20 @@ pub(super) async fn tail(
             return Ok(());
         }
         let next = match idle {
-            Some(d) => match tokio::time::timeout(d, stream.messages.recv()).await {
+            Some(d) => match tokio::time::timeout(d, stream.events.recv()).await {
                 Ok(m) => m,
                 Err(_) => return Ok(()),
             },
             None => tokio::select! {
-                m = stream.messages.recv() => m,
+                m = stream.events.recv() => m,
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             },
         };
         let Some(item) = next else { return Ok(()) };
-        let m = item?;
+        // Deliveries were not asked for; a backend that sends them anyway is not shown them.
+        let crate::backend::TailEvent::Message(m) = item? else {
+            continue;
+        };
         // When it arrived, beside when it was published (which AMQP publishers often do
         // not say): a tail is live, so arrival is within moments of the publish.
         let received = crate::model::time::rfc3339(&chrono::Utc::now());

@@ -1,6 +1,7 @@
 //! Broker-neutral data: queues, messages, header values, death records and routing. No I/O.
 
 pub mod broker;
+pub mod consumption;
 pub mod correlation;
 pub mod deadletter;
 pub mod death;
@@ -15,6 +16,7 @@ pub mod time;
 pub mod topology;
 pub mod value;
 
+pub use consumption::{Delivery, GroupProgress, GroupStatus, progress_at};
 pub use death::{DeathReason, DeathRecord, DeathSource};
 pub use message::{Message, MessageView, Properties, routed_summary};
 pub use queue::{

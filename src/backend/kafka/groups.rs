@@ -95,6 +95,11 @@ impl ConsumerGroups for KafkaBackend {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
+
+    /// OffsetFetch alone: works where ListGroups does not (librdkafka's mock).
+    async fn group(&self, name: &str) -> Result<ConsumerGroup> {
+        self.group_offsets(name).await
+    }
 }
 
 /// Brokers without ListGroups (librdkafka's mock answers "Required feature not supported

@@ -3,7 +3,7 @@
 use super::KafkaBackend;
 use super::client::{Ctx, map_err};
 use super::read::to_message;
-use crate::backend::{Backend, BackendError, LiveTail, Result, Tail, TailFilter};
+use crate::backend::{Backend, BackendError, LiveTail, Result, Tail, TailEvent, TailFilter};
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -56,7 +56,7 @@ impl LiveTail for KafkaBackend {
                 while !tx.is_closed() {
                     let item = match reader.poll(Duration::from_millis(200)) {
                         None => continue,
-                        Some(Ok(m)) => Ok(to_message(&m)),
+                        Some(Ok(m)) => Ok(TailEvent::Message(to_message(&m))),
                         Some(Err(e)) => {
                             let text = e.to_string();
                             // Report each new problem once, not once per poll.
@@ -74,7 +74,7 @@ impl LiveTail for KafkaBackend {
             })
             .map_err(|e| BackendError::Broker(format!("cannot start the live tail: {e}")))?;
         Ok(Tail {
-            messages: rx,
+            events: rx,
             notes: Vec::new(),
         })
     }

@@ -304,7 +304,7 @@ impl Demo {
     }
 
     fn consume_billing(&mut self) {
-        let Ok(Some(d)) = self.broker.get("billing", false) else {
+        let Ok(Some(d)) = self.broker.get_by("billing", false, "billing-svc") else {
             return;
         };
         let corr = d
@@ -358,7 +358,7 @@ impl Demo {
     }
 
     fn consume_shipping(&mut self) {
-        let Ok(Some(d)) = self.broker.get("shipping", false) else {
+        let Ok(Some(d)) = self.broker.get_by("shipping", false, "shipping-svc") else {
             return;
         };
         let _ = self.broker.ack(d.tag);
@@ -389,7 +389,7 @@ impl Demo {
     }
 
     fn consume_email(&mut self) {
-        let Ok(Some(d)) = self.broker.get("email", false) else {
+        let Ok(Some(d)) = self.broker.get_by("email", false, "mailer") else {
             return;
         };
         let _ = self.broker.ack(d.tag);
@@ -412,7 +412,7 @@ impl Demo {
     }
 
     fn consume_refund(&mut self) {
-        let Ok(Some(d)) = self.broker.get("refunds", false) else {
+        let Ok(Some(d)) = self.broker.get_by("refunds", false, "refunds-svc") else {
             return;
         };
         let unknown = d
@@ -492,8 +492,9 @@ impl Demo {
     }
 }
 
+/// One message taken and acked by the queue's consumer, a service named after it.
 fn drain_one(b: &LocalBroker, queue: &str) {
-    if let Ok(Some(d)) = b.get(queue, false) {
+    if let Ok(Some(d)) = b.get_by(queue, false, &format!("{queue}-svc")) {
         let _ = b.ack(d.tag);
     }
 }

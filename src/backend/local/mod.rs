@@ -7,14 +7,14 @@ pub mod demo;
 
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, Browse, ConnectOptions, ConsumerGroups,
-    Destination, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt, Purge, Result,
-    Tail, TailFilter, Take, TakeSession, Taken,
+    Delivered, Destination, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt,
+    Purge, Result, Tail, TailEvent, TailFilter, Take, TakeSession, Taken,
 };
 use crate::backend::target::LocalTarget;
 use crate::model::broker::quorum_refusal;
 use crate::model::{ConsumerGroup, Message, QueueDetail, QueueKind, QueueSummary};
 use async_trait::async_trait;
-use broker::{BrokerError, LocalBroker, LocalConfig, Outgoing};
+use broker::{BrokerError, LocalBroker, LocalConfig, Outgoing, TapEvent};
 use clock::Clock;
 use demo::Demo;
 use std::sync::{Arc, Mutex};
@@ -407,10 +407,21 @@ impl LiveTail for LocalBackend {
         let mut events = self.broker.subscribe();
         let (tx, rx) = mpsc::channel(1024);
         let sources = filter.sources.clone();
+        let deliveries = filter.deliveries;
         tokio::spawn(async move {
             loop {
                 let item = match events.recv().await {
-                    Ok(ev) if sources.is_empty() || sources.contains(&ev.source) => Ok(ev.message),
+                    Ok(TapEvent {
+                        message,
+                        delivery: Some(delivery),
+                        ..
+                    }) if deliveries => Ok(TailEvent::Delivery(Delivered { delivery, message })),
+                    Ok(ev)
+                        if ev.delivery.is_none()
+                            && (sources.is_empty() || sources.contains(&ev.source)) =>
+                    {
+                        Ok(TailEvent::Message(ev.message))
+                    }
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(n)) => Err(BackendError::Broker(
                         format!("live tail fell behind; {n} messages were skipped"),
@@ -423,7 +434,7 @@ impl LiveTail for LocalBackend {
             }
         });
         Ok(Tail {
-            messages: rx,
+            events: rx,
             notes: Vec::new(),
         })
     }

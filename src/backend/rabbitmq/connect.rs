@@ -83,6 +83,17 @@ fn amqp_uri(t: &AmqpTarget, login: &Login) -> lapin::uri::AMQPUri {
     }
 }
 
+/// A connection name no other backend uses: the process, a count within it, and the
+/// start time's nanoseconds (processes on two hosts may share an id).
+fn client_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("mqscope {}.{n}.{nanos:08x}", std::process::id())
+}
+
 impl RabbitBackend {
     pub async fn connect(target: &AmqpTarget, opts: &ConnectOptions) -> Result<Self> {
         let shown = Target::Amqp(target.clone()).redacted();
@@ -116,6 +127,7 @@ impl RabbitBackend {
             listing: Mutex::new(None),
             listing_counts: Default::default(),
             version: tokio::sync::OnceCell::new(),
+            client_name: client_name(),
         };
         // The AMQP port and the management API must both answer. Both are asked at once,
         // and AMQP's answer is reported first: a wrong password fails both, and only AMQP
@@ -147,7 +159,8 @@ impl RabbitBackend {
         {
             return Ok(Arc::clone(c));
         }
-        let props = ConnectionProperties::default();
+        let props =
+            ConnectionProperties::default().with_connection_name(self.client_name.clone().into());
         let uri = amqp_uri(&self.target, &self.login);
         let runtime = lapin::runtime::default_runtime().map_err(|e| {
             BackendError::Broker(format!("cannot start the AMQP client runtime: {e}"))

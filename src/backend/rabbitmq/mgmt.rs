@@ -279,6 +279,7 @@ impl Overview {
     }
 }
 
+#[derive(Clone)]
 pub struct Mgmt {
     client: reqwest::Client,
     base: String,
@@ -562,6 +563,34 @@ impl Mgmt {
         // The list, not /api/vhosts/NAME: that one is for administrators only.
         let all: Vec<Vhost> = self.get("/api/vhosts?columns=name,tracing").await?;
         Ok(all.into_iter().any(|v| v.name == vhost && v.tracing))
+    }
+
+    /// The broker's own names (`client:port -> server:port`, what the firehose reports as
+    /// a delivery's connection) of the connections in `vhost` that called themselves
+    /// `client_name`. The API lists a new connection only at its next statistics round
+    /// (5 s by default), so a connection just opened may be missing yet.
+    pub async fn connections_named(
+        &self,
+        vhost: &str,
+        client_name: &str,
+    ) -> Result<Vec<String>, BackendError> {
+        #[derive(Deserialize)]
+        struct Connection {
+            name: String,
+            #[serde(default)]
+            user_provided_name: Option<String>,
+        }
+        let v = encode_vhost(vhost);
+        let all: Vec<Connection> = self
+            .get(&format!(
+                "/api/vhosts/{v}/connections?columns=name,user_provided_name"
+            ))
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|c| c.user_provided_name.as_deref() == Some(client_name))
+            .map(|c| c.name)
+            .collect())
     }
 
     /// Exchanges and bindings of a vhost, for resolving dead-letter targets.

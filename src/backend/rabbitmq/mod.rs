@@ -9,6 +9,7 @@ mod connect;
 mod consumer;
 pub mod convert;
 mod errors;
+mod firehose;
 pub mod mgmt;
 mod peek;
 mod publish;
@@ -61,6 +62,9 @@ pub struct RabbitBackend {
     listing_counts: [std::sync::atomic::AtomicU64; 2],
     /// The broker's product and version, asked once (the management overview).
     version: tokio::sync::OnceCell<BrokerVersion>,
+    /// The name every connection of this backend gives the broker (`connection_name`):
+    /// unique to it, so a live tail can tell mqscope's own reads from consumers'.
+    client_name: String,
 }
 
 impl RabbitBackend {

@@ -1,13 +1,14 @@
 //! Live tails: copies of what exchanges route (or, with tracing on, the firehose's view of
-//! every publish) through a tap queue of mqscope's own, so real consumers miss nothing.
+//! every publish and delivery) through a tap queue of mqscope's own, so real consumers
+//! miss nothing.
 
-use super::convert::{self, publish_time, to_message};
+use super::convert::to_message;
+use super::firehose::{FIREHOSE, Notice, OWN_LOOKUP_EVERY, OwnReads, decode};
 use super::{RabbitBackend, amqp_error, short};
-use crate::backend::{BackendError, LiveTail, Result, Tail, TailFilter};
+use crate::backend::{BackendError, LiveTail, Result, Tail, TailEvent, TailFilter};
+use crate::model::Message;
 use crate::model::topology::ExchangeKind;
-use crate::model::{FieldValue, Message};
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable as AmqpTable};
@@ -50,57 +51,6 @@ impl RecentSet {
     }
 }
 
-/// The exchange the firehose routes publish notifications through, per vhost.
-const FIREHOSE: &str = "amq.rabbitmq.trace";
-
-/// The message a firehose `publish.<exchange>` notification stands for: the body is the
-/// original, and its headers say where it was published, with which routing keys, which
-/// queues it was routed to, and its properties (with the original headers among them).
-/// None for anything else. `tap`, the queue reading the firehose, is left out of the
-/// routed queues when it was bound to the exchange too (the tail's own copy is no hop);
-/// the flag says whether it was, that is whether a copy through the bindings follows.
-fn from_firehose(
-    position: u64,
-    d: &lapin::message::Delivery,
-    tap: &str,
-) -> Option<(Message, bool)> {
-    if !d.routing_key.as_str().starts_with("publish.") {
-        return None;
-    }
-    let trace = convert::table_from_amqp(d.properties.headers().as_ref()?);
-    let exchange = trace.get("exchange_name")?.as_str()?.to_string();
-    let mut m = Message::new(exchange.clone(), position, Bytes::copy_from_slice(&d.data));
-    m.routing_key = trace
-        .get("routing_keys")
-        .and_then(FieldValue::as_array)
-        .and_then(|keys| keys.first())
-        .and_then(FieldValue::as_str)
-        .map(str::to_string);
-    m.exchange = Some(exchange);
-    let mut tapped = false;
-    m.routed_queues = trace
-        .get("routed_queues")
-        .and_then(FieldValue::as_array)
-        .map(|qs| {
-            qs.iter()
-                .filter_map(FieldValue::as_str)
-                .filter(|q| {
-                    tapped |= *q == tap;
-                    *q != tap
-                })
-                .map(str::to_string)
-                .collect()
-        });
-    if let Some(props) = trace.get("properties").and_then(FieldValue::as_table) {
-        m.properties = convert::properties_from_table(props);
-        if let Some(h) = props.get("headers").and_then(FieldValue::as_table) {
-            m.headers = h.clone();
-        }
-    }
-    m.timestamp = publish_time(&m.properties);
-    Some((m, tapped))
-}
-
 /// Messages a tap queue may hold before the oldest are dropped: if mqscope falls behind,
 /// the broker sheds the copies, not the real traffic.
 const TAP_MAX_LENGTH: i64 = 10_000;
@@ -114,8 +64,9 @@ impl LiveTail for RabbitBackend {
     /// copies, so real consumers see every message as before, and the broker deletes it
     /// when the tail stops or mqscope dies. With tracing on in the vhost, the queue is
     /// bound to the firehose instead, which sees every publish whatever its routing key
-    /// (unroutable ones and the default exchange's included); mqscope never turns tracing
-    /// on itself, since it costs the broker on every message.
+    /// (unroutable ones and the default exchange's included), and, when asked, every
+    /// delivery to a consumer; mqscope never turns tracing on itself, since it costs the
+    /// broker on every message.
     async fn tail(&self, filter: &TailFilter) -> Result<Tail> {
         let (topology, tracing) = tokio::try_join!(
             self.mgmt.topology(self.vhost()),
@@ -195,7 +146,15 @@ impl LiveTail for RabbitBackend {
             notes.push(format!(
                 "tracing is on in vhost \"{vhost}\": publishes come through the firehose ({FIREHOSE}), which sees every one whatever its routing key, unroutable ones included; dead letters through the exchanges they are dead-lettered to"
             ));
+            if filter.deliveries {
+                bindings.push((FIREHOSE.into(), "deliver.#".into()));
+            }
+        } else if filter.deliveries {
+            notes.push(format!(
+                "deliveries to consumers are reported only with tracing on in vhost \"{vhost}\" (rabbitmqctl trace_on -p '{vhost}')"
+            ));
         }
+        let deliveries = tracing && filter.deliveries;
         // With named sources, the firehose's keys are matched as topic patterns: an
         // exchange named with `*` or `#` words would catch others, so filter on the name.
         let only: Option<std::collections::HashSet<String>> =
@@ -276,17 +235,34 @@ impl LiveTail for RabbitBackend {
             .map_err(fail)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let shown = self.shown.clone();
+        let mut own = OwnReads::new(
+            self.mgmt.clone(),
+            self.vhost(),
+            &self.client_name,
+            &tap_name,
+            deliveries,
+        );
         tokio::spawn(async move {
             let mut n = 0u64;
             let mut shown_publishes = RecentSet::default();
+            let mut lookup = tokio::time::interval(OWN_LOOKUP_EVERY);
             loop {
                 tokio::select! {
                     _ = tx.closed() => break,
+                    _ = lookup.tick(), if own.looking() => {
+                        let (events, warning) = own.look_up().await;
+                        let warning = warning.map(|w| Err(BackendError::Broker(w)));
+                        for e in warning.into_iter().chain(events.into_iter().map(Ok)) {
+                            if tx.send(e).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
                     next = consumer.next() => match next {
                         Some(Ok(d)) => {
                             let m = if tracing && d.exchange.as_str() == FIREHOSE {
-                                match from_firehose(n, &d, &tap_name) {
-                                    Some((m, tapped)) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
+                                match decode(n, &d, &tap_name, chrono::Utc::now()) {
+                                    Some(Notice::Publish { message: m, tapped }) if only.as_ref().is_none_or(|o| m.exchange.as_ref().is_some_and(|x| o.contains(x))) => {
                                         // The broker routed a copy to the tap through its
                                         // bindings too: the same publish, arriving right
                                         // after this, to be dropped then.
@@ -294,6 +270,15 @@ impl LiveTail for RabbitBackend {
                                             shown_publishes.insert(copy_key(&m));
                                         }
                                         m
+                                    }
+                                    Some(Notice::Deliver(dv)) => {
+                                        n += 1;
+                                        for e in own.offer(dv) {
+                                            if tx.send(Ok(e)).await.is_err() {
+                                                break;
+                                            }
+                                        }
+                                        continue;
                                     }
                                     _ => continue,
                                 }
@@ -314,7 +299,7 @@ impl LiveTail for RabbitBackend {
                                 m
                             };
                             n += 1;
-                            if tx.send(Ok(m)).await.is_err() {
+                            if tx.send(Ok(TailEvent::Message(m))).await.is_err() {
                                 break;
                             }
                         }
@@ -329,9 +314,6 @@ impl LiveTail for RabbitBackend {
             // Closing the channel deletes the auto-delete tap queue.
             let _ = ch.close(200, "tail done".into()).await;
         });
-        Ok(Tail {
-            messages: rx,
-            notes,
-        })
+        Ok(Tail { events: rx, notes })
     }
 }

@@ -1,10 +1,11 @@
 //! Following a correlation ID live: new hops as the backend's live tail sees them, after
-//! (or while) a scan reports the past.
+//! (or while) a scan reports the past; deliveries to consumers are hops of their own.
 
 use super::{Hop, HopKind, TraceOptions, glob_matches, hop_of};
-use crate::backend::{Backend, BackendError, Tail, TailFilter};
+use crate::backend::{Backend, BackendError, Delivered, Tail, TailEvent, TailFilter};
 use crate::model::Message;
-use std::collections::HashSet;
+use chrono::{DateTime, Utc};
+use std::collections::{HashSet, VecDeque};
 
 /// A live tail filtered down to one correlation ID. Dropping it stops the tail.
 pub struct Follower {
@@ -12,10 +13,17 @@ pub struct Follower {
     id: String,
     opts: TraceOptions,
     seen: HashSet<(String, Option<i32>, i64)>,
+    /// When recent publishes were seen, by what makes a copy the same message, so a
+    /// delivery of one hangs under its publish when the message carries no time.
+    published: VecDeque<(u64, DateTime<Utc>)>,
 }
 
-/// Start watching every exchange and topic for `id`. Start it before a scan to miss
-/// nothing in between; [`Follower::skip`] then drops records the scan already reported.
+/// How many publishes [`Follower`] remembers the time of.
+const PUBLISHES_KEPT: usize = 1_024;
+
+/// Start watching every exchange and topic (and deliveries to consumers, where the broker
+/// reports them) for `id`. Start it before a scan to miss nothing in between;
+/// [`Follower::skip`] then drops records the scan already reported.
 pub async fn start(
     backend: &dyn Backend,
     id: &str,
@@ -27,12 +35,17 @@ pub async fn start(
             backend: backend.info().kind.as_str(),
         });
     };
-    let tail = live.tail(&TailFilter::default()).await?;
+    let filter = TailFilter {
+        deliveries: true,
+        ..TailFilter::default()
+    };
+    let tail = live.tail(&filter).await?;
     Ok(Follower {
         tail,
         id: id.to_string(),
         opts: opts.clone(),
         seen: HashSet::new(),
+        published: VecDeque::new(),
     })
 }
 
@@ -43,18 +56,46 @@ impl Follower {
             .extend(hops.into_iter().filter_map(Hop::record_key));
     }
 
+    /// How the tail follows its sources, where the user should know.
+    pub fn notes(&self) -> &[String] {
+        &self.tail.notes
+    }
+
     /// The next new hop; an `Err` is a problem the tail reports and survives (it fell
     /// behind, a broker is away); `None` when the tail has ended.
     pub async fn next_hop(&mut self) -> Option<Result<Hop, BackendError>> {
         loop {
-            let m = match self.tail.messages.recv().await? {
-                Ok(m) => m,
+            let hop = match self.tail.events.recv().await? {
                 Err(e) => return Some(Err(e)),
+                Ok(TailEvent::Message(m)) => {
+                    if !self.wanted(&m) {
+                        continue;
+                    }
+                    let hop = live_hop(&m, Utc::now());
+                    if hop.kind != HopKind::Topic
+                        && let Some(at) = hop.published
+                    {
+                        if self.published.len() == PUBLISHES_KEPT {
+                            self.published.pop_front();
+                        }
+                        self.published.push_back((copy_key(&m), at));
+                    }
+                    hop
+                }
+                Ok(TailEvent::Delivery(d)) => {
+                    if !self.wanted(&d.message) {
+                        continue;
+                    }
+                    let key = copy_key(&d.message);
+                    let at = self
+                        .published
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, at)| *at);
+                    delivery_hop(d, at)
+                }
             };
-            if self.opts.extractor.extract(&m).as_deref() != Some(self.id.as_str()) {
-                continue;
-            }
-            let hop = live_hop(&m, chrono::Utc::now());
             // A publish counts as in the chosen queues if it was published there or, where
             // the broker says where it went, routed to one of them.
             if let Some(p) = &self.opts.queues
@@ -75,6 +116,39 @@ impl Follower {
             return Some(Ok(hop));
         }
     }
+
+    fn wanted(&self, m: &Message) -> bool {
+        self.opts.extractor.extract(m).as_deref() == Some(self.id.as_str())
+    }
+}
+
+/// What makes two sightings of a message the same one: where it was published, its id and
+/// its body.
+fn copy_key(m: &Message) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.exchange.hash(&mut h);
+    m.routing_key.hash(&mut h);
+    m.properties.message_id.hash(&mut h);
+    m.payload.hash(&mut h);
+    h.finish()
+}
+
+/// The hop a delivery makes: the queue it was taken from, when, by whom. `published` is
+/// when its publish was seen, for a message that does not say when it was published.
+pub fn delivery_hop(d: Delivered, published: Option<DateTime<Utc>>) -> Hop {
+    let Delivered { delivery, message } = d;
+    let mut hop = hop_of(&message, HopKind::Queue);
+    hop.queue = delivery.queue.clone();
+    hop.position = None;
+    hop.partition = None;
+    hop.offset = None;
+    hop.live = true;
+    hop.time = Some(delivery.at);
+    hop.timestamp = Some(crate::model::time::rfc3339(&delivery.at));
+    hop.published = hop.published.or(published).or(Some(delivery.at));
+    hop.deliveries = vec![delivery];
+    hop
 }
 
 /// The hop a tailed message makes: a topic record is a hop in its topic; a publish to the

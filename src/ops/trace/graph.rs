@@ -33,6 +33,9 @@ pub enum RowKind {
     Root { tag: RootTag, label: String },
     /// One place a copy of that publish was found.
     Branch { last: bool },
+    /// Under a topic record's branch: one consumer group's progress past it (the hop's
+    /// `groups[group]`); `under_last` when the branch above is its root's last.
+    Group { group: usize, under_last: bool },
 }
 
 /// A line of the graph. Every row points at a hop (a root at its publish's first hop), so
@@ -128,12 +131,18 @@ pub fn rows(hops: &[Hop]) -> Vec<Row> {
             kind: RowKind::Root { tag, label },
         });
         for (j, &i) in members.iter().enumerate() {
+            let last = j + 1 == members.len();
             out.push(Row {
                 hop: i,
-                kind: RowKind::Branch {
-                    last: j + 1 == members.len(),
-                },
+                kind: RowKind::Branch { last },
             });
+            out.extend((0..hops[i].groups.len()).map(|group| Row {
+                hop: i,
+                kind: RowKind::Group {
+                    group,
+                    under_last: last,
+                },
+            }));
         }
     }
     out
@@ -200,6 +209,8 @@ mod tests {
             replay_count: None,
             live: false,
             routed_queues: None,
+            groups: Vec::new(),
+            deliveries: Vec::new(),
             time: at(time),
             published: at(published),
         }
@@ -224,6 +235,11 @@ mod tests {
                 RowKind::Root { tag, label } => format!("{} {label}", tag.as_str()),
                 RowKind::Branch { last } => {
                     format!("{} {}", if *last { "└" } else { "├" }, hops[r.hop].place())
+                }
+                RowKind::Group { group, under_last } => {
+                    let g = &hops[r.hop].groups[*group];
+                    let bar = if *under_last { " " } else { "│" };
+                    format!("{bar}   {} {}", g.group, g.status.as_str())
                 }
             })
             .collect()
@@ -295,6 +311,47 @@ mod tests {
                 "└ payments[0]@12",
                 "follow-up produced to payments[1]@3 (no longer found there)",
                 "└ payments-dlt[0]@8",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_records_consumer_groups_hang_under_its_branch() {
+        use crate::model::{GroupProgress, GroupStatus};
+        let mut rec = Hop {
+            kind: HopKind::Topic,
+            position: None,
+            partition: Some(0),
+            offset: Some(4),
+            exchange: None,
+            routing_key: None,
+            ..copy("payments", "m1", 10, 10)
+        };
+        let g = |name: &str, status| GroupProgress {
+            group: name.into(),
+            status,
+            committed: Some(4),
+            lag: Some(1),
+        };
+        rec.groups = vec![
+            g("audit", GroupStatus::Consumed),
+            g("billing", GroupStatus::Pending),
+        ];
+        let mut dlt = rec.clone();
+        dlt.queue = "payments-dlt".into();
+        dlt.groups.truncate(1);
+        dlt.time = at(20);
+        dlt.dead_letter = Some(dead("payments", Some(0), Some(4)));
+        let hops = vec![rec, dlt];
+        assert_eq!(
+            shape(&rows(&hops), &hops),
+            vec![
+                "publish produced to payments  message m1",
+                "├ payments[0]@4",
+                "│   audit consumed",
+                "│   billing pending",
+                "└ payments-dlt[0]@4",
+                "    audit consumed",
             ]
         );
     }

@@ -2,7 +2,9 @@
 //! dead-lettered, replayed), and the order hops are shown in.
 
 use crate::model::identity::{REPLAY_COUNT, REPLAYED_FROM};
-use crate::model::{DeathReason, DeathSource, Message, MessageView, QueueKind};
+use crate::model::{
+    DeathReason, DeathSource, Delivery, GroupProgress, Message, MessageView, QueueKind,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -89,6 +91,14 @@ pub struct Hop {
     /// empty list is an unroutable publish.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routed_queues: Option<Vec<String>>,
+    /// A topic record: each consumer group with offsets on the topic, and whether it has
+    /// read past the record.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupProgress>,
+    /// Seen live: the message handed to a consumer of this queue (RabbitMQ with tracing
+    /// on, the local broker).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<Delivery>,
     #[serde(skip)]
     pub time: Option<DateTime<Utc>>,
     /// When the message itself was published (a dead letter keeps its original's time):
@@ -209,6 +219,8 @@ pub fn hop_of(m: &Message, kind: impl Into<HopKind>) -> Hop {
             .and_then(|t| t.trim().parse().ok()),
         live: false,
         routed_queues: m.routed_queues.clone(),
+        groups: Vec::new(),
+        deliveries: Vec::new(),
         time,
         published: m.timestamp,
     }

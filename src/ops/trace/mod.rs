@@ -5,10 +5,12 @@
 
 pub mod follow;
 pub mod graph;
+mod groups;
 mod hop;
 pub mod routes;
 mod scan;
 
 pub use crate::model::correlation::{Extractor, IdMatcher, Rule, traceparent_trace_id};
+pub use groups::attach_groups;
 pub use hop::*;
 pub use scan::*;

@@ -30,6 +30,9 @@ pub struct Trace {
     pub hops: Vec<Hop>,
     /// Queues that could not be read safely or at all, and why.
     pub skipped: Vec<Skipped>,
+    /// What the trace could not tell (consumer groups it could not list).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub elapsed_ms: u64,
     /// Where the first publish should have gone by the topology as it is now, and what
     /// became of each copy (`routes::expected`).
@@ -62,6 +65,9 @@ pub struct TraceOptions {
     /// it found so far. A read in flight is let finish rather than dropped, so a broker
     /// peek always returns its messages to the queue.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Consumer groups to check topic records against besides those the broker lists
+    /// (read by name: brokers without group listing answer these).
+    pub groups: Vec<String>,
 }
 
 impl Default for TraceOptions {
@@ -73,6 +79,7 @@ impl Default for TraceOptions {
             concurrency: 4,
             page_size: 1_000,
             cancel: None,
+            groups: Vec::new(),
         }
     }
 }
@@ -192,8 +199,13 @@ pub async fn trace_streaming(
         }
     }
     found.sort_by(|a, b| hop_order(&a.0, &b.0));
-    let (hops, sightings): (Vec<Hop>, Vec<Sighting>) = found.into_iter().unzip();
+    let (mut hops, sightings): (Vec<Hop>, Vec<Sighting>) = found.into_iter().unzip();
     skipped.sort_by(|a, b| a.queue.cmp(&b.queue));
+    let notes = if is_cancelled(opts) {
+        Vec::new()
+    } else {
+        super::attach_groups(backend, opts, &mut hops).await
+    };
     let searched = |q: &str| opts.queues.as_ref().is_none_or(|p| glob_matches(p, q));
     let scope = Scope {
         queues: &listed,
@@ -212,6 +224,7 @@ pub async fn trace_streaming(
         queues_scanned: done,
         hops,
         skipped,
+        notes,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }

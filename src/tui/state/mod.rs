@@ -210,6 +210,7 @@ impl State {
                 rows_stale: false,
                 dropped: 0,
                 skipped: Vec::new(),
+                notes: Vec::new(),
                 queues_total: 0,
                 queues_done: 0,
                 scanned: 0,

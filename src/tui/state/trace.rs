@@ -35,6 +35,8 @@ pub struct Trace {
     /// Hops not kept because the view holds at most [`MAX_HOPS`].
     pub dropped: u64,
     pub skipped: Vec<Skipped>,
+    /// What the finished trace could not tell (consumer groups it could not list).
+    pub notes: Vec<String>,
     pub queues_total: usize,
     pub queues_done: usize,
     pub scanned: u64,

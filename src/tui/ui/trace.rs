@@ -6,6 +6,7 @@
 use super::messages::empty_note;
 use super::{fit, panel};
 use crate::config::theme::{Role, Theme};
+use crate::model::GroupStatus;
 use crate::ops::trace::graph::{RootTag, RowKind};
 use crate::ops::trace::routes::{Fate, Route, TOPOLOGY_NOW};
 use crate::ops::trace::{Hop, HopKind, summary_of};
@@ -50,6 +51,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         let mut line = match &row.kind {
             RowKind::Root { tag, label } => root_line(hop, *tag, label, first, t, width),
             RowKind::Branch { last } => branch_line(hop, *last, first, t, width),
+            RowKind::Group { group, under_last } => group_line(hop, *group, *under_last, t, width),
         };
         if start + i == tr.cursor.selected {
             line = line.style(t.selected());
@@ -228,6 +230,12 @@ fn notes_line<'a>(s: &'a State, t: &Theme, width: usize) -> Line<'a> {
             .collect();
         text = format!("skipped {}: {}", tr.skipped.len(), parts.join("; "));
     }
+    for n in &tr.notes {
+        if !text.is_empty() {
+            text.push_str("  ");
+        }
+        text.push_str(n);
+    }
     if tr.dropped > 0 {
         if !text.is_empty() {
             text.push_str("  ");
@@ -299,6 +307,19 @@ fn branch_line<'a>(
         used += unicode_width::UnicodeWidthStr::width(text.as_str());
         spans.push(Span::styled(text, style));
     };
+    // A delivery says where from itself: "picked up from Q by user U …".
+    if !hop.deliveries.is_empty() {
+        for d in &hop.deliveries {
+            push(&mut spans, d.summary(), t.fg(Role::Ok));
+            if let Some(c) = d.consumer() {
+                push(&mut spans, format!("  on {c}"), t.fg(Role::Dim));
+            }
+        }
+        if hop.live {
+            push(&mut spans, "  live".into(), t.fg(Role::Ok));
+        }
+        return Line::from(spans);
+    }
     let place_role = match hop.kind {
         HopKind::Exchange => Role::Dim,
         _ => Role::Text,
@@ -351,6 +372,28 @@ fn branch_line<'a>(
         push(&mut spans, "  live".into(), t.fg(Role::Ok));
     }
     Line::from(spans)
+}
+
+/// A consumer group's progress past the record above: consumed, or pending with its lag.
+fn group_line<'a>(hop: &Hop, group: usize, under_last: bool, t: &Theme, width: usize) -> Line<'a> {
+    let Some(g) = hop.groups.get(group) else {
+        return Line::default();
+    };
+    let bar = if under_last {
+        "         "
+    } else {
+        "    │    "
+    };
+    let role = match g.status {
+        GroupStatus::Consumed => Role::Ok,
+        GroupStatus::Pending => Role::Warning,
+    };
+    let room = width.saturating_sub(19);
+    Line::from(vec![
+        Span::raw(format!("{:>10}", "")),
+        Span::styled(bar, t.fg(Role::Border)),
+        Span::styled(fit(&g.describe(), room), t.fg(role)),
+    ])
 }
 
 /// `1234567` as `1,234,567`.

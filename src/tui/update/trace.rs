@@ -47,6 +47,7 @@ pub(super) fn start_trace(s: &mut State, id: String) -> Vec<Effect> {
     t.rows_stale = false;
     t.dropped = 0;
     t.skipped.clear();
+    t.notes.clear();
     t.queues_total = 0;
     t.queues_done = 0;
     t.scanned = 0;
@@ -110,6 +111,7 @@ pub(super) fn on_trace_done(s: &mut State, result: Result<Box<crate::ops::trace:
                 insert_hop(t, h);
             }
             t.skipped = done.skipped;
+            t.notes = done.notes;
             t.scanned = done.scanned;
             t.queues_done = usize::try_from(done.queues_scanned).unwrap_or(usize::MAX);
             t.elapsed_ms = done.elapsed_ms;
@@ -240,6 +242,13 @@ pub(super) fn jump_to_hop(s: &mut State, hop: &Hop) -> Vec<Effect> {
         .offset
         .and_then(|o| u64::try_from(o).ok())
         .or(hop.position);
+    if !hop.deliveries.is_empty() {
+        s.status.info = Some(format!(
+            "handed to a consumer of {}: no longer in the queue",
+            hop.queue
+        ));
+        return Vec::new();
+    }
     let Some(position) = position else {
         s.status.info = Some(format!(
             "seen live in {}: its position is not known",

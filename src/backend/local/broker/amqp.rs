@@ -223,6 +223,7 @@ impl LocalBroker {
         let _ = self.taps.send(TapEvent {
             source: source.to_string(),
             message: m,
+            delivery: None,
         });
     }
 
@@ -398,9 +399,21 @@ impl LocalBroker {
         }
     }
 
-    /// `basic.get`: take the next ready message. With `auto_ack` it is gone; otherwise it
-    /// waits for [`ack`](Self::ack) or [`nack`](Self::nack) under the returned tag.
+    /// `basic.get` by mqscope itself (a replay or a remove taking messages): see
+    /// [`get_by`](Self::get_by).
     pub fn get(&self, queue: &str, auto_ack: bool) -> Result<Option<Delivery>, BrokerError> {
+        self.get_by(queue, auto_ack, "mqscope")
+    }
+
+    /// `basic.get` by the consumer `user`: take the next ready message. With `auto_ack` it
+    /// is gone; otherwise it waits for [`ack`](Self::ack) or [`nack`](Self::nack) under the
+    /// returned tag. Live tails see the delivery, as RabbitMQ's firehose reports one.
+    pub fn get_by(
+        &self,
+        queue: &str,
+        auto_ack: bool,
+        user: &str,
+    ) -> Result<Option<Delivery>, BrokerError> {
         let now = self.clock.now_ms();
         let mut st = self.lock();
         if !st.queues.contains_key(queue) {
@@ -422,6 +435,22 @@ impl LocalBroker {
                 q.unacked += 1;
             }
             st.unacked.insert(tag, (queue.to_string(), stored));
+        }
+        if self.taps.receiver_count() > 0 {
+            let delivery = crate::model::Delivery {
+                queue: queue.to_string(),
+                at: DateTime::from_timestamp_millis(now).unwrap_or_default(),
+                redelivered: message.redelivered,
+                user: Some(user.to_string()),
+                connection: None,
+                channel: None,
+                node: Some(self.name().to_string()),
+            };
+            let _ = self.taps.send(TapEvent {
+                source: queue.to_string(),
+                message: message.clone(),
+                delivery: Some(delivery),
+            });
         }
         Ok(Some(Delivery { tag, message }))
     }

@@ -103,6 +103,7 @@ impl LocalBroker {
             let _ = self.taps.send(TapEvent {
                 source: topic.to_string(),
                 message: m,
+                delivery: None,
             });
         }
         Ok((partition, offset))

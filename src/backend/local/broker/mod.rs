@@ -142,12 +142,14 @@ pub struct Delivery {
 }
 
 /// Something that happened, for live tails: a message published to an exchange (including
-/// dead-letter exchanges) or produced to a topic.
+/// dead-letter exchanges) or produced to a topic, or one handed to a consumer.
 #[derive(Debug, Clone)]
 pub struct TapEvent {
-    /// Exchange or topic name.
+    /// Exchange or topic name; for a delivery, the queue.
     pub source: String,
     pub message: Message,
+    /// Set when the message was handed to a consumer rather than published.
+    pub delivery: Option<crate::model::Delivery>,
 }
 
 #[derive(Debug)]
