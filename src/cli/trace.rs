@@ -279,3 +279,54 @@ pub(super) async fn tail(
         seen += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Delivery, GroupProgress, GroupStatus, Message};
+    use crate::ops::trace::{HopKind, follow::delivery_hop, hop_of};
+
+    #[test]
+    fn a_delivery_reads_as_who_picked_it_up_and_a_record_lists_its_groups() {
+        let at = DateTime::from_timestamp(10, 0).unwrap();
+        let mut m = Message::new("shipping", 0, bytes::Bytes::new());
+        m.exchange = Some("orders".into());
+        m.routing_key = Some("order.created".into());
+        let d = Delivery {
+            queue: "shipping".into(),
+            at,
+            redelivered: false,
+            user: Some("shipping-svc".into()),
+            connection: Some("10.0.0.7:50412 -> 10.0.0.2:5672".into()),
+            channel: Some(1),
+            node: None,
+        };
+        let hop = delivery_hop(
+            crate::backend::Delivered {
+                delivery: d,
+                message: m.clone(),
+            },
+            None,
+        );
+        assert_eq!(
+            hop_line(&hop, Some(at)),
+            "+   0.000s  picked up from shipping by user shipping-svc on connection 10.0.0.7:50412 -> 10.0.0.2:5672 (channel 1) at 1970-01-01T00:00:10.000Z, redelivered: no  (live)"
+        );
+
+        m.partition = Some(0);
+        m.offset = Some(4);
+        let mut rec = hop_of(&m, HopKind::Topic);
+        rec.groups = vec![GroupProgress {
+            group: "billing".into(),
+            status: GroupStatus::Pending,
+            committed: Some(4),
+            lag: Some(6),
+        }];
+        let mut out = Vec::new();
+        write_hop(&mut out, &rec, None).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "           ?  shipping[0]@4  via orders / order.created\n              … pending in billing (committed 4, lag 6)\n"
+        );
+    }
+}

@@ -106,6 +106,9 @@ pub(super) fn decode(
 const OWN_LOOKUP_LIMIT: Duration = Duration::from_secs(15);
 /// How often the API is asked meanwhile.
 pub(super) const OWN_LOOKUP_EVERY: Duration = Duration::from_millis(500);
+/// The most deliveries held meanwhile (a busy vhost delivers thousands a second): the
+/// oldest go first, and the tail says how many.
+const HELD_MAX: usize = 10_000;
 
 /// mqscope's own reads are deliveries too: every peek takes messages (and gives them
 /// back), and the firehose reports each. They come from the backend's own connections,
@@ -119,7 +122,9 @@ pub(super) struct OwnReads {
     tap: String,
     /// The broker's names of this backend's connections, once known.
     own: Option<HashSet<String>>,
-    held: Vec<Delivered>,
+    held: std::collections::VecDeque<Delivered>,
+    /// Held deliveries dropped because too many waited.
+    dropped: u64,
     give_up: Instant,
 }
 
@@ -132,7 +137,8 @@ impl OwnReads {
             client_name: client_name.to_string(),
             tap: tap.to_string(),
             own: (!wanted).then(HashSet::new),
-            held: Vec::new(),
+            held: std::collections::VecDeque::new(),
+            dropped: 0,
             give_up: Instant::now() + OWN_LOOKUP_LIMIT,
         }
     }
@@ -149,7 +155,11 @@ impl OwnReads {
         }
         match &self.own {
             None => {
-                self.held.push(d);
+                if self.held.len() == HELD_MAX {
+                    self.held.pop_front();
+                    self.dropped += 1;
+                }
+                self.held.push_back(d);
                 Vec::new()
             }
             Some(own) => keep(own, d).into_iter().collect(),
@@ -163,7 +173,7 @@ impl OwnReads {
             .mgmt
             .connections_named(&self.vhost, &self.client_name)
             .await;
-        let warning = match found {
+        let mut warning = match found {
             Ok(names) if !names.is_empty() => {
                 self.own = Some(names.into_iter().collect());
                 None
@@ -178,6 +188,16 @@ impl OwnReads {
                 "could not tell mqscope's own reads from consumers' deliveries ({e}): deliveries are shown unfiltered"
             )),
         };
+        if self.dropped > 0 {
+            let dropped = format!(
+                "{} deliveries were dropped while mqscope's own connection was looked up",
+                self.dropped
+            );
+            warning = Some(match warning {
+                Some(w) => format!("{w}; {dropped}"),
+                None => dropped,
+            });
+        }
         let own = self.own.get_or_insert_with(HashSet::new);
         let out = self.held.drain(..).filter_map(|d| keep(own, d)).collect();
         (out, warning)
