@@ -1,0 +1,7 @@
+//! The recorder: a live tail of exchanges and topics written, envelope by envelope, into an
+//! embedded database (`store`), so a trace can tell a message's journey after its copies
+//! are consumed (`merge`); `run` is the loop that taps, buffers and writes.
+
+pub mod store;
+
+pub use store::{Gap, Retention, Store, StoreError};
