@@ -185,7 +185,12 @@ impl Envelope {
             published: m.timestamp,
             headers: m.headers.clone(),
             properties: m.properties.clone(),
-            body: m.payload.slice(..m.payload.len().min(body_limit)),
+            // A copy when cut: a slice would keep the whole payload alive in the buffer.
+            body: if m.payload.len() > body_limit {
+                Bytes::copy_from_slice(&m.payload[..body_limit])
+            } else {
+                m.payload.clone()
+            },
             body_size: m.payload.len() as u64,
             details: Vec::new(),
         }

@@ -2,6 +2,8 @@
 //! embedded database (`store`), so a trace can tell a message's journey after its copies
 //! are consumed (`merge`); `run` is the loop that taps, buffers and writes.
 
+pub mod run;
 pub mod store;
 
+pub use run::{RecordError, RecordEvent, RecordOptions, Status, record};
 pub use store::{Gap, Retention, Store, StoreError};
