@@ -392,6 +392,8 @@ fn hop_at(queue: &str, position: u64, secs: i64) -> Hop {
         replay_count: None,
         live: false,
         routed_queues: None,
+        recorded: None,
+        key: None,
         time: chrono::DateTime::from_timestamp(secs, 0),
         published: chrono::DateTime::from_timestamp(100, 0),
     }

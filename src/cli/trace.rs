@@ -5,14 +5,18 @@ use crate::backend::{Backend, BackendError};
 use crate::cli::output;
 use crate::cli::{TailArgs, TraceArgs};
 use crate::model::correlation::Extractor;
+use crate::model::envelope::EventKind;
 use crate::model::time::{parse_duration, parse_since};
+use crate::ops::record::{Recorded, Store, merge};
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use std::io::Write;
+use std::path::Path;
 
 pub(super) async fn trace(
     backend: &dyn Backend,
     args: &TraceArgs,
+    db: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<()> {
     let opts = crate::ops::trace::TraceOptions {
@@ -30,10 +34,28 @@ pub(super) async fn trace(
     } else {
         None
     };
-    let t = crate::ops::trace::trace(backend, &args.id, &opts).await?;
+    let mut t = crate::ops::trace::trace(backend, &args.id, &opts).await?;
+    let recorded = match db {
+        Some(path) => {
+            let store = Store::open_read(path)?;
+            Some(merge(&mut t, &store, opts.since, opts.queues.as_deref())?)
+        }
+        None => None,
+    };
     let start = t.hops.iter().find_map(|h| h.time);
     if args.json {
-        serde_json::to_writer(&mut *out, &t)?;
+        #[derive(serde::Serialize)]
+        struct WithRecord<'a> {
+            #[serde(flatten)]
+            trace: &'a crate::ops::trace::Trace,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recorded: Option<&'a Recorded>,
+        }
+        let line = WithRecord {
+            trace: &t,
+            recorded: recorded.as_ref(),
+        };
+        serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;
     } else {
         writeln!(out, "{}: {}", t.correlation_id, t.summary())?;
@@ -42,6 +64,25 @@ pub(super) async fn trace(
         }
         for s in &t.skipped {
             writeln!(out, "  skipped {}: {}", s.queue, s.reason)?;
+        }
+        if let Some(r) = &recorded {
+            writeln!(
+                out,
+                "recorded: {} hop{} from {} ({} still on the broker)",
+                r.added,
+                if r.added == 1 { "" } else { "s" },
+                r.db,
+                r.already_live
+            )?;
+            for g in &r.gaps {
+                writeln!(
+                    out,
+                    "  not recorded from {} to {}: {}",
+                    crate::model::time::rfc3339(&g.from),
+                    crate::model::time::rfc3339(&g.to),
+                    g.reason
+                )?;
+            }
         }
         writeln!(
             out,
@@ -112,7 +153,28 @@ fn hop_line(h: &crate::ops::trace::Hop, start: Option<DateTime<Utc>>) -> String 
         .map(|r| format!("  {r}"))
         .unwrap_or_default();
     let live = if h.live { "  (live)" } else { "" };
-    format!("{delta}  {}{route}{routed}{dead}{replay}{live}", h.place())
+    let recorded = h
+        .recorded
+        .as_ref()
+        .map(|r| {
+            let what = match r.event {
+                EventKind::Publish => "published",
+                EventKind::Deliver => "delivered to a consumer",
+                EventKind::DeadLetter => "dead-lettered",
+                EventKind::Record => "produced",
+            };
+            let by: Vec<String> = r.details.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            if by.is_empty() {
+                format!("  (recorded: {what})")
+            } else {
+                format!("  (recorded: {what}, {})", by.join(", "))
+            }
+        })
+        .unwrap_or_default();
+    format!(
+        "{delta}  {}{route}{routed}{dead}{replay}{live}{recorded}",
+        h.place()
+    )
 }
 
 pub(super) async fn tail(

@@ -2,8 +2,10 @@
 //! embedded database (`store`), so a trace can tell a message's journey after its copies
 //! are consumed (`merge`); `run` is the loop that taps, buffers and writes.
 
+pub mod merge;
 pub mod run;
 pub mod store;
 
+pub use merge::{Recorded, merge, recorded_hop};
 pub use run::{RecordError, RecordEvent, RecordOptions, Status, record};
 pub use store::{Gap, Retention, Store, StoreError};

@@ -54,6 +54,50 @@ pub struct Retention {
     pub max_bytes: Option<u64>,
 }
 
+impl Retention {
+    /// Read `--retain` values: ages (`7d`, `12h`, `90m`) and sizes (`10GB`, `500MB`, `2GiB`);
+    /// at most one of each.
+    pub fn parse(values: &[String]) -> Result<Retention, String> {
+        let mut keep = Retention::default();
+        for v in values {
+            let t = v.trim();
+            if let Some(bytes) = parse_size(t) {
+                if keep.max_bytes.replace(bytes).is_some() {
+                    return Err(format!("--retain \"{v}\": a size is given twice"));
+                }
+            } else {
+                let age = crate::model::time::parse_ago("--retain", t).map_err(|_| {
+                    format!("--retain \"{v}\": not an age (7d, 12h, 30m) or a size (10GB, 500MB)")
+                })?;
+                if keep.max_age.replace(age).is_some() {
+                    return Err(format!("--retain \"{v}\": an age is given twice"));
+                }
+            }
+        }
+        Ok(keep)
+    }
+}
+
+/// `10GB`, `500MB`, `64KiB`, `1TB`: decimal units, or binary ones with an `i`.
+fn parse_size(t: &str) -> Option<u64> {
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let scale: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "KIB" => 1 << 10,
+        "MIB" => 1 << 20,
+        "GIB" => 1 << 30,
+        "TIB" => 1 << 40,
+        _ => return None,
+    };
+    (n > 0.0).then_some((n * scale as f64) as u64)
+}
+
 /// The recorder's database, open for writing or for reading.
 pub struct Store {
     conn: Connection,
@@ -719,6 +763,20 @@ mod tests {
         assert!(s.used_bytes().unwrap() <= before / 2);
         let left = s.by_correlation("c", None).unwrap();
         assert_eq!(left.last().unwrap().time, at(2_999), "the newest kept");
+    }
+
+    #[test]
+    fn retention_reads_ages_and_sizes() {
+        let r = Retention::parse(&["7d".into(), "10GB".into()]).unwrap();
+        assert_eq!(r.max_age, Some(chrono::Duration::days(7)));
+        assert_eq!(r.max_bytes, Some(10_000_000_000));
+        assert_eq!(
+            Retention::parse(&["2GiB".into()]).unwrap().max_bytes,
+            Some(2 << 30)
+        );
+        assert!(Retention::parse(&["7d".into(), "1d".into()]).is_err());
+        assert!(Retention::parse(&["lots".into()]).is_err());
+        assert_eq!(Retention::parse(&[]).unwrap(), Retention::default());
     }
 
     #[test]

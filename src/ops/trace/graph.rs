@@ -200,6 +200,8 @@ mod tests {
             replay_count: None,
             live: false,
             routed_queues: None,
+            recorded: None,
+            key: None,
             time: at(time),
             published: at(published),
         }

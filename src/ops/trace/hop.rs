@@ -1,7 +1,8 @@
 //! A hop: one place a copy of the traced message was seen, with how it got there (routed,
 //! dead-lettered, replayed), and the order hops are shown in.
 
-use crate::model::identity::{REPLAY_COUNT, REPLAYED_FROM};
+use crate::model::envelope::EventKind;
+use crate::model::identity::{REPLAY_COUNT, REPLAYED_FROM, message_key};
 use crate::model::{DeathReason, DeathSource, Message, MessageView, QueueKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,17 @@ pub struct DeadLetterHop {
     pub exchange: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing_key: Option<String>,
+}
+
+/// A hop read from the recorder's database (`trace --db`): what happened then, which the
+/// broker may no longer show (a copy long consumed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedHop {
+    /// publish, deliver, dead_letter or record.
+    pub event: EventKind,
+    /// What the broker said of the event, by name: a delivery's consumer, connection, user.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<(String, String)>,
 }
 
 /// What holds a hop: a queue, stream or topic read by a scan, or an exchange a live
@@ -89,6 +101,12 @@ pub struct Hop {
     /// empty list is an unroutable publish.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routed_queues: Option<Vec<String>>,
+    /// Read from the recorder's database, not found on the broker now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<RecordedHop>,
+    /// The message's identity ([`message_key`]): copies and events of one publish share it.
+    #[serde(skip)]
+    pub key: Option<String>,
     #[serde(skip)]
     pub time: Option<DateTime<Utc>>,
     /// When the message itself was published (a dead letter keeps its original's time):
@@ -209,6 +227,8 @@ pub fn hop_of(m: &Message, kind: impl Into<HopKind>) -> Hop {
             .and_then(|t| t.trim().parse().ok()),
         live: false,
         routed_queues: m.routed_queues.clone(),
+        recorded: None,
+        key: Some(message_key(m)),
         time,
         published: m.timestamp,
     }
