@@ -43,10 +43,9 @@ pub fn recorded_hop(e: &Envelope) -> Hop {
     };
     hop.position = None;
     hop.live = false;
-    // When it happened, as recorded; a dead letter keeps its death time (hop_of's).
-    if e.kind != EventKind::DeadLetter || hop.time.is_none() {
-        hop.time = Some(e.time);
-    }
+    // When it happened, as recorded: to the millisecond, where `x-death` says the second
+    // (a dead letter would otherwise sort before the publish it came from).
+    hop.time = Some(e.time);
     hop.timestamp = hop.time.as_ref().map(crate::model::time::rfc3339);
     hop.key = Some(e.message_key.clone());
     hop.recorded = Some(RecordedHop {
