@@ -240,3 +240,99 @@ async fn what_the_buffer_cannot_hold_is_dropped_and_counted() {
         "a one-envelope buffer behind one-row transactions drops some of 2,000: {status:?}"
     );
 }
+
+/// `mqscope record` on the demo broker, into `db`, its output kept.
+fn record_binary(db: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"))
+        .args([
+            "record",
+            "--url",
+            "local://demo",
+            "--interval",
+            "1s",
+            "--db",
+        ])
+        .arg(db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait (up to 20 s) until the database holds more than `n` envelopes; how many it holds.
+fn wait_rows(db: &Path, n: u64) -> u64 {
+    for _ in 0..200 {
+        if let Ok(s) = Store::open_read(db)
+            && let Ok(c) = s.count()
+            && c > n
+        {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no more than {n} envelopes in {} after 20 s", db.display());
+}
+
+#[test]
+fn killed_with_sigkill_the_recorder_resumes_into_an_intact_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rec.db");
+    let mut first = record_binary(&db);
+    wait_rows(&db, 0);
+    first.kill().unwrap(); // SIGKILL: no chance to finish a batch or say goodbye
+    first.wait().unwrap();
+    let s = Store::open(&db).unwrap();
+    assert_eq!(s.integrity_check().unwrap(), "ok");
+    let before = s.count().unwrap();
+    drop(s);
+
+    let second = record_binary(&db);
+    wait_rows(&db, before);
+    // SAFETY: signalling a child process this test started and has not yet waited for.
+    unsafe { libc::kill(second.id() as i32, libc::SIGINT) };
+    let out = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("gap: nothing recorded from") && stdout.contains("not running"),
+        "the time it was down is said: {stdout}"
+    );
+    assert!(stdout.contains("stored"), "status lines: {stdout}");
+    let s = Store::open(&db).unwrap();
+    assert_eq!(s.integrity_check().unwrap(), "ok");
+    assert!(s.count().unwrap() > before);
+    let gaps = s.gaps(None, None).unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0].reason.contains("not running"));
+}
+
+#[test]
+fn a_read_only_database_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rec.db");
+    drop(Store::open(&db).unwrap());
+    // Unwritable even for root: chattr +i where permissions are not enough.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let immutable = std::fs::OpenOptions::new().append(true).open(&db).is_ok()
+        && std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&db)
+            .status()
+            .is_ok_and(|s| s.success());
+    let out = record_binary(&db).wait_with_output().unwrap();
+    if immutable {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&db)
+            .status();
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+    assert!(stderr.contains(&*db.display().to_string()), "{stderr}");
+}
