@@ -4,6 +4,7 @@
 //! between reported as a gap, nothing recorded twice. Each test has a vhost of its own.
 //! Without a reachable server the tests skip, except under CI=true, where they fail.
 
+mod recording;
 mod support;
 
 use lapin::options::{
@@ -16,9 +17,8 @@ use mqscope::backend::rabbitmq::RabbitBackend;
 use mqscope::backend::rabbitmq::mgmt::Mgmt;
 use mqscope::config::{AmqpTarget, Secret, Target, encode_vhost};
 use mqscope::model::envelope::EventKind;
-use mqscope::ops::record::{RecordEvent, RecordOptions, Status, Store, record};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use mqscope::ops::record::{RecordEvent, RecordOptions, Store};
+use recording::Running;
 use std::time::Duration;
 use support::brokers::rabbit;
 
@@ -236,69 +236,35 @@ async fn ready(ch: &lapin::Channel, queue: &str) -> u32 {
     .message_count()
 }
 
-/// A recording running in the background until `stop` is sent; its events are kept.
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<Status, String>>,
-    events: Arc<Mutex<Vec<RecordEvent>>>,
+/// A vhost with the fan-out, a fixture connection to it, and a recording into a new
+/// database running on it.
+struct Recording {
+    conn: Connection,
+    ch: lapin::Channel,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    run: Running,
 }
 
-impl Running {
-    async fn start(v: &Vhost, db: &Path) -> Running {
-        let backend = v.backend().await;
-        let store = Store::open(db).unwrap();
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let seen = Arc::clone(&events);
-        let opts = RecordOptions {
-            interval: Duration::from_millis(100),
-            ..RecordOptions::default()
-        };
-        let task = tokio::spawn(async move {
-            let on = move |e: RecordEvent| seen.lock().unwrap().push(e);
-            let r = record(&backend, store, &opts, &on, async {
-                let _ = stopped.await;
-            })
-            .await
-            .map_err(|e| e.to_string());
-            backend_close(&backend).await;
-            r
-        });
-        let run = Running { stop, task, events };
-        run.wait_for("tapping", |e| matches!(e, RecordEvent::Tapping { .. }))
-            .await;
-        run
+async fn recording(v: &Vhost) -> Recording {
+    let conn = Connection::connect(&v.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = fan_out(&conn).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rec.db");
+    let opts = RecordOptions {
+        interval: Duration::from_millis(100),
+        ..RecordOptions::default()
+    };
+    let run = Running::start(v.backend().await, &db, opts).await;
+    Recording {
+        conn,
+        ch,
+        _dir: dir,
+        db,
+        run,
     }
-
-    /// Wait (up to 20 s) for an event `want` accepts.
-    async fn wait_for(&self, what: &str, want: impl Fn(&RecordEvent) -> bool) {
-        for _ in 0..400 {
-            if self.events.lock().unwrap().iter().any(&want) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no {what} within 20 s: {:?}", self.events.lock().unwrap());
-    }
-
-    async fn wait_stored(&self, n: u64) {
-        self.wait_for(
-            &format!("{n} stored"),
-            |e| matches!(e, RecordEvent::Status(s) if s.stored >= n),
-        )
-        .await;
-    }
-
-    async fn stop(self) -> (Status, Vec<RecordEvent>) {
-        self.stop.send(()).unwrap();
-        let status = self.task.await.unwrap().unwrap();
-        let events = self.events.lock().unwrap().clone();
-        (status, events)
-    }
-}
-
-async fn backend_close(b: &RabbitBackend) {
-    mqscope::backend::Backend::close(b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,13 +272,13 @@ async fn with_tracing_on_trace_db_shows_every_copy_after_the_queues_are_empty() 
     let Some(v) = Vhost::traced("journey").await else {
         return;
     };
-    let conn = Connection::connect(&v.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = fan_out(&conn).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("rec.db");
-    let run = Running::start(&v, &db).await;
+    let Recording {
+        conn,
+        ch,
+        _dir,
+        db,
+        run,
+    } = recording(&v).await;
     publish(&ch, "other", "m-1").await;
     publish(&ch, "wanted", "m-2").await;
     // Billing acks the other and rejects the wanted one; everything else is consumed.
@@ -378,13 +344,14 @@ async fn connections_killed_while_recording_are_a_gap_and_nothing_is_recorded_tw
     let Some(v) = Vhost::traced("kill").await else {
         return;
     };
-    let conn = Connection::connect(&v.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = fan_out(&conn).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("rec.db");
-    let run = Running::start(&v, &db).await;
+    // The fixture connection is closed with the recorder's: a new one publishes after.
+    let Recording {
+        conn: _closed,
+        ch,
+        _dir,
+        db,
+        run,
+    } = recording(&v).await;
     publish(&ch, "c", "before").await;
     run.wait_stored(1).await;
     assert!(

@@ -2,6 +2,8 @@
 //! after the queues are emptied, a restart reported as a gap with nothing recorded twice,
 //! and the buffer's counts adding up.
 
+mod recording;
+
 use bytes::Bytes;
 use mqscope::backend::local::LocalBackend;
 use mqscope::backend::local::broker::{LocalBroker, LocalConfig, Outgoing, QueueArgs};
@@ -9,9 +11,10 @@ use mqscope::backend::local::clock::Clock;
 use mqscope::model::envelope::EventKind;
 use mqscope::model::topology::ExchangeKind;
 use mqscope::model::{FieldTable, Properties};
-use mqscope::ops::record::{RecordEvent, RecordOptions, Status, Store, record};
+use mqscope::ops::record::{RecordEvent, RecordOptions, Status, Store};
+use recording::Running;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn order(corr: &str, n: u32) -> Outgoing {
@@ -52,67 +55,14 @@ fn fan_out() -> Arc<LocalBroker> {
     b
 }
 
-/// A recording running in the background until `stop` is sent; its events are kept.
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<Status, String>>,
-    events: Arc<Mutex<Vec<RecordEvent>>>,
-}
-
 async fn start(b: &Arc<LocalBroker>, db: &Path, opts: RecordOptions) -> Running {
-    let backend = LocalBackend::new(Arc::clone(b), "local://test");
-    let store = Store::open(db).unwrap();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let seen = Arc::clone(&events);
-    let task = tokio::spawn(async move {
-        let on = move |e: RecordEvent| seen.lock().unwrap().push(e);
-        record(&backend, store, &opts, &on, async {
-            let _ = stopped.await;
-        })
-        .await
-        .map_err(|e| e.to_string())
-    });
-    // Tapping once the first event says so.
-    for _ in 0..200 {
-        if events
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|e| matches!(e, RecordEvent::Tapping { .. }))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Running { stop, task, events }
+    Running::start(LocalBackend::new(Arc::clone(b), "local://test"), db, opts).await
 }
 
-impl Running {
-    /// Stop once `stored` envelopes are written (or after a few seconds), and the final status.
-    async fn stop_after(self, stored: u64) -> (Status, Vec<RecordEvent>) {
-        for _ in 0..300 {
-            let n = self
-                .events
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .find_map(|e| match e {
-                    RecordEvent::Status(s) => Some(s.stored),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            if n >= stored {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.stop.send(()).unwrap();
-        let status = self.task.await.unwrap().unwrap();
-        let events = self.events.lock().unwrap().clone();
-        (status, events)
-    }
+/// Stop once `stored` envelopes are written: the final status and every event.
+async fn stop_after(run: Running, stored: u64) -> (Status, Vec<RecordEvent>) {
+    run.wait_stored(stored).await;
+    run.stop().await
 }
 
 fn quick() -> RecordOptions {
@@ -142,7 +92,7 @@ async fn a_journey_is_kept_after_every_queue_is_emptied() {
     for q in ["billing", "shipping", "billing.dlq"] {
         assert_eq!(b.queue_len(q).unwrap(), 0, "{q} is empty");
     }
-    let (status, _) = run.stop_after(3).await;
+    let (status, _) = stop_after(run, 3).await;
     assert_eq!((status.received, status.stored, status.dropped), (3, 3, 0));
 
     let s = Store::open_read(&db).unwrap();
@@ -171,7 +121,7 @@ async fn a_restart_is_a_gap_and_records_nothing_twice() {
     let db = dir.path().join("rec.db");
     let run = start(&b, &db, quick()).await;
     b.publish("orders", "k", order("c", 1)).unwrap();
-    let (first, events) = run.stop_after(1).await;
+    let (first, events) = stop_after(run, 1).await;
     assert_eq!(first.stored, 1);
     assert!(
         !events.iter().any(|e| matches!(e, RecordEvent::Gap(_))),
@@ -185,7 +135,7 @@ async fn a_restart_is_a_gap_and_records_nothing_twice() {
     // The same message once more (as a replayed tap would give it), and a new one.
     b.publish("orders", "k", order("c", 1)).unwrap();
     b.publish("orders", "k", order("c", 3)).unwrap();
-    let (second, events) = run.stop_after(1).await;
+    let (second, events) = stop_after(run, 1).await;
     assert_eq!((second.stored, second.duplicates), (1, 1));
     let gap = events
         .iter()
@@ -226,7 +176,7 @@ async fn what_the_buffer_cannot_hold_is_dropped_and_counted() {
     }
     // Give the tap time to read everything, then stop.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _) = run.stop_after(0).await;
+    let (status, _) = stop_after(run, 0).await;
     let stored = Store::open_read(&db).unwrap().count().unwrap();
     assert_eq!(stored, status.stored);
     assert_eq!(

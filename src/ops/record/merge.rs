@@ -6,7 +6,7 @@ use super::store::{Gap, Store, StoreError};
 use crate::model::Message;
 use crate::model::envelope::{Envelope, EventKind, SourceKind};
 use crate::ops::trace::follow::live_hop;
-use crate::ops::trace::{Hop, HopKind, RecordedHop, Trace, glob_matches, hop_of, hop_order};
+use crate::ops::trace::{Hop, HopKind, RecordedHop, Trace, hop_of, hop_order};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -88,18 +88,7 @@ pub fn merge(
     let live_count = trace.hops.len();
     for e in &envelopes {
         let hop = recorded_hop(e);
-        if let Some(p) = queues
-            && !glob_matches(p, &hop.queue)
-            && !hop
-                .routed_queues
-                .iter()
-                .flatten()
-                .any(|q| glob_matches(p, q))
-            && !hop
-                .dead_letter
-                .as_ref()
-                .is_some_and(|d| glob_matches(p, &d.from))
-        {
+        if queues.is_some_and(|p| !hop.concerns(p)) {
             continue;
         }
         if shown_live(&hop, &trace.hops[..live_count]) {

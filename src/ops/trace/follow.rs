@@ -1,7 +1,7 @@
 //! Following a correlation ID live: new hops as the backend's live tail sees them, after
 //! (or while) a scan reports the past.
 
-use super::{Hop, HopKind, TraceOptions, glob_matches, hop_of};
+use super::{Hop, HopKind, TraceOptions, hop_of};
 use crate::backend::{Backend, BackendError, Tail, TailFilter};
 use crate::model::Message;
 use std::collections::HashSet;
@@ -58,12 +58,7 @@ impl Follower {
             // A publish counts as in the chosen queues if it was published there or, where
             // the broker says where it went, routed to one of them.
             if let Some(p) = &self.opts.queues
-                && !glob_matches(p, &hop.queue)
-                && !hop
-                    .routed_queues
-                    .iter()
-                    .flatten()
-                    .any(|q| glob_matches(p, q))
+                && !hop.concerns(p)
             {
                 continue;
             }

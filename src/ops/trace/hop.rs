@@ -135,6 +135,22 @@ impl Hop {
             .map(|o| (self.queue.clone(), self.partition, o))
     }
 
+    /// Whether this hop concerns the queues `pattern` (`*`, `?`) names: it is in one, the
+    /// broker routed the publish to one, or the copy died in one.
+    pub fn concerns(&self, pattern: &str) -> bool {
+        use super::glob_matches;
+        glob_matches(pattern, &self.queue)
+            || self
+                .routed_queues
+                .iter()
+                .flatten()
+                .any(|q| glob_matches(pattern, q))
+            || self
+                .dead_letter
+                .as_ref()
+                .is_some_and(|d| glob_matches(pattern, &d.from))
+    }
+
     /// Whether both are the same stored record ([`Hop::record_key`] without allocating).
     pub fn same_record(&self, other: &Hop) -> bool {
         self.offset.is_some()
