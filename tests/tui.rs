@@ -394,6 +394,8 @@ fn hop_at(queue: &str, position: u64, secs: i64) -> Hop {
         routed_queues: None,
         groups: Vec::new(),
         deliveries: Vec::new(),
+        recorded: None,
+        key: None,
         time: chrono::DateTime::from_timestamp(secs, 0),
         published: chrono::DateTime::from_timestamp(100, 0),
     }
@@ -840,9 +842,7 @@ fn trace_shows_consumer_groups_under_a_record_and_deliveries_as_hops() {
         skipped: Vec::new(),
         notes: Vec::new(),
         elapsed_ms: 3,
-        routes: Vec::new(),
-        routes_basis: None,
-        routes_notes: Vec::new(),
+        ..Default::default()
     };
     update(
         &mut s,

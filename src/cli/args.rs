@@ -78,6 +78,10 @@ pub enum Command {
     /// Find every copy and follow-up of a correlation ID across all queues and topics, with
     /// its dead-letter hops, in time order. Reads only; nothing is consumed.
     Trace(TraceArgs),
+    /// Record every message's envelope (ids, correlation ID, route, deaths, time, headers,
+    /// the first bytes of the body) from the live tail into a database, so `trace --db` can
+    /// tell journeys after the queues are empty. Runs until Ctrl-C.
+    Record(RecordArgs),
     /// Replay dead letters to where they came from: publish each copy with confirms, and
     /// only then remove the original. Journalled and resumable.
     Replay(ReplayArgs),
@@ -102,6 +106,7 @@ impl Command {
             Command::Publish(a) => a.json,
             Command::Tail(a) => a.out.json,
             Command::Trace(a) => a.json,
+            Command::Record(a) => a.json,
             Command::Replay(a) => a.json,
             Command::Purge(a) => a.json,
             Command::Delete(a) => a.json,
@@ -297,8 +302,45 @@ pub struct TraceArgs {
     /// Ctrl-C; with --json each new hop is one more JSON line.
     #[arg(long)]
     pub follow: bool,
+    /// Merge the journey recorded in this database (`mqscope record`) with the scan, so
+    /// copies long consumed show too [default: the profile's record_db].
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
     /// One JSON object: correlation_id, scanned, queues_scanned, hops (with their consumer
-    /// groups and deliveries), skipped, notes, elapsed_ms.
+    /// groups and deliveries), skipped, notes, routes, elapsed_ms (and, with a database,
+    /// recorded).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
+    /// Exchanges (RabbitMQ, local) or topics to tap; none taps them all (with tracing on in
+    /// the vhost, RabbitMQ's firehose sees every publish).
+    pub sources: Vec<String>,
+    /// Keep only what happens on, is routed to, or died in queues and topics whose names
+    /// match this pattern (`*`, `?`).
+    #[arg(long, value_name = "GLOB")]
+    pub queues: Option<String>,
+    /// The database file (created if missing; a recording resumes into it) [default: the
+    /// profile's record_db].
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Delete envelopes older than an age (7d, 12h) or the oldest while the database is over
+    /// a size (10GB, 500MB), while recording; repeatable, one of each.
+    #[arg(long, value_name = "AGE|SIZE")]
+    pub retain: Vec<String>,
+    /// Keep the first N bytes of each body.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub bodies: usize,
+    /// A status line (rate, stored, dropped) this often: 10s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub interval: String,
+    /// Envelopes held between the tap and the database; beyond it they are dropped and
+    /// counted, never waited for.
+    #[arg(long, hide = true, default_value_t = 20_000, value_name = "N")]
+    pub buffer: usize,
+    /// Status lines and gaps as JSON Lines.
     #[arg(long)]
     pub json: bool,
 }

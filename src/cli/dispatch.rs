@@ -3,7 +3,7 @@
 //! context and go up to `main`.
 
 use crate::backend::{self, Backend, ConnectOptions};
-use crate::cli::{Cli, Command, browse, demo, guard, peek, publish, trace};
+use crate::cli::{Cli, Command, browse, demo, guard, peek, publish, record, trace};
 use crate::config::theme::Theme;
 use crate::config::{self, Resolved, Selection};
 use anyhow::{Context, Result, bail};
@@ -59,7 +59,7 @@ async fn dispatch(cli: Cli, tui: OpenTui, out: &mut dyn Write) -> Result<()> {
         amqp_only: matches!(command, Command::Publish(_)),
         // The demo broker only has new messages while its traffic runs.
         live: match &command {
-            Command::Tail(_) => true,
+            Command::Tail(_) | Command::Record(_) => true,
             Command::Trace(args) => args.follow,
             _ => false,
         },
@@ -83,7 +83,11 @@ async fn command_on(
         Command::Peek(args) => peek::peek(backend, &args, out).await,
         Command::Publish(args) => publish::publish(backend, resolved, &args, out).await,
         Command::Tail(args) => trace::tail(backend, &args, out).await,
-        Command::Trace(args) => trace::trace(backend, &args, out).await,
+        Command::Trace(args) => {
+            let db = record::db_path(args.db.as_ref(), resolved);
+            trace::trace(backend, &args, db.as_deref(), out).await
+        }
+        Command::Record(args) => record::run(backend, resolved, &args, out).await,
         Command::Replay(args) => crate::cli::modify::replay(backend, resolved, &args, out).await,
         Command::Purge(args) => crate::cli::modify::purge(backend, resolved, &args, out).await,
         Command::Delete(args) => crate::cli::modify::delete(backend, resolved, &args, out).await,

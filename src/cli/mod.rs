@@ -10,6 +10,7 @@ pub mod modify;
 pub mod output;
 mod peek;
 mod publish;
+mod record;
 mod trace;
 pub mod validate;
 

@@ -5,14 +5,18 @@ use crate::backend::{Backend, BackendError};
 use crate::cli::output;
 use crate::cli::{TailArgs, TraceArgs};
 use crate::model::correlation::Extractor;
+use crate::model::envelope::EventKind;
 use crate::model::time::{parse_duration, parse_since};
+use crate::ops::record::{Recorded, merge_routed};
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use std::io::Write;
+use std::path::Path;
 
 pub(super) async fn trace(
     backend: &dyn Backend,
     args: &TraceArgs,
+    db: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<()> {
     let opts = crate::ops::trace::TraceOptions {
@@ -34,10 +38,27 @@ pub(super) async fn trace(
     for note in follower.iter().flat_map(|f| f.notes()) {
         eprintln!("mqscope: note: {note}");
     }
-    let t = crate::ops::trace::trace(backend, &args.id, &opts).await?;
+    let mut t = crate::ops::trace::trace(backend, &args.id, &opts).await?;
+    let recorded = match db {
+        Some(path) => {
+            Some(merge_routed(backend, &mut t, path, opts.since, opts.queues.as_deref()).await?)
+        }
+        None => None,
+    };
     let start = t.hops.iter().find_map(|h| h.time);
     if args.json {
-        serde_json::to_writer(&mut *out, &t)?;
+        #[derive(serde::Serialize)]
+        struct WithRecord<'a> {
+            #[serde(flatten)]
+            trace: &'a crate::ops::trace::Trace,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recorded: Option<&'a Recorded>,
+        }
+        let line = WithRecord {
+            trace: &t,
+            recorded: recorded.as_ref(),
+        };
+        serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;
     } else {
         writeln!(out, "{}: {}", t.correlation_id, t.summary())?;
@@ -51,6 +72,25 @@ pub(super) async fn trace(
             writeln!(out, "  note: {n}")?;
         }
         write_routes(&t, start, out)?;
+        if let Some(r) = &recorded {
+            writeln!(
+                out,
+                "recorded: {} hop{} from {} ({} still on the broker)",
+                r.added,
+                if r.added == 1 { "" } else { "s" },
+                r.db,
+                r.already_live
+            )?;
+            for g in &r.gaps {
+                writeln!(
+                    out,
+                    "  not recorded from {} to {}: {}",
+                    crate::model::time::rfc3339(&g.from),
+                    crate::model::time::rfc3339(&g.to),
+                    g.reason
+                )?;
+            }
+        }
         writeln!(
             out,
             "scanned {} messages in {} queues and topics in {} ms",
@@ -182,12 +222,38 @@ fn hop_line(h: &crate::ops::trace::Hop, start: Option<DateTime<Utc>>) -> String 
         .map(|r| format!("  {r}"))
         .unwrap_or_default();
     let live = if h.live { "  (live)" } else { "" };
+    let recorded = h
+        .recorded
+        .as_ref()
+        .map(|r| {
+            let what = match r.event {
+                EventKind::Publish => "published",
+                EventKind::Deliver => "delivered to a consumer",
+                EventKind::DeadLetter => "dead-lettered",
+                EventKind::Record => "produced",
+            };
+            let by: Vec<String> = r.details.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            if by.is_empty() {
+                format!("  (recorded: {what})")
+            } else {
+                format!("  (recorded: {what}, {})", by.join(", "))
+            }
+        })
+        .unwrap_or_default();
     // A delivery says where from itself; the route it was published with is the publish's.
     if !h.deliveries.is_empty() {
         let said: Vec<String> = h.deliveries.iter().map(|d| d.describe()).collect();
-        return format!("{delta}  {}{live}", said.join("; "));
+        let recorded = if h.recorded.is_some() {
+            "  (recorded)"
+        } else {
+            ""
+        };
+        return format!("{delta}  {}{live}{recorded}", said.join("; "));
     }
-    format!("{delta}  {}{route}{routed}{dead}{replay}{live}", h.place())
+    format!(
+        "{delta}  {}{route}{routed}{dead}{replay}{live}{recorded}",
+        h.place()
+    )
 }
 
 pub(super) async fn tail(

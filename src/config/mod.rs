@@ -73,6 +73,9 @@ pub struct Profile {
     /// Extra librdkafka properties (e.g. `"security.protocol" = "SASL_SSL"`).
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,
+    /// The database `mqscope record` writes for this profile: traces (CLI and TUI) merge
+    /// the journey recorded there with what the broker holds now.
+    pub record_db: Option<PathBuf>,
 }
 
 /// A URL for display: parsed and shown without its password, or masked when unparsable.
@@ -101,6 +104,7 @@ impl fmt::Debug for Profile {
             .field("read_only", &self.read_only)
             .field("tls", &self.tls)
             .field("kafka", &kafka)
+            .field("record_db", &self.record_db)
             .finish()
     }
 }

@@ -106,6 +106,41 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// What the delivery says beyond its queue and time, by name, as the recorder keeps it.
+    pub fn details(&self) -> Vec<(String, String)> {
+        let mut out = vec![(
+            "redelivered".to_string(),
+            if self.redelivered { "yes" } else { "no" }.to_string(),
+        )];
+        let named = [
+            ("user", self.user.clone()),
+            ("connection", self.connection.clone()),
+            ("channel", self.channel.map(|c| c.to_string())),
+            ("node", self.node.clone()),
+        ];
+        out.extend(
+            named
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v))),
+        );
+        out
+    }
+
+    /// The delivery [`Delivery::details`] kept, from `queue` at `at`; names it does not
+    /// know are passed over, a channel that is not a number is left out.
+    pub fn from_details(queue: &str, at: DateTime<Utc>, details: &[(String, String)]) -> Self {
+        let get = |k: &str| details.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        Delivery {
+            queue: queue.to_string(),
+            at,
+            redelivered: get("redelivered").is_some_and(|v| v == "yes"),
+            user: get("user"),
+            connection: get("connection"),
+            channel: get("channel").and_then(|c| c.parse().ok()),
+            node: get("node"),
+        }
+    }
+
     /// The short form, for where the time is shown beside it: "picked up from shipping by
     /// user shipping-svc, redelivered: no".
     pub fn summary(&self) -> String {
@@ -152,6 +187,31 @@ impl Delivery {
 mod tests {
     use super::*;
     use crate::model::PartitionLag;
+
+    #[test]
+    fn a_delivery_comes_back_whole_from_its_details() {
+        let d = Delivery {
+            queue: "shipping".into(),
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            redelivered: true,
+            user: Some("shipping-svc".into()),
+            connection: Some("127.0.0.1:50412 -> 127.0.0.1:5672".into()),
+            channel: Some(3),
+            node: None,
+        };
+        assert_eq!(Delivery::from_details("shipping", d.at, &d.details()), d);
+        let bare = Delivery {
+            redelivered: false,
+            user: None,
+            connection: None,
+            channel: None,
+            ..d.clone()
+        };
+        assert_eq!(
+            Delivery::from_details("shipping", d.at, &bare.details()),
+            bare
+        );
+    }
 
     fn group(name: &str, committed: &[(i32, i64)], high: i64) -> ConsumerGroup {
         let partitions: Vec<PartitionLag> = committed

@@ -7,6 +7,7 @@ pub mod deadletter;
 pub mod death;
 pub mod describe;
 pub mod destination;
+pub mod envelope;
 pub mod identity;
 pub mod message;
 pub mod names;

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod journal;
 pub mod peek;
 pub mod publish;
+pub mod record;
 pub mod remove;
 pub mod replay;
 pub mod scan;

@@ -114,7 +114,8 @@ pub async fn run(
         .context("cannot open the terminal (is this an interactive terminal?)")?;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(target, crate::config::connect_settings(resolved), tx);
+    let worker = Worker::new(target, crate::config::connect_settings(resolved), tx)
+        .with_record_db(resolved.profile.record_db.clone());
     let result = event_loop(&mut terminal, &mut state, &theme, &worker, rx).await;
     restore_terminal();
     // After the terminal is back: a broker slow to answer must not hold the screen.

@@ -33,6 +33,8 @@ pub struct Worker {
     scans: Arc<Mutex<HashMap<ReqId, Arc<AtomicBool>>>>,
     /// Running follows by request: a notification drops the tail.
     follows: Arc<Mutex<HashMap<ReqId, Arc<Notify>>>>,
+    /// The recorder's database (the profile's `record_db`): traces merge its journey in.
+    record_db: Option<std::path::PathBuf>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -59,7 +61,14 @@ impl Worker {
             tx,
             scans: Arc::default(),
             follows: Arc::default(),
+            record_db: None,
         }
+    }
+
+    /// Traces merge the journey recorded in `db` (the profile's `record_db`) with the scan.
+    pub fn with_record_db(mut self, db: Option<std::path::PathBuf>) -> Self {
+        self.record_db = db;
+        self
     }
 
     /// Connect to `target` (the current one, or another vhost's): the reply is
@@ -300,6 +309,7 @@ impl Worker {
         let cancel = Arc::new(AtomicBool::new(false));
         lock(&self.scans).insert(req, Arc::clone(&cancel));
         let scans = Arc::clone(&self.scans);
+        let record_db = self.record_db.clone();
         tokio::spawn(async move {
             let Some(b) = b else {
                 lock(&scans).remove(&req);
@@ -334,10 +344,16 @@ impl Worker {
                     let _ = events.send(Msg::TraceEvent { req, event });
                 }
             };
-            let result = crate::ops::trace::trace_streaming(b.as_ref(), &id, &opts, &on_event)
-                .await
-                .map(Box::new)
-                .map_err(|e| e.to_string());
+            let result =
+                match crate::ops::trace::trace_streaming(b.as_ref(), &id, &opts, &on_event).await {
+                    Ok(mut t) => {
+                        if let Some(db) = &record_db {
+                            merge_recorded(b.as_ref(), &mut t, db).await;
+                        }
+                        Ok(Box::new(t))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
             lock(&scans).remove(&req);
             if !cancel.load(Ordering::Relaxed) {
                 let _ = tx.send(Msg::TraceDone { req, result });
@@ -474,6 +490,18 @@ async fn remove(b: &dyn Backend, queue: &str, ids: &[String]) -> Result<String, 
     match r.stopped {
         Some(stop) => Err(format!("{line}; stopped: {stop}")),
         None => Ok(with_audit(line, done.removal.audit)),
+    }
+}
+
+/// Merge what the recorder's database holds of the trace's ID; a database that cannot be
+/// read is named among the skipped places, and the live trace stands alone.
+async fn merge_recorded(b: &dyn Backend, t: &mut crate::ops::trace::Trace, db: &std::path::Path) {
+    let merged = crate::ops::record::merge_routed(b, t, db, None, None).await;
+    if let Err(e) = merged {
+        t.skipped.push(crate::ops::trace::Skipped {
+            queue: db.display().to_string(),
+            reason: e.to_string(),
+        });
     }
 }
 

@@ -1,7 +1,7 @@
 //! Following a correlation ID live: new hops as the backend's live tail sees them, after
 //! (or while) a scan reports the past; deliveries to consumers are hops of their own.
 
-use super::{Hop, HopKind, TraceOptions, glob_matches, hop_of};
+use super::{Hop, HopKind, TraceOptions, hop_of};
 use crate::backend::{Backend, BackendError, Delivered, Tail, TailEvent, TailFilter};
 use crate::model::Message;
 use chrono::{DateTime, Utc};
@@ -99,12 +99,7 @@ impl Follower {
             // A publish counts as in the chosen queues if it was published there or, where
             // the broker says where it went, routed to one of them.
             if let Some(p) = &self.opts.queues
-                && !glob_matches(p, &hop.queue)
-                && !hop
-                    .routed_queues
-                    .iter()
-                    .flatten()
-                    .any(|q| glob_matches(p, q))
+                && !hop.concerns(p)
             {
                 continue;
             }

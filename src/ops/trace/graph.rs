@@ -211,6 +211,8 @@ mod tests {
             routed_queues: None,
             groups: Vec::new(),
             deliveries: Vec::new(),
+            recorded: None,
+            key: None,
             time: at(time),
             published: at(published),
         }

@@ -1,7 +1,8 @@
 //! A hop: one place a copy of the traced message was seen, with how it got there (routed,
 //! dead-lettered, replayed), and the order hops are shown in.
 
-use crate::model::identity::{REPLAY_COUNT, REPLAYED_FROM};
+use crate::model::envelope::EventKind;
+use crate::model::identity::{REPLAY_COUNT, REPLAYED_FROM, message_key};
 use crate::model::{
     DeathReason, DeathSource, Delivery, GroupProgress, Message, MessageView, QueueKind,
 };
@@ -29,6 +30,17 @@ pub struct DeadLetterHop {
     pub exchange: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing_key: Option<String>,
+}
+
+/// A hop read from the recorder's database (`trace --db`): what happened then, which the
+/// broker may no longer show (a copy long consumed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedHop {
+    /// publish, deliver, dead_letter or record.
+    pub event: EventKind,
+    /// What the broker said of the event, by name: a delivery's consumer, connection, user.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<(String, String)>,
 }
 
 /// What holds a hop: a queue, stream or topic read by a scan, or an exchange a live
@@ -99,6 +111,12 @@ pub struct Hop {
     /// on, the local broker).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<Delivery>,
+    /// Read from the recorder's database, not found on the broker now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<RecordedHop>,
+    /// The message's identity ([`message_key`]): copies and events of one publish share it.
+    #[serde(skip)]
+    pub key: Option<String>,
     #[serde(skip)]
     pub time: Option<DateTime<Utc>>,
     /// When the message itself was published (a dead letter keeps its original's time):
@@ -125,6 +143,22 @@ impl Hop {
         self.offset
             .filter(|_| self.kind != HopKind::Exchange)
             .map(|o| (self.queue.clone(), self.partition, o))
+    }
+
+    /// Whether this hop concerns the queues `pattern` (`*`, `?`) names: it is in one, the
+    /// broker routed the publish to one, or the copy died in one.
+    pub fn concerns(&self, pattern: &str) -> bool {
+        use super::glob_matches;
+        glob_matches(pattern, &self.queue)
+            || self
+                .routed_queues
+                .iter()
+                .flatten()
+                .any(|q| glob_matches(pattern, q))
+            || self
+                .dead_letter
+                .as_ref()
+                .is_some_and(|d| glob_matches(pattern, &d.from))
     }
 
     /// Whether both are the same stored record ([`Hop::record_key`] without allocating).
@@ -221,6 +255,8 @@ pub fn hop_of(m: &Message, kind: impl Into<HopKind>) -> Hop {
         routed_queues: m.routed_queues.clone(),
         groups: Vec::new(),
         deliveries: Vec::new(),
+        recorded: None,
+        key: Some(message_key(m)),
         time,
         published: m.timestamp,
     }

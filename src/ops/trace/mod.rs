@@ -13,4 +13,5 @@ mod scan;
 pub use crate::model::correlation::{Extractor, IdMatcher, Rule, traceparent_trace_id};
 pub use groups::attach_groups;
 pub use hop::*;
+pub use routes::{Sighting, picked_up, reroute, sighting_of};
 pub use scan::*;

@@ -2,12 +2,14 @@
 //! is now (`model::routing`), and what became of the copy in each: found, dead-lettered,
 //! or not there with the evidence for why (consumers, a TTL, a length limit, a queue gone).
 
-use super::{Hop, HopKind, Skipped};
+use super::{Hop, HopKind, Skipped, Trace, glob_matches};
 use crate::backend::Backend;
 use crate::model::routing::{
     Destination, HeaderEquality, Leg, Publish, RoutingTable, path_text, route,
 };
-use crate::model::{DeathReason, DeathRecord, DeathSource, FieldTable, Message, QueueSummary};
+use crate::model::{
+    DeathReason, DeathRecord, DeathSource, Delivery, FieldTable, Message, QueueSummary,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -80,6 +82,8 @@ pub enum Fate {
     Found,
     /// Dead-lettered from the queue: a copy was found where it went.
     DeadLettered,
+    /// A consumer was seen taking it: a delivery the live follow saw or the recorder kept.
+    PickedUp,
     /// Not there, and the queue has consumers: most likely delivered and acknowledged.
     Consumed,
     /// Not there, and older than the time to live that applies to it there.
@@ -101,6 +105,7 @@ impl Fate {
         match self {
             Fate::Found => "found",
             Fate::DeadLettered => "dead-lettered",
+            Fate::PickedUp => "picked up",
             Fate::Consumed => "consumed",
             Fate::Expired => "expired",
             Fate::Dropped => "dropped",
@@ -347,9 +352,14 @@ fn fate_of(
             })
         ));
     }
-    let waiting = copies
-        .iter()
-        .find(|(h, s)| h.queue == queue && s.deaths.iter().all(|d| d.queue != queue));
+    // Waiting: a copy the scan found there now (a recorded event or a delivery says where
+    // it was, not that it still is).
+    let waiting = copies.iter().find(|(h, s)| {
+        h.queue == queue
+            && h.recorded.is_none()
+            && h.deliveries.is_empty()
+            && s.deaths.iter().all(|d| d.queue != queue)
+    });
     if let Some((h, _)) = waiting {
         r.fate = Fate::Found;
         r.position = h.position.or(h.offset.and_then(|o| u64::try_from(o).ok()));
@@ -492,6 +502,69 @@ fn not_there(r: &mut Route, q: &QueueSummary, origin: &Sighting, now: DateTime<U
             f.as_str()
         ),
     };
+}
+
+/// Work the routes out again over `trace`'s hops as they are now (recorded hops merged in:
+/// the publish the scan could not see may be older than every copy still there), then say
+/// which copies consumers were seen taking. `queues` is the trace's `--queues` pattern.
+pub async fn reroute(backend: &dyn Backend, trace: &mut Trace, queues: Option<&str>) {
+    if trace.sightings.len() != trace.hops.len() {
+        return;
+    }
+    let listed = match backend.list_queues().await {
+        Ok(l) => l,
+        Err(e) => {
+            trace.routes_notes.push(format!(
+                "could not list queues to work out routes again: {e}"
+            ));
+            return;
+        }
+    };
+    let searched = |q: &str| queues.is_none_or(|p| glob_matches(p, q));
+    let scope = Scope {
+        queues: &listed,
+        searched: &searched,
+        skipped: &trace.skipped,
+        complete: true,
+        now: Utc::now(),
+    };
+    let routes = expected(backend, &trace.hops, &trace.sightings, &scope).await;
+    trace.routes = routes.routes;
+    trace.routes_basis = routes.basis;
+    trace.routes_notes = routes.notes;
+    picked_up(&mut trace.routes, &trace.hops);
+}
+
+/// Routes whose copy a consumer was seen taking from the queue (in `hops`' deliveries, seen
+/// live or recorded) are picked up, by whom and when, instead of what the queue's settings
+/// only suggest; the first delivery is the fate's time, each one a line of evidence.
+pub fn picked_up(routes: &mut [Route], hops: &[Hop]) {
+    for r in routes.iter_mut() {
+        let guessed = matches!(
+            r.fate,
+            Fate::Consumed | Fate::Expired | Fate::Dropped | Fate::NotThere
+        );
+        let Some(q) = r.queue.as_deref().filter(|_| guessed) else {
+            continue;
+        };
+        let mut taken: Vec<&Delivery> = hops
+            .iter()
+            .flat_map(|h| &h.deliveries)
+            .filter(|d| d.queue == q)
+            .collect();
+        taken.sort_by_key(|d| d.at);
+        taken.dedup();
+        let Some(first) = taken.first() else {
+            continue;
+        };
+        r.fate = Fate::PickedUp;
+        r.time = Some(first.at);
+        r.headline = first.summary();
+        r.evidence
+            .retain(|e| !e.contains("no delivery was recorded"));
+        let seen: Vec<String> = taken.iter().map(|d| d.describe()).collect();
+        r.evidence.splice(0..0, seen);
+    }
 }
 
 /// `850 ms`, `60 s`, `12 min`, `3 h`, `2 d`.

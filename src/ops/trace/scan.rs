@@ -41,6 +41,10 @@ pub struct Trace {
     pub routes_basis: Option<RouteBasis>,
     /// What the routes assume, and why there are none when there are none.
     pub routes_notes: Vec<String>,
+    /// What routing needs of each hop, beside it (same order as `hops`), so the routes can
+    /// be worked out again when recorded hops join the trace.
+    #[serde(skip)]
+    pub sightings: Vec<Sighting>,
 }
 
 impl Trace {
@@ -216,6 +220,7 @@ pub async fn trace_streaming(
     };
     let routes = expected(backend, &hops, &sightings, &scope).await;
     Ok(Trace {
+        sightings,
         routes: routes.routes,
         routes_basis: routes.basis,
         routes_notes: routes.notes,

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Recorder cost on the broker: publish throughput of `mqscope publish --from FILE` (50,000
+# ~200-byte messages, confirms pipelined) to a fanout exchange with two queues, in a vhost
+# of its own with tracing on, without and with `mqscope record` running (firehose tap), side
+# by side and in turns. With the recorder: what it stored and dropped, and its peak memory.
+# Usage: benches/rabbitmq_record.sh [runs]   (RabbitMQ with management on 127.0.0.1, guest/guest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+N=${N:-50000}
+VHOST="mqscope-bench-record-$$"
+API="http://127.0.0.1:15672"
+URL="amqp://guest:guest@127.0.0.1:5672/$VHOST"
+BIN=target/release/mqscope
+work=$(mktemp -d)
+api() { curl -fsS -u guest:guest -H 'content-type: application/json' "$@"; }
+trap 'api -X DELETE "$API/api/vhosts/$VHOST" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+[ -x "$BIN" ] || cargo build --release -q
+api -X PUT "$API/api/vhosts/$VHOST" >/dev/null
+api -X PUT -d '{"configure":".*","write":".*","read":".*"}' "$API/api/permissions/$VHOST/guest" >/dev/null
+api -X PUT -d '{"tracing":true}' "$API/api/vhosts/$VHOST" >/dev/null
+api -X PUT -d '{"type":"fanout","durable":false}' "$API/api/exchanges/$VHOST/orders" >/dev/null
+for q in billing shipping; do
+  api -X PUT -d '{"durable":false}' "$API/api/queues/$VHOST/$q" >/dev/null
+  api -X POST -d '{"routing_key":""}' "$API/api/bindings/$VHOST/e/orders/q/$q" >/dev/null
+done
+python3 - "$work/m.jsonl" "$N" <<'PY'
+import json, sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    for i in range(n):
+        body = {"orderId": f"ORD-{i:07d}", "customer": "Zoë Ångström", "totalCents": 12900 + i,
+                "currency": "EUR", "pad": "x" * 70}
+        rec = {"properties": {"content_type": "application/json", "message_id": f"m-{i}",
+                              "correlation_id": f"c-{i // 10}"}, "headers": {"x-tenant": "eu"},
+               "payload": json.dumps(body)}
+        f.write(json.dumps(rec) + "\n")
+PY
+purge() { for q in billing shipping; do api -X DELETE "$API/api/queues/$VHOST/$q/contents" >/dev/null; done; }
+publish() {
+  local s e
+  s=$(date +%s.%N)
+  "$BIN" publish --from "$work/m.jsonl" --exchange orders --url "$URL" >/dev/null
+  e=$(date +%s.%N)
+  python3 -c "print(f'{$N / ($e - $s):.0f}')"
+}
+for run in $(seq 1 "$RUNS"); do
+  purge; sleep 1
+  without=$(publish)
+  purge; sleep 1
+  rm -f "$work"/rec.db*
+  /usr/bin/time -f '%M' -o "$work/rec.time" "$BIN" record --db "$work/rec.db" --url "$URL" --interval 1s --json \
+    > "$work/rec.out" 2> "$work/rec.err" &
+  rec=$!
+  sleep 2
+  with=$(publish)
+  # Let the recorder catch up (its tap queue drains), then stop it.
+  for _ in $(seq 1 60); do
+    stored=$(tail -n 1 "$work/rec.out" 2>/dev/null | python3 -c 'import json,sys; print(json.loads(sys.stdin.read() or "{}").get("stored", 0))' 2>/dev/null || echo 0)
+    [ "$stored" -ge "$N" ] && break
+    sleep 1
+  done
+  kill -INT "$(pgrep -P "$rec" mqscope || echo "$rec")" 2>/dev/null || true
+  wait "$rec" || true
+  python3 - "$work/rec.out" "$work/rec.time" "$run" "$without" "$with" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+last = [l for l in lines if "stored" in l][-1]
+kb = int(open(sys.argv[2]).read().split()[-1])
+run, without, with_ = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+print(f"run {run}: publish without recorder {without:,}/s, with {with_:,}/s ({with_ / without:.0%}); "
+      f"recorder stored {last['stored']:,}, dropped {last['dropped']:,}, peak {kb / 1024:.0f} MiB")
+PY
+done

@@ -1,0 +1,397 @@
+//! The recorder against a real RabbitMQ with tracing on (scripts/test points this at 3.10,
+//! then 4.3 and 4.0): a fan-out with a dead letter, every queue emptied, and `trace --db`
+//! still shows each copy; connections killed while recording: tapped again, the time
+//! between reported as a gap, nothing recorded twice. Each test has a vhost of its own.
+//! Without a reachable server the tests skip, except under CI=true, where they fail.
+
+mod recording;
+mod support;
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable as AmqpTable, ShortString};
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use mqscope::backend::rabbitmq::RabbitBackend;
+use mqscope::backend::rabbitmq::mgmt::Mgmt;
+use mqscope::config::{AmqpTarget, Secret, Target, encode_vhost};
+use mqscope::model::envelope::EventKind;
+use mqscope::ops::record::{RecordEvent, RecordOptions, Store};
+use recording::Running;
+use std::time::Duration;
+use support::brokers::rabbit;
+
+fn mgmt() -> Mgmt {
+    Mgmt::new(
+        &rabbit().mgmt_url,
+        "guest",
+        Some(Secret::new("guest")),
+        false,
+    )
+    .unwrap()
+}
+
+/// A vhost of the test's own with tracing on, deleted when dropped.
+struct Vhost {
+    name: String,
+}
+
+impl Vhost {
+    async fn traced(hint: &str) -> Option<Vhost> {
+        let name = format!("mqscope-record-{hint}-{}", std::process::id());
+        let m = mgmt();
+        if let Err(e) = m.create_vhost(&name).await {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "RabbitMQ is not reachable in CI ({e})"
+            );
+            eprintln!("skipping RabbitMQ test: {e}");
+            return None;
+        }
+        let resp = reqwest::Client::new()
+            .put(format!(
+                "{}/api/vhosts/{}",
+                rabbit().mgmt_url,
+                encode_vhost(&name)
+            ))
+            .basic_auth("guest", Some("guest"))
+            .json(&serde_json::json!({ "tracing": true }))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        Some(Vhost { name })
+    }
+
+    fn url(&self) -> String {
+        rabbit().url_for(&self.name)
+    }
+
+    async fn backend(&self) -> RabbitBackend {
+        let target: AmqpTarget = match Target::parse(&self.url()) {
+            Ok(Target::Amqp(a)) => a,
+            other => panic!("not an AMQP URL: {other:?}"),
+        };
+        RabbitBackend::connect(&target, &rabbit().options())
+            .await
+            .unwrap()
+    }
+
+    /// Close every connection to this vhost, as an operator (or a network fault) would.
+    /// rabbitmqctl, not the management API: the API lists new connections only after its
+    /// statistics interval. Returns how many were closed.
+    fn close_connections(&self) -> usize {
+        let out = rabbit()
+            .ctl()
+            .args([
+                "-q",
+                "list_connections",
+                "--no-table-headers",
+                "vhost",
+                "pid",
+            ])
+            .output()
+            .unwrap();
+        let mut closed = 0;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((vhost, pid)) = line.split_once('\t')
+                && vhost == self.name
+            {
+                let _ = rabbit()
+                    .ctl()
+                    .args(["-q", "close_connection", pid, "mqscope recorder fault test"])
+                    .output();
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A runtime of its own: drop may run outside one, or inside a finished one.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = rt.block_on(mgmt().delete_vhost(&name));
+        })
+        .join();
+    }
+}
+
+/// `orders` (fanout) to `billing` and `shipping`; `billing` dead-letters through `dlx` to
+/// `billing.dlq`.
+async fn fan_out(conn: &Connection) -> lapin::Channel {
+    let ch = conn.create_channel().await.unwrap();
+    for (x, kind) in [
+        ("orders", ExchangeKind::Fanout),
+        ("dlx", ExchangeKind::Direct),
+    ] {
+        ch.exchange_declare(
+            x.into(),
+            kind,
+            ExchangeDeclareOptions::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut billing = AmqpTable::default();
+    billing.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("dlx".into()),
+    );
+    billing.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString("billing".into()),
+    );
+    for (q, args) in [
+        ("billing", billing),
+        ("shipping", AmqpTable::default()),
+        ("billing.dlq", AmqpTable::default()),
+    ] {
+        ch.queue_declare(q.into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+    }
+    for (q, x, k) in [
+        ("billing", "orders", ""),
+        ("shipping", "orders", ""),
+        ("billing.dlq", "dlx", "billing"),
+    ] {
+        ch.queue_bind(
+            q.into(),
+            x.into(),
+            k.into(),
+            QueueBindOptions::default(),
+            AmqpTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch
+}
+
+async fn publish(ch: &lapin::Channel, corr: &str, id: &str) {
+    let props = BasicProperties::default()
+        .with_correlation_id(ShortString::from(corr.to_string()))
+        .with_message_id(ShortString::from(id.to_string()));
+    ch.basic_publish(
+        "orders".into(),
+        "order.created".into(),
+        BasicPublishOptions::default(),
+        format!("{{\"order\":\"{id}\"}}").as_bytes(),
+        props,
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// Take one message from `queue` and ack it, or reject it without requeue (dead-letter).
+async fn take(ch: &lapin::Channel, queue: &str, reject: bool) {
+    let m = ch
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("a message in {queue}"));
+    if reject {
+        m.delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: false,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    } else {
+        m.delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .unwrap();
+    }
+}
+
+async fn ready(ch: &lapin::Channel, queue: &str) -> u32 {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        AmqpTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
+}
+
+/// A vhost with the fan-out, a fixture connection to it, and a recording into a new
+/// database running on it.
+struct Recording {
+    conn: Connection,
+    ch: lapin::Channel,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    run: Running,
+}
+
+async fn recording(v: &Vhost) -> Recording {
+    let conn = Connection::connect(&v.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = fan_out(&conn).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rec.db");
+    let opts = RecordOptions {
+        interval: Duration::from_millis(100),
+        ..RecordOptions::default()
+    };
+    let run = Running::start(v.backend().await, &db, opts).await;
+    Recording {
+        conn,
+        ch,
+        _dir: dir,
+        db,
+        run,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tracing_on_trace_db_shows_every_copy_after_the_queues_are_empty() {
+    let Some(v) = Vhost::traced("journey").await else {
+        return;
+    };
+    let Recording {
+        conn,
+        ch,
+        _dir,
+        db,
+        run,
+    } = recording(&v).await;
+    publish(&ch, "other", "m-1").await;
+    publish(&ch, "wanted", "m-2").await;
+    // Billing acks the other and rejects the wanted one; everything else is consumed.
+    take(&ch, "billing", false).await;
+    take(&ch, "billing", true).await;
+    for q in ["shipping", "shipping", "billing.dlq"] {
+        take(&ch, q, false).await;
+    }
+    for q in ["billing", "shipping", "billing.dlq"] {
+        assert_eq!(ready(&ch, q).await, 0, "{q} is empty");
+    }
+    // Two publishes and one dead-lettering.
+    run.wait_stored(3).await;
+    let (status, _) = run.stop().await;
+    assert_eq!((status.stored, status.dropped, status.gaps), (3, 0, 0));
+
+    let s = Store::open_read(&db).unwrap();
+    let got = s.by_correlation("wanted", None).unwrap();
+    let kinds: Vec<(EventKind, &str)> = got.iter().map(|e| (e.kind, e.source.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (EventKind::Publish, "orders"),
+            (EventKind::DeadLetter, "dlx")
+        ]
+    );
+    let mut routed = got[0].routed_queues.clone().unwrap();
+    routed.sort();
+    assert_eq!(
+        routed,
+        vec!["billing", "shipping"],
+        "the firehose says where"
+    );
+    assert_eq!(s.integrity_check().unwrap(), "ok");
+    drop(s);
+
+    // The command line: nothing is left on the broker, the database tells the journey.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"));
+    rabbit().profile_env(&mut cmd);
+    let out = cmd
+        .args(["trace", "wanted", "--json", "--url", &v.url(), "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hops = t["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 2, "{t}");
+    assert_eq!(hops[0]["queue"], "orders");
+    assert_eq!(hops[0]["recorded"]["event"], "publish");
+    assert_eq!(hops[1]["queue"], "dlx");
+    assert_eq!(hops[1]["dead_letter"]["from"], "billing");
+    assert_eq!(t["recorded"]["added"], 2);
+    conn.close(200, "done".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_while_recording_are_a_gap_and_nothing_is_recorded_twice() {
+    let Some(v) = Vhost::traced("kill").await else {
+        return;
+    };
+    // The fixture connection is closed with the recorder's: a new one publishes after.
+    let Recording {
+        conn: _closed,
+        ch,
+        _dir,
+        db,
+        run,
+    } = recording(&v).await;
+    publish(&ch, "c", "before").await;
+    run.wait_stored(1).await;
+    assert!(
+        v.close_connections() >= 1,
+        "the recorder's connection closed"
+    );
+    run.wait_for("the loss", |e| matches!(e, RecordEvent::Lost { .. }))
+        .await;
+    run.wait_for("the gap", |e| matches!(e, RecordEvent::Gap(_)))
+        .await;
+    let conn = Connection::connect(&v.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    publish(&ch, "c", "after").await;
+    run.wait_stored(2).await;
+    let (status, events) = run.stop().await;
+    assert_eq!(
+        (status.stored, status.duplicates, status.gaps),
+        (2, 0, 1),
+        "{events:?}"
+    );
+    let s = Store::open_read(&db).unwrap();
+    let ids: Vec<String> = s
+        .by_correlation("c", None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message_id.unwrap())
+        .collect();
+    assert_eq!(ids, vec!["before", "after"]);
+    let gaps = s.gaps(None, None).unwrap();
+    assert_eq!(gaps.len(), 1);
+    assert!(
+        gaps[0].reason.starts_with("broker lost"),
+        "{}",
+        gaps[0].reason
+    );
+    assert!(gaps[0].to >= gaps[0].from);
+    conn.close(200, "done".into()).await.unwrap();
+}
