@@ -2254,27 +2254,13 @@ async fn trace_routes_give_each_copy_its_fate_through_topic_headers_and_alternat
             AMQPValue::LongString("unrouted".into()),
         );
         declare("events", lapin::ExchangeKind::Topic, false, ae).await;
-        declare(
-            "by header",
-            lapin::ExchangeKind::Headers,
-            true,
-            AmqpTable::default(),
-        )
-        .await;
-        declare(
-            "unrouted",
-            lapin::ExchangeKind::Fanout,
-            false,
-            AmqpTable::default(),
-        )
-        .await;
-        declare(
-            "dlx",
-            lapin::ExchangeKind::Fanout,
-            false,
-            AmqpTable::default(),
-        )
-        .await;
+        for (name, kind, internal) in [
+            ("by header", lapin::ExchangeKind::Headers, true),
+            ("unrouted", lapin::ExchangeKind::Fanout, false),
+            ("dlx", lapin::ExchangeKind::Fanout, false),
+        ] {
+            declare(name, kind, internal, AmqpTable::default()).await;
+        }
         let mut ttl = AmqpTable::default();
         ttl.insert("x-message-ttl".into(), AMQPValue::LongInt(1_000));
         let mut dead_letters = AmqpTable::default();

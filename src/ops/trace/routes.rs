@@ -509,7 +509,7 @@ fn duration(ms: u64) -> String {
 mod tests {
     use super::*;
     use crate::model::routing::Matched;
-    use crate::model::{FieldValue, QueueKind};
+    use crate::model::QueueKind;
     use bytes::Bytes;
 
     fn at(s: i64) -> Option<DateTime<Utc>> {
@@ -529,24 +529,17 @@ mod tests {
         let mut m = message(queue, 0);
         m.exchange = Some("dlx".into());
         m.routing_key = Some(from.into());
-        let entry: FieldTable = [
-            ("count", FieldValue::I64(1)),
-            ("reason", FieldValue::string(reason)),
-            ("queue", FieldValue::string(from)),
-            ("time", FieldValue::Timestamp(time)),
-            ("exchange", FieldValue::string("orders")),
-            (
-                "routing-keys",
-                FieldValue::Array(vec![FieldValue::string("order.created")]),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        m.headers
-            .insert("x-death", FieldValue::Array(vec![FieldValue::Table(entry)]));
-        m.headers
-            .insert("x-first-death-queue", FieldValue::string(from));
+        crate::model::death::record_death(
+            &mut m.headers,
+            &crate::model::death::DeathEvent {
+                queue: from,
+                reason: DeathReason::parse(reason).unwrap(),
+                exchange: "orders",
+                routing_keys: &["order.created".to_string()],
+                time_secs: time,
+                original_expiration: None,
+            },
+        );
         m
     }
 
