@@ -508,8 +508,8 @@ fn duration(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::routing::Matched;
     use crate::model::QueueKind;
+    use crate::model::routing::Matched;
     use bytes::Bytes;
 
     fn at(s: i64) -> Option<DateTime<Utc>> {
