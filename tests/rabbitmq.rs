@@ -150,6 +150,27 @@ impl Rabbit {
         .unwrap();
     }
 
+    /// Declare a durable exchange of `kind` (internal ones take publishes from other
+    /// exchanges only) with `args`.
+    async fn declare_exchange(
+        &self,
+        name: &str,
+        kind: lapin::ExchangeKind,
+        internal: bool,
+        args: AmqpTable,
+    ) {
+        let ch = self.conn.create_channel().await.unwrap();
+        let opts = lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            internal,
+            ..Default::default()
+        };
+        ch.exchange_declare(name.into(), kind, opts, args)
+            .await
+            .unwrap();
+        let _ = ch.close(200, "declared".into()).await;
+    }
+
     async fn publish_all(&self, exchange: &str, key: &str, messages: &[Message]) {
         let ch = self.conn.create_channel().await.unwrap();
         ch.confirm_select(ConfirmSelectOptions::default())
@@ -1704,32 +1725,21 @@ async fn exchanges_bindings_and_vhosts_are_listed() {
     let Some(_) = Rabbit::new().await else { return };
     in_own_vhost("mqscope test browse/ü", |r| async move {
         let ch = r.conn.create_channel().await.unwrap();
-        let declare = |name: &'static str, kind, internal, args: AmqpTable| {
-            let ch = ch.clone();
-            async move {
-                let opts = lapin::options::ExchangeDeclareOptions {
-                    durable: true,
-                    internal,
-                    ..Default::default()
-                };
-                ch.exchange_declare(name.into(), kind, opts, args)
-                    .await
-                    .unwrap();
-            }
-        };
         let mut ae = AmqpTable::default();
         ae.insert(
             "alternate-exchange".into(),
             AMQPValue::LongString("unrouted".into()),
         );
-        declare("orders ü", lapin::ExchangeKind::Topic, false, ae).await;
+        r.declare_exchange("orders ü", lapin::ExchangeKind::Topic, false, ae)
+            .await;
         for (name, kind, internal) in [
             ("unrouted", lapin::ExchangeKind::Fanout, false),
             ("audit", lapin::ExchangeKind::Topic, true),
             ("by headers", lapin::ExchangeKind::Headers, false),
             ("policy-ae", lapin::ExchangeKind::Direct, false),
         ] {
-            declare(name, kind, internal, AmqpTable::default()).await;
+            r.declare_exchange(name, kind, internal, AmqpTable::default())
+                .await;
         }
         r.declare("orders queue", AmqpTable::default()).await;
         ch.queue_bind(
@@ -2364,49 +2374,21 @@ async fn trace_routes_give_each_copy_its_fate_through_topic_headers_and_alternat
         use futures::StreamExt;
         use mqscope::ops::trace::routes::Fate;
         let ch = r.conn.create_channel().await.unwrap();
-        let declare = |name: &'static str, kind, internal: bool, args: AmqpTable| {
-            let ch = ch.clone();
-            async move {
-                ch.exchange_declare(
-                    name.into(),
-                    kind,
-                    lapin::options::ExchangeDeclareOptions {
-                        internal,
-                        ..Default::default()
-                    },
-                    args,
-                )
-                .await
-                .unwrap();
-            }
-        };
         let mut ae = AmqpTable::default();
         ae.insert(
             "alternate-exchange".into(),
             AMQPValue::LongString("unrouted".into()),
         );
-        declare("events", lapin::ExchangeKind::Topic, false, ae).await;
-        declare(
-            "by header",
-            lapin::ExchangeKind::Headers,
-            true,
-            AmqpTable::default(),
-        )
-        .await;
-        declare(
-            "unrouted",
-            lapin::ExchangeKind::Fanout,
-            false,
-            AmqpTable::default(),
-        )
-        .await;
-        declare(
-            "dlx",
-            lapin::ExchangeKind::Fanout,
-            false,
-            AmqpTable::default(),
-        )
-        .await;
+        r.declare_exchange("events", lapin::ExchangeKind::Topic, false, ae)
+            .await;
+        for (name, kind, internal) in [
+            ("by header", lapin::ExchangeKind::Headers, true),
+            ("unrouted", lapin::ExchangeKind::Fanout, false),
+            ("dlx", lapin::ExchangeKind::Fanout, false),
+        ] {
+            r.declare_exchange(name, kind, internal, AmqpTable::default())
+                .await;
+        }
         let mut ttl = AmqpTable::default();
         ttl.insert("x-message-ttl".into(), AMQPValue::LongInt(1_000));
         let mut dead_letters = AmqpTable::default();

@@ -686,6 +686,13 @@ async fn kafka_trace_finds_every_partition_in_time_order_with_the_dlt_origin() {
     let t = trace(&backend, trace_id, &opts).await.unwrap();
     assert!(t.skipped.is_empty(), "{:?}", t.skipped);
     assert_eq!((t.queues_scanned, t.scanned), (3, plan.len() as u64));
+    // A log routes nothing: no expected routes, and the trace says why.
+    assert!(t.routes.is_empty() && t.routes_basis.is_none());
+    assert!(
+        t.routes_notes[0].contains("a log has no routing"),
+        "{:?}",
+        t.routes_notes
+    );
     let places: Vec<String> = t.hops.iter().map(|h| h.place()).collect();
     assert_eq!(
         places,

@@ -614,7 +614,6 @@ fn t_traces_the_message_streams_hits_and_enter_jumps_to_a_hop() {
 /// what was found or dead-lettered at its time, the rest as gaps that say so.
 #[test]
 fn trace_routes_show_every_fate_in_time_order_with_the_gaps_named() {
-    use mqscope::model::FieldValue;
     use mqscope::model::routing::{Destination, Leg, Matched};
     use mqscope::ops::trace::routes::{Fate, RouteBasis, Scope, TOPOLOGY_NOW, fates, sighting_of};
     let at = |s: i64| chrono::DateTime::from_timestamp(s, 0);
@@ -628,22 +627,17 @@ fn trace_routes_show_every_fate_in_time_order_with_the_gaps_named() {
     };
     let mut dead = message("billing.dlq", 3);
     dead.exchange = Some("orders.dlx".into());
-    let death: mqscope::model::FieldTable = [
-        ("count", FieldValue::I64(1)),
-        ("reason", FieldValue::string("rejected")),
-        ("queue", FieldValue::string("billing")),
-        ("time", FieldValue::Timestamp(105)),
-        ("exchange", FieldValue::string("orders")),
-        (
-            "routing-keys",
-            FieldValue::Array(vec![FieldValue::string("order.created")]),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    dead.headers
-        .insert("x-death", FieldValue::Array(vec![FieldValue::Table(death)]));
+    mqscope::model::death::record_death(
+        &mut dead.headers,
+        &mqscope::model::death::DeathEvent {
+            queue: "billing",
+            reason: mqscope::model::DeathReason::Rejected,
+            exchange: "orders",
+            routing_keys: &["order.created".to_string()],
+            time_secs: 105,
+            original_expiration: None,
+        },
+    );
     let msgs = [message("analytics", 12), dead];
     let hops: Vec<Hop> = msgs
         .iter()

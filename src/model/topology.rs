@@ -2,7 +2,7 @@
 //! `routing`): used by the local broker to
 //! deliver, and by every AMQP backend to resolve which queue a dead-letter exchange feeds.
 
-use super::routing::{ExchangeRule, HeaderEquality, Network, Publish, Rule, route};
+use super::routing::{ExchangeRule, HeaderEquality, Network, Rule, route_queues};
 use super::value::FieldTable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -126,16 +126,13 @@ impl Topology {
     /// order they are reached, without duplicates (RabbitMQ's rules: `model::routing`).
     /// The headers' `CC` and `BCC` are not read here: callers that want them pass each key.
     pub fn route(&self, exchange: &str, routing_key: &str, headers: &FieldTable) -> Vec<String> {
-        let publish = Publish {
-            exchange: exchange.to_string(),
-            routing_keys: vec![routing_key.to_string()],
-            headers: headers.clone(),
-        };
-        route(self, &publish, HeaderEquality::Exact)
-            .queues
-            .into_iter()
-            .map(|d| d.queue)
-            .collect()
+        route_queues(
+            self,
+            exchange,
+            &[routing_key],
+            headers,
+            HeaderEquality::Exact,
+        )
     }
 }
 

@@ -314,10 +314,15 @@ pub fn fates(
     out
 }
 
-/// Copies of one publish share its route and, where known, its message ID and time.
+/// Copies of one publish share its exchange and routing key and, where known, its message
+/// ID and time. Only the first key, the publish's own, counts: the `CC` keys a copy's
+/// headers and a dead letter's `x-death` give need not agree (dead-lettering with its own
+/// routing key drops the `CC` header).
 fn same_publish(a: &Sighting, b: &Sighting) -> bool {
     let same = |x: &Option<Publish>, y: &Option<Publish>| match (x, y) {
-        (Some(x), Some(y)) => x.exchange == y.exchange && x.routing_keys == y.routing_keys,
+        (Some(x), Some(y)) => {
+            x.exchange == y.exchange && x.routing_keys.first() == y.routing_keys.first()
+        }
         _ => false,
     };
     same(&a.publish, &b.publish)
@@ -581,8 +586,8 @@ fn duration(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::QueueKind;
     use crate::model::routing::Matched;
-    use crate::model::{FieldValue, QueueKind};
     use bytes::Bytes;
 
     fn at(s: i64) -> Option<DateTime<Utc>> {
@@ -602,24 +607,17 @@ mod tests {
         let mut m = message(queue, 0);
         m.exchange = Some("dlx".into());
         m.routing_key = Some(from.into());
-        let entry: FieldTable = [
-            ("count", FieldValue::I64(1)),
-            ("reason", FieldValue::string(reason)),
-            ("queue", FieldValue::string(from)),
-            ("time", FieldValue::Timestamp(time)),
-            ("exchange", FieldValue::string("orders")),
-            (
-                "routing-keys",
-                FieldValue::Array(vec![FieldValue::string("order.created")]),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        m.headers
-            .insert("x-death", FieldValue::Array(vec![FieldValue::Table(entry)]));
-        m.headers
-            .insert("x-first-death-queue", FieldValue::string(from));
+        crate::model::death::record_death(
+            &mut m.headers,
+            &crate::model::death::DeathEvent {
+                queue: from,
+                reason: DeathReason::parse(reason).unwrap(),
+                exchange: "orders",
+                routing_keys: &["order.created".to_string()],
+                time_secs: time,
+                original_expiration: None,
+            },
+        );
         m
     }
 
