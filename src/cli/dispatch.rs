@@ -80,7 +80,7 @@ async fn command_on(
 ) -> Result<()> {
     match command {
         Command::Queues(args) => browse::queues(backend, &args, out).await,
-        Command::Peek(args) => peek::peek(backend, &args, out).await,
+        Command::Peek(args) => peek::peek(backend, resolved, &args, out).await,
         Command::Publish(args) => publish::publish(backend, resolved, &args, out).await,
         Command::Tail(args) => trace::tail(backend, &args, out).await,
         Command::Trace(args) => trace::trace(backend, &args, out).await,
