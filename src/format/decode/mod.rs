@@ -346,8 +346,8 @@ impl Decoder {
     }
 
     /// Decode one payload or key. `None`: nothing to decode (plain text or bytes, no rule, no
-    /// hint), so the record stays as it was. Plain JSON is decoded only when a rule or the
-    /// content type asks for it: the payload already shows it.
+    /// hint, or JSON that is not compressed: the payload already shows it), so the record
+    /// stays as it was.
     pub fn decode(&self, input: &Input<'_>) -> Option<Result<Decoded, DecodeError>> {
         let rule = self.rule(input.queue, input.key);
         let encoding = input
@@ -371,7 +371,11 @@ impl Decoder {
             && rule.is_none()
             && compression.is_none()
             && read_framing(input.bytes, false).is_ok_and(|f| self.schemas.by_id(f.id).is_some());
-        if format.is_none() && compression.is_none() && !framed {
+        // Plain JSON is already readable as the payload: decoding it again would only double
+        // the record (and the time `peek --json` takes).
+        let plain =
+            matches!(format, None | Some(Format::Json | Format::Text)) && compression.is_none();
+        if plain && !framed {
             return None;
         }
         Some(self.decode_with(input, rule, format, compression))
