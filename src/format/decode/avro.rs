@@ -2,7 +2,7 @@
 //! them: decimals with their scale, dates, times and timestamps as ISO 8601 text, UUIDs as
 //! text, enums as their symbol, and a union as the value it holds.
 
-use super::{DecodeError, bytes_value, float_value, time_text};
+use super::{DecodeError, Format, bytes_value, float_value, time_text, whole};
 use apache_avro::schema::{NamesRef, ResolvedSchema, Schema};
 use apache_avro::types::Value as Av;
 use chrono::{DateTime, NaiveDate, NaiveTime};
@@ -27,14 +27,9 @@ pub(super) fn decode(schema: &Schema, datum: &[u8], origin: &str) -> Result<Valu
     let reader = apache_avro::reader::datum::GenericDatumReader::builder(schema)
         .build()
         .map_err(mismatch)?;
-    let mut rest = datum;
-    let value = reader.read_value(&mut rest).map_err(mismatch)?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Trailing {
-            format: "avro",
-            extra: rest.len(),
-        });
-    }
+    let value = whole(Format::Avro, datum, |rest| {
+        reader.read_value(rest).map_err(mismatch)
+    })?;
     Ok(to_json(value, schema, resolved.get_names()))
 }
 

@@ -2,7 +2,7 @@
 //! epoch seconds) as RFC 3339 times, bignums (tags 2 and 3) as decimal text, and other tags
 //! as `{"tag": n, "value": v}`.
 
-use super::{DecodeError, Decoded, DecodedAs, Format, bytes_value, float_value, key_text};
+use super::{DecodeError, Decoded, Format, bytes_value, float_value, key_text, whole};
 use ciborium::value::Value as Cb;
 use serde_json::{Map, Value};
 
@@ -10,19 +10,11 @@ use serde_json::{Map, Value};
 const MAX_DEPTH: usize = 128;
 
 pub(super) fn decode(body: &[u8]) -> Result<Decoded, DecodeError> {
-    let mut rest = body;
-    let value: Cb = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH)
-        .map_err(|e| DecodeError::mismatch(Format::Cbor, "CBOR", e))?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Trailing {
-            format: "cbor",
-            extra: rest.len(),
-        });
-    }
-    Ok(Decoded {
-        value: to_json(value),
-        decoded_as: DecodedAs::new(Format::Cbor),
-    })
+    let value: Cb = whole(Format::Cbor, body, |rest| {
+        ciborium::de::from_reader_with_recursion_limit(rest, MAX_DEPTH)
+            .map_err(|e| DecodeError::mismatch(Format::Cbor, "CBOR", e))
+    })?;
+    Ok(Decoded::new(to_json(value), Format::Cbor))
 }
 
 fn integer(n: i128) -> Value {

@@ -94,11 +94,12 @@ fn bounded(reader: impl Read, limit: usize, codec: Compression) -> Result<Vec<u8
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write;
 
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
+    /// `bytes` gzipped, for the tests here and beside.
+    pub(in crate::format::decode) fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(bytes).unwrap();
         e.finish().unwrap()

@@ -2,7 +2,7 @@
 //! text or base64 (see `bytes_value`), the timestamp extension (-1) is an RFC 3339 time,
 //! and other extensions are `{"ext": type, "data": bytes}`.
 
-use super::{DecodeError, Decoded, DecodedAs, Format, bytes_value, float_value, key_text};
+use super::{DecodeError, Decoded, Format, bytes_value, float_value, key_text, whole};
 use rmpv::Value as Mp;
 use serde_json::{Map, Value};
 
@@ -10,19 +10,11 @@ use serde_json::{Map, Value};
 const MAX_DEPTH: usize = 128;
 
 pub(super) fn decode(body: &[u8]) -> Result<Decoded, DecodeError> {
-    let mut rest = body;
-    let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_DEPTH)
-        .map_err(|e| DecodeError::mismatch(Format::Msgpack, "MessagePack", e))?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Trailing {
-            format: "msgpack",
-            extra: rest.len(),
-        });
-    }
-    Ok(Decoded {
-        value: to_json(value),
-        decoded_as: DecodedAs::new(Format::Msgpack),
-    })
+    let value = whole(Format::Msgpack, body, |rest| {
+        rmpv::decode::read_value_with_max_depth(rest, MAX_DEPTH)
+            .map_err(|e| DecodeError::mismatch(Format::Msgpack, "MessagePack", e))
+    })?;
+    Ok(Decoded::new(to_json(value), Format::Msgpack))
 }
 
 fn to_json(v: Mp) -> Value {

@@ -1,10 +1,10 @@
 //! The decoder as the front ends use it: rules, hints, framing, schemas, and bad input.
 
+use super::compress::tests::gzip;
 use super::*;
 use apache_avro::types::Value as Av;
 use proptest::prelude::*;
 use serde_json::json;
-use std::io::Write;
 
 const EVERY_TYPE: &str = r#"{
   "type": "record", "name": "Order", "namespace": "shop",
@@ -142,12 +142,6 @@ fn input<'a>(queue: &'a str, bytes: &'a [u8]) -> Input<'a> {
         queue,
         ..Input::default()
     }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
 }
 
 #[test]
@@ -403,4 +397,30 @@ fn a_message_content_type_wins_over_the_queue_rule() {
     let mut i = input("orders", &[0x81, 0x01, 0x02]);
     i.content_type = Some("application/msgpack");
     assert_eq!(d.decode(&i).unwrap().unwrap().value, json!({"1": 2}));
+}
+
+#[test]
+fn a_fifty_megabyte_body_is_refused_with_its_size() {
+    let big = vec![0x90; 50 << 20];
+    let mut i = input("q", &big);
+    i.content_type = Some("application/msgpack");
+    let e = Decoder::default().decode(&i).unwrap().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "body of 52428800 bytes is over the 1048576-byte decode limit: not decoded"
+    );
+}
+
+#[test]
+#[ignore = "measurement: run alone under /usr/bin/time -v"]
+fn measure_worst_case_msgpack_memory() {
+    // array32 of DECODE_LIMIT - 5 fixints: the most values a body under the limit can hold.
+    let mut body = vec![0xdd];
+    let n = (DECODE_LIMIT - 5) as u32;
+    body.extend(n.to_be_bytes());
+    body.extend(std::iter::repeat_n(0x01, n as usize));
+    let mut i = input("q", &body);
+    i.content_type = Some("application/msgpack");
+    let d = Decoder::default().decode(&i).unwrap().unwrap();
+    assert_eq!(d.value.as_array().unwrap().len(), n as usize);
 }
