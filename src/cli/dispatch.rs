@@ -82,7 +82,7 @@ async fn command_on(
         Command::Queues(args) => browse::queues(backend, &args, out).await,
         Command::Peek(args) => peek::peek(backend, resolved, &args, out).await,
         Command::Publish(args) => publish::publish(backend, resolved, &args, out).await,
-        Command::Tail(args) => trace::tail(backend, &args, out).await,
+        Command::Tail(args) => trace::tail(backend, resolved, &args, out).await,
         Command::Trace(args) => trace::trace(backend, &args, out).await,
         Command::Replay(args) => crate::cli::modify::replay(backend, resolved, &args, out).await,
         Command::Purge(args) => crate::cli::modify::purge(backend, resolved, &args, out).await,
