@@ -2687,3 +2687,131 @@ async fn headers_routing_predicts_what_the_broker_does_with_each_value_type() {
     })
     .await;
 }
+
+/// `peek --json` adds what is inside each body: a gzip `content_encoding` JSON body, a
+/// MessagePack body named by its `content_type`, and Avro through a profile's local `.avsc`
+/// mapping; `payload` stays the bytes as sent, and a body that does not decode says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peek_json_decodes_gzip_msgpack_and_avro_beside_the_raw_payload() {
+    use std::io::Write;
+    let Some(r) = Rabbit::new().await else { return };
+    let queue = unique("decode");
+    r.declare(&queue, AmqpTable::default()).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(br#"{"order": 7, "items": ["tea"]}"#).unwrap();
+    let mut zipped = Message::new(&queue, 0, gz.finish().unwrap());
+    zipped.properties.content_encoding = Some("gzip".into());
+    zipped.properties.content_type = Some("application/json".into());
+    let mut packed = Vec::new();
+    rmpv::encode::write_value(
+        &mut packed,
+        &rmpv::Value::Map(vec![
+            ("order".into(), 8.into()),
+            ("paid".into(), true.into()),
+        ]),
+    )
+    .unwrap();
+    let mut msgpack = Message::new(&queue, 0, packed.clone());
+    msgpack.properties.content_type = Some("application/msgpack".into());
+    let schema_text = r#"{"type": "record", "name": "Order", "fields": [
+        {"name": "order", "type": "long"},
+        {"name": "total", "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2}}]}"#;
+    let schema = apache_avro::Schema::parse_str(schema_text).unwrap();
+    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(apache_avro::types::Value::Record(vec![
+            ("order".into(), apache_avro::types::Value::Long(9)),
+            (
+                "total".into(),
+                apache_avro::types::Value::Decimal(apache_avro::Decimal::from(
+                    1250i32.to_be_bytes(),
+                )),
+            ),
+        ]))
+        .unwrap();
+    // No content type: the profile's mapping alone says it is Avro.
+    let avro = Message::new(&queue, 0, datum.clone());
+    let mut broken = Message::new(&queue, 0, &b"\x92\x01"[..]);
+    broken.properties.content_type = Some("application/msgpack".into());
+    r.publish_all("", &queue, &[zipped.clone(), msgpack, avro, broken])
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("order.avsc"), schema_text).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.decoding]\nurl = \"{}\"\nmanagement_url = \"{}\"\n\
+             [profiles.decoding.decode]\n\"{queue}\" = {{ schema = \"order.avsc\" }}\n",
+            url_for("/"),
+            rabbit().mgmt_url
+        ),
+    )
+    .unwrap();
+    let out = mqscope(&[
+        "peek",
+        &queue,
+        "-n",
+        "10",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "decoding",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert_eq!(
+        recs[0]["decoded"],
+        serde_json::json!({"order": 7, "items": ["tea"]})
+    );
+    assert_eq!(
+        recs[0]["decoded_as"],
+        serde_json::json!({"format": "json", "compression": "gzip", "compression_from": "content_encoding"})
+    );
+    assert_eq!(
+        recs[1]["decoded"],
+        serde_json::json!({"order": 8, "paid": true})
+    );
+    assert_eq!(
+        recs[1]["decoded_as"],
+        serde_json::json!({"format": "msgpack"})
+    );
+    assert_eq!(
+        recs[2]["decoded"],
+        serde_json::json!({"order": 9, "total": "12.50"})
+    );
+    assert_eq!(
+        recs[2]["decoded_as"],
+        serde_json::json!({"format": "avro", "file": "order.avsc"})
+    );
+    assert!(recs[3].get("decoded").is_none());
+    assert!(
+        recs[3]["decode_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("msgpack does not match MessagePack"),
+        "{}",
+        recs[3]
+    );
+    // The payloads are the bytes as sent, whatever was decoded from them.
+    use base64::Engine;
+    let b64 = |s: &serde_json::Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(b64(&recs[0]["payload"]), zipped.payload.to_vec());
+    assert_eq!(b64(&recs[1]["payload"]), packed);
+    assert_eq!(recs[3]["payload_encoding"], "base64");
+}

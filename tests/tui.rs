@@ -1914,3 +1914,41 @@ fn the_status_bar_shows_the_broker_version_and_the_quorum_peek_rule() {
         "{text}"
     );
 }
+
+/// A MessagePack body opens decoded, its details say how it was read, and `p` goes from
+/// the decoded value to the raw payload's modes.
+#[test]
+fn a_messagepack_body_opens_decoded() {
+    let mut s = with_queues(&[("orders", 1)]);
+    let fx = update(&mut s, special(KeyCode::Enter));
+    let (req, _, _) = load_req(&fx);
+    let mut body = Vec::new();
+    rmpv::encode::write_value(
+        &mut body,
+        &rmpv::Value::Map(vec![
+            ("order".into(), 7.into()),
+            ("items".into(), rmpv::Value::Array(vec!["tea".into()])),
+        ]),
+    )
+    .unwrap();
+    let mut m = Message::new("orders", 0, body);
+    m.properties.content_type = Some("application/msgpack".into());
+    let result = Ok(PeekPage {
+        messages: vec![m],
+        notes: Vec::new(),
+    });
+    update(&mut s, Msg::MessagesLoaded { req, result });
+    update(&mut s, special(KeyCode::Enter));
+    assert_eq!(s.view(), View::Message);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| mqscope::tui::ui::draw(f, &s, &Theme::default_theme()))
+        .unwrap();
+    insta::assert_snapshot!("message_decoded", format!("{:?}", term.backend().buffer()));
+    let text = screen(&s);
+    assert!(text.contains("decoded: msgpack"), "{text}");
+    assert!(text.contains("\"order\": 7"), "{text}");
+    update(&mut s, key('p'));
+    assert!(screen(&s).contains("mode decoded"), "{}", screen(&s));
+    update(&mut s, key('p'));
+    assert!(screen(&s).contains("mode json"), "{}", screen(&s));
+}

@@ -80,9 +80,9 @@ async fn command_on(
 ) -> Result<()> {
     match command {
         Command::Queues(args) => browse::queues(backend, &args, out).await,
-        Command::Peek(args) => peek::peek(backend, &args, out).await,
+        Command::Peek(args) => peek::peek(backend, resolved, &args, out).await,
         Command::Publish(args) => publish::publish(backend, resolved, &args, out).await,
-        Command::Tail(args) => trace::tail(backend, &args, out).await,
+        Command::Tail(args) => trace::tail(backend, resolved, &args, out).await,
         Command::Trace(args) => {
             let db = record::db_path(args.db.as_ref(), resolved);
             trace::trace(backend, &args, db.as_deref(), out).await

@@ -4,6 +4,8 @@
 use crate::backend::{Backend, PeekFrom, PeekRequest};
 use crate::cli::browse::not_found;
 use crate::cli::{PeekArgs, output};
+use crate::config::Resolved;
+use crate::format::decode::Decoder;
 use crate::model::Message;
 use crate::model::correlation::Extractor;
 use crate::model::time::parse_since;
@@ -16,6 +18,7 @@ use std::io::Write;
 
 pub(super) async fn peek(
     backend: &dyn Backend,
+    resolved: &Resolved,
     args: &PeekArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -27,7 +30,13 @@ pub(super) async fn peek(
         .transpose()
         .map_err(|e| anyhow!("{e}"))?;
     let note = |note: &str| eprintln!("mqscope: note: {note}");
-    let mut printer = Printer::new(args.out.json, out);
+    // A schema file that cannot be read is an error before anything is read, too.
+    let decoder = if args.out.json {
+        crate::config::decoder(resolved)?
+    } else {
+        Decoder::default()
+    };
+    let mut printer = Printer::new(args.out.json, decoder, out);
     let tally = if args.all {
         let opts = ScanOptions {
             from: args.from,
@@ -117,15 +126,18 @@ fn finish(
 struct Printer<'a> {
     json: bool,
     extractor: Extractor,
+    /// What is inside each payload and key, added to a JSON record beside them.
+    decoder: Decoder,
     text: Vec<u8>,
     out: &'a mut dyn Write,
 }
 
 impl<'a> Printer<'a> {
-    fn new(json: bool, out: &'a mut dyn Write) -> Self {
+    fn new(json: bool, decoder: Decoder, out: &'a mut dyn Write) -> Self {
         Self {
             json,
             extractor: Extractor::default(),
+            decoder,
             text: Vec::new(),
             out,
         }
@@ -134,7 +146,7 @@ impl<'a> Printer<'a> {
 
 impl Sink for Printer<'_> {
     fn message(&mut self, m: &Message) -> std::io::Result<()> {
-        format_message(m, self.json, &self.extractor, &mut self.text)?;
+        format_message(m, self.json, &self.extractor, &self.decoder, &mut self.text)?;
         // Large messages: hold at most about a megabyte of text besides them.
         if self.text.len() >= 1 << 20 {
             self.out.write_all(&self.text)?;
@@ -155,10 +167,12 @@ fn format_message(
     m: &Message,
     json: bool,
     extractor: &Extractor,
+    decoder: &Decoder,
     text: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     if json {
-        serde_json::to_writer(&mut *text, &crate::format::record::record(m, extractor))?;
+        let record = crate::format::record::record(m, extractor).with_decoded(m, decoder);
+        serde_json::to_writer(&mut *text, &record)?;
         text.push(b'\n');
     } else {
         output::write_message(m, extractor, &mut *text)?;

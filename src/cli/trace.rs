@@ -258,6 +258,7 @@ fn hop_line(h: &crate::ops::trace::Hop, start: Option<DateTime<Utc>>) -> String 
 
 pub(super) async fn tail(
     backend: &dyn Backend,
+    resolved: &crate::config::Resolved,
     args: &TailArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -288,6 +289,12 @@ pub(super) async fn tail(
         eprintln!("mqscope: note: {note}");
     }
     let extractor = Extractor::default();
+    // What is inside each body, beside it, as `peek --json` has it.
+    let decoder = if args.out.json {
+        crate::config::decoder(resolved)?
+    } else {
+        crate::format::decode::Decoder::default()
+    };
     let mut text = Vec::new();
     let mut seen = 0u64;
     // Print as they come: flush each one, a tail is read by people and pipes alike.
@@ -321,7 +328,7 @@ pub(super) async fn tail(
                 record: crate::format::record::Record<'a>,
                 received_at: &'a str,
             }
-            let record = crate::format::record::record(&m, &extractor);
+            let record = crate::format::record::record(&m, &extractor).with_decoded(&m, &decoder);
             serde_json::to_writer(
                 &mut text,
                 &Tailed {

@@ -20,6 +20,9 @@ pub use crate::backend::target::{
 use crate::backend::{ConnectSettings, PasswordLookup};
 pub use password::password_for;
 
+mod schemas;
+pub use schemas::decoder;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]
@@ -36,6 +39,8 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Password(String),
+    #[error("{0}")]
+    Schema(String),
     /// A user was named and no password given: sending none (or lapin's default,
     /// "guest") would only be refused, or worse, accepted for the wrong account.
     #[error(
@@ -76,6 +81,14 @@ pub struct Profile {
     /// The database `mqscope record` writes for this profile: traces (CLI and TUI) merge
     /// the journey recorded there with what the broker holds now.
     pub record_db: Option<PathBuf>,
+    /// How to read what is inside each queue's or topic's messages, by name, e.g.
+    /// `orders = { format = "avro", schema = "orders.avsc" }` (see `format::decode::Rule`).
+    #[serde(default)]
+    pub decode: BTreeMap<String, crate::format::decode::Rule>,
+    /// Schemas by Confluent schema id, from local files, for framed bodies without a
+    /// registry: `schema_ids = { "42" = "orders-v2.avsc" }`.
+    #[serde(default)]
+    pub schema_ids: BTreeMap<String, String>,
 }
 
 /// A URL for display: parsed and shown without its password, or masked when unparsable.
@@ -105,6 +118,8 @@ impl fmt::Debug for Profile {
             .field("tls", &self.tls)
             .field("kafka", &kafka)
             .field("record_db", &self.record_db)
+            .field("decode", &self.decode)
+            .field("schema_ids", &self.schema_ids)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! The JSON Lines message format: what `peek --json` writes, and what `publish --from` and
 //! backup restores read back, so an exported message can be re-published exactly.
 
+use crate::format::decode::{DecodeError, Decoded, DecodedAs, Decoder, Input};
 use crate::model::correlation::Extractor;
 use crate::model::{FieldTable, Message, Properties};
 use base64::Engine;
@@ -92,6 +93,44 @@ pub struct Record<'a> {
     /// Queue messages: the key `delete --ids` and `replay --ids` take (logs have offsets).
     #[serde(skip_serializing_if = "Option::is_none")]
     fingerprint: Option<String>,
+    /// What is inside the payload (see `format::decode`), beside it: never instead of it,
+    /// and never read back (`parse_record` takes the payload bytes alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decoded: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decoded_as: Option<DecodedAs>,
+    /// Why the payload could not be decoded, when a rule or a hint said it should be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decode_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_decoded: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_decoded_as: Option<DecodedAs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_decode_error: Option<String>,
+}
+
+impl Record<'_> {
+    /// The record with what `decoder` finds inside the message's payload and key added.
+    pub fn with_decoded(mut self, msg: &Message, decoder: &Decoder) -> Self {
+        (self.decoded, self.decoded_as, self.decode_error) =
+            split(decoder.decode(&Input::payload(msg)));
+        if msg.key.is_some() {
+            (self.key_decoded, self.key_decoded_as, self.key_decode_error) =
+                split(decoder.decode(&Input::key(msg)));
+        }
+        self
+    }
+}
+
+type Parts = (Option<Value>, Option<DecodedAs>, Option<String>);
+
+fn split(outcome: Option<Result<Decoded, DecodeError>>) -> Parts {
+    match outcome {
+        None => (None, None, None),
+        Some(Ok(d)) => (Some(d.value), Some(d.decoded_as), None),
+        Some(Err(e)) => (None, None, Some(e.to_string())),
+    }
 }
 
 pub fn record<'a>(msg: &'a Message, extractor: &Extractor) -> Record<'a> {
@@ -123,6 +162,12 @@ pub fn record<'a>(msg: &'a Message, extractor: &Extractor) -> Record<'a> {
             .offset
             .is_none()
             .then(|| crate::model::identity::message_key(msg)),
+        decoded: None,
+        decoded_as: None,
+        decode_error: None,
+        key_decoded: None,
+        key_decoded_as: None,
+        key_decode_error: None,
     }
 }
 
@@ -272,6 +317,41 @@ mod tests {
         let line = serde_json::to_string(&rec).unwrap();
         let back = parse_record(&serde_json::from_str(&line).unwrap()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn decoded_sits_beside_the_payload_and_is_ignored_when_read_back() {
+        let mut m = Message::new("q", 0, Bytes::from_static(&[0x81, 0xa1, b'k', 0x07]));
+        m.properties.content_type = Some("application/msgpack".into());
+        m.key = Some(Bytes::from_static(b"plain key"));
+        let decoder = Decoder::default();
+        let rec =
+            serde_json::to_value(record(&m, &Extractor::default()).with_decoded(&m, &decoder))
+                .unwrap();
+        assert_eq!(rec["decoded"], json!({"k": 7}));
+        assert_eq!(rec["decoded_as"], json!({"format": "msgpack"}));
+        assert_eq!(rec["payload_encoding"], "base64");
+        assert!(
+            rec.get("key_decoded").is_none(),
+            "a plain key is not decoded"
+        );
+        // Read back (publish --from, restores): the original bytes, whatever decoded says.
+        let mut edited = rec.clone();
+        edited["decoded"] = json!({"k": 8});
+        assert_eq!(parse_record(&edited).unwrap(), m);
+        m.payload = Bytes::from_static(&[0x92, 0x01]);
+        let rec =
+            serde_json::to_value(record(&m, &Extractor::default()).with_decoded(&m, &decoder))
+                .unwrap();
+        assert!(rec.get("decoded").is_none());
+        assert!(
+            rec["decode_error"]
+                .as_str()
+                .unwrap()
+                .starts_with("msgpack does not match MessagePack"),
+            "{rec}"
+        );
+        assert_eq!(parse_record(&rec).unwrap(), m);
     }
 
     #[test]

@@ -102,6 +102,12 @@ pub async fn run(
         resolved.read_only,
         keymap,
     );
+    let mut warnings = warnings;
+    // A schema file that cannot be read leaves the rest of the TUI usable: said, not fatal.
+    match crate::config::decoder(resolved) {
+        Ok(d) => state.decoding = crate::tui::state::Decoding(std::sync::Arc::new(d)),
+        Err(e) => warnings.push(e.to_string()),
+    }
     if !warnings.is_empty() {
         state.status.error = Some(warnings.join("; "));
     }

@@ -149,6 +149,8 @@ pub struct State {
     pub help_scroll: usize,
     /// Where saved messages go.
     pub save_dir: PathBuf,
+    /// How payloads are decoded for the message view (the profile's rules and schemas).
+    pub decoding: Decoding,
 }
 
 impl State {
@@ -189,6 +191,7 @@ impl State {
             },
             message: MessageDetail {
                 msg: None,
+                decoded: None,
                 mode: PayloadMode::Auto,
                 body_kind: BodyKind::Text,
                 body: Vec::new(),
@@ -246,6 +249,7 @@ impl State {
             height: 30,
             help_scroll: 0,
             save_dir: std::env::temp_dir(),
+            decoding: Decoding::default(),
         }
     }
 

@@ -1,15 +1,19 @@
 //! The message view: opening a message, its payload modes, scrolling, saving and copying.
 
 use super::{Effect, State, View};
+use crate::format::decode::Input;
 use crate::format::record::message_record;
 use crate::model::Message;
 use crate::ops::trace::Extractor;
 use crate::tui::state::{BodyKind, Pane, PayloadMode};
-use crate::tui::ui::message::lines::{meta_lines, render_body};
+use crate::tui::ui::message::lines::{decoded_line, meta_lines, render_body};
 
 pub(super) fn open_message(s: &mut State, m: Message) {
     let d = &mut s.message;
     d.meta = meta_lines(&m);
+    // Decoded once, here: drawing only shows it.
+    d.decoded = s.decoding.0.decode(&Input::payload(&m));
+    d.meta.extend(decoded_line(d.decoded.as_ref()));
     d.msg = Some(m);
     d.mode = PayloadMode::Auto;
     d.pane = Pane::Payload;
@@ -34,10 +38,11 @@ pub(super) fn next_pane(s: &mut State) {
     };
 }
 
-/// `p`: auto, JSON, text, hex, and round again.
+/// `p`: auto, decoded (when there is something to decode), JSON, text, hex, and round again.
 pub(super) fn next_mode(s: &mut State) {
     s.message.mode = match s.message.mode {
-        PayloadMode::Auto => PayloadMode::Json,
+        PayloadMode::Auto if s.message.decoded.is_some() => PayloadMode::Decoded,
+        PayloadMode::Auto | PayloadMode::Decoded => PayloadMode::Json,
         PayloadMode::Json => PayloadMode::Text,
         PayloadMode::Text => PayloadMode::Hex,
         PayloadMode::Hex => PayloadMode::Auto,

@@ -2,6 +2,7 @@
 //! display lines, and the properties, headers and dead-letter history as a tree. Made once
 //! when a message opens or its mode changes, not on every frame.
 
+use crate::format::decode::{DecodeError, Decoded};
 use crate::model::{FieldTable, FieldValue, Message};
 use crate::ops::trace::Extractor;
 use crate::tui::state::{BodyKind, LINE_CHUNK, MessageDetail, PRETTY_LIMIT, PayloadMode};
@@ -44,8 +45,23 @@ pub fn render_body(d: &mut MessageDetail) {
         let v: serde_json::Value = serde_json::from_slice(&m.payload).ok()?;
         serde_json::to_string_pretty(&v).ok()
     };
+    let decoded = || match &d.decoded {
+        Some(Ok(v)) => serde_json::to_string_pretty(&v.value).ok(),
+        _ => None,
+    };
     let (kind, lines) = match d.mode {
         PayloadMode::Hex => (BodyKind::Hex, Vec::new()),
+        PayloadMode::Decoded => match (decoded(), &d.decoded) {
+            (Some(p), _) => (BodyKind::Decoded, chunk_lines(&p)),
+            (None, Some(Err(e))) => (
+                BodyKind::Text,
+                vec![format!("(not decoded: {e}; p switches mode)")],
+            ),
+            (None, _) => (
+                BodyKind::Text,
+                vec!["(nothing to decode; p switches mode)".to_string()],
+            ),
+        },
         PayloadMode::Text => match text {
             Some(t) => (BodyKind::Text, chunk_lines(t)),
             None => (
@@ -60,14 +76,38 @@ pub fn render_body(d: &mut MessageDetail) {
                 vec!["(not JSON, or too large to pretty-print; p switches mode)".to_string()],
             ),
         },
-        PayloadMode::Auto => match (pretty(), text) {
-            (Some(p), _) => (BodyKind::Json, chunk_lines(&p)),
-            (None, Some(t)) => (BodyKind::Text, chunk_lines(t)),
-            (None, None) => (BodyKind::Hex, Vec::new()),
+        PayloadMode::Auto => match (decoded(), pretty(), text) {
+            (Some(p), _, _) => (BodyKind::Decoded, chunk_lines(&p)),
+            (None, Some(p), _) => (BodyKind::Json, chunk_lines(&p)),
+            (None, None, Some(t)) => (BodyKind::Text, chunk_lines(t)),
+            (None, None, None) => (BodyKind::Hex, Vec::new()),
         },
     };
     d.body_kind = kind;
     d.body = lines;
+}
+
+/// The details line saying what the decoder made of the payload: how it was read, or why
+/// it could not be.
+pub fn decoded_line(decoded: Option<&Result<Decoded, DecodeError>>) -> Option<String> {
+    let d = match decoded? {
+        Ok(d) => &d.decoded_as,
+        Err(e) => return Some(format!("  decoded: no: {e}")),
+    };
+    let mut line = format!("  decoded: {}", d.format);
+    if let (Some(c), Some(from)) = (d.compression, d.compression_from) {
+        line.push_str(&format!(", {c} (by {from})"));
+    }
+    if let Some(id) = d.schema_id {
+        line.push_str(&format!(", schema id {id}"));
+    }
+    if let Some(s) = d.subject.as_ref().or(d.file.as_ref()) {
+        line.push_str(&format!(", schema {s}"));
+    }
+    if let Some(m) = &d.message {
+        line.push_str(&format!(", message {m}"));
+    }
+    Some(line)
 }
 
 fn push_table(out: &mut Vec<String>, t: &FieldTable, depth: usize) {

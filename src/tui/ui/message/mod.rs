@@ -42,7 +42,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
     let width = bottom.width.saturating_sub(2) as usize;
     let lines: Vec<Line> = match d.body_kind {
         BodyKind::Hex => hex_lines(&msg.payload, d.body_scroll, rows, t),
-        BodyKind::Json => d
+        BodyKind::Json | BodyKind::Decoded => d
             .body
             .iter()
             .skip(d.body_scroll)
@@ -71,6 +71,7 @@ pub fn draw(f: &mut Frame, s: &State, t: &Theme, area: Rect) {
         msg.payload.len(),
         match d.body_kind {
             BodyKind::Json => "json",
+            BodyKind::Decoded => "decoded",
             BodyKind::Text => "text",
             BodyKind::Hex => "hex",
         },
