@@ -192,6 +192,13 @@ pub trait ConsumerGroups: Send + Sync {
 #[async_trait]
 pub trait LiveTail: Send + Sync {
     async fn tail(&self, filter: &TailFilter) -> Result<Tail>;
+
+    /// Events the broker itself kept from before any tail was opened, oldest first: the
+    /// built-in demo keeps its history, so its journeys can be recorded after the fact.
+    /// Real brokers keep none.
+    fn kept(&self) -> Vec<TailEvent> {
+        Vec::new()
+    }
 }
 
 /// Capability: stream every message of a log, all partitions at once, in the order they

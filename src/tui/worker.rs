@@ -347,8 +347,23 @@ impl Worker {
             let result =
                 match crate::ops::trace::trace_streaming(b.as_ref(), &id, &opts, &on_event).await {
                     Ok(mut t) => {
-                        if let Some(db) = &record_db {
-                            merge_recorded(b.as_ref(), &mut t, db).await;
+                        // Without a database of its own, the demo's trace reads the
+                        // journeys its broker kept.
+                        let kept = match &record_db {
+                            Some(_) => Ok(None),
+                            None => crate::ops::record::KeptDb::make(b.as_ref()),
+                        };
+                        match &kept {
+                            Ok(k) => {
+                                let db = record_db.clone().or_else(|| k.as_ref().map(|k| k.path()));
+                                if let Some(db) = db {
+                                    merge_recorded(b.as_ref(), &mut t, &db).await;
+                                }
+                            }
+                            Err(e) => t.skipped.push(crate::ops::trace::Skipped {
+                                queue: "the demo's kept journeys".into(),
+                                reason: e.to_string(),
+                            }),
                         }
                         Ok(Box::new(t))
                     }

@@ -240,19 +240,7 @@ pub async fn record(
             m = next => match m {
                 Some(Ok(event)) => {
                     status.received += 1;
-                    let env = match &event {
-                        TailEvent::Message(m) => {
-                            Envelope::of_tailed(m, Utc::now(), &opts.extractor, opts.body_bytes)
-                        }
-                        TailEvent::Delivery(d) => Envelope::delivery(
-                            &d.message,
-                            &d.delivery.queue,
-                            d.delivery.at,
-                            d.delivery.details(),
-                            &opts.extractor,
-                            opts.body_bytes,
-                        ),
-                    };
+                    let env = envelope_of(&event, Utc::now(), opts);
                     if !wanted(&env, opts.queues.as_deref()) {
                         continue;
                     }
@@ -311,6 +299,55 @@ fn now_ms() -> DateTime<Utc> {
 
 /// Whether an envelope concerns the queues asked for: it happened on one, or was routed or
 /// dead-lettered from one.
+/// The envelope of what a tail gave, seen at `seen`: a delivery keeps who took it.
+fn envelope_of(event: &TailEvent, seen: DateTime<Utc>, opts: &RecordOptions) -> Envelope {
+    match event {
+        TailEvent::Message(m) => Envelope::of_tailed(m, seen, &opts.extractor, opts.body_bytes),
+        TailEvent::Delivery(d) => Envelope::delivery(
+            &d.message,
+            &d.delivery.queue,
+            d.delivery.at,
+            d.delivery.details(),
+            &opts.extractor,
+            opts.body_bytes,
+        ),
+    }
+}
+
+/// Store the events the backend kept from before any tail (the demo's history), as the
+/// recorder would have had it been running: what `opts.queues` matches, at the time each
+/// happened. Returns how many were stored (an event already there is not stored again).
+pub fn record_kept(
+    backend: &dyn Backend,
+    store: &mut Store,
+    opts: &RecordOptions,
+) -> Result<u64, StoreError> {
+    let Some(live) = backend.live_tail() else {
+        return Ok(0);
+    };
+    let envelopes: Vec<Envelope> = live
+        .kept()
+        .iter()
+        .map(|ev| {
+            // When it happened, not now: a delivery's own time, a dead-lettering's (the
+            // newest death, to the second: never before the publish), else the publish's.
+            let m = ev.message();
+            let died = m.deaths().first().and_then(|d| d.time);
+            let at = match (died, m.timestamp) {
+                (Some(d), Some(p)) => d.max(p),
+                (d, p) => d.or(p).unwrap_or_else(Utc::now),
+            };
+            envelope_of(ev, at, opts)
+        })
+        .filter(|e| wanted(e, opts.queues.as_deref()))
+        .collect();
+    let mut stored = 0;
+    for chunk in envelopes.chunks(opts.batch.max(1)) {
+        stored += store.insert(chunk)?;
+    }
+    Ok(stored)
+}
+
 fn wanted(e: &Envelope, pattern: Option<&str>) -> bool {
     let Some(p) = pattern else { return true };
     glob_matches(p, &e.source)

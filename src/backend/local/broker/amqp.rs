@@ -211,7 +211,7 @@ impl LocalBroker {
     }
 
     fn tap(&self, source: &str, routing_key: &str, body: &Arc<Body>) {
-        if self.taps.receiver_count() == 0 {
+        if !self.tapped() {
             return;
         }
         let mut m = Message::new(source, 0, body.payload.clone());
@@ -220,7 +220,7 @@ impl LocalBroker {
         m.headers = body.headers.clone();
         m.properties = body.properties.clone();
         m.timestamp = DateTime::from_timestamp_millis(body.published_ms);
-        let _ = self.taps.send(TapEvent {
+        self.emit(TapEvent {
             source: source.to_string(),
             message: m,
             delivery: None,
@@ -436,7 +436,7 @@ impl LocalBroker {
             }
             st.unacked.insert(tag, (queue.to_string(), stored));
         }
-        if self.taps.receiver_count() > 0 {
+        if self.tapped() {
             let delivery = crate::model::Delivery {
                 queue: queue.to_string(),
                 at: DateTime::from_timestamp_millis(now).unwrap_or_default(),
@@ -446,7 +446,7 @@ impl LocalBroker {
                 channel: None,
                 node: Some(self.name().to_string()),
             };
-            let _ = self.taps.send(TapEvent {
+            self.emit(TapEvent {
                 source: queue.to_string(),
                 message: message.clone(),
                 delivery: Some(delivery),

@@ -98,9 +98,9 @@ impl LocalBroker {
         let offset = part.high() - 1;
         t.meter.publish(now);
         let partition = p as i32;
-        if self.taps.receiver_count() > 0 {
+        if self.tapped() {
             let m = record_message(topic, partition, offset, &record);
-            let _ = self.taps.send(TapEvent {
+            self.emit(TapEvent {
                 source: topic.to_string(),
                 message: m,
                 delivery: None,

@@ -43,6 +43,9 @@ pub struct LocalConfig {
     pub max_queue_messages: usize,
     /// Records kept per topic partition; older ones are dropped and the log start moves.
     pub max_partition_records: usize,
+    /// Tap events (publishes, deliveries, log records) the broker keeps of its own, newest
+    /// last, for a recorder that starts after them (the demo's history); 0 keeps none.
+    pub keep_events: usize,
 }
 
 impl Default for LocalConfig {
@@ -50,6 +53,7 @@ impl Default for LocalConfig {
         Self {
             max_queue_messages: 250_000,
             max_partition_records: 250_000,
+            keep_events: 0,
         }
     }
 }
@@ -284,6 +288,8 @@ pub struct LocalBroker {
     clock: Clock,
     config: LocalConfig,
     taps: broadcast::Sender<TapEvent>,
+    /// The last `config.keep_events` tap events.
+    kept: Mutex<std::collections::VecDeque<TapEvent>>,
 }
 
 impl LocalBroker {
@@ -298,6 +304,7 @@ impl LocalBroker {
             clock,
             config,
             taps,
+            kept: Mutex::default(),
         }
     }
 
@@ -317,6 +324,29 @@ impl LocalBroker {
 
     pub fn subscribe(&self) -> broadcast::Receiver<TapEvent> {
         self.taps.subscribe()
+    }
+
+    /// Whether anyone takes tap events: a live tail, or the broker's own keeping.
+    fn tapped(&self) -> bool {
+        self.config.keep_events > 0 || self.taps.receiver_count() > 0
+    }
+
+    /// Hand a tap event to the live tails, and keep it when the broker keeps events.
+    fn emit(&self, event: TapEvent) {
+        if self.config.keep_events > 0 {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() >= self.config.keep_events {
+                kept.pop_front();
+            }
+            kept.push_back(event.clone());
+        }
+        let _ = self.taps.send(event);
+    }
+
+    /// The tap events the broker kept ([`LocalConfig::keep_events`]), oldest first.
+    pub fn kept_events(&self) -> Vec<TapEvent> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().cloned().collect()
     }
 
     // ---- listing ----
