@@ -174,6 +174,14 @@ pub trait ConsumerGroups: Send + Sync {
 #[async_trait]
 pub trait LiveTail: Send + Sync {
     async fn tail(&self, filter: &TailFilter) -> Result<Tail>;
+
+    /// [`LiveTail::tail`], a log's partitions named in `resume` (topic, partition, the first
+    /// offset not yet seen, as a recorder stored it) read from there, clamped to what the
+    /// partition still holds. Queue brokers have nothing to resume: a plain tail.
+    async fn tail_from(&self, filter: &TailFilter, resume: &[(String, i32, i64)]) -> Result<Tail> {
+        let _ = resume;
+        self.tail(filter).await
+    }
 }
 
 /// Capability: stream every message of a log, all partitions at once, in the order they
