@@ -246,6 +246,7 @@ fn broker_wide_cap_bounds_memory() {
         LocalConfig {
             max_queue_messages: 10,
             max_partition_records: 4,
+            keep_events: 0,
         },
     );
     b.declare_queue("q", QueueArgs::default()).unwrap();

@@ -2,6 +2,7 @@
 //! after the queues are emptied, a restart reported as a gap with nothing recorded twice,
 //! and the buffer's counts adding up.
 
+mod kafka_mock;
 mod recording;
 
 use bytes::Bytes;
@@ -101,6 +102,8 @@ async fn a_journey_is_kept_after_every_queue_is_emptied() {
     let (status, _) = stop_after(run, 8).await;
     assert_eq!((status.received, status.stored, status.dropped), (8, 8, 0));
 
+    // Publish then dead-lettering, as on RabbitMQ; the deliveries beside them.
+    recording::recorded_fan_out_journey(&db);
     let s = Store::open_read(&db).unwrap();
     let got = s.by_correlation("wanted", None).unwrap();
     let user = |e: &mqscope::model::envelope::Envelope| {
@@ -340,4 +343,55 @@ fn a_read_only_database_is_refused_with_a_clear_error() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("read-only"), "{stderr}");
     assert!(stderr.contains(&*db.display().to_string()), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_kafka_recording_goes_on_from_the_offsets_it_stored() {
+    let cluster = kafka_mock::Cluster::new();
+    let topic = cluster.topic("rec-payments", 2);
+    let record = |n: u32| {
+        let mut m = mqscope::model::Message::new(&topic, 0, format!("{{\"n\":{n}}}").into_bytes());
+        m.headers.insert(
+            "correlation_id",
+            mqscope::model::FieldValue::string(format!("pay-{}", n % 2)),
+        );
+        m
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rec.db");
+    let run = Running::start(cluster.backend().await, &db, quick()).await;
+    for n in 0..4 {
+        cluster
+            .produce(&topic, (n % 2) as i32, &record(n), None)
+            .await;
+    }
+    let (first, _) = stop_after(run, 4).await;
+    assert_eq!(first.stored, 4);
+    // Produced while no recorder runs: a tail from the end would miss these.
+    for n in 4..7 {
+        cluster
+            .produce(&topic, (n % 2) as i32, &record(n), None)
+            .await;
+    }
+    let run = Running::start(cluster.backend().await, &db, quick()).await;
+    cluster.produce(&topic, 0, &record(8), None).await;
+    let (second, events) = stop_after(run, 4).await;
+    assert_eq!((second.stored, second.duplicates), (4, 0), "{events:?}");
+    let s = Store::open_read(&db).unwrap();
+    assert_eq!(s.count().unwrap(), 8);
+    let mut offsets = s.offsets().unwrap();
+    offsets.sort();
+    assert_eq!(offsets, vec![(topic.clone(), 0, 5), (topic.clone(), 1, 3)]);
+    let evens: Vec<_> = s
+        .by_correlation("pay-0", None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.partition, e.offset))
+        .collect();
+    assert_eq!(evens.len(), 5, "{evens:?}");
+    assert!(
+        evens
+            .iter()
+            .all(|(k, p, _)| *k == EventKind::Record && *p == Some(0))
+    );
 }

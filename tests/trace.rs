@@ -246,6 +246,45 @@ fn demo_trace_through_the_binary_finds_the_dead_letter_and_its_origin() {
     let billing = routes.iter().find(|r| r["queue"] == "billing").unwrap();
     assert_eq!(billing["fate"], "dead-lettered");
     assert_eq!(billing["dead_lettered_to"], "billing.dlq");
+    let analytics = routes.iter().find(|r| r["queue"] == "analytics").unwrap();
+    assert_eq!(analytics["fate"], "found");
+    // The demo keeps its journeys: a copy shipping or email took is picked up, by its
+    // consumer, though nothing of it is left on the broker (or it expired into its DLQ).
+    for (queue, user) in [("shipping", "shipping-svc"), ("email", "mailer")] {
+        let r = routes.iter().find(|r| r["queue"] == queue).unwrap();
+        match r["fate"].as_str() {
+            Some("picked-up") => {
+                let said = r["evidence"][0].as_str().unwrap();
+                assert!(
+                    said.starts_with(&format!("picked up from {queue} by user {user}")),
+                    "{said}"
+                );
+                assert!(
+                    hops.iter().any(|h| h["queue"] == queue
+                        && h["recorded"]["event"] == "deliver"
+                        && h["deliveries"][0]["user"] == user),
+                    "{queue}'s delivery is a hop of the journey"
+                );
+            }
+            Some("dead-lettered") => {
+                assert_eq!(r["dead_lettered_to"], format!("{queue}.dlq"), "{r}")
+            }
+            _ => panic!("{queue}: {r}"),
+        }
+    }
+    assert_eq!(
+        hops.iter()
+            .filter(|h| h["recorded"]["event"] == "publish" && h["queue"] == "orders")
+            .count(),
+        1,
+        "the order's publish, recorded"
+    );
+    assert!(
+        hops.iter()
+            .any(|h| h["recorded"]["event"] == "publish" && h["queue"] == "events"),
+        "follow-ups under the same ID"
+    );
+    assert!(t["recorded"]["added"].as_u64().unwrap() >= 5, "{t}");
     assert_eq!(t["routes_basis"]["exchange"], "orders");
     assert!(
         t["routes_notes"][0]
@@ -262,6 +301,83 @@ fn demo_trace_through_the_binary_finds_the_dead_letter_and_its_origin() {
         human.contains("expected routes of the publish to orders / order.created:"),
         "{human}"
     );
+}
+
+/// With the journeys the demo keeps (as `mqscope demo` and `--url local://demo` run it), the
+/// same orders' shipping and email copies are picked up by their consumers, by name; the
+/// issue's case: billing dead-lettered, shipping and email picked up, analytics waiting.
+#[tokio::test]
+async fn demo_kept_journeys_say_who_picked_each_copy_up() {
+    use mqscope::backend::local::demo::Demo;
+    use mqscope::backend::{Backend, PeekRequest};
+    use mqscope::ops::record::{KeptDb, merge_routed};
+    use mqscope::ops::trace::routes::Fate;
+    let config = LocalConfig {
+        keep_events: 50_000,
+        ..LocalConfig::default()
+    };
+    let demo = Demo::build(42, true, config);
+    let backend = LocalBackend::new(Arc::clone(demo.broker()), "local://demo");
+    let dead = backend
+        .peek("billing.dlq", &PeekRequest::first(1_000_000))
+        .await
+        .unwrap()
+        .messages;
+    let extractor = mqscope::ops::trace::Extractor::default();
+    let ids: Vec<String> = dead
+        .iter()
+        .rev()
+        .take(12)
+        .filter_map(|m| extractor.extract(m))
+        .collect();
+    let kept = KeptDb::make(&backend)
+        .unwrap()
+        .expect("the demo keeps its journeys");
+    let mut the_issue_case = 0;
+    for id in &ids {
+        let mut t = trace(&backend, id, &TraceOptions::default()).await.unwrap();
+        merge_routed(&backend, &mut t, &kept.path(), None, None)
+            .await
+            .unwrap();
+        let route = |q: &str| {
+            t.routes
+                .iter()
+                .find(|r| r.queue.as_deref() == Some(q))
+                .unwrap_or_else(|| panic!("{id}: no route to {q}: {:?}", t.routes))
+        };
+        assert_eq!(route("billing").fate, Fate::DeadLettered, "{id}");
+        assert_eq!(route("analytics").fate, Fate::Found, "{id}");
+        let mut picked = 0;
+        for (queue, user) in [("shipping", "shipping-svc"), ("email", "mailer")] {
+            let r = route(queue);
+            match r.fate {
+                Fate::PickedUp => {
+                    assert!(
+                        r.headline
+                            .starts_with(&format!("picked up from {queue} by user {user}")),
+                        "{id}: {}",
+                        r.headline
+                    );
+                    assert!(r.time.is_some(), "a delivery says when");
+                    picked += 1;
+                }
+                Fate::DeadLettered => {}
+                other => panic!("{id} {queue}: {other:?} {:?}", r.evidence),
+            }
+        }
+        if picked == 2 {
+            the_issue_case += 1;
+        }
+        // Billing's consumer took it before rejecting it: a delivery hop of the journey.
+        assert!(
+            t.hops.iter().any(|h| h
+                .deliveries
+                .iter()
+                .any(|d| d.queue == "billing" && d.user.as_deref() == Some("billing-svc"))),
+            "{id}"
+        );
+    }
+    assert!(the_issue_case >= 1, "no order was picked up by both");
 }
 
 /// The demo's rejected orders, traced in process: every one was routed to the four fan-out

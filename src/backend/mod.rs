@@ -193,6 +193,14 @@ pub trait ConsumerGroups: Send + Sync {
 pub trait LiveTail: Send + Sync {
     async fn tail(&self, filter: &TailFilter) -> Result<Tail>;
 
+    /// [`LiveTail::tail`], a log's partitions named in `resume` (topic, partition, the first
+    /// offset not yet seen, as a recorder stored it) read from there, clamped to what the
+    /// partition still holds. Queue brokers have nothing to resume: a plain tail.
+    async fn tail_from(&self, filter: &TailFilter, resume: &[(String, i32, i64)]) -> Result<Tail> {
+        let _ = resume;
+        self.tail(filter).await
+    }
+
     /// Events the broker itself kept from before any tail was opened, oldest first: the
     /// built-in demo keeps its history, so its journeys can be recorded after the fact.
     /// Real brokers keep none.

@@ -5,9 +5,7 @@ use crate::backend::Backend;
 use crate::cli::RecordArgs;
 use crate::config::Resolved;
 use crate::model::time::{parse_ago, rfc3339};
-use crate::ops::record::{
-    RecordEvent, RecordOptions, Retention, Status, Store, record, record_kept,
-};
+use crate::ops::record::{RecordEvent, RecordOptions, Retention, Status, Store, record};
 use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
 use std::io::Write;
@@ -45,9 +43,7 @@ pub(super) async fn run(
         interval,
         ..RecordOptions::default()
     };
-    let mut store = Store::open(&db)?;
-    // What the broker kept from before (the demo's history) first, as if recorded then.
-    record_kept(backend, &mut store, &opts)?;
+    let store = Store::open(&db)?;
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let on_event = move |e: RecordEvent| {
         let _ = tx.send(e);

@@ -2,6 +2,7 @@
 //! (tapping once it says so), waited on, stopped; every event it reported kept.
 
 use mqscope::backend::Backend;
+use mqscope::model::envelope::{Envelope, EventKind};
 use mqscope::ops::record::{RecordEvent, RecordOptions, Status, Store, record};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -63,4 +64,24 @@ impl Running {
         let events = self.events.lock().unwrap().clone();
         (status, events)
     }
+}
+
+/// The journey both fan-out tests record for "wanted": its publish on `orders`, then its
+/// dead-lettering through `dlx` from `billing`; the database intact. Its envelopes, the
+/// deliveries to consumers (each test checks its own) left out.
+pub fn recorded_fan_out_journey(db: &Path) -> Vec<Envelope> {
+    let s = Store::open_read(db).unwrap();
+    let mut got = s.by_correlation("wanted", None).unwrap();
+    got.retain(|e| e.kind != EventKind::Deliver);
+    let kinds: Vec<(EventKind, &str)> = got.iter().map(|e| (e.kind, e.source.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (EventKind::Publish, "orders"),
+            (EventKind::DeadLetter, "dlx")
+        ]
+    );
+    assert_eq!(got[1].deaths()[0].queue, "billing");
+    assert_eq!(s.integrity_check().unwrap(), "ok");
+    got
 }

@@ -15,6 +15,11 @@ impl LiveTail for KafkaBackend {
     /// Follow new records of the named topics (all visible topics when none are named)
     /// from their current ends, reading by assignment so no group is created.
     async fn tail(&self, filter: &TailFilter) -> Result<Tail> {
+        self.tail_from(filter, &[]).await
+    }
+
+    /// As `tail`, the partitions named in `resume` read from the offsets given.
+    async fn tail_from(&self, filter: &TailFilter, resume: &[(String, i32, i64)]) -> Result<Tail> {
         let topics: Vec<String> = if filter.sources.is_empty() {
             self.list_queues()
                 .await?
@@ -41,9 +46,32 @@ impl LiveTail for KafkaBackend {
             .create_with_context(Ctx::default())
             .map_err(|e| BackendError::InvalidArgument(format!("kafka client settings: {e}")))?;
         let mut tpl = TopicPartitionList::new();
-        for ((t, p), (_, high)) in &marks {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*high))
+        let (mut resumed, mut lost) = (0usize, 0i64);
+        for ((t, p), (low, high)) in &marks {
+            let from = match resume.iter().find(|(rt, rp, _)| rt == t && rp == p) {
+                Some((_, _, next)) => {
+                    resumed += 1;
+                    // Deleted by retention meanwhile: what is left, and say what is not.
+                    lost += (low - next).max(0);
+                    (*next).clamp(*low, *high)
+                }
+                None => *high,
+            };
+            tpl.add_partition_offset(t, *p, Offset::Offset(from))
                 .map_err(|e| map_err(&e, "assigning partitions", &shown, reader.context()))?;
+        }
+        let mut notes = Vec::new();
+        if resumed > 0 {
+            notes.push(format!(
+                "resuming {resumed} partition(s) from the offsets given{}",
+                if lost > 0 {
+                    format!(
+                        "; {lost} record(s) were deleted from the topics before they could be read"
+                    )
+                } else {
+                    String::new()
+                }
+            ));
         }
         reader
             .assign(&tpl)
@@ -73,9 +101,6 @@ impl LiveTail for KafkaBackend {
                 }
             })
             .map_err(|e| BackendError::Broker(format!("cannot start the live tail: {e}")))?;
-        Ok(Tail {
-            events: rx,
-            notes: Vec::new(),
-        })
+        Ok(Tail { events: rx, notes })
     }
 }

@@ -137,13 +137,16 @@ pub async fn record(
         }
         .into());
     };
+    // Logs go on from the offsets recorded (a replayed record is stored once).
+    let db = store.path().to_path_buf();
     // Deliveries to consumers too, where the broker reports them: who took each copy.
     let filter = TailFilter {
         sources: opts.sources.clone(),
         deliveries: true,
     };
+    let mut resume = store.offsets()?;
     // Tap first: a broker refusing it is the user's to hear about before anything is written.
-    let mut tail = Some(live.tail(&filter).await?);
+    let mut tail = Some(live.tail_from(&filter, &resume).await?);
     let started = now_ms();
     let mut status = Status {
         connected: true,
@@ -214,7 +217,12 @@ pub async fn record(
                 }
             }
             _ = tokio::time::sleep_until(retry_at), if !tapping => {
-                match live.tail(&filter).await {
+                // What the writer has stored by now: read beside it (WAL lets both).
+                match Store::open_read(&db).and_then(|s| s.offsets()) {
+                    Ok(offsets) => resume = offsets,
+                    Err(e) => on_event(RecordEvent::Warning(format!("reading the recorded offsets: {e}"))),
+                }
+                match live.tail_from(&filter, &resume).await {
                     Ok(t) => {
                         if let Some((from, error)) = lost.take() {
                             let gap = Gap { from, to: now_ms(), reason: format!("broker lost: {error}") };

@@ -195,6 +195,8 @@ fn route_line<'a>(
 ) -> Line<'a> {
     let (mark, role) = match r.fate {
         Fate::Found => ("✓", Role::Ok),
+        // Known, not guessed: a delivery to a consumer was seen.
+        Fate::PickedUp => ("→", Role::Ok),
         Fate::DeadLettered => ("✗", Role::DeadLetter),
         Fate::NotRouted => ("∅", Role::Error),
         Fate::NotSearched => ("·", Role::Dim),
