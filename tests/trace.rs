@@ -303,13 +303,28 @@ fn demo_trace_through_the_binary_finds_the_dead_letter_and_its_origin() {
     );
 }
 
+/// The correlation IDs of the demo's twelve newest orders in `billing.dlq`.
+async fn newest_rejected_orders(backend: &LocalBackend) -> Vec<String> {
+    use mqscope::backend::{Backend, PeekRequest};
+    let dead = backend
+        .peek("billing.dlq", &PeekRequest::first(1_000_000))
+        .await
+        .unwrap()
+        .messages;
+    let extractor = mqscope::ops::trace::Extractor::default();
+    dead.iter()
+        .rev()
+        .take(12)
+        .filter_map(|m| extractor.extract(m))
+        .collect()
+}
+
 /// With the journeys the demo keeps (as `mqscope demo` and `--url local://demo` run it), the
 /// same orders' shipping and email copies are picked up by their consumers, by name; the
 /// issue's case: billing dead-lettered, shipping and email picked up, analytics waiting.
 #[tokio::test]
 async fn demo_kept_journeys_say_who_picked_each_copy_up() {
     use mqscope::backend::local::demo::Demo;
-    use mqscope::backend::{Backend, PeekRequest};
     use mqscope::ops::record::{KeptDb, merge_routed};
     use mqscope::ops::trace::routes::Fate;
     let config = LocalConfig {
@@ -318,18 +333,7 @@ async fn demo_kept_journeys_say_who_picked_each_copy_up() {
     };
     let demo = Demo::build(42, true, config);
     let backend = LocalBackend::new(Arc::clone(demo.broker()), "local://demo");
-    let dead = backend
-        .peek("billing.dlq", &PeekRequest::first(1_000_000))
-        .await
-        .unwrap()
-        .messages;
-    let extractor = mqscope::ops::trace::Extractor::default();
-    let ids: Vec<String> = dead
-        .iter()
-        .rev()
-        .take(12)
-        .filter_map(|m| extractor.extract(m))
-        .collect();
+    let ids = newest_rejected_orders(&backend).await;
     let kept = KeptDb::make(&backend)
         .unwrap()
         .expect("the demo keeps its journeys");
@@ -386,22 +390,10 @@ async fn demo_kept_journeys_say_who_picked_each_copy_up() {
 #[tokio::test]
 async fn demo_dead_letters_give_all_four_fan_out_queues_their_fate() {
     use mqscope::backend::local::demo::Demo;
-    use mqscope::backend::{Backend, PeekRequest};
     use mqscope::ops::trace::routes::Fate;
     let demo = Demo::build(42, true, LocalConfig::default());
     let backend = LocalBackend::new(Arc::clone(demo.broker()), "local://demo");
-    let dead = backend
-        .peek("billing.dlq", &PeekRequest::first(1_000_000))
-        .await
-        .unwrap()
-        .messages;
-    let extractor = mqscope::ops::trace::Extractor::default();
-    let ids: Vec<String> = dead
-        .iter()
-        .rev()
-        .take(12)
-        .filter_map(|m| extractor.extract(m))
-        .collect();
+    let ids = newest_rejected_orders(&backend).await;
     assert_eq!(ids.len(), 12);
     let mut the_issue_case = 0;
     for id in &ids {
