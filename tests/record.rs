@@ -3,40 +3,22 @@
 //! and the buffer's counts adding up.
 
 mod kafka_mock;
+mod local_orders;
 mod recording;
 
-use bytes::Bytes;
+use local_orders::{order, orders_broker};
 use mqscope::backend::local::LocalBackend;
-use mqscope::backend::local::broker::{LocalBroker, LocalConfig, Outgoing, QueueArgs};
-use mqscope::backend::local::clock::Clock;
+use mqscope::backend::local::broker::{LocalBroker, QueueArgs};
 use mqscope::model::envelope::EventKind;
 use mqscope::model::topology::ExchangeKind;
-use mqscope::model::{FieldTable, Properties};
 use mqscope::ops::record::{RecordEvent, RecordOptions, Status, Store};
 use recording::Running;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn order(corr: &str, n: u32) -> Outgoing {
-    Outgoing {
-        properties: Properties {
-            correlation_id: Some(corr.into()),
-            message_id: Some(format!("m{n}")),
-            ..Properties::default()
-        },
-        headers: FieldTable::new(),
-        payload: Bytes::from(format!("{{\"order\": {n}}}")),
-    }
-}
-
 fn fan_out() -> Arc<LocalBroker> {
-    let b = Arc::new(LocalBroker::new(
-        "t",
-        Clock::manual(1_000_000),
-        LocalConfig::default(),
-    ));
-    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    let b = orders_broker();
     b.declare_exchange("dlx", ExchangeKind::Direct).unwrap();
     b.declare_queue("billing.dlq", QueueArgs::default())
         .unwrap();

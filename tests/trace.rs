@@ -2,41 +2,20 @@
 //! local broker, the demo through the real binary, and that a trace changes nothing.
 
 mod kafka_mock;
+mod local_orders;
 
 use bytes::Bytes;
+use local_orders::{order, orders_broker};
 use mqscope::backend::local::LocalBackend;
 use mqscope::backend::local::broker::kafka_header;
-use mqscope::backend::local::broker::{LocalBroker, LocalConfig, Outgoing, QueueArgs};
+use mqscope::backend::local::broker::{LocalBroker, LocalConfig, QueueArgs};
 use mqscope::backend::local::clock::Clock;
 use mqscope::model::topology::ExchangeKind;
-use mqscope::model::{DeathReason, FieldTable, FieldValue, Properties};
+use mqscope::model::{DeathReason, FieldTable, FieldValue};
 use mqscope::ops::trace::{HopKind, TraceEvent, TraceOptions, follow, trace, trace_streaming};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn order(corr: &str, n: u32) -> Outgoing {
-    Outgoing {
-        properties: Properties {
-            correlation_id: Some(corr.into()),
-            message_id: Some(format!("m{n}")),
-            ..Properties::default()
-        },
-        headers: FieldTable::new(),
-        payload: Bytes::from(format!("{{\"order\": {n}}}")),
-    }
-}
-
-/// A local broker on a manual clock with a fanout exchange `orders`.
-fn orders_broker() -> Arc<LocalBroker> {
-    let b = Arc::new(LocalBroker::new(
-        "t",
-        Clock::manual(1_000_000),
-        LocalConfig::default(),
-    ));
-    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
-    b
-}
 
 #[tokio::test]
 async fn fan_out_to_four_queues_with_one_dead_letter_gives_exactly_those_hops() {
