@@ -84,14 +84,7 @@ async fn command_on(
         Command::Publish(args) => publish::publish(backend, resolved, &args, out).await,
         Command::Tail(args) => trace::tail(backend, resolved, &args, out).await,
         Command::Trace(args) => {
-            // Without a database of its own, the demo's trace reads the journeys its broker
-            // kept, so copies consumed before mqscope looked still show.
-            let given = record::db_path(args.db.as_ref(), resolved);
-            let kept = match given {
-                Some(_) => None,
-                None => crate::ops::record::KeptDb::make(backend)?,
-            };
-            let db = given.or_else(|| kept.as_ref().map(crate::ops::record::KeptDb::path));
+            let db = record::db_path(args.db.as_ref(), resolved);
             trace::trace(backend, &args, db.as_deref(), out).await
         }
         Command::Record(args) => record::run(backend, resolved, &args, out).await,

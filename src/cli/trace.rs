@@ -39,7 +39,16 @@ pub(super) async fn trace(
         eprintln!("mqscope: note: {note}");
     }
     let mut t = crate::ops::trace::trace(backend, &args.id, &opts).await?;
-    let recorded = match db {
+    // Without a database of its own, the demo's trace reads the journeys its broker kept,
+    // taken after the tail started, so an event is seen by one or the other, never neither.
+    let kept = match db {
+        Some(_) => None,
+        None => crate::ops::record::KeptDb::make(backend)?,
+    };
+    let db = db
+        .map(Path::to_path_buf)
+        .or_else(|| kept.as_ref().map(|k| k.path()));
+    let recorded = match db.as_deref() {
         Some(path) => {
             Some(merge_routed(backend, &mut t, path, opts.since, opts.queues.as_deref()).await?)
         }
