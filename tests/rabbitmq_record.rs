@@ -317,9 +317,10 @@ async fn with_tracing_on_trace_db_shows_every_copy_after_the_queues_are_empty() 
         String::from_utf8_lossy(&out.stderr)
     );
     let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // The publish, billing's delivery, then the dead-lettering and the deliveries from
-    // shipping and billing.dlq: the firehose does not time its events and these three
-    // arrive within a millisecond, so their order is not asserted.
+    // The publish first, then billing's delivery, the dead-lettering and the deliveries
+    // from shipping and billing.dlq: the firehose does not time its events, which arrive
+    // within milliseconds of each other (one on a loaded machine), so their order is not
+    // asserted.
     let hops = t["hops"].as_array().unwrap();
     let mut seen: Vec<(&str, &str)> = hops
         .iter()
@@ -330,7 +331,7 @@ async fn with_tracing_on_trace_db_shows_every_copy_after_the_queues_are_empty() 
             )
         })
         .collect();
-    seen[2..].sort();
+    seen[1..].sort();
     assert_eq!(
         seen,
         vec![
