@@ -85,7 +85,10 @@ async fn command_on(
         Command::Tail(args) => trace::tail(backend, resolved, &args, out).await,
         Command::Trace(args) => {
             let db = record::db_path(args.db.as_ref(), resolved);
-            trace::trace(backend, &args, db.as_deref(), out).await
+            // The body rules look inside Avro, Protobuf, MessagePack and compressed bodies
+            // the profile maps; a schema file that cannot be read is an error up front.
+            let decoder = std::sync::Arc::new(crate::config::decoder(resolved)?);
+            trace::trace(backend, &args, db.as_deref(), decoder, out).await
         }
         Command::Record(args) => record::run(backend, resolved, &args, out).await,
         Command::Replay(args) => crate::cli::modify::replay(backend, resolved, &args, out).await,

@@ -116,6 +116,17 @@ pub async fn replay(
             Prepared::new(&source, opts)?
         }
     };
+    // A filter that looks inside bodies reads them as `peek --json` shows them decoded.
+    let prepared = if prepared
+        .plan
+        .filter
+        .as_ref()
+        .is_some_and(|f| f.reads_inside())
+    {
+        prepared.decoding(std::sync::Arc::new(crate::config::decoder(resolved)?))
+    } else {
+        prepared
+    };
     let (source, plan) = (&prepared.source, &prepared.plan);
     if args.dry_run {
         let report = replay::dry_run(backend, source, plan).await?;

@@ -15,6 +15,7 @@ use crate::ops::scan::ScanOptions;
 use anyhow::{Result, anyhow};
 use chrono::Utc;
 use std::io::Write;
+use std::sync::Arc;
 
 pub(super) async fn peek(
     backend: &dyn Backend,
@@ -31,11 +32,14 @@ pub(super) async fn peek(
         .map_err(|e| anyhow!("{e}"))?;
     let note = |note: &str| eprintln!("mqscope: note: {note}");
     // A schema file that cannot be read is an error before anything is read, too.
-    let decoder = if args.out.json {
-        crate::config::decoder(resolved)?
+    let reads_inside = filter.as_ref().is_some_and(Filter::reads_inside);
+    let decoder = if args.out.json || reads_inside {
+        Arc::new(crate::config::decoder(resolved)?)
     } else {
-        Decoder::default()
+        Arc::new(Decoder::default())
     };
+    // `body./…` conditions read bodies as the record shows them decoded.
+    let filter = filter.map(|f| f.decoding(Arc::clone(&decoder)));
     let mut printer = Printer::new(args.out.json, decoder, out);
     let tally = if args.all {
         let opts = ScanOptions {
@@ -127,13 +131,13 @@ struct Printer<'a> {
     json: bool,
     extractor: Extractor,
     /// What is inside each payload and key, added to a JSON record beside them.
-    decoder: Decoder,
+    decoder: Arc<Decoder>,
     text: Vec<u8>,
     out: &'a mut dyn Write,
 }
 
 impl<'a> Printer<'a> {
-    fn new(json: bool, decoder: Decoder, out: &'a mut dyn Write) -> Self {
+    fn new(json: bool, decoder: Arc<Decoder>, out: &'a mut dyn Write) -> Self {
         Self {
             json,
             extractor: Extractor::default(),

@@ -17,9 +17,11 @@ pub(super) async fn trace(
     backend: &dyn Backend,
     args: &TraceArgs,
     db: Option<&Path>,
+    decoder: std::sync::Arc<crate::format::decode::Decoder>,
     out: &mut dyn Write,
 ) -> Result<()> {
     let opts = crate::ops::trace::TraceOptions {
+        decoder: Some(decoder),
         queues: args.queues.clone(),
         since: args
             .since

@@ -131,6 +131,29 @@ impl IdMatcher {
         false
     }
 
+    /// Whether the message's correlation ID is the ID when its payload reads as `body` (an
+    /// Avro, Protobuf or MessagePack payload decoded, or a compressed one inflated): the
+    /// same rules in the same order, the JSON Pointer ones read in `body` instead of the
+    /// payload's bytes.
+    pub fn matches_decoded(
+        &self,
+        msg: &(impl MessageView + ?Sized),
+        body: &serde_json::Value,
+    ) -> bool {
+        for rule in &self.rules {
+            let found = match rule {
+                Rule::JsonPointer(ptr) => {
+                    body.pointer(ptr).and_then(json_scalar_text).map(Cow::Owned)
+                }
+                other => apply(other, msg, None, &mut None),
+            };
+            if let Some(found) = found.filter(|s| !s.is_empty()) {
+                return found == self.id;
+            }
+        }
+        false
+    }
+
     /// Whether a JSON payload could hold the ID as a string or number: a string spells it
     /// byte for byte unless written with escapes, and only an ID that looks like a number
     /// could be a number's text written another way (`1e3`).
@@ -253,6 +276,33 @@ mod tests {
     use super::*;
     use crate::model::{FieldValue, Message};
     use bytes::Bytes;
+
+    #[test]
+    fn a_decoded_body_is_read_by_the_body_rules_in_their_order() {
+        let binary = msg(b"\x00\x00\x00\x00\x07\x10ORD-7");
+        let decoded = serde_json::json!({"orderId": 7, "correlationId": "ORD-7"});
+        let rules = Extractor::default();
+        assert!(
+            !rules.matches(&binary, "ORD-7"),
+            "the bytes alone say nothing"
+        );
+        assert!(rules.matcher("ORD-7").matches_decoded(&binary, &decoded));
+        assert!(!rules.matcher("ORD-8").matches_decoded(&binary, &decoded));
+        // A header rule comes first: its ID wins over the body's.
+        let mut headed = binary.clone();
+        headed
+            .headers
+            .insert("x-correlation-id", FieldValue::string("H-1"));
+        assert!(!rules.matcher("ORD-7").matches_decoded(&headed, &decoded));
+        assert!(rules.matcher("H-1").matches_decoded(&headed, &decoded));
+        // Nested pointers and numbers, as in the payload's own JSON.
+        let nested = Extractor {
+            rules: vec![Rule::JsonPointer("/customer/id".into())],
+        };
+        let body = serde_json::json!({"customer": {"id": 42}});
+        assert!(nested.matcher("42").matches_decoded(&binary, &body));
+        assert!(!nested.matcher("4").matches_decoded(&binary, &body));
+    }
 
     fn msg(payload: &'static [u8]) -> Message {
         Message::new("q", 0, Bytes::from_static(payload))

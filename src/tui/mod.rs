@@ -121,7 +121,8 @@ pub async fn run(
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let worker = Worker::new(target, crate::config::connect_settings(resolved), tx)
-        .with_record_db(resolved.profile.record_db.clone());
+        .with_record_db(resolved.profile.record_db.clone())
+        .with_decoder(std::sync::Arc::clone(&state.decoding.0));
     let result = event_loop(&mut terminal, &mut state, &theme, &worker, rx).await;
     restore_terminal();
     // After the terminal is back: a broker slow to answer must not hold the screen.

@@ -35,6 +35,8 @@ pub struct Worker {
     follows: Arc<Mutex<HashMap<ReqId, Arc<Notify>>>>,
     /// The recorder's database (the profile's `record_db`): traces merge its journey in.
     record_db: Option<std::path::PathBuf>,
+    /// The profile's decoder: a trace's body rules look inside the payloads it reads.
+    decoder: Option<Arc<crate::format::decode::Decoder>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -62,12 +64,18 @@ impl Worker {
             scans: Arc::default(),
             follows: Arc::default(),
             record_db: None,
+            decoder: None,
         }
     }
 
     /// Traces merge the journey recorded in `db` (the profile's `record_db`) with the scan.
     pub fn with_record_db(mut self, db: Option<std::path::PathBuf>) -> Self {
         self.record_db = db;
+        self
+    }
+
+    pub fn with_decoder(mut self, decoder: Arc<crate::format::decode::Decoder>) -> Self {
+        self.decoder = Some(decoder);
         self
     }
 
@@ -310,6 +318,7 @@ impl Worker {
         lock(&self.scans).insert(req, Arc::clone(&cancel));
         let scans = Arc::clone(&self.scans);
         let record_db = self.record_db.clone();
+        let decoder = self.decoder.clone();
         tokio::spawn(async move {
             let Some(b) = b else {
                 lock(&scans).remove(&req);
@@ -321,6 +330,7 @@ impl Worker {
             };
             let opts = TraceOptions {
                 cancel: Some(Arc::clone(&cancel)),
+                decoder: decoder.clone(),
                 ..TraceOptions::default()
             };
             let started = Instant::now();
@@ -382,6 +392,7 @@ impl Worker {
         let stop = Arc::new(Notify::new());
         lock(&self.follows).insert(req, Arc::clone(&stop));
         let follows = Arc::clone(&self.follows);
+        let decoder = self.decoder.clone();
         tokio::spawn(async move {
             let ended = |error: Option<String>| {
                 lock(&follows).remove(&req);
@@ -390,7 +401,10 @@ impl Worker {
             let Some(b) = b else {
                 return ended(Some("not connected".into()));
             };
-            let opts = TraceOptions::default();
+            let opts = TraceOptions {
+                decoder,
+                ..TraceOptions::default()
+            };
             let mut f = tokio::select! {
                 _ = stop.notified() => return,
                 f = crate::ops::trace::follow::start(b.as_ref(), &id, &opts) => match f {

@@ -325,6 +325,15 @@ impl Default for Decoder {
     }
 }
 
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("rules", &self.rules)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Decoder {
     pub fn new(rules: BTreeMap<String, Rule>, schemas: Arc<dyn SchemaSource>) -> Self {
         Decoder {

@@ -14,10 +14,14 @@
 //! `\"` for a quote and `\\` for a backslash inside; a value that only starts with a quote
 //! (`body~"id":\s*7`) is taken as written, as before the quotes meant anything.
 
+use crate::format::decode::{Decoder, Input};
 use crate::model::Message;
 use crate::model::correlation::Extractor;
 use crate::ops::replay::ReplayError;
 use regex::Regex;
+use serde_json::Value;
+use std::cell::OnceCell;
+use std::sync::Arc;
 
 /// What the language accepts, for every message about a filter it cannot read.
 const LANGUAGE: &str = "a filter is conditions FIELD=VALUE, FIELD!=VALUE or FIELD~REGEX joined by and, or (and binds tighter), grouped with parentheses; a value in double quotes is taken as written";
@@ -35,12 +39,34 @@ const FILTER_FIELDS: &[&str] = &[
     "body",
 ];
 
+/// The fields named by a pattern rather than listed, for messages about a filter.
+const PATTERN_FIELDS: &str = "header.NAME, body./JSON/POINTER, key./JSON/POINTER";
+
 /// A parsed `--filter`, where FIELD is reason, queue (the queue it died in), exchange,
-/// routing_key, message_id, correlation_id, type, app_id, key (Kafka), body or header.NAME.
+/// routing_key, message_id, correlation_id, type, app_id, key (Kafka), body, header.NAME,
+/// or a value inside the body or key by JSON Pointer: `body./customer/id=42` reads the
+/// payload as the profile's decoder does (Avro, Protobuf, MessagePack, CBOR, compressed
+/// bodies; see [`Filter::decoding`]) or as JSON, and compares a string as it is, anything
+/// else as its JSON text.
 #[derive(Debug, Clone)]
 pub struct Filter {
     expr: Expr,
     text: String,
+    decoder: Option<Arc<Decoder>>,
+}
+
+/// Whether `name` is a field a condition can test.
+fn is_field(name: &str) -> bool {
+    FILTER_FIELDS.contains(&name) || name.starts_with("header.") || pointer_field(name).is_some()
+}
+
+/// `body./a/b` or `key./a/b`: which part (true for the key) and the JSON Pointer.
+fn pointer_field(name: &str) -> Option<(bool, &str)> {
+    let (key, pointer) = match name.strip_prefix("body.") {
+        Some(p) => (false, p),
+        None => (true, name.strip_prefix("key.")?),
+    };
+    pointer.starts_with('/').then_some((key, pointer))
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +112,7 @@ impl Filter {
         Ok(Self {
             expr,
             text: text.to_string(),
+            decoder: None,
         })
     }
 
@@ -93,24 +120,85 @@ impl Filter {
         &self.text
     }
 
+    /// Read bodies and keys with `decoder` for `body./…` and `key./…` conditions (without
+    /// one, they are read as JSON).
+    pub fn decoding(mut self, decoder: Arc<Decoder>) -> Self {
+        self.decoder = Some(decoder);
+        self
+    }
+
+    /// Whether a condition looks inside bodies or keys by JSON Pointer.
+    pub fn reads_inside(&self) -> bool {
+        self.expr.reads_inside()
+    }
+
     pub fn matches(&self, m: &Message) -> bool {
-        self.expr.matches(m)
+        let seen = Seen {
+            m,
+            decoder: self.decoder.as_deref(),
+            body: OnceCell::new(),
+            key: OnceCell::new(),
+        };
+        self.expr.matches(&seen)
+    }
+}
+
+/// One message as conditions see it: its body and key read once, when a condition first
+/// looks inside them.
+struct Seen<'a> {
+    m: &'a Message,
+    decoder: Option<&'a Decoder>,
+    body: OnceCell<Option<Value>>,
+    key: OnceCell<Option<Value>>,
+}
+
+impl Seen<'_> {
+    fn inside(&self, key: bool) -> Option<&Value> {
+        let (cell, input) = if key {
+            (&self.key, Input::key(self.m))
+        } else {
+            (&self.body, Input::payload(self.m))
+        };
+        cell.get_or_init(|| match self.decoder.and_then(|d| d.decode(&input)) {
+            Some(Ok(d)) => Some(d.value),
+            // What the decoder cannot read has no fields to compare.
+            Some(Err(_)) => None,
+            None => serde_json::from_slice(input.bytes).ok(),
+        })
+        .as_ref()
+    }
+
+    fn field(&self, field: &str) -> Option<String> {
+        match pointer_field(field) {
+            Some((key, pointer)) => self.inside(key)?.pointer(pointer).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            None => field_value(self.m, field),
+        }
     }
 }
 
 impl Expr {
-    fn matches(&self, m: &Message) -> bool {
+    fn matches(&self, m: &Seen<'_>) -> bool {
         match self {
             Expr::Clause(c) => c.matches(m),
             Expr::All(all) => all.iter().all(|e| e.matches(m)),
             Expr::Any(any) => any.iter().any(|e| e.matches(m)),
         }
     }
+
+    fn reads_inside(&self) -> bool {
+        match self {
+            Expr::Clause(c) => pointer_field(&c.field).is_some(),
+            Expr::All(es) | Expr::Any(es) => es.iter().any(Expr::reads_inside),
+        }
+    }
 }
 
 impl Clause {
-    fn matches(&self, m: &Message) -> bool {
-        let v = field_value(m, &self.field);
+    fn matches(&self, m: &Seen<'_>) -> bool {
+        let v = m.field(&self.field);
         match self.op {
             Op::Eq => v.as_deref() == Some(self.value.as_str()),
             Op::Ne => v.as_deref() != Some(self.value.as_str()),
@@ -231,9 +319,9 @@ impl<'a> Parser<'a> {
         if field.is_empty() {
             return Err(self.error("a condition has no field before its = or ~"));
         }
-        if !FILTER_FIELDS.contains(&field.as_str()) && !field.starts_with("header.") {
+        if !is_field(&field) {
             return Err(ReplayError::Invalid(format!(
-                "--filter: unknown field \"{field}\" (one of {}, header.NAME)",
+                "--filter: unknown field \"{field}\" (one of {}, {PATTERN_FIELDS})",
                 FILTER_FIELDS.join(", ")
             )));
         }
@@ -296,8 +384,7 @@ fn second_condition(value: &str) -> Option<&str> {
     value.split_whitespace().skip(1).find(|word| {
         let name_end = word.find(['=', '~', '!']).unwrap_or(word.len());
         let (name, op) = word.split_at(name_end);
-        (FILTER_FIELDS.contains(&name) || name.starts_with("header."))
-            && (op.starts_with('=') || op.starts_with('~') || op.starts_with("!="))
+        is_field(name) && (op.starts_with('=') || op.starts_with('~') || op.starts_with("!="))
     })
 }
 
@@ -398,6 +485,52 @@ mod tests {
         Filter::parse(filter)
             .unwrap_or_else(|e| panic!("{filter}: {e}"))
             .matches(m)
+    }
+
+    #[test]
+    fn json_pointer_conditions_look_inside_bodies_and_keys() {
+        let json = message("acme", r#"{"customer":{"id":42,"name":"Zoë"},"paid":true}"#);
+        assert!(keeps("body./customer/id=42", &json));
+        assert!(!keeps("body./customer/id=4", &json));
+        assert!(keeps("body./customer/name=Zoë and body./paid=true", &json));
+        assert!(
+            keeps("body./customer~^\\{", &json),
+            "an object is its JSON text"
+        );
+        assert!(keeps("body./missing!=x", &json), "absent is not equal");
+        assert!(!keeps("body./missing=x", &json));
+        // Not JSON, and nothing decodes it: no field to compare.
+        assert!(!keeps("body./customer/id=42", &message("acme", "id=42")));
+
+        // MessagePack by its content type, gzip by its magic bytes: read by the decoder.
+        let mut packed = Vec::new();
+        let value = rmpv::Value::Map(vec![(
+            rmpv::Value::from("customer"),
+            rmpv::Value::Map(vec![(rmpv::Value::from("id"), rmpv::Value::from(42))]),
+        )]);
+        rmpv::encode::write_value(&mut packed, &value).unwrap();
+        let mut m = Message::new("q", 0, packed);
+        m.properties.content_type = Some("application/msgpack".into());
+        let decoding = |text: &str| {
+            Filter::parse(text)
+                .unwrap()
+                .decoding(Arc::new(Decoder::default()))
+        };
+        assert!(decoding("body./customer/id=42").matches(&m));
+        assert!(!Filter::parse("body./customer/id=42").unwrap().matches(&m));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, br#"{"customer":{"id":7}}"#).unwrap();
+        let gzipped = Message::new("q", 0, gz.finish().unwrap());
+        assert!(decoding("body./customer/id=7").matches(&gzipped));
+
+        // Kafka keys, the same way.
+        let mut keyed = message("acme", "{}");
+        keyed.key = Some(br#"{"tenant":"eu"}"#.to_vec().into());
+        assert!(keeps("key./tenant=eu", &keyed));
+        assert!(Filter::parse("body./a=1").unwrap().reads_inside());
+        assert!(!Filter::parse("body=1").unwrap().reads_inside());
+        let err = Filter::parse("body.customer=1").unwrap_err().to_string();
+        assert!(err.contains("body./JSON/POINTER"), "{err}");
     }
 
     #[test]

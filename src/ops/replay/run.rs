@@ -32,6 +32,12 @@ impl Prepared {
         })
     }
 
+    /// Read bodies with `decoder` for the filter's `body./…` and `key./…` conditions.
+    pub fn decoding(mut self, decoder: std::sync::Arc<crate::format::decode::Decoder>) -> Self {
+        self.plan.filter = self.plan.filter.map(|f| f.decoding(decoder));
+        self
+    }
+
     /// An unfinished replay on `target`, to resume: the journal at `which`, or (when
     /// `which` is empty) the newest unfinished one, of `queue` if given.
     pub fn resume(target: &str, which: &str, queue: Option<&str>) -> Result<Self, ReplayError> {

@@ -3,14 +3,16 @@
 
 use super::{Hop, HopKind, TraceOptions, hop_of};
 use crate::backend::{Backend, BackendError, Delivered, Tail, TailEvent, TailFilter};
+use crate::format::decode::Input;
 use crate::model::Message;
+use crate::model::correlation::IdMatcher;
 use chrono::{DateTime, Utc};
 use std::collections::{HashSet, VecDeque};
 
 /// A live tail filtered down to one correlation ID. Dropping it stops the tail.
 pub struct Follower {
     tail: Tail,
-    id: String,
+    matcher: IdMatcher,
     opts: TraceOptions,
     seen: HashSet<(String, Option<i32>, i64)>,
     /// When recent publishes were seen, by what makes a copy the same message, so a
@@ -42,7 +44,7 @@ pub async fn start(
     let tail = live.tail(&filter).await?;
     Ok(Follower {
         tail,
-        id: id.to_string(),
+        matcher: opts.extractor.matcher(id),
         opts: opts.clone(),
         seen: HashSet::new(),
         published: VecDeque::new(),
@@ -113,7 +115,13 @@ impl Follower {
     }
 
     fn wanted(&self, m: &Message) -> bool {
-        self.opts.extractor.extract(m).as_deref() == Some(self.id.as_str())
+        self.matcher.matches(m)
+            || super::scan::holds_decoded(
+                self.opts.decoder.as_deref(),
+                &self.matcher,
+                m,
+                Input::payload(m),
+            )
     }
 }
 

@@ -2,7 +2,8 @@
 //! one correlation ID; hops stream out as they are found.
 
 use crate::backend::{Backend, BackendError, Export, Keep, PeekFrom};
-use crate::model::correlation::Extractor;
+use crate::format::decode::{Decoder, Input};
+use crate::model::correlation::{Extractor, IdMatcher};
 use crate::model::{Message, MessageView, QueueDetail, QueueKind, QueueSummary};
 use crate::ops::scan::{ScanOptions, read_all};
 use chrono::{DateTime, Utc};
@@ -72,6 +73,9 @@ pub struct TraceOptions {
     /// Consumer groups to check topic records against besides those the broker lists
     /// (read by name: brokers without group listing answer these).
     pub groups: Vec<String>,
+    /// Reads what is inside payloads (Avro, Protobuf, MessagePack, compressed bodies), so
+    /// the body rules find an ID there; None: payloads are read as JSON only.
+    pub decoder: Option<Arc<Decoder>>,
 }
 
 impl Default for TraceOptions {
@@ -84,7 +88,23 @@ impl Default for TraceOptions {
             page_size: 1_000,
             cancel: None,
             groups: Vec::new(),
+            decoder: None,
         }
+    }
+}
+
+/// Whether a payload the decoder reads (the queue's or topic's mapping, its content type,
+/// Confluent framing, compression) holds the ID where the body rules look. Plain JSON is
+/// not decoded again: the matcher has read it already.
+pub(super) fn holds_decoded(
+    decoder: Option<&Decoder>,
+    matcher: &IdMatcher,
+    m: &(impl MessageView + ?Sized),
+    input: Input<'_>,
+) -> bool {
+    match decoder.and_then(|d| d.decode(&input)) {
+        Some(Ok(decoded)) => matcher.matches_decoded(m, &decoded.value),
+        _ => false,
     }
 }
 
@@ -283,7 +303,9 @@ async fn scan_one(
                 {
                     continue;
                 }
-                if matcher.matches(m) {
+                if matcher.matches(m)
+                    || holds_decoded(opts.decoder.as_deref(), &matcher, m, Input::payload(m))
+                {
                     let hop = hop_of(m, kind);
                     on_event(TraceEvent::Hit(Box::new(hop.clone())));
                     hops.push((hop, sighting_of(m)));
@@ -320,11 +342,17 @@ async fn scan_export(
     let batch = opts.page_size.clamp(1, 1_000);
     let keep: Keep = {
         let (matcher, since) = (opts.extractor.matcher(id), opts.since);
+        let (decoder, topic) = (opts.decoder.clone(), name.to_string());
         Arc::new(move |m: &dyn MessageView| {
             // A log's time index finds the first record that late; later ones may still
             // carry earlier times.
             let early = since.is_some_and(|t| m.timestamp().is_some_and(|ts| ts < t));
-            !early && matcher.matches(m)
+            let input = Input {
+                bytes: m.payload(),
+                queue: &topic,
+                ..Input::default()
+            };
+            !early && (matcher.matches(m) || holds_decoded(decoder.as_deref(), &matcher, m, input))
         })
     };
     let mut hops = Vec::new();
