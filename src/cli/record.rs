@@ -41,6 +41,8 @@ pub(super) async fn run(
         retain: Retention::parse(&args.retain).map_err(|e| anyhow!(e))?,
         buffer: args.buffer.max(1),
         interval,
+        // A correlation ID inside Avro or MessagePack bodies is recorded too.
+        decoder: Some(std::sync::Arc::new(crate::config::decoder(resolved)?)),
         ..RecordOptions::default()
     };
     let store = Store::open(&db)?;

@@ -67,6 +67,16 @@ impl Extractor {
         })
     }
 
+    /// The first correlation ID any rule finds when the payload reads as `body` (decoded
+    /// from Avro, MessagePack, a compressed body...): JSON Pointer rules read `body`.
+    pub fn extract_decoded(
+        &self,
+        msg: &impl MessageView,
+        body: &serde_json::Value,
+    ) -> Option<String> {
+        first_decoded(&self.rules, msg, body).map(Cow::into_owned)
+    }
+
     /// Whether `id` is the message's correlation ID, as `extract(msg) == Some(id)` says.
     /// A scan asks this of every message: build a [`IdMatcher`] once instead.
     pub fn matches(&self, msg: &impl MessageView, id: &str) -> bool {
@@ -140,18 +150,7 @@ impl IdMatcher {
         msg: &(impl MessageView + ?Sized),
         body: &serde_json::Value,
     ) -> bool {
-        for rule in &self.rules {
-            let found = match rule {
-                Rule::JsonPointer(ptr) => {
-                    body.pointer(ptr).and_then(json_scalar_text).map(Cow::Owned)
-                }
-                other => apply(other, msg, None, &mut None),
-            };
-            if let Some(found) = found.filter(|s| !s.is_empty()) {
-                return found == self.id;
-            }
-        }
-        false
+        first_decoded(&self.rules, msg, body).is_some_and(|found| found == self.id)
     }
 
     /// Whether a JSON payload could hold the ID as a string or number: a string spells it
@@ -200,6 +199,21 @@ fn apply<'m>(
             .and_then(|k| std::str::from_utf8(k).ok())
             .map(Cow::Borrowed),
     }
+}
+
+/// What the first rule that finds anything finds, with the payload read as `body`.
+fn first_decoded<'m>(
+    rules: &[Rule],
+    msg: &'m (impl MessageView + ?Sized),
+    body: &serde_json::Value,
+) -> Option<Cow<'m, str>> {
+    rules.iter().find_map(|rule| {
+        let found = match rule {
+            Rule::JsonPointer(ptr) => body.pointer(ptr).and_then(json_scalar_text).map(Cow::Owned),
+            other => apply(other, msg, None, &mut None),
+        };
+        found.filter(|s| !s.is_empty())
+    })
 }
 
 fn json_scalar_text(v: &serde_json::Value) -> Option<String> {
@@ -288,6 +302,10 @@ mod tests {
         );
         assert!(rules.matcher("ORD-7").matches_decoded(&binary, &decoded));
         assert!(!rules.matcher("ORD-8").matches_decoded(&binary, &decoded));
+        assert_eq!(
+            rules.extract_decoded(&binary, &decoded).as_deref(),
+            Some("ORD-7")
+        );
         // A header rule comes first: its ID wins over the body's.
         let mut headed = binary.clone();
         headed

@@ -4,6 +4,7 @@
 
 use super::store::{Gap, Retention, Store, StoreError};
 use crate::backend::{Backend, BackendError, TailEvent, TailFilter};
+use crate::format::decode::{Decoder, Input};
 use crate::model::correlation::Extractor;
 use crate::model::envelope::Envelope;
 use crate::ops::trace::glob_matches;
@@ -36,6 +37,8 @@ pub struct RecordOptions {
     pub retention_every: Duration,
     /// The longest wait between attempts to tap a lost broker again.
     pub backoff_max: Duration,
+    /// Reads inside payloads for a correlation ID the rules cannot see in their bytes.
+    pub decoder: Option<Arc<Decoder>>,
 }
 
 impl Default for RecordOptions {
@@ -51,6 +54,7 @@ impl Default for RecordOptions {
             interval: Duration::from_secs(5),
             retention_every: Duration::from_secs(60),
             backoff_max: Duration::from_secs(30),
+            decoder: None,
         }
     }
 }
@@ -305,10 +309,26 @@ fn now_ms() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
-/// Whether an envelope concerns the queues asked for: it happened on one, or was routed or
-/// dead-lettered from one.
-/// The envelope of what a tail gave, seen at `seen`: a delivery keeps who took it.
+/// The envelope of what a tail gave, seen at `seen`: a delivery keeps who took it. A
+/// correlation ID the rules do not find in the payload's bytes is looked for in what the
+/// decoder makes of them (Avro, MessagePack, compressed bodies).
 fn envelope_of(event: &TailEvent, seen: DateTime<Utc>, opts: &RecordOptions) -> Envelope {
+    let mut envelope = plain_envelope(event, seen, opts);
+    if envelope.correlation_id.is_none()
+        && let Some(decoder) = &opts.decoder
+    {
+        let m = match event {
+            TailEvent::Message(m) => m,
+            TailEvent::Delivery(d) => &d.message,
+        };
+        if let Some(Ok(decoded)) = decoder.decode(&Input::payload(m)) {
+            envelope.correlation_id = opts.extractor.extract_decoded(m, &decoded.value);
+        }
+    }
+    envelope
+}
+
+fn plain_envelope(event: &TailEvent, seen: DateTime<Utc>, opts: &RecordOptions) -> Envelope {
     match event {
         TailEvent::Message(m) => Envelope::of_tailed(m, seen, &opts.extractor, opts.body_bytes),
         TailEvent::Delivery(d) => Envelope::delivery(
@@ -357,6 +377,8 @@ pub fn record_kept(
 }
 
 fn wanted(e: &Envelope, pattern: Option<&str>) -> bool {
+    // Whether an envelope concerns the queues asked for: it happened on one, or was routed
+    // or dead-lettered from one.
     let Some(p) = pattern else { return true };
     glob_matches(p, &e.source)
         || e.routed_queues.iter().flatten().any(|q| glob_matches(p, q))
@@ -417,4 +439,31 @@ fn write_loop(
         }
     }
     store.mark_alive(Utc::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Message;
+
+    #[test]
+    fn a_correlation_id_inside_a_decoded_body_is_recorded() {
+        let mut packed = Vec::new();
+        let body = rmpv::Value::Map(vec![(
+            rmpv::Value::from("correlationId"),
+            rmpv::Value::from("journey-9"),
+        )]);
+        rmpv::encode::write_value(&mut packed, &body).expect("packed");
+        let mut m = Message::new("orders", 0, packed);
+        m.properties.content_type = Some("application/msgpack".into());
+        let event = TailEvent::Message(m);
+        let blind = RecordOptions::default();
+        assert_eq!(envelope_of(&event, Utc::now(), &blind).correlation_id, None);
+        let reading = RecordOptions {
+            decoder: Some(Arc::new(Decoder::default())),
+            ..RecordOptions::default()
+        };
+        let envelope = envelope_of(&event, Utc::now(), &reading);
+        assert_eq!(envelope.correlation_id.as_deref(), Some("journey-9"));
+    }
 }
