@@ -478,5 +478,10 @@ async fn trace_and_filter_read_inside_avro_bodies() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("[1]@2") && text.contains("ORD-5"), "{text}");
-    assert_eq!(text.matches("ORD-").count(), 1, "{text}");
+    // ... and shows what is inside them, with the correlation ID found there.
+    assert!(
+        text.contains(r#"decoded:     avro, schema order.avsc: {"orderId":"ORD-5","correlationId":"journey-5","customer":{"id":45}}"#),
+        "{text}"
+    );
+    assert!(text.contains("correlation: journey-5"), "{text}");
 }

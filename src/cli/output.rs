@@ -2,6 +2,7 @@
 //! lives with the message format in `format::record`.
 
 use crate::cli::guard::one_line;
+use crate::format::decode::{DecodeError, Decoded, Decoder, Input};
 pub use crate::format::text::payload_preview;
 use crate::model::correlation::Extractor;
 use crate::model::time::rfc3339;
@@ -259,7 +260,14 @@ pub fn write_group_table(groups: &[ConsumerGroup], out: &mut dyn Write) -> io::R
 }
 
 /// One message as a readable block.
-pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) -> io::Result<()> {
+pub fn write_message(
+    m: &Message,
+    extractor: &Extractor,
+    decoder: &Decoder,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let decoded = decoder.decode(&Input::payload(m));
+    let key_decoded = m.key.as_ref().and_then(|_| decoder.decode(&Input::key(m)));
     let place = match (m.partition, m.offset) {
         (Some(p), Some(o)) => format!("{}[{p}]@{o}", m.queue),
         _ => format!("{}#{}", m.queue, m.position),
@@ -282,7 +290,11 @@ pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) ->
     if let Some(id) = &m.properties.message_id {
         writeln!(out, "  message id:  {id}")?;
     }
-    if let Some(c) = extractor.extract(m) {
+    let inside = || match &decoded {
+        Some(Ok(d)) => extractor.extract_decoded(m, &d.value),
+        _ => None,
+    };
+    if let Some(c) = extractor.extract(m).or_else(inside) {
         writeln!(out, "  correlation: {c}")?;
     }
     if let (Some(x), Some(k)) = (&m.exchange, &m.routing_key) {
@@ -294,6 +306,7 @@ pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) ->
     }
     if let Some(k) = &m.key {
         writeln!(out, "  key:         {}", payload_preview(k, 60))?;
+        write_decoded(out, "  key decoded: ", key_decoded.as_ref(), 60)?;
     }
     for d in m.deaths() {
         let mut line = format!("  dead letter: {} in {} ×{}", d.reason, d.queue, d.count);
@@ -318,7 +331,31 @@ pub fn write_message(m: &Message, extractor: &Extractor, out: &mut dyn Write) ->
         writeln!(out, "  headers:     {}", headers.join("; "))?;
     }
     writeln!(out, "  payload:     {}", payload_preview(&m.payload, 200))?;
+    write_decoded(out, "  decoded:     ", decoded.as_ref(), 200)?;
     writeln!(out)
+}
+
+/// What the decoder made of a payload or key: how it was read and the value as one line of
+/// JSON, or why it could not be read.
+fn write_decoded(
+    out: &mut dyn Write,
+    label: &str,
+    decoded: Option<&Result<Decoded, DecodeError>>,
+    max: usize,
+) -> io::Result<()> {
+    match decoded {
+        Some(Ok(d)) => {
+            let value = serde_json::to_string(&d.value).unwrap_or_default();
+            writeln!(
+                out,
+                "{label}{}: {}",
+                d.decoded_as.summary(),
+                payload_preview(value.as_bytes(), max)
+            )
+        }
+        Some(Err(e)) => writeln!(out, "{label}no: {e}"),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

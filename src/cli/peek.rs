@@ -32,12 +32,7 @@ pub(super) async fn peek(
         .map_err(|e| anyhow!("{e}"))?;
     let note = |note: &str| eprintln!("mqscope: note: {note}");
     // A schema file that cannot be read is an error before anything is read, too.
-    let reads_inside = filter.as_ref().is_some_and(Filter::reads_inside);
-    let decoder = if args.out.json || reads_inside {
-        Arc::new(crate::config::decoder(resolved)?)
-    } else {
-        Arc::new(Decoder::default())
-    };
+    let decoder = Arc::new(crate::config::decoder(resolved)?);
     // `body./…` conditions read bodies as the record shows them decoded.
     let filter = filter.map(|f| f.decoding(Arc::clone(&decoder)));
     let mut printer = Printer::new(args.out.json, decoder, out);
@@ -179,7 +174,7 @@ fn format_message(
         serde_json::to_writer(&mut *text, &record)?;
         text.push(b'\n');
     } else {
-        output::write_message(m, extractor, &mut *text)?;
+        output::write_message(m, extractor, decoder, &mut *text)?;
     }
     Ok(())
 }

@@ -301,11 +301,7 @@ pub(super) async fn tail(
     }
     let extractor = Extractor::default();
     // What is inside each body, beside it, as `peek --json` has it.
-    let decoder = if args.out.json {
-        crate::config::decoder(resolved)?
-    } else {
-        crate::format::decode::Decoder::default()
-    };
+    let decoder = crate::config::decoder(resolved)?;
     let mut text = Vec::new();
     let mut seen = 0u64;
     // Print as they come: flush each one, a tail is read by people and pipes alike.
@@ -349,7 +345,7 @@ pub(super) async fn tail(
             )?;
             text.push(b'\n');
         } else {
-            output::write_message(&m, &extractor, &mut text)?;
+            output::write_message(&m, &extractor, &decoder, &mut text)?;
             // The arrival goes just before the payload, the block's last line.
             let at = text
                 .windows(12)

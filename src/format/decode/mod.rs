@@ -257,6 +257,25 @@ pub struct DecodedAs {
 }
 
 impl DecodedAs {
+    /// How it was read, for people: `avro, gzip (by magic bytes), schema id 42, schema
+    /// orders-value`.
+    pub fn summary(&self) -> String {
+        let mut line = self.format.to_string();
+        if let (Some(c), Some(from)) = (self.compression, self.compression_from) {
+            line.push_str(&format!(", {c} (by {from})"));
+        }
+        if let Some(id) = self.schema_id {
+            line.push_str(&format!(", schema id {id}"));
+        }
+        if let Some(s) = self.subject.as_ref().or(self.file.as_ref()) {
+            line.push_str(&format!(", schema {s}"));
+        }
+        if let Some(m) = &self.message {
+            line.push_str(&format!(", message {m}"));
+        }
+        line
+    }
+
     fn new(format: Format) -> Self {
         DecodedAs {
             format: format.name(),

@@ -90,24 +90,10 @@ pub fn render_body(d: &mut MessageDetail) {
 /// The details line saying what the decoder made of the payload: how it was read, or why
 /// it could not be.
 pub fn decoded_line(decoded: Option<&Result<Decoded, DecodeError>>) -> Option<String> {
-    let d = match decoded? {
-        Ok(d) => &d.decoded_as,
-        Err(e) => return Some(format!("  decoded: no: {e}")),
-    };
-    let mut line = format!("  decoded: {}", d.format);
-    if let (Some(c), Some(from)) = (d.compression, d.compression_from) {
-        line.push_str(&format!(", {c} (by {from})"));
-    }
-    if let Some(id) = d.schema_id {
-        line.push_str(&format!(", schema id {id}"));
-    }
-    if let Some(s) = d.subject.as_ref().or(d.file.as_ref()) {
-        line.push_str(&format!(", schema {s}"));
-    }
-    if let Some(m) = &d.message {
-        line.push_str(&format!(", message {m}"));
-    }
-    Some(line)
+    Some(match decoded? {
+        Ok(d) => format!("  decoded: {}", d.decoded_as.summary()),
+        Err(e) => format!("  decoded: no: {e}"),
+    })
 }
 
 fn push_table(out: &mut Vec<String>, t: &FieldTable, depth: usize) {
