@@ -1,8 +1,10 @@
 //! The decoder a profile describes: its `[decode]` rules and the local schema files they
-//! and `schema_ids` name, read once, relative to the config file.
+//! and `schema_ids` name (`.avsc`, `.proto` compiled here, descriptor sets), read once,
+//! relative to the config file.
 
 use super::{ConfigError, Resolved};
-use crate::format::decode::{Decoder, LocalSchemas, Origin, Schema};
+use crate::format::decode::{Decoder, FramingRule, LocalSchemas, Origin, Rule, Schema, SchemaKind};
+use protox::file::{ChainFileResolver, IncludeFileResolver};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,14 +21,14 @@ pub fn decoder(resolved: &Resolved) -> Result<Decoder, ConfigError> {
     let mut schemas = LocalSchemas::default();
     for (queue, rule) in &profile.decode {
         if let Some(file) = &rule.schema {
-            schemas.add_queue(queue, false, read(&base, file, &format!("queue {queue}"))?);
+            let what = format!("queue {queue}");
+            schemas.add_queue(queue, false, read(&base, file, Some(rule), &what)?);
         }
-        if let Some(file) = rule.key.as_ref().and_then(|k| k.schema.as_ref()) {
-            schemas.add_queue(
-                queue,
-                true,
-                read(&base, file, &format!("the keys of {queue}"))?,
-            );
+        if let Some(key) = rule.key.as_deref()
+            && let Some(file) = &key.schema
+        {
+            let what = format!("the keys of {queue}");
+            schemas.add_queue(queue, true, read(&base, file, Some(key), &what)?);
         }
     }
     for (id, file) in &profile.schema_ids {
@@ -35,32 +37,64 @@ pub fn decoder(resolved: &Resolved) -> Result<Decoder, ConfigError> {
                 "schema_ids: \"{id}\" is not a schema id (a number from 0 to 4294967295)"
             ))
         })?;
-        schemas.add_id(n, read(&base, file, &format!("schema id {n}"))?);
+        schemas.add_id(n, read(&base, file, None, &format!("schema id {n}"))?);
     }
     let rules = profile.decode.clone();
     Ok(Decoder::new(rules, Arc::new(schemas)))
 }
 
-fn read(base: &Path, file: &str, what: &str) -> Result<Schema, ConfigError> {
+/// The schema file `file` (relative to `base`) for `what`, read by its extension; `rule`
+/// is the queue's (none for `schema_ids`), naming a Protobuf message and include paths.
+fn read(base: &Path, file: &str, rule: Option<&Rule>, what: &str) -> Result<Schema, ConfigError> {
     let path: PathBuf = base.join(file);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        ConfigError::Schema(format!(
-            "schema for {what}: cannot read {}: {e}",
-            path.display()
-        ))
-    })?;
-    let kind = path
+    let err = |why: String| ConfigError::Schema(format!("schema for {what}: {why}"));
+    let cannot = |e: std::io::Error| err(format!("cannot read {}: {e}", path.display()));
+    let origin = Origin::File(file.to_string());
+    let message = rule.and_then(|r| r.message.as_deref());
+    let ext = path
         .extension()
         .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    if kind != "avsc" {
-        return Err(ConfigError::Schema(format!(
-            "schema for {what}: {} is not an Avro schema (.avsc); Protobuf and JSON Schema are not read yet",
-            path.display()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let schema = match ext.as_str() {
+        "avsc" => Schema::avro(&std::fs::read_to_string(&path).map_err(cannot)?, origin),
+        "proto" => {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(file);
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            if !path.is_file() {
+                // protox says only that the file is not in an include path.
+                std::fs::metadata(&path).map_err(cannot)?;
+            }
+            let mut resolver = ChainFileResolver::new();
+            resolver.add(IncludeFileResolver::new(dir));
+            for include in rule.map(|r| &r.includes[..]).unwrap_or_default() {
+                resolver.add(IncludeFileResolver::new(base.join(include)));
+            }
+            Schema::protobuf_compiled(name, resolver, message, origin)
+        }
+        "desc" | "pb" | "binpb" | "protoset" => {
+            Schema::protobuf_descriptor_set(&std::fs::read(&path).map_err(cannot)?, message, origin)
+        }
+        _ => {
+            return Err(err(format!(
+                "{} is not a schema file mqscope reads (.avsc, .proto, or a descriptor set: .desc, .pb, .binpb, .protoset)",
+                path.display()
+            )));
+        }
+    }
+    .map_err(|e| err(e.to_string()))?;
+    // A bare Protobuf payload says nothing of its type: a queue's rule must name it, unless
+    // its payloads are all Confluent-framed (their message indexes name it).
+    if let (SchemaKind::Protobuf(p), Some(rule)) = (&schema.kind, rule)
+        && p.message().is_none()
+        && rule.framing != Some(FramingRule::Confluent)
+    {
+        return Err(err(format!(
+            "{file} is Protobuf: name the message type with message = \"...\" (it has {})",
+            p.message_names().join(", ")
         )));
     }
-    Schema::avro(&text, Origin::File(file.to_string()))
-        .map_err(|e| ConfigError::Schema(format!("schema for {what}: {e}")))
+    Ok(schema)
 }
 
 #[cfg(test)]
