@@ -101,7 +101,7 @@ fn read(base: &Path, file: &str, rule: Option<&Rule>, what: &str) -> Result<Sche
 mod tests {
     use super::*;
     use crate::config::{Profile, Target};
-    use crate::format::decode::{Input, Rule};
+    use crate::format::decode::Input;
 
     fn resolved(dir: &Path, profile: Profile) -> Resolved {
         Resolved {
@@ -159,5 +159,69 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("gone.avsc"), "{e}");
+    }
+
+    #[test]
+    fn a_proto_file_compiles_with_its_imports_and_needs_a_message_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let common = dir.path().join("common");
+        std::fs::create_dir_all(dir.path().join("protos")).unwrap();
+        std::fs::create_dir_all(&common).unwrap();
+        std::fs::write(
+            common.join("money.proto"),
+            "syntax = \"proto3\"; package common; message Money { int64 cents = 1; }",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("protos/pay.proto"),
+            "syntax = \"proto3\"; package pay; import \"money.proto\";\n\
+             message Payment { common.Money amount = 1; }\nmessage Refund { string why = 1; }",
+        )
+        .unwrap();
+        let mut profile = Profile::default();
+        let rule = Rule {
+            schema: Some("protos/pay.proto".into()),
+            message: Some("Payment".into()),
+            includes: vec!["common".into()],
+            ..Rule::default()
+        };
+        profile.decode.insert("q".into(), rule);
+        let d = decoder(&resolved(dir.path(), profile.clone())).unwrap();
+        let body = [0x0a, 0x02, 0x08, 0x05];
+        let got = d
+            .decode(&Input {
+                bytes: &body,
+                queue: "q",
+                ..Input::default()
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.value, serde_json::json!({"amount": {"cents": "5"}}));
+        assert_eq!(got.decoded_as.message.as_deref(), Some("pay.Payment"));
+
+        profile.decode.get_mut("q").unwrap().message = None;
+        let e = decoder(&resolved(dir.path(), profile.clone()))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "schema for queue q: protos/pay.proto is Protobuf: name the message type with message = \"...\" (it has pay.Payment, pay.Refund)"
+        );
+        // Confluent-framed payloads name their message by index: none is needed.
+        profile.decode.get_mut("q").unwrap().framing = Some(FramingRule::Confluent);
+        assert!(decoder(&resolved(dir.path(), profile.clone())).is_ok());
+
+        profile.decode.get_mut("q").unwrap().includes.clear();
+        let e = decoder(&resolved(dir.path(), profile.clone()))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("import 'money.proto' not found"),
+            "{e}"
+        );
+        profile.decode.get_mut("q").unwrap().schema = Some("protos/none.proto".into());
+        let e = decoder(&resolved(dir.path(), profile)).err().unwrap();
+        assert!(e.to_string().contains("cannot read"), "{e}");
+        assert!(e.to_string().contains("none.proto"), "{e}");
     }
 }
