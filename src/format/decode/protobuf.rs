@@ -239,7 +239,9 @@ pub(super) fn decode(
     let name = desc.full_name().to_string();
     let what = format!("{name} ({origin})");
     // prost's decoder bounds nesting (100 levels of messages and groups), so a hostile
-    // payload ends in an error, not a stack overflow.
+    // payload ends in an error, not a stack overflow. The worst case for memory is a 1 MiB
+    // packed field of one-byte numbers: measured at 146 MB peak (a million prost values,
+    // then the JSON ones); a million empty nested messages, 79 MB.
     let msg = DynamicMessage::decode(desc, datum).map_err(|e| {
         let text = e.to_string();
         let reason = text
