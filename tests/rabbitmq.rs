@@ -2741,37 +2741,7 @@ async fn peek_json_decodes_gzip_msgpack_and_avro_beside_the_raw_payload() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("order.avsc"), schema_text).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.decoding]\nurl = \"{}\"\nmanagement_url = \"{}\"\n\
-             [profiles.decoding.decode]\n\"{queue}\" = {{ schema = \"order.avsc\" }}\n",
-            url_for("/"),
-            rabbit().mgmt_url
-        ),
-    )
-    .unwrap();
-    let out = mqscope(&[
-        "peek",
-        &queue,
-        "-n",
-        "10",
-        "--json",
-        "--config",
-        config.to_str().unwrap(),
-        "--profile",
-        "decoding",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recs = peek_json_decoding(&queue, dir.path(), r#"{ schema = "order.avsc" }"#);
     assert_eq!(recs.len(), 4, "{recs:?}");
     assert_eq!(
         recs[0]["decoded"],
@@ -2816,6 +2786,42 @@ async fn peek_json_decodes_gzip_msgpack_and_avro_beside_the_raw_payload() {
     assert_eq!(b64(&recs[0]["payload"]), zipped.payload.to_vec());
     assert_eq!(b64(&recs[1]["payload"]), packed);
     assert_eq!(recs[3]["payload_encoding"], "base64");
+}
+
+/// `peek --json` of `queue` through a profile whose `[decode]` maps it by `rule` (inline
+/// TOML), with its schema files in `dir`: the records.
+fn peek_json_decoding(queue: &str, dir: &std::path::Path, rule: &str) -> Vec<serde_json::Value> {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.decoding]\nurl = \"{}\"\nmanagement_url = \"{}\"\n\
+             [profiles.decoding.decode]\n\"{queue}\" = {rule}\n",
+            url_for("/"),
+            rabbit().mgmt_url
+        ),
+    )
+    .unwrap();
+    let out = mqscope(&[
+        "peek",
+        queue,
+        "-n",
+        "10",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "decoding",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// A Protobuf body on a queue the profile maps to a local `.proto` and message type:
@@ -2866,38 +2872,8 @@ async fn peek_json_decodes_protobuf_through_a_local_proto_mapping() {
     let cut = Message::new(&queue, 0, body[..body.len() - 3].to_vec());
     r.publish_all("", &queue, &[order, cut]).await;
 
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.decoding]\nurl = \"{}\"\nmanagement_url = \"{}\"\n\
-             [profiles.decoding.decode]\n\
-             \"{queue}\" = {{ schema = \"order.proto\", message = \"shop.Order\" }}\n",
-            url_for("/"),
-            rabbit().mgmt_url
-        ),
-    )
-    .unwrap();
-    let out = mqscope(&[
-        "peek",
-        &queue,
-        "-n",
-        "10",
-        "--json",
-        "--config",
-        config.to_str().unwrap(),
-        "--profile",
-        "decoding",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rule = r#"{ schema = "order.proto", message = "shop.Order" }"#;
+    let recs = peek_json_decoding(&queue, dir.path(), rule);
     assert_eq!(recs.len(), 2, "{recs:?}");
     assert_eq!(recs[0]["decoded"], value);
     assert_eq!(

@@ -87,10 +87,7 @@ impl Schema {
         message: Option<&str>,
         origin: Origin,
     ) -> Result<Schema, DecodeError> {
-        let bad = |reason: String| DecodeError::BadSchema {
-            origin: origin.shown(),
-            reason,
-        };
+        let bad = |reason| bad_schema(&origin, reason);
         let file = pool
             .get_file_by_name(file)
             .ok_or_else(|| bad(format!("no file {file} in the compiled schema")))?;
@@ -138,10 +135,7 @@ impl Schema {
         compiler.include_imports(true);
         compiler
             .open_file(main)
-            .map_err(|e| DecodeError::BadSchema {
-                origin: origin.shown(),
-                reason: compile_error(&e),
-            })?;
+            .map_err(|e| bad_schema(&origin, compile_error(&e)))?;
         Schema::protobuf(compiler.descriptor_pool(), main, message, origin)
     }
 
@@ -170,10 +164,7 @@ impl Schema {
         message: Option<&str>,
         origin: Origin,
     ) -> Result<Schema, DecodeError> {
-        let bad = |reason: String| DecodeError::BadSchema {
-            origin: origin.shown(),
-            reason,
-        };
+        let bad = |reason| bad_schema(&origin, reason);
         let pool = DescriptorPool::decode(bytes)
             .map_err(|e| bad(format!("not a readable descriptor set: {e}")))?;
         let file = match message.and_then(|m| pool.get_message_by_name(m)) {
@@ -185,6 +176,13 @@ impl Schema {
         };
         let name = file.name().to_string();
         Schema::protobuf(pool, &name, message, origin)
+    }
+}
+
+fn bad_schema(origin: &Origin, reason: String) -> DecodeError {
+    DecodeError::BadSchema {
+        origin: origin.shown(),
+        reason,
     }
 }
 
