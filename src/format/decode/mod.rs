@@ -1,8 +1,9 @@
 //! Reading what is inside a payload: compressed bodies (gzip, deflate, zstd), MessagePack,
 //! CBOR, JSON, Avro and Protobuf (Confluent-framed with a schema id, or bare with a local
-//! `.avsc`, `.proto` or descriptor set), turned into a JSON value for `peek --json` and the other front ends. Pure: the schemas
-//! come from a [`SchemaSource`] that config fills from local files now and a registry client
-//! can fill later; nothing here touches the network or the disk.
+//! `.avsc`, `.proto` or descriptor set), turned into a JSON value for `peek --json` and the
+//! other front ends. Pure: the schemas come from a [`SchemaSource`] that config fills from
+//! local files now and a registry client can fill later; nothing here touches the network
+//! or the disk (a `.proto`'s imports are opened by the file resolver config hands in).
 //!
 //! Every failure is a [`DecodeError`] with a reason for that message alone; the payload bytes
 //! are never changed, replaced or dropped (the record keeps `payload` as it was).
@@ -81,6 +82,16 @@ impl Format {
             _ => None,
         }
     }
+
+    /// The format a schema file holds, by its extension: Protobuf for `.proto` and
+    /// descriptor sets, Avro for the rest (`.avsc`).
+    pub fn of_schema_file(file: &str) -> Format {
+        let ext = file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("proto" | "desc" | "pb" | "binpb" | "protoset") => Format::Protobuf,
+            _ => Format::Avro,
+        }
+    }
 }
 
 /// How one queue's or topic's payloads (or keys) are read: from the profile's `[decode]`
@@ -154,18 +165,6 @@ impl Schema {
         match self.kind {
             SchemaKind::Avro(_) => Format::Avro,
             SchemaKind::Protobuf(_) => Format::Protobuf,
-        }
-    }
-}
-
-impl Format {
-    /// The format a schema file holds, by its extension: Protobuf for `.proto` and
-    /// descriptor sets, Avro for the rest (`.avsc`).
-    pub fn of_schema_file(file: &str) -> Format {
-        let ext = file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("proto" | "desc" | "pb" | "binpb" | "protoset") => Format::Protobuf,
-            _ => Format::Avro,
         }
     }
 }
@@ -517,7 +516,7 @@ impl Decoder {
                 return Err(DecodeError::BadSchema {
                     origin,
                     reason: format!(
-                        "a {} schema cannot read a {} body",
+                        "it is {}, and the body was taken for {}",
                         schema.format().name(),
                         format.name()
                     ),

@@ -368,3 +368,23 @@ proptest! {
         prop_assert_eq!(got, Value::Object(want));
     }
 }
+
+#[test]
+fn a_schema_of_the_other_format_says_so() {
+    let mut schemas = LocalSchemas::default();
+    schemas.add_queue(
+        "q",
+        false,
+        Schema::avro(r#""long""#, Origin::File("n.avsc".into())).unwrap(),
+    );
+    let rule = Rule {
+        format: Some(Format::Protobuf),
+        ..Rule::default()
+    };
+    let d = Decoder::new([("q".to_string(), rule)].into(), Arc::new(schemas));
+    let e = d.decode(&input("q", &[0x08, 0x01])).unwrap().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "schema n.avsc: it is avro, and the body was taken for protobuf"
+    );
+}
