@@ -29,17 +29,7 @@ fn records_written_by_fastavro_decode_with_every_type_readable() {
     let schema_file = dir.path().join("order.avsc");
     std::fs::write(&schema_file, SCHEMA).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/decode_interop/write.py");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&schema_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = run(&python, &script, &[&schema_file]);
     let lines: Vec<&str> = text.lines().collect();
     let (bare, framed) = (hex(lines[0]), hex(lines[1]));
 
@@ -91,6 +81,21 @@ fn python(var: &str) -> Option<String> {
     }
 }
 
+/// What `script` run by `python` with `args` prints; its failure fails the test.
+fn run(python: &str, script: &Path, args: &[&Path]) -> String {
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Messages written by Python's `protobuf` (its own encoder) read as its
 /// `json_format.MessageToDict(msg, preserving_proto_field_name=True)` reads them: bare
 /// through a queue's `.proto` and message name, and Confluent-framed (schema id 7, message
@@ -110,16 +115,10 @@ fn messages_written_by_python_protobuf_decode_as_its_json_format_reads_them() {
     compiler.include_imports(true);
     compiler.open_file("order.proto").unwrap();
     std::fs::write(&set, compiler.encode_file_descriptor_set()).unwrap();
-    let out = std::process::Command::new(&python)
-        .arg(here.join("write_pb.py"))
-        .arg(&set)
-        .arg(here.join("order_pb.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = run(
+        &python,
+        &here.join("write_pb.py"),
+        &[&set, &here.join("order_pb.json")],
     );
 
     let mut schemas = LocalSchemas::default();
@@ -141,7 +140,6 @@ fn messages_written_by_python_protobuf_decode_as_its_json_format_reads_them() {
     schemas.add_id(7, Schema::protobuf_from_text(&proto, &[], subject).unwrap());
     let decoder = Decoder::new(rules, Arc::new(schemas));
 
-    let text = String::from_utf8(out.stdout).unwrap();
     let mut seen = Vec::new();
     for line in text.lines() {
         let [name, bare, framed, shown] = line.split('\t').collect::<Vec<_>>()[..] else {
