@@ -485,3 +485,61 @@ async fn trace_and_filter_read_inside_avro_bodies() {
     );
     assert!(text.contains("correlation: journey-5"), "{text}");
 }
+
+/// Confluent-framed Protobuf records on a Kafka topic, read by a profile's `schema_ids`
+/// mapping an id to a local `.proto`: the message indexes pick each record's type ([0] is
+/// `shop.Order`, [1] the file's second message, `shop.Refund`), with no registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peek_json_decodes_confluent_framed_protobuf_by_message_index() {
+    use prost::Message as _;
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/decode_interop");
+    let values: Value =
+        serde_json::from_str(&std::fs::read_to_string(here.join("order_pb.json")).unwrap())
+            .unwrap();
+    let mut compiler = protox::Compiler::new([&here]).unwrap();
+    compiler.open_file("order.proto").unwrap();
+    let pool = compiler.descriptor_pool();
+    let encode = |name: &str, indexes: &[u8]| {
+        let desc = pool.get_message_by_name(name).unwrap();
+        let msg = prost_reflect::DynamicMessage::deserialize(desc, &values[name]).unwrap();
+        let mut body = vec![0, 0, 0, 0, 7];
+        body.extend(indexes);
+        body.extend(msg.encode_to_vec());
+        body
+    };
+    let c = Cluster::new();
+    let t = c.topic("protobuf", 1);
+    for body in [encode("shop.Order", &[0]), encode("shop.Refund", &[2, 2])] {
+        c.produce(&t, 0, &Message::new("", 0, body), None).await;
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::fs::copy(here.join("order.proto"), home.path().join("order.proto")).unwrap();
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.k]\nurl = \"kafka://{}\"\nschema_ids = {{ \"7\" = \"order.proto\" }}\n",
+            c.bootstrap()
+        ),
+    )
+    .unwrap();
+    let rows = json_ok(mqscope(&home).args([
+        "peek",
+        &t,
+        "-n",
+        "2",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "k",
+    ]));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, name) in rows.iter().zip(["shop.Order", "shop.Refund"]) {
+        assert_eq!(row["decoded"], values[name], "{name}");
+        assert_eq!(
+            row["decoded_as"],
+            json!({"format": "protobuf", "schema_id": 7, "file": "order.proto", "message": name})
+        );
+    }
+}

@@ -2741,37 +2741,7 @@ async fn peek_json_decodes_gzip_msgpack_and_avro_beside_the_raw_payload() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("order.avsc"), schema_text).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.decoding]\nurl = \"{}\"\nmanagement_url = \"{}\"\n\
-             [profiles.decoding.decode]\n\"{queue}\" = {{ schema = \"order.avsc\" }}\n",
-            url_for("/"),
-            rabbit().mgmt_url
-        ),
-    )
-    .unwrap();
-    let out = mqscope(&[
-        "peek",
-        &queue,
-        "-n",
-        "10",
-        "--json",
-        "--config",
-        config.to_str().unwrap(),
-        "--profile",
-        "decoding",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recs = peek_json_decoding(&queue, dir.path(), r#"{ schema = "order.avsc" }"#);
     assert_eq!(recs.len(), 4, "{recs:?}");
     assert_eq!(
         recs[0]["decoded"],
@@ -2816,4 +2786,109 @@ async fn peek_json_decodes_gzip_msgpack_and_avro_beside_the_raw_payload() {
     assert_eq!(b64(&recs[0]["payload"]), zipped.payload.to_vec());
     assert_eq!(b64(&recs[1]["payload"]), packed);
     assert_eq!(recs[3]["payload_encoding"], "base64");
+}
+
+/// `peek --json` of `queue` through a profile whose `[decode]` maps it by `rule` (inline
+/// TOML), with its schema files in `dir`: the records.
+fn peek_json_decoding(queue: &str, dir: &std::path::Path, rule: &str) -> Vec<serde_json::Value> {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.decoding]\nurl = \"{}\"\nmanagement_url = \"{}\"\n\
+             [profiles.decoding.decode]\n\"{queue}\" = {rule}\n",
+            url_for("/"),
+            rabbit().mgmt_url
+        ),
+    )
+    .unwrap();
+    let out = mqscope(&[
+        "peek",
+        queue,
+        "-n",
+        "10",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "decoding",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A Protobuf body on a queue the profile maps to a local `.proto` and message type:
+/// `peek --json` reads it by the proto3 JSON mapping and names the message; a body cut
+/// short says why, beside its raw payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peek_json_decodes_protobuf_through_a_local_proto_mapping() {
+    use prost::Message as _;
+    let Some(r) = Rabbit::new().await else { return };
+    let queue = unique("protobuf");
+    r.declare(&queue, AmqpTable::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("order.proto"),
+        r#"syntax = "proto3";
+        package shop;
+        import "google/protobuf/timestamp.proto";
+        enum State { STATE_UNKNOWN = 0; STATE_PAID = 1; }
+        message Order {
+          string id = 1;
+          int64 total_cents = 2;
+          repeated string items = 3;
+          google.protobuf.Timestamp at = 4;
+          State state = 5;
+          map<string, string> labels = 6;
+        }"#,
+    )
+    .unwrap();
+    let value = serde_json::json!({
+        "id": "o-7",
+        "total_cents": "1250",
+        "items": ["tea", "cup"],
+        "at": "2024-03-01T12:34:56Z",
+        "state": "STATE_PAID",
+        "labels": {"channel": "web"}
+    });
+    let mut compiler = protox::Compiler::new([dir.path()]).unwrap();
+    compiler.open_file("order.proto").unwrap();
+    let desc = compiler
+        .descriptor_pool()
+        .get_message_by_name("shop.Order")
+        .unwrap();
+    let body = prost_reflect::DynamicMessage::deserialize(desc, &value)
+        .unwrap()
+        .encode_to_vec();
+    // No content type: the profile's mapping alone says it is Protobuf.
+    let order = Message::new(&queue, 0, body.clone());
+    let cut = Message::new(&queue, 0, body[..body.len() - 3].to_vec());
+    r.publish_all("", &queue, &[order, cut]).await;
+
+    let rule = r#"{ schema = "order.proto", message = "shop.Order" }"#;
+    let recs = peek_json_decoding(&queue, dir.path(), rule);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(recs[0]["decoded"], value);
+    assert_eq!(
+        recs[0]["decoded_as"],
+        serde_json::json!({"format": "protobuf", "file": "order.proto", "message": "shop.Order"})
+    );
+    assert!(recs[1].get("decoded").is_none());
+    let why = recs[1]["decode_error"].as_str().unwrap();
+    assert!(
+        why.starts_with("protobuf does not match shop.Order (order.proto): "),
+        "{why}"
+    );
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(recs[0]["payload"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw, body);
 }

@@ -1915,13 +1915,28 @@ fn the_status_bar_shows_the_broker_version_and_the_quorum_peek_rule() {
     );
 }
 
+/// Opens `m` as the selected queue's only message: the message view as drawn.
+fn open_only_message(s: &mut State, m: Message) -> String {
+    let fx = update(s, special(KeyCode::Enter));
+    let (req, _, _) = load_req(&fx);
+    let result = Ok(PeekPage {
+        messages: vec![m],
+        notes: Vec::new(),
+    });
+    update(s, Msg::MessagesLoaded { req, result });
+    update(s, special(KeyCode::Enter));
+    assert_eq!(s.view(), View::Message);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| mqscope::tui::ui::draw(f, s, &Theme::default_theme()))
+        .unwrap();
+    format!("{:?}", term.backend().buffer())
+}
+
 /// A MessagePack body opens decoded, its details say how it was read, and `p` goes from
 /// the decoded value to the raw payload's modes.
 #[test]
 fn a_messagepack_body_opens_decoded() {
     let mut s = with_queues(&[("orders", 1)]);
-    let fx = update(&mut s, special(KeyCode::Enter));
-    let (req, _, _) = load_req(&fx);
     let mut body = Vec::new();
     rmpv::encode::write_value(
         &mut body,
@@ -1933,17 +1948,7 @@ fn a_messagepack_body_opens_decoded() {
     .unwrap();
     let mut m = Message::new("orders", 0, body);
     m.properties.content_type = Some("application/msgpack".into());
-    let result = Ok(PeekPage {
-        messages: vec![m],
-        notes: Vec::new(),
-    });
-    update(&mut s, Msg::MessagesLoaded { req, result });
-    update(&mut s, special(KeyCode::Enter));
-    assert_eq!(s.view(), View::Message);
-    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| mqscope::tui::ui::draw(f, &s, &Theme::default_theme()))
-        .unwrap();
-    insta::assert_snapshot!("message_decoded", format!("{:?}", term.backend().buffer()));
+    insta::assert_snapshot!("message_decoded", open_only_message(&mut s, m));
     let text = screen(&s);
     assert!(text.contains("decoded: msgpack"), "{text}");
     assert!(text.contains("\"order\": 7"), "{text}");
@@ -1951,4 +1956,36 @@ fn a_messagepack_body_opens_decoded() {
     assert!(screen(&s).contains("mode decoded"), "{}", screen(&s));
     update(&mut s, key('p'));
     assert!(screen(&s).contains("mode json"), "{}", screen(&s));
+}
+
+/// A Protobuf body on a queue mapped to a `.proto` opens decoded, and its details name the
+/// schema file and the message type it was read as.
+#[test]
+fn a_protobuf_body_opens_decoded_with_its_message_type() {
+    use mqscope::format::decode::{Decoder, LocalSchemas, Origin, Rule, Schema};
+    let mut s = with_queues(&[("orders", 1)]);
+    let proto = "syntax = \"proto3\"; package shop;\n\
+                 message Order { string id = 1; int64 total_cents = 2; repeated string items = 3; }";
+    let schema =
+        Schema::protobuf_from_text(proto, &[], Origin::File("order.proto".into())).unwrap();
+    let mut schemas = LocalSchemas::default();
+    schemas.add_id(3, schema);
+    let rule = Rule {
+        format: Some(mqscope::format::decode::Format::Protobuf),
+        ..Rule::default()
+    };
+    s.decoding = mqscope::tui::state::Decoding(std::sync::Arc::new(Decoder::new(
+        [("orders".to_string(), rule)].into(),
+        std::sync::Arc::new(schemas),
+    )));
+    // Confluent-framed (schema id 3, message index [0]): id "o-7", total_cents 1250, items.
+    let body = b"\x00\x00\x00\x00\x03\x00\x0a\x03o-7\x10\xe2\x09\x1a\x03tea".to_vec();
+    let drawn = open_only_message(&mut s, Message::new("orders", 0, body));
+    insta::assert_snapshot!("message_decoded_protobuf", drawn);
+    let text = screen(&s);
+    assert!(
+        text.contains("decoded: protobuf, schema id 3, schema order.proto, message shop.Order"),
+        "{text}"
+    );
+    assert!(text.contains("\"total_cents\": \"1250\""), "{text}");
 }

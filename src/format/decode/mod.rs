@@ -1,8 +1,9 @@
 //! Reading what is inside a payload: compressed bodies (gzip, deflate, zstd), MessagePack,
-//! CBOR, JSON and Avro (Confluent-framed with a schema id, or bare with a local `.avsc`),
-//! turned into a JSON value for `peek --json` and the other front ends. Pure: the schemas
-//! come from a [`SchemaSource`] that config fills from local files now and a registry client
-//! can fill later; nothing here touches the network or the disk.
+//! CBOR, JSON, Avro and Protobuf (Confluent-framed with a schema id, or bare with a local
+//! `.avsc`, `.proto` or descriptor set), turned into a JSON value for `peek --json` and the
+//! other front ends. Pure: the schemas come from a [`SchemaSource`] that config fills from
+//! local files now and a registry client can fill later; nothing here touches the network
+//! or the disk (a `.proto`'s imports are opened by the file resolver config hands in).
 //!
 //! Every failure is a [`DecodeError`] with a reason for that message alone; the payload bytes
 //! are never changed, replaced or dropped (the record keeps `payload` as it was).
@@ -11,6 +12,7 @@ mod avro;
 mod cbor;
 mod compress;
 mod msgpack;
+mod protobuf;
 mod wire;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use compress::Compression;
+pub use protobuf::Protobuf;
 pub use wire::{Framing, read_framing};
 
 /// Bodies (after decompression) larger than this are not decoded. The worst case is a
@@ -35,6 +38,8 @@ pub enum Format {
     #[serde(alias = "messagepack")]
     Msgpack,
     Cbor,
+    #[serde(alias = "proto")]
+    Protobuf,
     /// UTF-8 text, shown as a JSON string (a decompressed body that is not JSON).
     Text,
 }
@@ -46,6 +51,7 @@ impl Format {
             Format::Avro => "avro",
             Format::Msgpack => "msgpack",
             Format::Cbor => "cbor",
+            Format::Protobuf => "protobuf",
             Format::Text => "text",
         }
     }
@@ -68,8 +74,22 @@ impl Format {
             "avro/binary" | "application/avro" | "application/vnd.apache.avro+binary" => {
                 Some(Format::Avro)
             }
+            "application/x-protobuf"
+            | "application/protobuf"
+            | "application/vnd.google.protobuf"
+            | "application/x-google-protobuf" => Some(Format::Protobuf),
             s if s.ends_with("+json") => Some(Format::Json),
             _ => None,
+        }
+    }
+
+    /// The format a schema file holds, by its extension: Protobuf for `.proto` and
+    /// descriptor sets, Avro for the rest (`.avsc`).
+    pub fn of_schema_file(file: &str) -> Format {
+        let ext = file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("proto" | "desc" | "pb" | "binpb" | "protoset") => Format::Protobuf,
+            _ => Format::Avro,
         }
     }
 }
@@ -79,11 +99,20 @@ impl Format {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// Unset: Avro when a schema is named, else by content type, magic bytes, or not at
-    /// all. A message's own `content_type`, when it names a format, wins over this.
+    /// Unset: Avro or Protobuf when a schema is named (by its file's extension), else by
+    /// content type, magic bytes, or not at all. A message's own `content_type`, when it
+    /// names a format, wins over this.
     pub format: Option<Format>,
-    /// A local schema file (`.avsc`), relative to the config file.
+    /// A local schema file (`.avsc`, `.proto`, or a descriptor set `.desc`, `.pb`,
+    /// `.binpb`, `.protoset`), relative to the config file.
     pub schema: Option<String>,
+    /// Protobuf: the message type a bare payload holds (`pkg.Order`, or `Order` when that
+    /// is unique in the file). Confluent-framed payloads name theirs by message index.
+    pub message: Option<String>,
+    /// Protobuf: more directories `.proto` imports are looked up in (after the schema
+    /// file's own), relative to the config file.
+    #[serde(default)]
+    pub includes: Vec<String>,
     /// How the schema id is found: `confluent` (magic byte 0 and a 4-byte id), `none`
     /// (a bare datum), or unset: Confluent framing when the id is known, bare otherwise.
     pub framing: Option<FramingRule>,
@@ -109,6 +138,7 @@ pub struct Schema {
 #[derive(Debug)]
 pub enum SchemaKind {
     Avro(apache_avro::Schema),
+    Protobuf(Protobuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,6 +159,13 @@ impl Schema {
             kind: SchemaKind::Avro(schema),
             origin,
         })
+    }
+
+    fn format(&self) -> Format {
+        match self.kind {
+            SchemaKind::Avro(_) => Format::Avro,
+            SchemaKind::Protobuf(_) => Format::Protobuf,
+        }
     }
 }
 
@@ -251,7 +288,7 @@ pub struct DecodedAs {
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    /// The Protobuf message type (unused until Protobuf is read).
+    /// The Protobuf message type, by full name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -394,7 +431,7 @@ impl Decoder {
         let format = input
             .content_type
             .and_then(Format::from_content_type)
-            .or_else(|| rule.and_then(|r| r.format.or(r.schema.as_ref().map(|_| Format::Avro))));
+            .or_else(|| rule.and_then(Rule::format));
         let framed = format.is_none()
             && rule.is_none()
             && compression.is_none()
@@ -437,58 +474,98 @@ impl Decoder {
                 Ok(d) => return Ok(with_compression(d, compression)),
                 Err(_) => Format::Text,
             },
-            None => Format::Avro,
+            // Framed with a known id (`decode` checked): the format of that id's schema.
+            None => read_framing(body, false)
+                .ok()
+                .and_then(|f| self.schemas.by_id(f.id))
+                .map_or(Format::Avro, |s| s.format()),
         };
         let decoded = match format {
             Format::Json => json(body)?,
             Format::Text => text(body)?,
             Format::Msgpack => msgpack::decode(body)?,
             Format::Cbor => cbor::decode(body)?,
-            Format::Avro => self.avro(body, input, rule)?,
+            Format::Avro | Format::Protobuf => self.with_schema(format, body, input, rule)?,
         };
         Ok(with_compression(decoded, compression))
     }
 
-    fn avro(
+    /// A body read with a schema: Avro or Protobuf, bare or Confluent-framed.
+    fn with_schema(
         &self,
+        format: Format,
         body: &[u8],
         input: &Input<'_>,
         rule: Option<&Rule>,
     ) -> Result<Decoded, DecodeError> {
+        let protobuf = format == Format::Protobuf;
         let framing = rule.and_then(|r| r.framing);
         let mapped = self.schemas.for_queue(input.queue, input.key);
-        let (schema, id, datum) = match framing {
-            Some(FramingRule::None) => (mapped, None, body),
+        let (schema, id, indexes, datum) = match framing {
+            Some(FramingRule::None) => (mapped, None, None, body),
             Some(FramingRule::Confluent) => {
-                let f = read_framing(body, false)?;
+                let f = read_framing(body, protobuf)?;
                 let schema = self.schemas.by_id(f.id).or(mapped);
-                (schema, Some(f.id), f.rest)
+                (schema, Some(f.id), f.indexes, f.rest)
             }
-            None => match read_framing(body, false) {
+            None => match read_framing(body, protobuf) {
                 Ok(f) => match self.schemas.by_id(f.id) {
-                    Some(s) => (Some(s), Some(f.id), f.rest),
+                    Some(s) => (Some(s), Some(f.id), f.indexes, f.rest),
                     // Framed by the look of it, but an id nobody knows: the mapped file
                     // reads the bare body; with no file, the id is what is missing.
                     None if mapped.is_none() => return Err(DecodeError::UnknownSchemaId(f.id)),
-                    None => (mapped, None, body),
+                    // A Protobuf message cannot start with a 0 byte (field number 0 does
+                    // not exist), so that body is framed: its indexes pick the message.
+                    None if protobuf => (mapped, Some(f.id), f.indexes, f.rest),
+                    None => (mapped, None, None, body),
                 },
-                Err(_) => (mapped, None, body),
+                Err(_) => (mapped, None, None, body),
             },
         };
         let schema = match (schema, id) {
             (Some(s), _) => s,
             (None, Some(id)) => return Err(DecodeError::UnknownSchemaId(id)),
-            (None, None) => return Err(DecodeError::NoSchema { format: "avro" }),
+            (None, None) => {
+                return Err(DecodeError::NoSchema {
+                    format: format.name(),
+                });
+            }
         };
-        let SchemaKind::Avro(avro_schema) = &schema.kind;
-        let value = avro::decode(avro_schema, datum, &schema.origin.shown())?;
-        let mut decoded_as = DecodedAs::new(Format::Avro);
+        let origin = schema.origin.shown();
+        let mut decoded_as = DecodedAs::new(schema.format());
+        let value = match &schema.kind {
+            SchemaKind::Avro(s) if !protobuf => avro::decode(s, datum, &origin)?,
+            SchemaKind::Protobuf(p) if protobuf => {
+                let (value, message) = protobuf::decode(p, indexes.as_deref(), datum, &origin)?;
+                decoded_as.message = Some(message);
+                value
+            }
+            _ => {
+                return Err(DecodeError::BadSchema {
+                    origin,
+                    reason: format!(
+                        "it is {}, and the body was taken for {}",
+                        schema.format().name(),
+                        format.name()
+                    ),
+                });
+            }
+        };
         decoded_as.schema_id = id;
         match &schema.origin {
             Origin::Subject(s) => decoded_as.subject = Some(s.clone()),
             Origin::File(f) => decoded_as.file = Some(f.clone()),
         }
         Ok(Decoded { value, decoded_as })
+    }
+}
+
+impl Rule {
+    /// The format the rule names, or implies by its schema file or message type.
+    fn format(&self) -> Option<Format> {
+        self.format
+            .or(self.schema.as_deref().map(Format::of_schema_file))
+            .or(self.message.as_ref().map(|_| Format::Protobuf))
     }
 }
 
@@ -584,3 +661,5 @@ fn key_text(v: Value) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_protobuf;
