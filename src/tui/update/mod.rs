@@ -95,6 +95,10 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::MessagesLoaded { req, result } => messages::on_page(s, req, result),
+        Msg::RegistryNote(note) => {
+            s.status.info = Some(note);
+            Vec::new()
+        }
         Msg::Saved(r) => {
             message::saved(s, r);
             Vec::new()
