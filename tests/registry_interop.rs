@@ -94,11 +94,16 @@ impl StandIn {
 
 /// One plain HTTP/1.0 request to the stand-in: its body.
 fn http(base: &str, method: &str, path: &str) -> String {
+    http_with(base, method, path, "")
+}
+
+fn http_with(base: &str, method: &str, path: &str, body: &str) -> String {
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut text = String::new();
@@ -408,4 +413,128 @@ fn confluent_serializer_records_on_tansu_decode_as_its_deserializers_read_them()
     let expected = produce(&python, &addr, &registry.url, prefix, true);
     let e = env(&addr, &[("p", &registry.url)]);
     check_agreement(&e, &registry, prefix, &expected);
+}
+
+/// The TUI's decoder never asks the registry itself: its worker fetches a page's schemas
+/// first (`Registry::prefetch`), and a registry that cannot be reached is one note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoder_that_does_not_fetch_finds_prefetched_schemas_and_an_unreachable_registry_is_a_note()
+ {
+    use mqscope::backend::registry::{Registry, RegistryAuth, RegistrySchemas, RegistrySettings};
+    use mqscope::backend::target::Secret;
+    use mqscope::format::decode::{Decoder, Input, LocalSchemas};
+    use std::sync::Arc;
+
+    // The stand-in needs only Python's standard library.
+    let python = std::env::var("MQSCOPE_PYTHON_CONFLUENT").unwrap_or_else(|_| "python3".into());
+    let registry = StandIn::start(&python, false);
+    let answer = http_with(
+        &registry.url,
+        "POST",
+        "/subjects/t-value/versions",
+        r#"{"schema": "\"long\""}"#,
+    );
+    let id: u32 = serde_json::from_str::<Value>(&answer).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let settings = |url: &str, auth| RegistrySettings {
+        url: url.to_string(),
+        auth,
+        ca_file: None,
+    };
+    let reg = Arc::new(
+        Registry::new(settings(
+            &registry.url,
+            RegistryAuth::Bearer(Secret::new("t0k")),
+        ))
+        .unwrap(),
+    );
+    let decoder = Decoder::new(
+        BTreeMap::new(),
+        Arc::new(RegistrySchemas::new(
+            LocalSchemas::default(),
+            reg.clone(),
+            false,
+        )),
+    );
+    let mut body = vec![0u8];
+    body.extend(id.to_be_bytes());
+    body.push(0x54); // 42
+    let input = Input {
+        bytes: &body,
+        queue: "t",
+        ..Input::default()
+    };
+    // Not fetched yet: left alone, and nothing was asked.
+    assert!(decoder.decode(&input).is_none());
+    assert_eq!(reg.requests(), 0);
+    let other = [0u8, 0, 0, 0x03, 0xe7, 1];
+    let ids = reg.wanted([&body[..], &body[..], &other[..], b"{}"]);
+    assert_eq!(ids, [id, 999]);
+    assert_eq!(reg.prefetch(ids).await, None);
+    let got = decoder.decode(&input).unwrap().unwrap();
+    assert_eq!(got.value, 42);
+    assert_eq!(got.decoded_as.subject.as_deref(), Some("t-value"));
+    let e = decoder
+        .decode(&Input {
+            bytes: &other,
+            ..input
+        })
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("Schema 999 not found"), "{e}");
+    assert_eq!(http(&registry.url, "GET", "/_last_auth"), r#""Bearer t0k""#);
+    // Asked once each (by id, then its subject), whatever is decoded again.
+    let before = reg.requests();
+    assert!(reg.wanted([&body[..], &other[..]]).is_empty());
+    assert_eq!(reg.prefetch(vec![id]).await, None);
+    assert_eq!(reg.requests(), before);
+
+    let basic = Registry::new(settings(
+        &registry.url,
+        RegistryAuth::Basic {
+            user: "key".into(),
+            password: Secret::new("s3cret"),
+        },
+    ))
+    .unwrap();
+    basic.schema(id).await.unwrap();
+    assert_eq!(
+        http(&registry.url, "GET", "/_last_auth"),
+        format!(
+            "\"Basic {}\"",
+            base64::engine::general_purpose::STANDARD.encode("key:s3cret")
+        )
+    );
+
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let down = Arc::new(Registry::new(settings(&closed, RegistryAuth::None)).unwrap());
+    let note = down.prefetch(down.wanted([&body[..]])).await.unwrap();
+    assert!(
+        note.contains("is unreachable") && note.contains("shown raw"),
+        "{note}"
+    );
+    let decoder = Decoder::new(
+        BTreeMap::new(),
+        Arc::new(RegistrySchemas::new(
+            LocalSchemas::default(),
+            down.clone(),
+            false,
+        )),
+    );
+    let e = decoder.decode(&input).unwrap().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("registry {closed} is unreachable")),
+        "{e}"
+    );
+    // Remembered: a second id is not tried while the registry is down.
+    let requests = down.requests();
+    assert!(down.schema(999).await.is_err());
+    assert_eq!(down.requests(), requests);
 }

@@ -14,7 +14,7 @@ Confluent API documents them, and nothing more; it checks no compatibility.
     POST /subjects/{subject}            look a schema up under a subject
 
 For the tests: GET /_counts (requests per method and path since the last reset),
-POST /_reset_counts. With --garbage every GET of a schema answers 200 with text that is
+POST /_reset_counts, GET /_last_auth (the Authorization header of the last schema request). With --garbage every GET of a schema answers 200 with text that is
 not JSON (a registry returning garbage). Prints its port on the first line of stdout.
 """
 import json
@@ -27,6 +27,7 @@ lock = threading.Lock()
 schemas = []  # id - 1 -> {"schema", "schemaType", "references"}
 subjects = {}  # subject -> [id of version 1, id of version 2, ...]
 counts = {}
+last_auth = [None]
 garbage = "--garbage" in sys.argv
 
 
@@ -58,6 +59,7 @@ class Handler(BaseHTTPRequestHandler):
             key = f"{self.command} {path}"
             if not path.startswith("/_"):
                 counts[key] = counts.get(key, 0) + 1
+                last_auth[0] = self.headers.get("Authorization")
         return [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
 
     def body(self):
@@ -88,6 +90,9 @@ class Handler(BaseHTTPRequestHandler):
         if p == ["_counts"]:
             with lock:
                 return self.answer(200, dict(counts))
+        if p == ["_last_auth"]:
+            with lock:
+                return self.answer(200, last_auth[0])
         if garbage and p and p[0] in ("schemas", "subjects"):
             data = b"<html>this is not a schema registry</html>"
             self.send_response(200)
