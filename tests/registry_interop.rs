@@ -14,6 +14,7 @@
 //! without it the tests skip, except under CI=true, where they fail.
 
 mod kafka_mock;
+mod tansu;
 
 use assert_cmd::Command;
 use base64::Engine;
@@ -358,56 +359,13 @@ async fn unknown_ids_a_registry_down_or_talking_garbage_leave_the_raw_payload_an
     );
 }
 
-/// tansu on a free loopback port, or None (skip) when it is not installed outside CI.
-fn tansu() -> Option<(Running, String)> {
-    let bin = match std::env::var("MQSCOPE_TANSU") {
-        Ok(b) if Path::new(&b).is_file() => b,
-        other => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "MQSCOPE_TANSU must name the tansu binary in CI: {other:?}"
-            );
-            eprintln!("skipping: MQSCOPE_TANSU is not set (scripts/test installs tansu)");
-            return None;
-        }
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let url = format!("tcp://{addr}");
-    let child = std::process::Command::new(bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/", "--silent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "tansu did not listen within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some((running, addr))
-}
-
 #[test]
 fn confluent_serializer_records_on_tansu_decode_as_its_deserializers_read_them() {
     let Some(python) = python() else { return };
-    let Some((_tansu, addr)) = tansu() else {
+    let Some(broker) = tansu::start() else {
         return;
     };
+    let addr = broker.addr.clone();
     let registry = StandIn::start(&python, false);
     let prefix = "registry-tansu";
     let expected = produce(&python, &addr, &registry.url, prefix, true);

@@ -6,7 +6,6 @@ use super::{ConfigError, Profile, Resolved, Secret};
 use crate::backend::registry::{Registry, RegistryAuth, RegistrySettings};
 use serde::Deserialize;
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Overrides the profile's registry URL (keeping its credentials), or names one for a
@@ -61,12 +60,7 @@ pub fn registry(resolved: &Resolved) -> Result<Option<Arc<Registry>>, ConfigErro
     if config.url.is_empty() {
         return Ok(None);
     }
-    let base = resolved
-        .config_path
-        .as_deref()
-        .and_then(|p| Path::new(p).parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base = super::schemas::config_dir(resolved);
     let wrong = |reason: String| ConfigError::Schema(format!("schema_registry: {reason}"));
     let auth = auth(&config, &resolved.profile).map_err(wrong)?;
     let settings = RegistrySettings {

@@ -22,12 +22,7 @@ pub fn decoder_with(
     registry: Option<Arc<Registry>>,
     fetch: bool,
 ) -> Result<Decoder, ConfigError> {
-    let base = resolved
-        .config_path
-        .as_deref()
-        .and_then(|p| Path::new(p).parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base = config_dir(resolved);
     let profile = &resolved.profile;
     let mut schemas = LocalSchemas::default();
     for (queue, rule) in &profile.decode {
@@ -55,6 +50,16 @@ pub fn decoder_with(
         Some(r) => Decoder::new(rules, Arc::new(RegistrySchemas::new(schemas, r, fetch))),
         None => Decoder::new(rules, Arc::new(schemas)),
     })
+}
+
+/// Where files a profile names are read from: beside the config file.
+pub(super) fn config_dir(resolved: &Resolved) -> PathBuf {
+    resolved
+        .config_path
+        .as_deref()
+        .and_then(|p| Path::new(p).parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn read(base: &Path, file: &str, what: &str) -> Result<Schema, ConfigError> {

@@ -20,6 +20,7 @@ import base64
 import datetime
 import decimal
 import json
+import os
 import sys
 import uuid
 
@@ -29,6 +30,9 @@ from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegis
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "decode_interop"))
+from order_record import record  # noqa: E402
 
 bootstrap, registry_url, prefix, avsc = sys.argv[1:5]
 client = SchemaRegistryClient({"url": registry_url})
@@ -104,31 +108,6 @@ order_v1 = open(avsc).read()
 v2 = json.loads(order_v1)
 v2["fields"].append({"name": "channel", "type": "string", "default": "web"})
 order_v2 = json.dumps(v2)
-record = {
-    "nothing": None,
-    "paid": True,
-    "qty": -3,
-    "id": 9007199254740993,
-    "ratio": 0.25,
-    "price": 19.99,
-    "blob": b"\xff\xad",
-    "name": "Zo\u00eb",
-    "state": "PAID",
-    "hash": b"ok",
-    "tags": ["a", "b"],
-    "attrs": {"z": 1, "a": 2},
-    "note": "fragile",
-    "amount": decimal.Decimal("123.45"),
-    "fee": decimal.Decimal("-0.005"),
-    "ref": uuid.UUID("6f1b0c9e-3a52-4e6e-9d0e-1f2a3b4c5d6e"),
-    "day": datetime.date(2022, 1, 8),
-    "at_ms": datetime.time(1, 2, 3, 4000),
-    "at_us": datetime.time(1, 2, 3, 4005),
-    "ts_ms": datetime.datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=utc),
-    "ts_us": datetime.datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=utc),
-    "local_ms": datetime.datetime(2023, 11, 14, 22, 13, 20),
-    "again": b"\xff\xfe",
-}
 avro_out = AvroDeserializer(client)
 orders = f"{prefix}-orders"
 v1_ser = AvroSerializer(client, order_v1)
