@@ -136,7 +136,7 @@ fn produce(python: &str, bootstrap: &str, registry: &str, prefix: &str, create: 
                 v["topic"].as_str().unwrap().to_string(),
                 v["offset"].as_i64().unwrap(),
             );
-            (key, v["value"].clone())
+            (key, v)
         })
         .collect()
 }
@@ -211,7 +211,13 @@ fn check_agreement(e: &Env, registry: &StandIn, prefix: &str, expected: &Expecte
         for r in &records {
             let key = (topic.clone(), r["offset"].as_i64().unwrap());
             let want = &expected[&key];
-            assert_eq!(&r["decoded"], want, "{key:?}: {r}");
+            assert_eq!(&r["decoded"], &want["value"], "{key:?}: {r}");
+            if let Some(k) = want.get("key") {
+                assert_eq!(&r["key_decoded"], k, "{key:?}: {r}");
+                let d = &r["key_decoded_as"];
+                assert_eq!(d["subject"], format!("{topic}-key"), "{r}");
+                *ids.entry(d["schema_id"].as_u64().unwrap()).or_insert(0) += 1;
+            }
             let d = &r["decoded_as"];
             assert_eq!(d["format"], format, "{r}");
             assert_eq!(d["subject"], format!("{topic}-value"), "{r}");
@@ -223,8 +229,8 @@ fn check_agreement(e: &Env, registry: &StandIn, prefix: &str, expected: &Expecte
             assert_eq!(counts[&format!("GET /schemas/ids/{id}")], 1, "{counts:?}");
         }
         if topic.ends_with("orders") {
-            // v1, v1, then v2 with the new field: two schemas, the first used twice.
-            assert_eq!(ids.values().copied().collect::<Vec<_>>(), [2, 1]);
+            // v1 (with a key), v1, then v2 with the new field: the first used twice.
+            assert_eq!(ids.values().copied().collect::<Vec<_>>(), [2, 1, 1]);
             let last = records.last().unwrap();
             assert_eq!(last["decoded"]["channel"], "shop");
             assert!(records[0]["decoded"].get("channel").is_none());
@@ -265,7 +271,9 @@ async fn confluent_serializer_records_on_the_mock_cluster_decode_as_its_deserial
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains(&format!("Schema subjects: {prefix}-orders-value")),
+        text.contains(&format!(
+            "Schema subjects: {prefix}-orders-value, {prefix}-orders-key"
+        )),
         "{text}"
     );
     let out = e

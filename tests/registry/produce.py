@@ -80,28 +80,31 @@ def readable(v):
     return v
 
 
-def produce(topic, serializer, deserializer, value):
+def produce(topic, serializer, deserializer, value, key=None):
+    """`key`: (serializer, deserializer, value) for a key written under `<topic>-key`."""
     ctx = SerializationContext(topic, MessageField.VALUE)
     data = serializer(value, ctx)
+    key_ctx = SerializationContext(topic, MessageField.KEY)
+    key_data = key[0](key[2], key_ctx) if key else None
     delivered = []
-    producer.produce(topic, value=data, on_delivery=lambda err, msg: delivered.append((err, msg)))
+    producer.produce(
+        topic, key=key_data, value=data, on_delivery=lambda err, msg: delivered.append((err, msg))
+    )
     # One at a time: tansu's high watermark lags a batched produce.
     producer.flush(15)
     err, msg = delivered[0]
     if err is not None:
         raise SystemExit(f"produce to {topic} failed: {err}")
     back = deserializer(msg.value(), ctx)
-    print(
-        json.dumps(
-            {
-                "topic": topic,
-                "partition": msg.partition(),
-                "offset": msg.offset(),
-                "value": readable(back),
-            }
-        ),
-        flush=True,
-    )
+    line = {
+        "topic": topic,
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "value": readable(back),
+    }
+    if key:
+        line["key"] = readable(key[1](msg.key(), key_ctx))
+    print(json.dumps(line), flush=True)
 
 
 order_v1 = open(avsc).read()
@@ -111,7 +114,9 @@ order_v2 = json.dumps(v2)
 avro_out = AvroDeserializer(client)
 orders = f"{prefix}-orders"
 v1_ser = AvroSerializer(client, order_v1)
-produce(orders, v1_ser, avro_out, record)
+order_key = '{"type": "record", "name": "OrderKey", "namespace": "shop", "fields": [{"name": "id", "type": "long"}, {"name": "shard", "type": {"type": "int", "logicalType": "date"}}]}'
+key = (AvroSerializer(client, order_key), avro_out, {"id": 77, "shard": datetime.date(2024, 2, 29)})
+produce(orders, v1_ser, avro_out, record, key)
 second = dict(record, qty=7, note=None, fee=None, again=None, tags=[], attrs={}, state="NEW")
 produce(orders, v1_ser, avro_out, second)
 produce(orders, AvroSerializer(client, order_v2), avro_out, dict(record, channel="shop"))
