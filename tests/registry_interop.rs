@@ -504,3 +504,110 @@ async fn a_decoder_that_does_not_fetch_finds_prefetched_schemas_and_an_unreachab
     assert!(down.schema(999).await.is_err());
     assert_eq!(down.requests(), requests);
 }
+
+/// The TUI's path: its worker fetches a page's schemas before handing the page over, so
+/// that opening a message decodes it at once from the cache; with the registry down the
+/// page still comes, after a note for the status bar, and each message says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tui_worker_fetches_a_pages_schemas_first_and_notes_an_unreachable_registry() {
+    use mqscope::backend::registry::{Registry, RegistryAuth, RegistrySchemas, RegistrySettings};
+    use mqscope::backend::{ConnectOptions, PeekFrom};
+    use mqscope::config::Target;
+    use mqscope::format::decode::{Decoder, Input, LocalSchemas};
+    use mqscope::tui::state::Effect;
+    use mqscope::tui::update::Msg;
+    use mqscope::tui::worker::Worker;
+    use std::sync::Arc;
+
+    let Some(python) = python() else { return };
+    let registry = StandIn::start(&python, false);
+    let c = Cluster::new();
+    let prefix = "registry-tui";
+    for t in ["orders", "invoices", "events"] {
+        c.mock
+            .0
+            .create_topic(&format!("{prefix}-{t}"), 1, 1)
+            .unwrap();
+    }
+    let expected = produce(&python, &c.bootstrap(), &registry.url, prefix, false);
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let topic = format!("{prefix}-invoices");
+    for (url, reachable) in [(&registry.url, true), (&closed, false)] {
+        let reg = Arc::new(
+            Registry::new(RegistrySettings {
+                url: url.clone(),
+                auth: RegistryAuth::None,
+                ca_file: None,
+            })
+            .unwrap(),
+        );
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = Worker::with_options(
+            Target::parse(&format!("kafka://{}", c.bootstrap())).unwrap(),
+            ConnectOptions {
+                live: false,
+                ..Default::default()
+            },
+            tx,
+        )
+        .with_registry(Some(reg.clone()));
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        worker.run(Effect::Connect);
+        assert!(matches!(next().await, Msg::Connected { .. }));
+        worker.run(Effect::LoadMessages {
+            req: 1,
+            queue: topic.clone(),
+            partition: None,
+            from: PeekFrom::Start,
+            limit: 10,
+            force: false,
+        });
+        let mut note = None;
+        let page = loop {
+            match next().await {
+                Msg::RegistryNote(n) => note = Some(n),
+                Msg::MessagesLoaded { req: 1, result } => break result.unwrap(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(page.messages.len(), 2);
+        let decoder = Decoder::new(
+            BTreeMap::new(),
+            Arc::new(RegistrySchemas::new(
+                LocalSchemas::default(),
+                reg.clone(),
+                false,
+            )),
+        );
+        let requests = reg.requests();
+        for m in &page.messages {
+            let got = decoder.decode(&Input::payload(m)).unwrap();
+            if reachable {
+                let want = &expected[&(topic.clone(), m.offset.unwrap())]["value"];
+                assert_eq!(&got.unwrap().value, want);
+            } else {
+                let e = got.unwrap_err().to_string();
+                assert!(
+                    e.contains(&format!("registry {closed} is unreachable")),
+                    "{e}"
+                );
+            }
+        }
+        // Decoding asked nothing: it found what the worker had fetched (or had failed).
+        assert_eq!(reg.requests(), requests);
+        match (reachable, note) {
+            (true, None) => {}
+            (false, Some(n)) => assert!(n.contains("is unreachable"), "{n}"),
+            (r, n) => panic!("reachable {r}, note {n:?}"),
+        }
+        worker.close().await;
+    }
+}

@@ -435,6 +435,16 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_that_cannot_be_reached_is_a_status_note_and_nothing_else() {
+        let (mut s, _) = connected();
+        let note =
+            "registry http://r:8081 is unreachable: connection refused: payloads are shown raw";
+        assert!(update(&mut s, Msg::RegistryNote(note.into())).is_empty());
+        assert_eq!(s.status.info.as_deref(), Some(note));
+        assert_eq!(s.status.error, None);
+    }
+
+    #[test]
     fn only_the_newest_listing_is_shown() {
         let (mut s, first) = connected();
         // Ctrl-R asks again before the first listing came back.
