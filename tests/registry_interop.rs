@@ -297,6 +297,9 @@ async fn unknown_ids_a_registry_down_or_talking_garbage_leave_the_raw_payload_an
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
+    // A registry that takes the connection and never answers: its port's backlog accepts.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung = format!("http://{}", silent.local_addr().unwrap());
     let c = Cluster::new();
     let prefix = "registry-bad";
     for t in ["orders", "invoices", "events"] {
@@ -312,6 +315,7 @@ async fn unknown_ids_a_registry_down_or_talking_garbage_leave_the_raw_payload_an
             ("p", &registry.url),
             ("down", &closed),
             ("garbage", &garbage.url),
+            ("hung", &hung),
         ],
     );
     // An id the registry never gave: 999, framed by hand.
@@ -350,6 +354,17 @@ async fn unknown_ids_a_registry_down_or_talking_garbage_leave_the_raw_payload_an
     }
     // Said for each record, asked once: a down registry is not waited on per message.
     assert!(started.elapsed() < Duration::from_secs(60));
+
+    // One request's timeout, once: the registry is then remembered as down.
+    let records = e.peek("hung", &orders);
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        let why = r["decode_error"].as_str().unwrap();
+        assert!(
+            why.contains("is unreachable") && why.contains("timed out"),
+            "{why}"
+        );
+    }
 
     garbage.reset_counts();
     let records = e.peek("garbage", &orders);
