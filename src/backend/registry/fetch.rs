@@ -217,11 +217,13 @@ fn segment(s: &str) -> String {
         .replace('+', "%20")
 }
 
-/// What went wrong sending a request, its causes joined (reqwest's own message is only the
-/// outermost, "error sending request for url ...").
+/// What went wrong sending a request: its causes joined (reqwest's own message is only
+/// "error sending request for url ...").
 fn error_chain(e: &reqwest::Error) -> String {
     let mut parts = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    // reqwest's own text repeats the URL, which the message says already.
+    let first: &dyn std::error::Error = e;
+    let mut cur = first.source().or(Some(first));
     while let Some(err) = cur {
         let text = err.to_string();
         if !parts.iter().any(|p: &String| p.contains(&text)) {
