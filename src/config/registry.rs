@@ -136,6 +136,32 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_names_its_registry_in_one_table_and_a_misspelt_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[profiles.k]\nurl = \"kafka://k1:9092\"\nschema_registry = { url = \"http://r:8081\", user = \"u\", password_command = \"printf Pw9\", ca_file = \"ca.pem\" }\n",
+        )
+        .unwrap();
+        let cfg = crate::config::load_config(&path, true).unwrap();
+        let p = &cfg.profiles["k"];
+        let r = p.schema_registry.as_ref().unwrap();
+        assert_eq!(r.url, "http://r:8081");
+        assert_eq!(r.ca_file.as_deref(), Some("ca.pem"));
+        assert!(!format!("{p:?}").contains("Pw9"));
+        std::fs::write(
+            &path,
+            "[profiles.k]\nurl = \"kafka://k1:9092\"\nschema_registry = { url = \"http://r:8081\", passwrd_env = \"X\" }\n",
+        )
+        .unwrap();
+        let e = crate::config::load_config(&path, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("passwrd_env"), "{e}");
+    }
+
+    #[test]
     fn basic_or_bearer_secrets_come_from_commands_or_variables_and_never_show() {
         let p = Profile::default();
         let c = config(|c| {

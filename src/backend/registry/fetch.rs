@@ -259,6 +259,32 @@ fn error_detail(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_holds_no_certificate_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = |ca: PathBuf| RegistrySettings {
+            url: "https://r:8081".into(),
+            auth: RegistryAuth::None,
+            ca_file: Some(ca),
+        };
+        let client = |ca| Client::new(&settings(ca), Arc::default()).err().unwrap();
+        let e = client(dir.path().join("gone.pem")).to_string();
+        assert!(e.contains("ca_file") && e.contains("gone.pem"), "{e}");
+        std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+        let e = client(dir.path().join("empty.pem")).to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = super::super::Registry::new(RegistrySettings {
+            url: "http://user:pw@r:8081".into(),
+            auth: RegistryAuth::None,
+            ca_file: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("must not hold a user or password"), "{e}");
+        assert!(!e.contains("pw@"), "{e}");
+    }
 
     #[test]
     fn subjects_are_one_path_segment_and_error_bodies_are_short() {

@@ -142,8 +142,15 @@ impl fmt::Debug for Registry {
 impl Registry {
     /// A client for `settings`, and its thread. Nothing is asked until a schema is wanted.
     pub fn new(settings: RegistrySettings) -> Result<Registry, RegistryError> {
+        // The URL is said in every message about the registry: it must hold no secret, and
+        // one that does is not repeated here either.
         crate::backend::target::check_management_url(&settings.url).map_err(|reason| {
-            RegistryError::Setup(format!("url \"{}\": {reason}", settings.url))
+            let shown = crate::backend::target::redact_raw(&settings.url);
+            let reason = reason.replace(
+                "the profile's user and password are sent",
+                "give schema_registry's user and password_env or password_command",
+            );
+            RegistryError::Setup(format!("url \"{shown}\": {reason}"))
         })?;
         let requests = Arc::new(AtomicU64::new(0));
         let client = fetch::Client::new(&settings, requests.clone())?;
