@@ -63,11 +63,12 @@ struct StandIn {
 
 impl StandIn {
     fn start(python: &str, garbage: bool) -> StandIn {
+        StandIn::with_args(python, if garbage { &["--garbage"] } else { &[] }, "http")
+    }
+
+    fn with_args(python: &str, args: &[&str], scheme: &str) -> StandIn {
         let mut cmd = std::process::Command::new(python);
-        cmd.arg(here("tests/registry/standin.py"));
-        if garbage {
-            cmd.arg("--garbage");
-        }
+        cmd.arg(here("tests/registry/standin.py")).args(args);
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
@@ -76,7 +77,7 @@ impl StandIn {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut port)
             .unwrap();
-        let url = format!("http://127.0.0.1:{}", port.trim());
+        let url = format!("{scheme}://127.0.0.1:{}", port.trim());
         StandIn {
             _child: Running(child),
             url,
@@ -625,4 +626,49 @@ async fn the_tui_worker_fetches_a_pages_schemas_first_and_notes_an_unreachable_r
         }
         worker.close().await;
     }
+}
+
+/// A registry over HTTPS with a certificate from a private CA: trusted with `ca_file`, and
+/// refused without it, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_registry_is_trusted_through_the_ca_file_and_refused_without_it() {
+    use mqscope::backend::registry::{Registry, RegistryAuth, RegistrySettings};
+
+    let python = std::env::var("MQSCOPE_PYTHON_CONFLUENT").unwrap_or_else(|_| "python3".into());
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(here("scripts/rabbitmq-tls.sh"))
+        .env("TLS_DIR", dir.path())
+        .env("RABBITMQ_CONF", dir.path().join("unused.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pem = |f: &str| dir.path().join(f).display().to_string();
+    let registry = StandIn::with_args(
+        &python,
+        &["--tls", &pem("server.pem"), &pem("server.key")],
+        "https",
+    );
+    let setup = |ca_file| {
+        Registry::new(RegistrySettings {
+            url: registry.url.clone(),
+            auth: RegistryAuth::None,
+            ca_file,
+        })
+        .unwrap()
+    };
+    // Nothing is registered: the registry's own 404 shows the TLS session and the request
+    // went through.
+    let trusted = setup(Some(dir.path().join("ca.pem")));
+    let e = trusted.schema(1).await.unwrap_err().to_string();
+    assert!(e.contains("404") && e.contains("Schema 1 not found"), "{e}");
+    let untrusted = setup(None);
+    let e = untrusted.schema(1).await.unwrap_err().to_string();
+    assert!(
+        e.contains("is unreachable") && e.contains("certificate"),
+        "{e}"
+    );
 }

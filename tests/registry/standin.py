@@ -15,9 +15,11 @@ Confluent API documents them, and nothing more; it checks no compatibility.
 
 For the tests: GET /_counts (requests per method and path since the last reset),
 POST /_reset_counts, GET /_last_auth (the Authorization header of the last schema request). With --garbage every GET of a schema answers 200 with text that is
-not JSON (a registry returning garbage). Prints its port on the first line of stdout.
+not JSON (a registry returning garbage). With --tls CERT KEY it serves HTTPS. Prints its
+port on the first line of stdout.
 """
 import json
+import ssl
 import sys
 import threading
 import urllib.parse
@@ -177,5 +179,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if "--tls" in sys.argv:
+    at = sys.argv.index("--tls")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(sys.argv[at + 1], sys.argv[at + 2])
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
