@@ -264,6 +264,24 @@ async fn confluent_serializer_records_on_the_mock_cluster_decode_as_its_deserial
     let e = env(&c.bootstrap(), &[("p", &registry.url)]);
     check_agreement(&e, &registry, prefix, &expected);
 
+    // A target given by URL alone, the registry by MQSCOPE_SCHEMA_REGISTRY.
+    let out = Command::cargo_bin("mqscope")
+        .unwrap()
+        .env("XDG_CONFIG_HOME", e.home.path())
+        .env_remove("MQSCOPE_PROFILE")
+        .env_remove("MQSCOPE_CONFIG")
+        .env("MQSCOPE_SCHEMA_REGISTRY", &registry.url)
+        .args(["--url", &format!("kafka://{}", c.bootstrap())])
+        .args(["peek", "--json", "-n", "1", &format!("{prefix}-events")])
+        .timeout(Duration::from_secs(90))
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        r["decoded"],
+        expected[&(format!("{prefix}-events"), 0)]["value"]
+    );
+
     // describe names the subjects that apply to the topic.
     let out = e
         .mqscope("p")
