@@ -122,17 +122,9 @@ fn produce(python: &str, bootstrap: &str, registry: &str, prefix: &str, create: 
     if create {
         cmd.arg("create");
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "produce.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
+    json_lines(cmd.output().unwrap())
+        .into_iter()
+        .map(|v| {
             let key = (
                 v["topic"].as_str().unwrap().to_string(),
                 v["offset"].as_i64().unwrap(),
@@ -143,6 +135,20 @@ fn produce(python: &str, bootstrap: &str, registry: &str, prefix: &str, create: 
 }
 
 type Expected = BTreeMap<(String, i64), Value>;
+
+/// A command's standard output as JSON lines; it must have succeeded.
+fn json_lines(out: std::process::Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}")))
+        .collect()
+}
 
 struct Env {
     home: tempfile::TempDir,
@@ -181,22 +187,33 @@ impl Env {
 
     /// `peek --json` of a whole topic: exit 0 required.
     fn peek(&self, profile: &str, topic: &str) -> Vec<Value> {
-        let out = self
-            .mqscope(profile)
-            .args(["peek", "--json", "-n", "50", topic])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        json_lines(
+            self.mqscope(profile)
+                .args(["peek", "--json", "-n", "50", topic])
+                .output()
+                .unwrap(),
+        )
     }
+}
+
+/// A stand-in registry and a mock cluster with the producer script's three topics filled.
+fn on_mock(python: &str, prefix: &str) -> (StandIn, Cluster, Expected) {
+    let registry = StandIn::start(python, false);
+    let c = Cluster::new();
+    for t in ["orders", "invoices", "events"] {
+        c.mock
+            .0
+            .create_topic(&format!("{prefix}-{t}"), 1, 1)
+            .unwrap();
+    }
+    let expected = produce(python, &c.bootstrap(), &registry.url, prefix, false);
+    (registry, c, expected)
+}
+
+/// A registry address nothing listens on.
+fn closed_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
 }
 
 /// Every record of the three topics decodes to the deserializers' value, says its schema
@@ -251,16 +268,8 @@ fn check_agreement(e: &Env, registry: &StandIn, prefix: &str, expected: &Expecte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_serializer_records_on_the_mock_cluster_decode_as_its_deserializers_read_them() {
     let Some(python) = python() else { return };
-    let registry = StandIn::start(&python, false);
-    let c = Cluster::new();
     let prefix = "registry-mock";
-    for t in ["orders", "invoices", "events"] {
-        c.mock
-            .0
-            .create_topic(&format!("{prefix}-{t}"), 1, 1)
-            .unwrap();
-    }
-    let expected = produce(&python, &c.bootstrap(), &registry.url, prefix, false);
+    let (registry, c, expected) = on_mock(&python, prefix);
     let e = env(&c.bootstrap(), &[("p", &registry.url)]);
     check_agreement(&e, &registry, prefix, &expected);
 
@@ -310,24 +319,13 @@ async fn confluent_serializer_records_on_the_mock_cluster_decode_as_its_deserial
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_ids_a_registry_down_or_talking_garbage_leave_the_raw_payload_and_a_reason() {
     let Some(python) = python() else { return };
-    let registry = StandIn::start(&python, false);
+    let prefix = "registry-bad";
+    let (registry, c, _) = on_mock(&python, prefix);
     let garbage = StandIn::start(&python, true);
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let closed = closed_port();
     // A registry that takes the connection and never answers: its port's backlog accepts.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let hung = format!("http://{}", silent.local_addr().unwrap());
-    let c = Cluster::new();
-    let prefix = "registry-bad";
-    for t in ["orders", "invoices", "events"] {
-        c.mock
-            .0
-            .create_topic(&format!("{prefix}-{t}"), 1, 1)
-            .unwrap();
-    }
-    produce(&python, &c.bootstrap(), &registry.url, prefix, false);
     let e = env(
         &c.bootstrap(),
         &[
@@ -509,10 +507,7 @@ async fn a_decoder_that_does_not_fetch_finds_prefetched_schemas_and_an_unreachab
         )
     );
 
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let closed = closed_port();
     let down = Arc::new(Registry::new(settings(&closed, RegistryAuth::None)).unwrap());
     let note = down.prefetch(down.wanted([&body[..]])).await.unwrap();
     assert!(
@@ -554,20 +549,9 @@ async fn the_tui_worker_fetches_a_pages_schemas_first_and_notes_an_unreachable_r
     use std::sync::Arc;
 
     let Some(python) = python() else { return };
-    let registry = StandIn::start(&python, false);
-    let c = Cluster::new();
     let prefix = "registry-tui";
-    for t in ["orders", "invoices", "events"] {
-        c.mock
-            .0
-            .create_topic(&format!("{prefix}-{t}"), 1, 1)
-            .unwrap();
-    }
-    let expected = produce(&python, &c.bootstrap(), &registry.url, prefix, false);
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let (registry, c, expected) = on_mock(&python, prefix);
+    let closed = closed_port();
     let topic = format!("{prefix}-invoices");
     for (url, reachable) in [(&registry.url, true), (&closed, false)] {
         let reg = Arc::new(
