@@ -2,7 +2,7 @@
 //! optional capabilities (publish, purge, consumer groups, live tail) that callers check
 //! for. What they take and give back is beside them (`peek.rs`, `publish.rs`, `tail.rs`,
 //! `info.rs`); opening one is in `connect.rs`, its errors in `error.rs`, what it connects to
-//! in `target.rs`; each broker's implementation is in a folder of its own.
+//! in `target.rs`; the schema registry client in `registry/`; each broker's implementation is in a folder of its own.
 
 // What a backend handles comes from a broker, a file or a user: a surprise there is an
 // error to report, never a panic (tests may unwrap: see clippy.toml).
@@ -17,6 +17,7 @@ pub mod local;
 mod peek;
 mod publish;
 pub mod rabbitmq;
+pub mod registry;
 mod tail;
 pub mod target;
 

@@ -31,6 +31,7 @@ fn browser<'a>(backend: &'a dyn Backend, what: &str) -> Result<&'a dyn crate::ba
 
 pub(super) async fn describe(
     backend: &dyn Backend,
+    resolved: &Resolved,
     args: &DescribeArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -41,12 +42,65 @@ pub(super) async fn describe(
         }
         Err(e) => return Err(e.into()),
     };
+    let subjects = match backend.info().kind {
+        backend::BackendKind::Kafka => subjects(resolved, &args.queue).await?,
+        _ => None,
+    };
     if args.out.json {
-        writeln!(out, "{}", serde_json::to_string(&detail)?)?;
+        let mut value = serde_json::to_value(&detail)?;
+        if let (Some(s), Some(o)) = (&subjects, value.as_object_mut()) {
+            o.insert("schema_subjects".into(), s.to_json());
+        }
+        writeln!(out, "{}", serde_json::to_string(&value)?)?;
     } else {
         write!(out, "{}", crate::model::describe::text(&detail))?;
+        if let Some(s) = &subjects {
+            writeln!(out, "{}", s.text())?;
+        }
     }
     Ok(())
+}
+
+/// The registry subjects a topic's records are registered under by the default
+/// TopicNameStrategy (`<topic>-value`, `<topic>-key`), as far as the registry has them.
+enum Subjects {
+    Found(Vec<String>),
+    /// The registry could not say: the topic is described all the same.
+    Unknown(String),
+}
+
+impl Subjects {
+    fn text(&self) -> String {
+        match self {
+            Subjects::Found(s) if s.is_empty() => {
+                "Schema subjects: none registered (TopicNameStrategy)".into()
+            }
+            Subjects::Found(s) => format!("Schema subjects: {}", s.join(", ")),
+            Subjects::Unknown(e) => format!("Schema subjects: unknown ({e})"),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Subjects::Found(s) => serde_json::json!(s),
+            Subjects::Unknown(e) => serde_json::json!({ "error": e }),
+        }
+    }
+}
+
+async fn subjects(resolved: &Resolved, topic: &str) -> Result<Option<Subjects>> {
+    let Some(registry) = crate::config::registry(resolved)? else {
+        return Ok(None);
+    };
+    Ok(Some(match registry.subjects().await {
+        Ok(all) => Subjects::Found(
+            [format!("{topic}-value"), format!("{topic}-key")]
+                .into_iter()
+                .filter(|s| all.contains(s))
+                .collect(),
+        ),
+        Err(e) => Subjects::Unknown(e.to_string()),
+    }))
 }
 
 pub(super) async fn vhosts(backend: &dyn Backend, json: bool, out: &mut dyn Write) -> Result<()> {

@@ -95,7 +95,7 @@ async fn command_on(
         Command::Purge(args) => crate::cli::modify::purge(backend, resolved, &args, out).await,
         Command::Delete(args) => crate::cli::modify::delete(backend, resolved, &args, out).await,
         Command::Groups(flag) => browse::groups(backend, flag.json, out).await,
-        Command::Describe(args) => browse::describe(backend, &args, out).await,
+        Command::Describe(args) => browse::describe(backend, resolved, &args, out).await,
         Command::Vhosts(flag) => browse::vhosts(backend, flag.json, out).await,
         Command::Exchanges(args) => browse::exchanges(backend, &args, out).await,
         Command::Bindings(args) => browse::bindings(backend, &args, out).await,

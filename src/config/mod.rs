@@ -20,8 +20,10 @@ pub use crate::backend::target::{
 use crate::backend::{ConnectSettings, PasswordLookup};
 pub use password::password_for;
 
+mod registry;
 mod schemas;
-pub use schemas::decoder;
+pub use registry::{REGISTRY_ENV, RegistryConfig, registry};
+pub use schemas::{decoder, decoder_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -89,6 +91,9 @@ pub struct Profile {
     /// registry: `schema_ids = { "42" = "orders-v2.avsc" }`.
     #[serde(default)]
     pub schema_ids: BTreeMap<String, String>,
+    /// A Confluent-compatible schema registry for Confluent-framed bodies:
+    /// `schema_registry = { url = "http://registry:8081" }` (see [`RegistryConfig`]).
+    pub schema_registry: Option<RegistryConfig>,
 }
 
 /// A URL for display: parsed and shown without its password, or masked when unparsable.
@@ -120,6 +125,7 @@ impl fmt::Debug for Profile {
             .field("record_db", &self.record_db)
             .field("decode", &self.decode)
             .field("schema_ids", &self.schema_ids)
+            .field("schema_registry", &self.schema_registry)
             .finish()
     }
 }

@@ -1,22 +1,30 @@
 //! The decoder a profile describes: its `[decode]` rules and the local schema files they
 //! and `schema_ids` name (`.avsc`, `.proto` compiled here, descriptor sets), read once,
-//! relative to the config file.
+//! relative to the config file, and its schema registry.
 
 use super::{ConfigError, Resolved};
+use crate::backend::registry::{Registry, RegistrySchemas};
 use crate::format::decode::{Decoder, FramingRule, LocalSchemas, Origin, Rule, Schema, SchemaKind};
 use protox::file::{ChainFileResolver, IncludeFileResolver};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The decoder for `resolved`'s profile. A schema file that cannot be read or parsed is an
-/// error naming the file and the queue or id it was for.
+/// The decoder for `resolved`'s profile, asking its registry (if any) for a schema id
+/// when a body needs it: for the command line, which may wait. A schema file that cannot
+/// be read or parsed is an error naming the file and the queue or id it was for.
 pub fn decoder(resolved: &Resolved) -> Result<Decoder, ConfigError> {
-    let base = resolved
-        .config_path
-        .as_deref()
-        .and_then(|p| Path::new(p).parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    decoder_with(resolved, super::registry(resolved)?, true)
+}
+
+/// The decoder for `resolved`'s profile with `registry` behind its local schemas; it
+/// asks the registry itself when `fetch`, else finds only what was fetched beforehand
+/// ([`Registry::prefetch`]).
+pub fn decoder_with(
+    resolved: &Resolved,
+    registry: Option<Arc<Registry>>,
+    fetch: bool,
+) -> Result<Decoder, ConfigError> {
+    let base = config_dir(resolved);
     let profile = &resolved.profile;
     let mut schemas = LocalSchemas::default();
     for (queue, rule) in &profile.decode {
@@ -40,7 +48,20 @@ pub fn decoder(resolved: &Resolved) -> Result<Decoder, ConfigError> {
         schemas.add_id(n, read(&base, file, None, &format!("schema id {n}"))?);
     }
     let rules = profile.decode.clone();
-    Ok(Decoder::new(rules, Arc::new(schemas)))
+    Ok(match registry {
+        Some(r) => Decoder::new(rules, Arc::new(RegistrySchemas::new(schemas, r, fetch))),
+        None => Decoder::new(rules, Arc::new(schemas)),
+    })
+}
+
+/// Where files a profile names are read from: beside the config file.
+pub(super) fn config_dir(resolved: &Resolved) -> PathBuf {
+    resolved
+        .config_path
+        .as_deref()
+        .and_then(|p| Path::new(p).parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The schema file `file` (relative to `base`) for `what`, read by its extension; `rule`

@@ -103,8 +103,14 @@ pub async fn run(
         keymap,
     );
     let mut warnings = warnings;
-    // A schema file that cannot be read leaves the rest of the TUI usable: said, not fatal.
-    match crate::config::decoder(resolved) {
+    // A schema file or registry setting that cannot be read leaves the rest of the TUI
+    // usable: said, not fatal. The decoder never asks the registry itself (drawing must not
+    // wait on it): the worker fetches each page's schemas before it is shown.
+    let registry = crate::config::registry(resolved).unwrap_or_else(|e| {
+        warnings.push(e.to_string());
+        None
+    });
+    match crate::config::decoder_with(resolved, registry.clone(), false) {
         Ok(d) => state.decoding = crate::tui::state::Decoding(std::sync::Arc::new(d)),
         Err(e) => warnings.push(e.to_string()),
     }
@@ -122,6 +128,7 @@ pub async fn run(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let worker = Worker::new(target, crate::config::connect_settings(resolved), tx)
         .with_record_db(resolved.profile.record_db.clone())
+        .with_registry(registry)
         .with_decoder(std::sync::Arc::clone(&state.decoding.0));
     let result = event_loop(&mut terminal, &mut state, &theme, &worker, rx).await;
     restore_terminal();

@@ -90,6 +90,8 @@ pub enum Msg {
         req: ReqId,
         result: Result<Box<crate::model::QueueDetail>, String>,
     },
+    /// The schema registry could not give a page's schemas: their payloads show raw.
+    RegistryNote(String),
 }
 
 /// Work for the worker; replies come back as messages carrying the same request id.

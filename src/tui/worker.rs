@@ -3,6 +3,7 @@
 
 use super::state::{ConfirmAction, Effect, ReqId};
 use super::update::Msg;
+use crate::backend::registry::Registry;
 use crate::backend::{self, Backend, ConnectOptions, ConnectSettings, PeekRequest};
 use crate::config::Target;
 use crate::ops::remove;
@@ -37,6 +38,30 @@ pub struct Worker {
     record_db: Option<std::path::PathBuf>,
     /// The profile's decoder: a trace's body rules look inside the payloads it reads.
     decoder: Option<Arc<crate::format::decode::Decoder>>,
+    /// The profile's schema registry: a page's schemas are fetched before it is shown, so
+    /// that opening a message decodes it without waiting.
+    registry: Option<Arc<Registry>>,
+}
+
+/// How long a page waits for its schemas: a registry that has not answered by then is
+/// still asked (its answers are kept), and the page is shown with a note meanwhile.
+const PREFETCH_WAIT: Duration = Duration::from_secs(2);
+
+/// Fetch the schemas `messages` are framed with; the note to show when that failed or
+/// took longer than [`PREFETCH_WAIT`].
+async fn prefetch(registry: &Registry, messages: &[crate::model::Message]) -> Option<String> {
+    let bodies = messages
+        .iter()
+        .flat_map(|m| [Some(&m.payload[..]), m.key.as_deref()])
+        .flatten();
+    let ids = registry.wanted(bodies);
+    match tokio::time::timeout(PREFETCH_WAIT, registry.prefetch(ids)).await {
+        Ok(note) => note,
+        Err(_) => Some(format!(
+            "registry {} is slow to answer: payloads show raw until it does (reopen the message)",
+            registry.url()
+        )),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -65,7 +90,14 @@ impl Worker {
             follows: Arc::default(),
             record_db: None,
             decoder: None,
+            registry: None,
         }
+    }
+
+    /// Fetch each page's schemas from `registry` (see [`PREFETCH_WAIT`]).
+    pub fn with_registry(mut self, registry: Option<Arc<Registry>>) -> Self {
+        self.registry = registry;
+        self
     }
 
     /// Traces merge the journey recorded in `db` (the profile's `record_db`) with the scan.
@@ -258,6 +290,7 @@ impl Worker {
                 force,
             } => {
                 let b = self.current();
+                let registry = self.registry.clone();
                 tokio::spawn(async move {
                     let peek = PeekRequest {
                         from,
@@ -269,6 +302,11 @@ impl Worker {
                         Some(b) => b.peek(&queue, &peek).await.map_err(|e| e.to_string()),
                         None => Err("not connected".to_string()),
                     };
+                    if let (Some(r), Ok(page)) = (&registry, &result)
+                        && let Some(note) = prefetch(r, &page.messages).await
+                    {
+                        let _ = tx.send(Msg::RegistryNote(note));
+                    }
                     let _ = tx.send(Msg::MessagesLoaded { req, result });
                 });
             }

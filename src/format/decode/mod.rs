@@ -139,6 +139,9 @@ pub struct Schema {
 pub enum SchemaKind {
     Avro(apache_avro::Schema),
     Protobuf(Protobuf),
+    /// A JSON Schema: the payload is JSON text, read as it is (the schema is kept, not
+    /// checked against).
+    JsonSchema(Value),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -146,6 +149,8 @@ pub enum SchemaKind {
 pub enum Origin {
     Subject(String),
     File(String),
+    /// A registry's schema whose subject it did not say.
+    Id(u32),
 }
 
 impl Schema {
@@ -165,7 +170,44 @@ impl Schema {
         match self.kind {
             SchemaKind::Avro(_) => Format::Avro,
             SchemaKind::Protobuf(_) => Format::Protobuf,
+            SchemaKind::JsonSchema(_) => Format::Json,
         }
+    }
+
+    /// A schema as a registry gives it: its `schemaType` (`AVRO` when the registry leaves
+    /// it out), its text, and the texts of the schemas it references, by reference name
+    /// (every one, transitively). An Avro schema's named types from the references are
+    /// written into it, so that it reads alone.
+    pub fn from_registry(
+        schema_type: &str,
+        text: &str,
+        references: &[(String, String)],
+        origin: Origin,
+    ) -> Result<Schema, DecodeError> {
+        let bad = |reason: String| DecodeError::BadSchema {
+            origin: origin.shown(),
+            reason,
+        };
+        let kind = match schema_type.to_ascii_uppercase().as_str() {
+            "" | "AVRO" if references.is_empty() => return Schema::avro(text, origin),
+            "" | "AVRO" => {
+                let texts = references.iter().map(|(_, t)| t.as_str());
+                let (mut schema, named) = apache_avro::Schema::parse_str_with_list(text, texts)
+                    .map_err(|e| bad(e.to_string()))?;
+                schema.denormalize(&named).map_err(|e| bad(e.to_string()))?;
+                SchemaKind::Avro(schema)
+            }
+            "JSON" => SchemaKind::JsonSchema(
+                serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?,
+            ),
+            "PROTOBUF" => return Schema::protobuf_from_text(text, references, origin),
+            other => {
+                return Err(bad(format!(
+                    "schema type \"{other}\" is not one mqscope reads"
+                )));
+            }
+        };
+        Ok(Schema { kind, origin })
     }
 }
 
@@ -174,6 +216,7 @@ impl Origin {
         match self {
             Origin::Subject(s) => format!("subject {s}"),
             Origin::File(f) => f.clone(),
+            Origin::Id(id) => format!("schema id {id}"),
         }
     }
 }
@@ -186,6 +229,12 @@ pub trait SchemaSource: Send + Sync {
     fn by_id(&self, id: u32) -> Option<Arc<Schema>>;
     /// The schema mapped to a queue or topic (the key's when `key`).
     fn for_queue(&self, queue: &str, key: bool) -> Option<Arc<Schema>>;
+    /// Why the schema of `id` is not at hand, when a registry was asked for it and failed
+    /// (unreachable, not found, an answer that is no schema). A body framed with such an
+    /// id is decoded, to say this beside it.
+    fn missing(&self, _id: u32) -> Option<String> {
+        None
+    }
 }
 
 /// Schemas read from local files: by queue (the profile's `[decode]` rules) and by id.
@@ -241,6 +290,8 @@ pub enum DecodeError {
     Framing(String),
     #[error("schema id {0} is unknown (no registry or local file gives it)")]
     UnknownSchemaId(u32),
+    #[error("schema id {id}: {reason}")]
+    Registry { id: u32, reason: String },
     #[error("no schema for {format}: map the queue or topic to a schema file")]
     NoSchema { format: &'static str },
     #[error("schema {origin}: {reason}")]
@@ -435,7 +486,9 @@ impl Decoder {
         let framed = format.is_none()
             && rule.is_none()
             && compression.is_none()
-            && read_framing(input.bytes, false).is_ok_and(|f| self.schemas.by_id(f.id).is_some());
+            && read_framing(input.bytes, false).is_ok_and(|f| {
+                self.schemas.by_id(f.id).is_some() || self.schemas.missing(f.id).is_some()
+            });
         // Plain JSON is already readable as the payload: decoding it again would only double
         // the record (and the time `peek --json` takes).
         let plain =
@@ -474,11 +527,16 @@ impl Decoder {
                 Ok(d) => return Ok(with_compression(d, compression)),
                 Err(_) => Format::Text,
             },
-            // Framed with a known id (`decode` checked): the format of that id's schema.
-            None => read_framing(body, false)
-                .ok()
-                .and_then(|f| self.schemas.by_id(f.id))
-                .map_or(Format::Avro, |s| s.format()),
+            // Framed with a schema id (`decode` checked): read with that id's schema,
+            // whatever it is (Avro, Protobuf, JSON Schema).
+            None => {
+                let format = read_framing(body, false)
+                    .ok()
+                    .and_then(|f| self.schemas.by_id(f.id))
+                    .map_or(Format::Avro, |s| s.format());
+                let decoded = self.with_schema(format, body, input, rule)?;
+                return Ok(with_compression(decoded, compression));
+            }
         };
         let decoded = match format {
             Format::Json => json(body)?,
@@ -513,7 +571,7 @@ impl Decoder {
                     Some(s) => (Some(s), Some(f.id), f.indexes, f.rest),
                     // Framed by the look of it, but an id nobody knows: the mapped file
                     // reads the bare body; with no file, the id is what is missing.
-                    None if mapped.is_none() => return Err(DecodeError::UnknownSchemaId(f.id)),
+                    None if mapped.is_none() => return Err(self.unknown(f.id)),
                     // A Protobuf message cannot start with a 0 byte (field number 0 does
                     // not exist), so that body is framed: its indexes pick the message.
                     None if protobuf => (mapped, Some(f.id), f.indexes, f.rest),
@@ -524,7 +582,7 @@ impl Decoder {
         };
         let schema = match (schema, id) {
             (Some(s), _) => s,
-            (None, Some(id)) => return Err(DecodeError::UnknownSchemaId(id)),
+            (None, Some(id)) => return Err(self.unknown(id)),
             (None, None) => {
                 return Err(DecodeError::NoSchema {
                     format: format.name(),
@@ -540,6 +598,7 @@ impl Decoder {
                 decoded_as.message = Some(message);
                 value
             }
+            SchemaKind::JsonSchema(_) if !protobuf => json(datum)?.value,
             _ => {
                 return Err(DecodeError::BadSchema {
                     origin,
@@ -555,8 +614,17 @@ impl Decoder {
         match &schema.origin {
             Origin::Subject(s) => decoded_as.subject = Some(s.clone()),
             Origin::File(f) => decoded_as.file = Some(f.clone()),
+            Origin::Id(_) => {}
         }
         Ok(Decoded { value, decoded_as })
+    }
+
+    /// An id no schema is at hand for: the registry's reason when it was asked.
+    fn unknown(&self, id: u32) -> DecodeError {
+        match self.schemas.missing(id) {
+            Some(reason) => DecodeError::Registry { id, reason },
+            None => DecodeError::UnknownSchemaId(id),
+        }
     }
 }
 

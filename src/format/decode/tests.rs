@@ -78,6 +78,10 @@ fn every_type_datum(schema: &apache_avro::Schema) -> Vec<u8> {
         .unwrap()
 }
 
+fn every_type_schema() -> apache_avro::Schema {
+    apache_avro::Schema::parse_str(EVERY_TYPE).unwrap()
+}
+
 fn every_type_json() -> Value {
     serde_json::from_str(include_str!("../../../tests/decode_interop/order.json")).unwrap()
 }
@@ -113,7 +117,7 @@ fn input<'a>(queue: &'a str, bytes: &'a [u8]) -> Input<'a> {
 #[test]
 fn avro_through_a_local_avsc_reads_every_type_readably() {
     let d = avro_decoder(None);
-    let schema = &apache_avro::Schema::parse_str(EVERY_TYPE).unwrap();
+    let schema = &every_type_schema();
     let datum = every_type_datum(schema);
     let got = d.decode(&input("orders", &datum)).unwrap().unwrap();
     assert_eq!(got.value, every_type_json());
@@ -125,7 +129,7 @@ fn avro_through_a_local_avsc_reads_every_type_readably() {
 #[test]
 fn confluent_framed_avro_names_its_schema_id_and_subject() {
     let d = avro_decoder(None);
-    let schema = &apache_avro::Schema::parse_str(EVERY_TYPE).unwrap();
+    let schema = &every_type_schema();
     let mut body = vec![0, 0, 0, 0, 42];
     body.extend(every_type_datum(schema));
     let got = d.decode(&input("orders", &body)).unwrap().unwrap();
@@ -371,4 +375,99 @@ fn a_fifty_megabyte_body_is_refused_with_its_size() {
         e.to_string(),
         "body of 52428800 bytes is over the 1048576-byte decode limit: not decoded"
     );
+}
+
+/// A source whose registry was asked for id 9 and failed.
+struct Unreachable;
+
+impl SchemaSource for Unreachable {
+    fn by_id(&self, _id: u32) -> Option<Arc<Schema>> {
+        None
+    }
+    fn for_queue(&self, _queue: &str, _key: bool) -> Option<Arc<Schema>> {
+        None
+    }
+    fn missing(&self, id: u32) -> Option<String> {
+        (id == 9).then(|| "registry unreachable".to_string())
+    }
+}
+
+#[test]
+fn a_framed_body_whose_registry_lookup_failed_says_why_and_others_stay_undecoded() {
+    let d = Decoder::new(BTreeMap::new(), Arc::new(Unreachable));
+    let e = d
+        .decode(&input("t", &[0, 0, 0, 0, 9, 2]))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.to_string(), "schema id 9: registry unreachable");
+    // An id nobody asked for: not taken for framing at all.
+    assert!(d.decode(&input("t", &[0, 0, 0, 0, 8, 2])).is_none());
+}
+
+#[test]
+fn registry_schemas_read_avro_with_references_and_json_schema_payloads() {
+    let money = r#"{"type":"record","name":"Money","namespace":"shop","fields":[
+        {"name":"units","type":"long"},{"name":"currency","type":"string"}]}"#;
+    let order = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
+        {"name":"total","type":"Money"},{"name":"refund","type":["null","shop.Money"]}]}"#;
+    let avro = Schema::from_registry(
+        "",
+        order,
+        &[("shop.Money".into(), money.into())],
+        Origin::Subject("orders-value".into()),
+    )
+    .unwrap();
+    let json_schema =
+        Schema::from_registry("JSON", r#"{"type":"object"}"#, &[], Origin::Id(4)).unwrap();
+    let mut schemas = LocalSchemas::default();
+    schemas.add_id(3, avro);
+    schemas.add_id(4, json_schema);
+    let d = Decoder::new(BTreeMap::new(), Arc::new(schemas));
+    // total {250, "EUR"}, refund null: long 250 is zigzag 500 (0xf4 0x03).
+    let got = d
+        .decode(&input("t", b"\0\0\0\0\x03\xf4\x03\x06EUR\0"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.value,
+        json!({"total": {"units": 250, "currency": "EUR"}, "refund": null})
+    );
+    assert_eq!(got.decoded_as.subject.as_deref(), Some("orders-value"));
+    let got = d
+        .decode(&input("t", b"\0\0\0\0\x04{\"a\": [1]}"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.value, json!({"a": [1]}));
+    assert_eq!(got.decoded_as.format, "json");
+    assert_eq!(got.decoded_as.schema_id, Some(4));
+    assert_eq!(got.decoded_as.subject, None);
+
+    // Protobuf, with an import the registry gives as a reference.
+    let common = "syntax = \"proto3\"; package shop; message Money { int64 units = 1; }";
+    let pb_order = "syntax = \"proto3\"; package shop; import \"common.proto\"; message Order { shop.Money total = 1; }";
+    let refs = [("common.proto".to_string(), common.to_string())];
+    let pb = Schema::from_registry(
+        "PROTOBUF",
+        pb_order,
+        &refs,
+        Origin::Subject("o-value".into()),
+    )
+    .unwrap();
+    let mut schemas = LocalSchemas::default();
+    schemas.add_id(5, pb);
+    let d = Decoder::new(BTreeMap::new(), Arc::new(schemas));
+    // Framed, message index [0] (the single-zero shortcut), total { units: 7 }.
+    let got = d
+        .decode(&input("t", b"\0\0\0\0\x05\0\x0a\x02\x08\x07"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.value, json!({"total": {"units": "7"}}));
+    assert_eq!(got.decoded_as.format, "protobuf");
+    assert_eq!(got.decoded_as.message.as_deref(), Some("shop.Order"));
+    let e = Schema::from_registry("PROTOBUF", pb_order, &[], Origin::Id(5)).unwrap_err();
+    assert!(e.to_string().contains("common.proto"), "{e}");
+    let e = Schema::from_registry("", order, &[], Origin::Id(6)).unwrap_err();
+    assert!(e.to_string().starts_with("schema schema id 6: "), "{e}");
+    let e = Schema::from_registry("XML", "<a/>", &[], Origin::Id(7)).unwrap_err();
+    assert!(e.to_string().contains("\"XML\" is not one"), "{e}");
 }

@@ -95,6 +95,10 @@ fn apply(s: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::MessagesLoaded { req, result } => messages::on_page(s, req, result),
+        Msg::RegistryNote(note) => {
+            s.status.info = Some(note);
+            Vec::new()
+        }
         Msg::Saved(r) => {
             message::saved(s, r);
             Vec::new()
@@ -428,6 +432,16 @@ mod tests {
             at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
             took_ms: 5,
         }
+    }
+
+    #[test]
+    fn a_registry_that_cannot_be_reached_is_a_status_note_and_nothing_else() {
+        let (mut s, _) = connected();
+        let note =
+            "registry http://r:8081 is unreachable: connection refused: payloads are shown raw";
+        assert!(update(&mut s, Msg::RegistryNote(note.into())).is_empty());
+        assert_eq!(s.status.info.as_deref(), Some(note));
+        assert_eq!(s.status.error, None);
     }
 
     #[test]
