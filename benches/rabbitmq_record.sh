@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Recorder cost on the broker: publish throughput of `mqscope publish --from FILE` (50,000
 # ~200-byte messages, confirms pipelined) to a fanout exchange with two queues, in a vhost
-# of its own with tracing on, without and with `mqscope record` running (firehose tap), side
-# by side and in turns. With the recorder: what it stored and dropped, and its peak memory.
-# Usage: benches/rabbitmq_record.sh [runs]   (RabbitMQ with management on 127.0.0.1, guest/guest)
+# of its own, in turns: tracing off, tracing on with nobody tapping, and tracing on with
+# `mqscope record` tapping the firehose (the recorder needs tracing on, so the second column
+# is the firehose's own cost and the third adds the recorder's). With the recorder: what it
+# stored and dropped, and its peak memory.
+# Usage: benches/rabbitmq_record.sh [runs]   (RabbitMQ with management on 127.0.0.1, guest/guest;
+# another broker with API=http://127.0.0.1:15690 AMQP=127.0.0.1:5690, e.g. 4.3 from
+# scripts/rabbitmq-versions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 N=${N:-50000}
 VHOST="mqscope-bench-record-$$"
-API="http://127.0.0.1:15672"
-URL="amqp://guest:guest@127.0.0.1:5672/$VHOST"
+API=${API:-http://127.0.0.1:15672}
+URL="amqp://guest:guest@${AMQP:-127.0.0.1:5672}/$VHOST"
 BIN=target/release/mqscope
 work=$(mktemp -d)
 api() { curl -fsS -u guest:guest -H 'content-type: application/json' "$@"; }
@@ -18,7 +22,7 @@ trap 'api -X DELETE "$API/api/vhosts/$VHOST" >/dev/null 2>&1 || true; rm -rf "$w
 [ -x "$BIN" ] || cargo build --release -q
 api -X PUT "$API/api/vhosts/$VHOST" >/dev/null
 api -X PUT -d '{"configure":".*","write":".*","read":".*"}' "$API/api/permissions/$VHOST/guest" >/dev/null
-api -X PUT -d '{"tracing":true}' "$API/api/vhosts/$VHOST" >/dev/null
+tracing() { api -X PUT -d "{\"tracing\":$1}" "$API/api/vhosts/$VHOST" >/dev/null; }
 api -X PUT -d '{"type":"fanout","durable":false}' "$API/api/exchanges/$VHOST/orders" >/dev/null
 for q in billing shipping; do
   api -X PUT -d '{"durable":false}' "$API/api/queues/$VHOST/$q" >/dev/null
@@ -46,6 +50,10 @@ publish() {
 }
 for run in $(seq 1 "$RUNS"); do
   purge; sleep 1
+  tracing false
+  off=$(publish)
+  purge; sleep 1
+  tracing true
   without=$(publish)
   purge; sleep 1
   rm -f "$work"/rec.db*
@@ -62,13 +70,15 @@ for run in $(seq 1 "$RUNS"); do
   done
   kill -INT "$(pgrep -P "$rec" mqscope || echo "$rec")" 2>/dev/null || true
   wait "$rec" || true
-  python3 - "$work/rec.out" "$work/rec.time" "$run" "$without" "$with" <<'PY'
+  python3 - "$work/rec.out" "$work/rec.time" "$run" "$without" "$with" "$off" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 last = [l for l in lines if "stored" in l][-1]
 kb = int(open(sys.argv[2]).read().split()[-1])
-run, without, with_ = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-print(f"run {run}: publish without recorder {without:,}/s, with {with_:,}/s ({with_ / without:.0%}); "
+run, without, with_, off = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+print(f"run {run}: publish with tracing off {off:,}/s; tracing on, nobody tapping {without:,}/s "
+      f"({without / off:.0%}); recorder tapping {with_:,}/s ({with_ / without:.0%} of tracing on, "
+      f"{with_ / off:.0%} of off); "
       f"recorder stored {last['stored']:,}, dropped {last['dropped']:,}, peak {kb / 1024:.0f} MiB")
 PY
 done
