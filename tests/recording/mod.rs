@@ -177,6 +177,13 @@ impl Binary {
         );
     }
 
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().is_ok_and(|s| s.is_none()))
+    }
+
     /// Ctrl-C, as a user stops it, then its end.
     pub async fn interrupt(self) -> Ended {
         if let Some(c) = &self.child {
