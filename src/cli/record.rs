@@ -48,18 +48,15 @@ pub(super) async fn run(
     let on_event = move |e: RecordEvent| {
         let _ = tx.send(e);
     };
-    let stop = async {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
+    // The handlers are in place before anything is stored: a Ctrl-C while the demo's kept
+    // history is written stops the recording as one later does, not the process outright.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let stop = async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
     };
     if !args.json {
@@ -128,6 +125,7 @@ fn status_line(s: &Status) -> String {
         s.rate, s.stored, s.dropped
     );
     for (name, n) in [
+        ("kept", s.kept),
         ("duplicates", s.duplicates),
         ("deleted", s.deleted),
         ("gaps", s.gaps),

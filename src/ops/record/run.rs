@@ -62,8 +62,11 @@ pub struct Status {
     pub rate: f64,
     /// Messages the tap gave since the start.
     pub received: u64,
-    /// Envelopes stored since the start (not counting ones recorded before).
+    /// Envelopes stored since the start (not counting ones recorded before, nor the kept).
     pub stored: u64,
+    /// Envelopes of the broker's own history (the demo keeps its events) stored at the
+    /// start, the ones already in the database not counted.
+    pub kept: u64,
     /// Envelopes seen that were recorded already (a replayed tap).
     pub duplicates: u64,
     /// Envelopes dropped because the writer was behind and the buffer full.
@@ -122,7 +125,9 @@ struct Counters {
 /// Record what `backend`'s live tail gives into `store` until `stop` resolves (or the
 /// store fails: a full disk, a file made read-only). A broker that cannot be tapped at the
 /// start is an error; one lost later is tapped again, and the time between is a gap. A
-/// database a recorder wrote before gets a gap from its last sign of life to now.
+/// database a recorder wrote before gets a gap from its last sign of life to now. What the
+/// backend kept of its own history (the demo's events) is stored first, at the times it
+/// happened.
 pub async fn record(
     backend: &dyn Backend,
     mut store: Store,
@@ -162,7 +167,24 @@ pub async fn record(
         status.gaps += 1;
         on_event(RecordEvent::Gap(gap));
     }
+    // Alive from now: a recorder killed while it stores the kept history below leaves a
+    // gap from here for the next one to report.
     store.mark_alive(started)?;
+    // Then what the broker kept from before (the demo's history): read after the tap
+    // started, so an event is in one or the other (one in both is stored once, by its uid).
+    let kept = live.kept();
+    let (store, kept) = if kept.is_empty() {
+        (store, Ok(0))
+    } else {
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = store_kept(&mut store, &kept, &opts);
+            (store, n)
+        })
+        .await
+        .map_err(|e| RecordError::Writer(e.to_string()))?
+    };
+    status.kept = kept?;
     let counters = Arc::new(Counters::default());
     let (tx, rx) = mpsc::channel::<Item>(opts.buffer.max(1));
     let writer = {
@@ -330,11 +352,19 @@ pub fn record_kept(
     store: &mut Store,
     opts: &RecordOptions,
 ) -> Result<u64, StoreError> {
-    let Some(live) = backend.live_tail() else {
-        return Ok(0);
-    };
-    let envelopes: Vec<Envelope> = live
-        .kept()
+    match backend.live_tail() {
+        Some(live) => store_kept(store, &live.kept(), opts),
+        None => Ok(0),
+    }
+}
+
+/// Store `kept` events, each at the time it happened; how many were new.
+fn store_kept(
+    store: &mut Store,
+    kept: &[TailEvent],
+    opts: &RecordOptions,
+) -> Result<u64, StoreError> {
+    let envelopes: Vec<Envelope> = kept
         .iter()
         .map(|ev| {
             // When it happened, not now: a delivery's own time, a dead-lettering's (the
