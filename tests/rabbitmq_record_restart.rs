@@ -3,7 +3,8 @@
 //! its JSON output, and records nothing twice.
 //!
 //! The broker restarted is a private node this test starts for itself (tests/support), never
-//! a shared one: a restart closes every client's connections.
+//! a shared one: a restart closes every client's connections. On 3.10 (the machine's own
+//! install) and 4.3 (the Debian root of scripts/rabbitmq-versions, under chroot).
 
 mod recording;
 mod support;
@@ -71,12 +72,37 @@ fn tracing_on(node: &PrivateNode) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_restart_while_recording_is_a_gap_and_nothing_is_recorded_twice() {
-    let Some(node) = PrivateNode::start_for_test("rec-restart", |_, _, _| Ok(())).await else {
+async fn a_broker_restart_while_recording_is_a_gap_and_nothing_is_recorded_twice_on_3_10() {
+    restart_while_recording("3.10").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_while_recording_is_a_gap_and_nothing_is_recorded_twice_on_4_3() {
+    restart_while_recording("4.3").await;
+}
+
+async fn restart_while_recording(version: &'static str) {
+    let Some(node) =
+        PrivateNode::start_version_for_test(version, "rec-restart", |_, _, _| Ok(())).await
+    else {
         return;
     };
     // The management listener comes up a moment after AMQP: the recorder needs both.
     drop(node.backend().await);
+    let overview: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/overview", node.mgmt_port))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let running = overview["rabbitmq_version"].as_str().unwrap_or_default();
+    assert!(
+        running.starts_with(&format!("{version}.")),
+        "RabbitMQ {running}"
+    );
     node.ctl(&["trace_on"]).unwrap();
     let (conn, ch) = channel(&node.url()).await;
     // Durable, so the fan-out is there again after the restart.
