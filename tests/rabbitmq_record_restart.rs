@@ -4,7 +4,7 @@
 //!
 //! The broker restarted is a private node this test starts for itself (tests/support), never
 //! a shared one: a restart closes every client's connections. On 3.10 (the machine's own
-//! install) and 4.3 (the Debian root of scripts/rabbitmq-versions, under chroot).
+//! install), 4.3 and 4.0 (the Debian roots of scripts/rabbitmq-versions, under chroot).
 
 mod recording;
 mod support;
@@ -79,6 +79,11 @@ async fn a_broker_restart_while_recording_is_a_gap_and_nothing_is_recorded_twice
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_while_recording_is_a_gap_and_nothing_is_recorded_twice_on_4_3() {
     restart_while_recording("4.3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_while_recording_is_a_gap_and_nothing_is_recorded_twice_on_4_0() {
+    restart_while_recording("4.0").await;
 }
 
 async fn restart_while_recording(version: &'static str) {
