@@ -549,18 +549,26 @@ async fn publish_many(ch: &lapin::Channel, prefix: &str, n: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_stops_the_recorder_with_a_clear_error_and_the_broker_untouched() {
-    let Some(v) = Vhost::traced("full").await else {
-        return;
-    };
-    let Some(disk) = SmallDisk::mount("1m") else {
-        return;
-    };
+/// A traced vhost with the fan-out and a connection to it, and a small disk for the
+/// database; None (the test skips) without a broker or without root.
+async fn fan_out_on_small_disk(
+    hint: &str,
+    size: &str,
+) -> Option<(Vhost, SmallDisk, Connection, lapin::Channel)> {
+    let v = Vhost::traced(hint).await?;
+    let disk = SmallDisk::mount(size)?;
     let conn = Connection::connect(&v.url(), ConnectionProperties::default())
         .await
         .unwrap();
     let ch = fan_out(&conn).await;
+    Some((v, disk, conn, ch))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_recorder_with_a_clear_error_and_the_broker_untouched() {
+    let Some((v, disk, conn, ch)) = fan_out_on_small_disk("full", "1m").await else {
+        return;
+    };
     let db = disk.path().join("rec.db");
     let mut rec = record_binary(&v, &db);
     rec.wait_line("a first status", 60, |s| s["connected"] == true)
@@ -637,16 +645,9 @@ async fn a_full_disk_stops_the_recorder_with_a_clear_error_and_the_broker_untouc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_file_system_is_refused_with_a_clear_error_and_the_broker_untouched() {
-    let Some(v) = Vhost::traced("read-only").await else {
+    let Some((v, disk, conn, ch)) = fan_out_on_small_disk("read-only", "4m").await else {
         return;
     };
-    let Some(disk) = SmallDisk::mount("4m") else {
-        return;
-    };
-    let conn = Connection::connect(&v.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = fan_out(&conn).await;
     publish(&ch, "c", "m-1").await;
     let db = disk.path().join("rec.db");
     drop(Store::open(&db).unwrap());

@@ -5,7 +5,9 @@ use crate::backend::Backend;
 use crate::cli::RecordArgs;
 use crate::config::Resolved;
 use crate::model::time::{parse_ago, rfc3339};
-use crate::ops::record::{RecordEvent, RecordOptions, Retention, Status, Store, record};
+use crate::ops::record::{
+    RecordError, RecordEvent, RecordOptions, Retention, Status, Store, record,
+};
 use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
 use std::io::Write;
@@ -73,7 +75,11 @@ pub(super) async fn run(
     while let Ok(e) = events.try_recv() {
         show(&e, args.json, out)?;
     }
-    let status = result.with_context(|| format!("recording into {}", db.display()))?;
+    let status = match result {
+        // The database's own errors name it already.
+        Err(RecordError::Store(e)) => return Err(e.into()),
+        r => r.with_context(|| format!("recording into {}", db.display()))?,
+    };
     show(&RecordEvent::Status(status), args.json, out)?;
     Ok(())
 }
