@@ -68,6 +68,15 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
     })
 }
 
+/// Whether process `pid` is a RabbitMQ node whose name starts with `node` (not a reused
+/// pid): 3.10 names it on its command line, 4.x only in its environment.
+fn runs_node(pid: &str, node: &str) -> bool {
+    ["cmdline", "environ"].iter().any(|f| {
+        std::fs::read(format!("/proc/{pid}/{f}"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(node))
+    })
+}
+
 /// Stop the nodes, and remove the directories, of test processes that are gone: a test
 /// interrupted with Ctrl-C (or killed) never runs its `Drop`, and its detached node would
 /// otherwise run on. Node names and directories carry the test process's id.
@@ -91,7 +100,18 @@ fn sweep_orphans() {
             }
         }
     }
-    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+    // The 4.x nodes run in the Debian roots, each with an epmd of its own the listing above
+    // does not reach: their directories there say which server process to end.
+    let cache =
+        std::env::var("MQSCOPE_TEST_CACHE").unwrap_or_else(|_| "/var/cache/mqscope-test".into());
+    let dirs = ["4.0", "4.3"]
+        .map(|v| Path::new(&cache).join(format!("rabbitmq-{v}/var/lib/mqscope")))
+        .into_iter()
+        .chain([std::env::temp_dir()]);
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             // "mqscope-test-node-{pid}-{random}"
@@ -100,8 +120,43 @@ fn sweep_orphans() {
                 .and_then(|rest| rest.split('-').next())
                 && gone(pid)
             {
+                if let Ok(server) = std::fs::read_to_string(e.path().join("pid"))
+                    && runs_node(server.trim(), "mqscope-test-")
+                {
+                    let _ = Command::new("kill").arg(server.trim()).output();
+                    // Gone before its directory goes: a node shutting down still writes there.
+                    let proc = Path::new("/proc").join(server.trim());
+                    for _ in 0..100 {
+                        if !proc.exists() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
                 let _ = std::fs::remove_dir_all(e.path());
             }
+        }
+    }
+    // A chrooted node's epmd is its own and outlives the node; it carries the node's name
+    // in its environment. Never one outside a root: the machine's epmd serves the shared
+    // broker, whichever node started it.
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let orphan = std::fs::read_to_string(p.path().join("comm"))
+            .is_ok_and(|c| c.trim() == "epmd")
+            && std::fs::read_link(p.path().join("root")).is_ok_and(|r| r != Path::new("/"))
+            && std::fs::read(p.path().join("environ")).is_ok_and(|env| {
+                String::from_utf8_lossy(&env).split('\0').any(|v| {
+                    v.strip_prefix("RABBITMQ_NODENAME=mqscope-test-")
+                        .and_then(|n| n.split('@').next())
+                        .and_then(|n| n.rsplit('-').next())
+                        .is_some_and(gone)
+                })
+            });
+        if orphan {
+            let _ = Command::new("kill").arg(p.file_name()).output();
         }
     }
 }
@@ -458,8 +513,7 @@ impl Drop for PrivateNode {
         if self.ctl(&["stop"]).is_err()
             && let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid"))
             // Only if that process is still this node, not a reused pid.
-            && std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&self.node))
+            && runs_node(pid.trim(), &self.node)
         {
             let _ = Command::new("kill").arg(pid.trim()).output();
         }
