@@ -128,6 +128,15 @@ impl Binary {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         setup(&mut cmd);
+        // A test process killed outright (Ctrl-C on the run) takes its recorder with it.
+        // SAFETY: prctl is async-signal-safe, and nothing else runs between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().unwrap();
         let (out, err) = (Arc::default(), Arc::default());
         let keep = |from: Box<dyn std::io::Read + Send>, into: &Arc<Mutex<Vec<String>>>| {
