@@ -329,10 +329,14 @@ fn now_ms() -> DateTime<Utc> {
 
 /// Whether an envelope concerns the queues asked for: it happened on one, or was routed or
 /// dead-lettered from one.
-/// The envelope of what a tail gave, seen at `seen`: a delivery keeps who took it.
+/// The envelope of what a tail gave, seen at `seen` unless the tail timed it itself (the
+/// time it arrived, not when this loop got to it: a delivery the tail timed must not come
+/// before its publish); a delivery keeps who took it.
 fn envelope_of(event: &TailEvent, seen: DateTime<Utc>, opts: &RecordOptions) -> Envelope {
     match event {
-        TailEvent::Message(m) => Envelope::of_tailed(m, seen, &opts.extractor, opts.body_bytes),
+        TailEvent::Message(m) => {
+            Envelope::of_tailed(m, m.seen.unwrap_or(seen), &opts.extractor, opts.body_bytes)
+        }
         TailEvent::Delivery(d) => Envelope::delivery(
             &d.message,
             &d.delivery.queue,
@@ -447,4 +451,45 @@ fn write_loop(
         }
     }
     store.mark_alive(Utc::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Delivery, Message};
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap()
+    }
+
+    #[test]
+    fn a_publish_the_tail_timed_keeps_that_time_so_its_delivery_never_comes_first() {
+        let opts = RecordOptions::default();
+        let mut m = Message::new("orders", 0, &b"{}"[..]);
+        m.exchange = Some("orders".into());
+        m.routed_queues = Some(vec!["billing".into()]);
+        // The tail took the publish at 1.000 s and billing's delivery at 1.001 s; this
+        // loop, behind on a loaded machine, gets to the publish at 1.004 s.
+        m.seen = Some(at(1_000));
+        let publish = envelope_of(&TailEvent::Message(m.clone()), at(1_004), &opts);
+        let delivered = TailEvent::Delivery(crate::backend::Delivered {
+            delivery: Delivery {
+                queue: "billing".into(),
+                at: at(1_001),
+                redelivered: false,
+                user: None,
+                connection: None,
+                channel: None,
+                node: None,
+            },
+            message: m.clone(),
+        });
+        let delivery = envelope_of(&delivered, at(1_005), &opts);
+        assert_eq!((publish.time, delivery.time), (at(1_000), at(1_001)));
+        assert!(publish.time < delivery.time);
+        // A tail that does not time its events: the time this loop saw it.
+        m.seen = None;
+        let untimed = envelope_of(&TailEvent::Message(m), at(1_004), &opts);
+        assert_eq!(untimed.time, at(1_004));
+    }
 }
