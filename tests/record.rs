@@ -1,6 +1,6 @@
 //! The recorder on the local broker: every publish and dead-lettering of a fan-out kept
 //! after the queues are emptied, a restart reported as a gap with nothing recorded twice,
-//! and the buffer's counts adding up.
+//! the buffer's counts adding up, and a broker's own kept history (the demo's) stored first.
 
 mod kafka_mock;
 mod local_orders;
@@ -8,7 +8,8 @@ mod recording;
 
 use local_orders::{order, orders_broker};
 use mqscope::backend::local::LocalBackend;
-use mqscope::backend::local::broker::{LocalBroker, QueueArgs};
+use mqscope::backend::local::broker::{LocalBroker, LocalConfig, QueueArgs};
+use mqscope::backend::local::clock::Clock;
 use mqscope::model::envelope::EventKind;
 use mqscope::model::topology::ExchangeKind;
 use mqscope::ops::record::{RecordEvent, RecordOptions, Status, Store};
@@ -231,6 +232,59 @@ async fn what_the_buffer_cannot_hold_is_dropped_and_counted() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_s_kept_history_is_stored_first_and_each_event_once() {
+    // A broker that keeps its events, as the demo's does.
+    let b = Arc::new(LocalBroker::new(
+        "t",
+        Clock::manual(1_000_000),
+        LocalConfig {
+            keep_events: 100,
+            ..LocalConfig::default()
+        },
+    ));
+    b.declare_exchange("orders", ExchangeKind::Fanout).unwrap();
+    b.declare_queue("shipping", QueueArgs::default()).unwrap();
+    b.bind_queue("shipping", "orders", "").unwrap();
+    // Before any recorder: an order published and taken by its consumer.
+    b.publish("orders", "k", order("early", 1)).unwrap();
+    b.get_by("shipping", true, "shipping-svc").unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rec.db");
+    let run = start(&b, &db, quick()).await;
+    b.publish("orders", "k", order("late", 2)).unwrap();
+    let (first, _) = stop_after(run, 1).await;
+    assert_eq!((first.kept, first.stored, first.duplicates), (2, 1, 0));
+
+    // Again into the same database: the history now holds all three events, each stored
+    // already; only what comes live is new.
+    let run = start(&b, &db, quick()).await;
+    b.publish("orders", "k", order("later", 3)).unwrap();
+    let (second, _) = stop_after(run, 1).await;
+    assert_eq!((second.kept, second.stored, second.duplicates), (0, 1, 0));
+
+    let s = Store::open_read(&db).unwrap();
+    assert_eq!(s.count().unwrap(), 4, "each event once");
+    let early: Vec<(EventKind, String)> = s
+        .by_correlation("early", None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.source))
+        .collect();
+    assert_eq!(
+        early,
+        vec![
+            (EventKind::Publish, "orders".to_string()),
+            (EventKind::Deliver, "shipping".to_string())
+        ],
+        "what happened before the recorder, from the broker's history"
+    );
+    for corr in ["late", "later"] {
+        assert_eq!(s.by_correlation(corr, None).unwrap().len(), 1, "{corr}");
+    }
+    assert_eq!(s.integrity_check().unwrap(), "ok");
+}
+
 /// `mqscope record` on the demo broker, into `db`, its output kept.
 fn record_binary(db: &Path) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_mqscope"))
@@ -292,6 +346,9 @@ fn killed_with_sigkill_the_recorder_resumes_into_an_intact_database() {
         "the time it was down is said: {stdout}"
     );
     assert!(stdout.contains("stored"), "status lines: {stdout}");
+    // The demo broker of this run kept its own history (the traffic it was seeded with),
+    // stored before the live events.
+    assert!(stdout.contains("  kept "), "the demo's history: {stdout}");
     let s = Store::open(&db).unwrap();
     assert_eq!(s.integrity_check().unwrap(), "ok");
     assert!(s.count().unwrap() > before);

@@ -5,7 +5,9 @@ use crate::backend::Backend;
 use crate::cli::RecordArgs;
 use crate::config::Resolved;
 use crate::model::time::{parse_ago, rfc3339};
-use crate::ops::record::{RecordEvent, RecordOptions, Retention, Status, Store, record};
+use crate::ops::record::{
+    RecordError, RecordEvent, RecordOptions, Retention, Status, Store, record,
+};
 use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
 use std::io::Write;
@@ -50,18 +52,15 @@ pub(super) async fn run(
     let on_event = move |e: RecordEvent| {
         let _ = tx.send(e);
     };
-    let stop = async {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
+    // The handlers are in place before anything is stored: a Ctrl-C while the demo's kept
+    // history is written stops the recording as one later does, not the process outright.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let stop = async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
     };
     if !args.json {
@@ -78,7 +77,11 @@ pub(super) async fn run(
     while let Ok(e) = events.try_recv() {
         show(&e, args.json, out)?;
     }
-    let status = result.with_context(|| format!("recording into {}", db.display()))?;
+    let status = match result {
+        // The database's own errors name it already.
+        Err(RecordError::Store(e)) => return Err(e.into()),
+        r => r.with_context(|| format!("recording into {}", db.display()))?,
+    };
     show(&RecordEvent::Status(status), args.json, out)?;
     Ok(())
 }
@@ -130,6 +133,7 @@ fn status_line(s: &Status) -> String {
         s.rate, s.stored, s.dropped
     );
     for (name, n) in [
+        ("kept", s.kept),
         ("duplicates", s.duplicates),
         ("deleted", s.deleted),
         ("gaps", s.gaps),

@@ -79,6 +79,10 @@ pub struct Message {
     /// The queues the broker routed this publish to, where the broker says so (RabbitMQ's
     /// firehose, with tracing on): `Some(vec![])` is an unroutable publish, `None` unknown.
     pub routed_queues: Option<Vec<String>>,
+    /// When a live tail received it, where the tail times its events itself: the time of
+    /// an event the broker does not time (a RabbitMQ publish, a dead-lettering), taken
+    /// before any buffer a consumer of the tail may be slow to drain.
+    pub seen: Option<DateTime<Utc>>,
 }
 
 impl Message {
@@ -100,6 +104,7 @@ impl Message {
             delivery_count: None,
             delivery_limit: None,
             routed_queues: None,
+            seen: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub(super) fn decode(
         }
     }
     m.timestamp = publish_time(&m.properties);
+    m.seen = Some(now);
     let text = |k: &str| {
         trace
             .get(k)

@@ -285,6 +285,7 @@ impl LiveTail for RabbitBackend {
                             } else {
                                 let mut m = to_message(d.exchange.as_str(), n, &d);
                                 m.queue = d.exchange.as_str().to_string();
+                                m.seen = Some(chrono::Utc::now());
                                 // A copy through the bindings is shown unless the
                                 // firehose showed its publish just before (the broker
                                 // taps a publish before it routes it, from the same

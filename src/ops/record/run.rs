@@ -66,8 +66,11 @@ pub struct Status {
     pub rate: f64,
     /// Messages the tap gave since the start.
     pub received: u64,
-    /// Envelopes stored since the start (not counting ones recorded before).
+    /// Envelopes stored since the start (not counting ones recorded before, nor the kept).
     pub stored: u64,
+    /// Envelopes of the broker's own history (the demo keeps its events) stored at the
+    /// start, the ones already in the database not counted.
+    pub kept: u64,
     /// Envelopes seen that were recorded already (a replayed tap).
     pub duplicates: u64,
     /// Envelopes dropped because the writer was behind and the buffer full.
@@ -126,7 +129,9 @@ struct Counters {
 /// Record what `backend`'s live tail gives into `store` until `stop` resolves (or the
 /// store fails: a full disk, a file made read-only). A broker that cannot be tapped at the
 /// start is an error; one lost later is tapped again, and the time between is a gap. A
-/// database a recorder wrote before gets a gap from its last sign of life to now.
+/// database a recorder wrote before gets a gap from its last sign of life to now. What the
+/// backend kept of its own history (the demo's events) is stored first, at the times it
+/// happened.
 pub async fn record(
     backend: &dyn Backend,
     mut store: Store,
@@ -166,7 +171,24 @@ pub async fn record(
         status.gaps += 1;
         on_event(RecordEvent::Gap(gap));
     }
+    // Alive from now: a recorder killed while it stores the kept history below leaves a
+    // gap from here for the next one to report.
     store.mark_alive(started)?;
+    // Then what the broker kept from before (the demo's history): read after the tap
+    // started, so an event is in one or the other (one in both is stored once, by its uid).
+    let kept = live.kept();
+    let (store, kept) = if kept.is_empty() {
+        (store, Ok(0))
+    } else {
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = store_kept(&mut store, &kept, &opts);
+            (store, n)
+        })
+        .await
+        .map_err(|e| RecordError::Writer(e.to_string()))?
+    };
+    status.kept = kept?;
     let counters = Arc::new(Counters::default());
     let (tx, rx) = mpsc::channel::<Item>(opts.buffer.max(1));
     let writer = {
@@ -309,9 +331,11 @@ fn now_ms() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
-/// The envelope of what a tail gave, seen at `seen`: a delivery keeps who took it. A
-/// correlation ID the rules do not find in the payload's bytes is looked for in what the
-/// decoder makes of them (Avro, MessagePack, compressed bodies).
+/// The envelope of what a tail gave, seen at `seen` unless the tail timed it itself (the
+/// time it arrived, not when this loop got to it: a delivery the tail timed must not come
+/// before its publish); a delivery keeps who took it. A correlation ID the rules do not
+/// find in the payload's bytes is looked for in what the decoder makes of them (Avro,
+/// MessagePack, compressed bodies).
 fn envelope_of(event: &TailEvent, seen: DateTime<Utc>, opts: &RecordOptions) -> Envelope {
     let mut envelope = plain_envelope(event, seen, opts);
     if envelope.correlation_id.is_none()
@@ -330,7 +354,9 @@ fn envelope_of(event: &TailEvent, seen: DateTime<Utc>, opts: &RecordOptions) -> 
 
 fn plain_envelope(event: &TailEvent, seen: DateTime<Utc>, opts: &RecordOptions) -> Envelope {
     match event {
-        TailEvent::Message(m) => Envelope::of_tailed(m, seen, &opts.extractor, opts.body_bytes),
+        TailEvent::Message(m) => {
+            Envelope::of_tailed(m, m.seen.unwrap_or(seen), &opts.extractor, opts.body_bytes)
+        }
         TailEvent::Delivery(d) => Envelope::delivery(
             &d.message,
             &d.delivery.queue,
@@ -350,11 +376,19 @@ pub fn record_kept(
     store: &mut Store,
     opts: &RecordOptions,
 ) -> Result<u64, StoreError> {
-    let Some(live) = backend.live_tail() else {
-        return Ok(0);
-    };
-    let envelopes: Vec<Envelope> = live
-        .kept()
+    match backend.live_tail() {
+        Some(live) => store_kept(store, &live.kept(), opts),
+        None => Ok(0),
+    }
+}
+
+/// Store `kept` events, each at the time it happened; how many were new.
+fn store_kept(
+    store: &mut Store,
+    kept: &[TailEvent],
+    opts: &RecordOptions,
+) -> Result<u64, StoreError> {
+    let envelopes: Vec<Envelope> = kept
         .iter()
         .map(|ev| {
             // When it happened, not now: a delivery's own time, a dead-lettering's (the
@@ -444,7 +478,7 @@ fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Message;
+    use crate::model::{Delivery, Message};
 
     #[test]
     fn a_correlation_id_inside_a_decoded_body_is_recorded() {
@@ -465,5 +499,40 @@ mod tests {
         };
         let envelope = envelope_of(&event, Utc::now(), &reading);
         assert_eq!(envelope.correlation_id.as_deref(), Some("journey-9"));
+    }
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap()
+    }
+
+    #[test]
+    fn a_publish_the_tail_timed_keeps_that_time_so_its_delivery_never_comes_first() {
+        let opts = RecordOptions::default();
+        let mut m = Message::new("orders", 0, &b"{}"[..]);
+        m.exchange = Some("orders".into());
+        m.routed_queues = Some(vec!["billing".into()]);
+        // The tail took the publish at 1.000 s and billing's delivery at 1.001 s; this
+        // loop, behind on a loaded machine, gets to the publish at 1.004 s.
+        m.seen = Some(at(1_000));
+        let publish = envelope_of(&TailEvent::Message(m.clone()), at(1_004), &opts);
+        let delivered = TailEvent::Delivery(crate::backend::Delivered {
+            delivery: Delivery {
+                queue: "billing".into(),
+                at: at(1_001),
+                redelivered: false,
+                user: None,
+                connection: None,
+                channel: None,
+                node: None,
+            },
+            message: m.clone(),
+        });
+        let delivery = envelope_of(&delivered, at(1_005), &opts);
+        assert_eq!((publish.time, delivery.time), (at(1_000), at(1_001)));
+        assert!(publish.time < delivery.time);
+        // A tail that does not time its events: the time this loop saw it.
+        m.seen = None;
+        let untimed = envelope_of(&TailEvent::Message(m), at(1_004), &opts);
+        assert_eq!(untimed.time, at(1_004));
     }
 }
