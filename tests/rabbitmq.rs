@@ -1190,12 +1190,44 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
         listed.iter().any(|s| taps.contains(&s.name)),
         "the listing shows the tap while the tail runs"
     );
+    // What the broker drops from a full tap is dead-lettered to a spill queue of the
+    // tail's, counted there: the tail says how many it missed. Five messages put in the
+    // spill stand for five dropped.
+    let q = api_get(&format!(
+        "queues/{}/{}",
+        encode_vhost(&r.vhost),
+        encode_vhost(&taps[0])
+    ))
+    .await;
+    assert_eq!(q["arguments"]["x-max-length"], 10_000, "{q}");
+    let spill = q["arguments"]["x-dead-letter-routing-key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the tap dead-letters what it drops: {q}"))
+        .to_string();
+    assert_eq!(q["arguments"]["x-dead-letter-exchange"], "", "{q}");
+    r.publish_all("", &spill, &numbered(5)).await;
+    let behind = loop {
+        let e = tokio::time::timeout(Duration::from_secs(5), tail.events.recv())
+            .await
+            .expect("the tail reports what it missed within 5 s")
+            .unwrap();
+        if let Err(e) = e {
+            break e;
+        }
+    };
+    assert!(
+        matches!(behind, BackendError::Behind { skipped: 5, .. }),
+        "{behind}"
+    );
     drop(tail);
     let mut gone = false;
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let list = r.backend.list_queues().await.unwrap();
-        if !list.iter().any(|s| taps.contains(&s.name)) {
+        if !list
+            .iter()
+            .any(|s| taps.contains(&s.name) || s.name == spill)
+        {
             gone = true;
             break;
         }

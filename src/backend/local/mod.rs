@@ -423,9 +423,10 @@ impl LiveTail for LocalBackend {
                         Ok(TailEvent::Message(ev.message))
                     }
                     Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(n)) => Err(BackendError::Broker(
-                        format!("live tail fell behind; {n} messages were skipped"),
-                    )),
+                    Err(broadcast::error::RecvError::Lagged(n)) => Err(BackendError::Behind {
+                        skipped: n,
+                        why: "the demo broker's event buffer moved on".into(),
+                    }),
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 if tx.send(item).await.is_err() {

@@ -10,7 +10,9 @@ use crate::model::Message;
 use crate::model::topology::ExchangeKind;
 use async_trait::async_trait;
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
 use lapin::types::{AMQPValue, FieldTable as AmqpTable};
 
 /// What makes two copies of a message the same one: where it was published and all of it.
@@ -54,6 +56,13 @@ impl RecentSet {
 /// Messages a tap queue may hold before the oldest are dropped: if mqscope falls behind,
 /// the broker sheds the copies, not the real traffic.
 const TAP_MAX_LENGTH: i64 = 10_000;
+
+/// How often the messages the broker dropped from a full tap are counted (and purged).
+const SPILL_COUNT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What the spill holds between counts at most (beyond it the count is a lower bound).
+const SPILL_MAX_LENGTH: i64 = 100_000;
+const SPILL_MAX_BYTES: i64 = 64 << 20;
 
 /// How long a tap queue without a consumer lives (one whose set-up failed halfway).
 const TAP_EXPIRES_MS: i32 = 60_000;
@@ -178,10 +187,21 @@ impl LiveTail for RabbitBackend {
                 .map_err(|e| self.exchange_error(x, &e))?;
             }
         }
+        // Where the broker puts what a full tap drops (dead-lettered with reason maxlen):
+        // a queue of the tail's own, declared once the tap is consumed (see below).
+        let spill_name = self.consumer_tag("tail-spill");
         let mut args = AmqpTable::default();
         args.insert(
             "x-max-length".into(),
             AMQPValue::LongLongInt(TAP_MAX_LENGTH),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(spill_name.as_str().into()),
         );
         // Should a bind below fail, the tap never gets a consumer, and auto-delete would
         // never fire on the shared connection: it expires instead.
@@ -233,6 +253,28 @@ impl LiveTail for RabbitBackend {
             )
             .await
             .map_err(fail)?;
+        // The spill is only counted and purged, never consumed: with tracing on, a
+        // delivery from it would be traced into the tap again. It lives as long as the
+        // tail (deleted when it stops; exclusive, so with the connection at the latest).
+        // Should it fail, closing the channel cancels the tap's consumer, which deletes
+        // the tap.
+        let mut args = AmqpTable::default();
+        args.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(SPILL_MAX_LENGTH),
+        );
+        args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(SPILL_MAX_BYTES),
+        );
+        let opts = QueueDeclareOptions {
+            exclusive: true,
+            ..QueueDeclareOptions::default()
+        };
+        if let Err(e) = ch.queue_declare(short(&spill_name)?, opts, args).await {
+            let _ = ch.close(200, "tail failed".into()).await;
+            return Err(fail(e));
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let shown = self.shown.clone();
         let mut own = OwnReads::new(
@@ -246,9 +288,28 @@ impl LiveTail for RabbitBackend {
             let mut n = 0u64;
             let mut shown_publishes = RecentSet::default();
             let mut lookup = tokio::time::interval(OWN_LOOKUP_EVERY);
+            // What the broker dropped from the full tap: counted by purging the spill.
+            let mut count_spill = tokio::time::interval(SPILL_COUNT_EVERY);
             loop {
                 tokio::select! {
                     _ = tx.closed() => break,
+                    _ = count_spill.tick() => {
+                        let purged = ch
+                            .queue_purge(spill_name.as_str().into(), QueuePurgeOptions::default())
+                            .await;
+                        if let Ok(n) = purged
+                            && n > 0
+                        {
+                            let full = if u64::from(n) >= SPILL_MAX_LENGTH as u64 { "at least " } else { "" };
+                            let behind = BackendError::Behind {
+                                skipped: u64::from(n),
+                                why: format!("{full}that many of the oldest were dropped by the broker from the tap queue, which holds {TAP_MAX_LENGTH} at most"),
+                            };
+                            if tx.send(Err(behind)).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
                     _ = lookup.tick(), if own.looking() => {
                         let (events, warning) = own.look_up().await;
                         let warning = warning.map(|w| Err(BackendError::Broker(w)));
@@ -313,6 +374,9 @@ impl LiveTail for RabbitBackend {
                 }
             }
             // Closing the channel deletes the auto-delete tap queue.
+            let _ = ch
+                .queue_delete(spill_name.as_str().into(), QueueDeleteOptions::default())
+                .await;
             let _ = ch.close(200, "tail done".into()).await;
         });
         Ok(Tail { events: rx, notes })

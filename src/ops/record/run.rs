@@ -288,9 +288,14 @@ pub async fn record(
                     }
                 }
                 Some(Err(e)) => {
+                    // Events the tap lost before they reached the recorder are dropped
+                    // as much as those its own buffer could not hold.
                     let text = e.to_string();
                     on_event(RecordEvent::Warning(text.clone()));
-                    last_error = Some(text);
+                    match &e {
+                        BackendError::Behind { skipped, .. } => status.dropped += skipped,
+                        _ => last_error = Some(text),
+                    }
                 }
                 None => {
                     // The tail ended: the broker (or the connection to it) is gone.

@@ -21,7 +21,8 @@ pub fn outcome_unknown(e: &BackendError) -> bool {
         | BackendError::Refused(_)
         | BackendError::Unsupported { .. }
         | BackendError::Auth { .. }
-        | BackendError::NotSent(_) => false,
+        | BackendError::NotSent(_)
+        | BackendError::Behind { .. } => false,
         BackendError::Broker(text) => !text.contains("(nack)"),
         BackendError::Unreachable { .. }
         | BackendError::Timeout { .. }
