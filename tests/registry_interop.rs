@@ -1,9 +1,10 @@
 //! `mqscope peek --json` on records written by the serializers users run: Python
-//! confluent-kafka's AvroSerializer and JSONSerializer with its registry client
-//! (tests/registry/produce.py), produced into librdkafka's mock cluster and into tansu. The
-//! `decoded` value of every record must equal what the same library's deserializers return
+//! confluent-kafka's AvroSerializer, ProtobufSerializer and JSONSerializer with its registry
+//! client (tests/registry/produce.py), produced into librdkafka's mock cluster and into
+//! tansu. The `decoded` value of every record must equal what the same library's deserializers return
 //! for it, over the Avro record with every type, a schema evolved between records, a schema
-//! referencing another subject's named type, and a JSON Schema.
+//! referencing another subject's named type, a JSON Schema, and Protobuf (a referenced
+//! file, two top-level messages and a nested one: message indexes other than [0]).
 //!
 //! No Confluent Schema Registry server installs from the registries this machine reaches:
 //! the schemas the serializers register are served by a STAND-IN of the registry's REST API
@@ -115,10 +116,19 @@ fn http_with(base: &str, method: &str, path: &str, body: &str) -> String {
 
 /// Run the producer script: the deserializers' values by (topic, offset).
 fn produce(python: &str, bootstrap: &str, registry: &str, prefix: &str, create: bool) -> Expected {
+    // Python makes its Protobuf message classes from a descriptor set (there is no protoc
+    // here): protox's compile of the .proto files.
+    let dir = tempfile::tempdir().unwrap();
+    let desc = dir.path().join("payment.desc");
+    let mut compiler = protox::Compiler::new([here("tests/registry/proto")]).unwrap();
+    compiler.include_imports(true);
+    compiler.open_file("payment.proto").unwrap();
+    std::fs::write(&desc, compiler.encode_file_descriptor_set()).unwrap();
     let mut cmd = std::process::Command::new(python);
     cmd.arg(here("tests/registry/produce.py"))
         .args([bootstrap, registry, prefix])
-        .arg(here("tests/decode_interop/order.avsc"));
+        .arg(here("tests/decode_interop/order.avsc"))
+        .arg(&desc);
     if create {
         cmd.arg("create");
     }
@@ -200,7 +210,7 @@ impl Env {
 fn on_mock(python: &str, prefix: &str) -> (StandIn, Cluster, Expected) {
     let registry = StandIn::start(python, false);
     let c = Cluster::new();
-    for t in ["orders", "invoices", "events"] {
+    for t in ["orders", "invoices", "events", "payments"] {
         c.mock
             .0
             .create_topic(&format!("{prefix}-{t}"), 1, 1)
@@ -219,9 +229,15 @@ fn closed_port() -> String {
 /// Every record of the three topics decodes to the deserializers' value, says its schema
 /// id and subject, and each schema id was fetched once by each mqscope process.
 fn check_agreement(e: &Env, registry: &StandIn, prefix: &str, expected: &Expected) {
-    assert_eq!(expected.len(), 7, "{expected:?}");
+    assert_eq!(expected.len(), 11, "{expected:?}");
     let mut seen = 0;
-    for (topic, format) in [("orders", "avro"), ("invoices", "avro"), ("events", "json")] {
+    let topics = [
+        ("orders", "avro"),
+        ("invoices", "avro"),
+        ("events", "json"),
+        ("payments", "protobuf"),
+    ];
+    for (topic, format) in topics {
         let topic = format!("{prefix}-{topic}");
         registry.reset_counts();
         let records = e.peek("p", &topic);
@@ -260,6 +276,29 @@ fn check_agreement(e: &Env, registry: &StandIn, prefix: &str, expected: &Expecte
                 .map(|(_, n)| n)
                 .sum();
             assert_eq!(refs, 1, "the referenced schema, once: {counts:?}");
+        }
+        if topic.ends_with("payments") {
+            // One file registered, its messages told apart by their indexes.
+            assert_eq!(ids.values().copied().collect::<Vec<_>>(), [4]);
+            let messages: Vec<_> = records
+                .iter()
+                .map(|r| r["decoded_as"]["message"].as_str().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                messages,
+                [
+                    "shop.pay.Payment",
+                    "shop.pay.Payment",
+                    "shop.pay.Refund",
+                    "shop.pay.Payment.Line"
+                ]
+            );
+            // The serializer registered the imported file under its import name, "/" and
+            // all.
+            let refs = counts
+                .get("GET /subjects/shop%2Fmoney.proto/versions/1")
+                .copied();
+            assert_eq!(refs, Some(1), "the referenced file, once: {counts:?}");
         }
     }
     assert_eq!(seen, expected.len());

@@ -1,17 +1,26 @@
 """Produce records the way users' programs do, for tests/registry_interop.rs: Python
-confluent-kafka's AvroSerializer and JSONSerializer with its SchemaRegistryClient (against
-the stand-in registry, tests/registry/standin.py), into a Kafka broker.
+confluent-kafka's AvroSerializer, ProtobufSerializer and JSONSerializer with its
+SchemaRegistryClient (against the stand-in registry, tests/registry/standin.py), into a
+Kafka broker.
 
-    produce.py BOOTSTRAP REGISTRY_URL TOPIC_PREFIX ORDER_AVSC [create]
+    produce.py BOOTSTRAP REGISTRY_URL TOPIC_PREFIX ORDER_AVSC PAYMENT_DESC [create]
+
+PAYMENT_DESC: a FileDescriptorSet of tests/registry/proto/payment.proto with its imports
+(there is no protoc here: the test compiles it with protox); the message classes are made
+from it at run time.
 
 Topics (created by the caller, or here with CreateTopics when "create" is given: the
 librdkafka mock cluster does not answer it): PREFIX-orders (the record with every Avro type, twice
 with schema v1, then once with v2, which adds a defaulted field), PREFIX-invoices (an Avro
-schema referencing another subject's named type) and PREFIX-events (JSON Schema).
+schema referencing another subject's named type), PREFIX-events (JSON Schema) and
+PREFIX-payments (Protobuf: shop.pay.Payment, shop.pay.Refund and shop.pay.Payment.Line,
+message indexes [0], [1] and [0, 0], with shop/money.proto registered as a reference).
 
 Prints one JSON line per record: topic, partition, offset, and "value": what the same
-library's deserializers (AvroDeserializer, JSONDeserializer, given only the registry) make
-of the produced bytes, written in mqscope's conventions for what JSON has no type for:
+library's deserializers (AvroDeserializer, JSONDeserializer, given only the registry;
+ProtobufDeserializer, given the message class and the registry, its output as
+json_format.MessageToDict(preserving_proto_field_name=True) writes it) make of the produced
+bytes, written in mqscope's conventions for what JSON has no type for:
 decimals as their digits, UUIDs, dates, times and timestamps as ISO 8601 text (UTC with a
 Z, the fraction in as many digits of 3 as it needs), bytes as text when UTF-8, else
 {"base64": ...}. Only the notation is converted; every value is the deserializer's.
@@ -29,18 +38,21 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "decode_interop"))
 from order_record import record  # noqa: E402
 
-bootstrap, registry_url, prefix, avsc = sys.argv[1:5]
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory  # noqa: E402
+
+bootstrap, registry_url, prefix, avsc, payment_desc = sys.argv[1:6]
 client = SchemaRegistryClient({"url": registry_url})
 producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 10000})
 utc = datetime.timezone.utc
-if sys.argv[5:6] == ["create"]:
+if sys.argv[6:7] == ["create"]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [f"{prefix}-{t}" for t in ("orders", "invoices", "events")]
+    names = [f"{prefix}-{t}" for t in ("orders", "invoices", "events", "payments")]
     for f in admin.create_topics([NewTopic(n, 1, 1) for n in names]).values():
         f.result(20)
 
@@ -187,3 +199,55 @@ json_ser = JSONSerializer(event_schema, client)
 json_out = JSONDeserializer(None, schema_registry_client=client)
 produce(events, json_ser, json_out, {"kind": "created", "n": 1, "tags": ["x", "ü"], "at": None})
 produce(events, json_ser, json_out, {"kind": "paid", "n": 2, "tags": []})
+
+# Protobuf: the message classes made from the descriptor set, as generated code would be.
+fds = descriptor_pb2.FileDescriptorSet.FromString(open(payment_desc, "rb").read())
+pool = descriptor_pool.DescriptorPool()
+for f in fds.file:
+    pool.Add(f)
+
+
+def pb_class(name):
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+
+
+def pb_pair(name):
+    cls = pb_class(name)
+    ser = ProtobufSerializer(cls, client, {"use.deprecated.format": False})
+    de = ProtobufDeserializer(cls, {"use.deprecated.format": False}, schema_registry_client=client)
+
+    def read(data, ctx):
+        return json_format.MessageToDict(de(data, ctx), preserving_proto_field_name=True)
+
+    return cls, ser, read
+
+
+payments = f"{prefix}-payments"
+Payment, pay_ser, pay_out = pb_pair("shop.pay.Payment")
+payment = json_format.ParseDict(
+    {
+        "id": "pay-1",
+        "big": "-9007199254740993",
+        "total": {"currency": "EUR", "units": "-12", "nanos": -500000000},
+        "lines": [
+            {"sku": "A-1", "qty": 2, "price": {"currency": "EUR", "units": "3"}},
+            {"sku": "B-ü", "qty": 0},
+        ],
+        "attrs": {"channel": "shop", "": "empty key"},
+        "method": "METHOD_CASH",
+        "cash": {"currency": "EUR", "units": "20"},
+        "at": "2024-02-29T23:59:59.123456789Z",
+        "blob": base64.b64encode(bytes([0, 159, 255])).decode(),
+        "tip": 0,
+    },
+    Payment(),
+)
+produce(payments, pay_ser, pay_out, payment)
+produce(payments, pay_ser, pay_out, Payment(id="pay-2", card="4111-xx", method=1))
+Refund, refund_ser, refund_out = pb_pair("shop.pay.Refund")
+refund = json_format.ParseDict(
+    {"payment_id": "pay-1", "amount": {"currency": "USD", "units": "1"}, "reason": "late"}, Refund()
+)
+produce(payments, refund_ser, refund_out, refund)
+Line, line_ser, line_out = pb_pair("shop.pay.Payment.Line")
+produce(payments, line_ser, line_out, Line(sku="C-3", qty=4294967295))

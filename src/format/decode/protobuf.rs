@@ -139,8 +139,10 @@ impl Schema {
         Schema::protobuf(compiler.descriptor_pool(), main, message, origin)
     }
 
-    /// A Protobuf schema from `.proto` text and the texts it imports, by import name: a
-    /// schema registry's answer (its references), compiled in memory.
+    /// A Protobuf schema from a schema registry's answer and its references' (by import
+    /// name), compiled in memory. Each is `.proto` text (what a registry serves by
+    /// default) or a base64 `FileDescriptorProto` (what confluent-kafka's
+    /// ProtobufSerializer registers, and a registry serves with `?format=serialized`).
     pub fn protobuf_from_text(
         text: &str,
         references: &[(String, String)],
@@ -192,10 +194,31 @@ pub(super) struct Texts(pub(super) Vec<(String, String)>);
 impl FileResolver for Texts {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.0.iter().find(|(n, _)| n == name) {
-            Some((n, text)) => File::from_source(n, text),
+            Some((n, text)) => match serialized_descriptor(text) {
+                Some(mut file) => {
+                    // Named as it is imported, whatever name it was registered under.
+                    file.name = Some(n.clone());
+                    Ok(File::from_file_descriptor_proto(file))
+                }
+                None => File::from_source(n, text),
+            },
             None => Err(protox::Error::file_not_found(name)),
         }
     }
+}
+
+/// A schema registered as a base64 `FileDescriptorProto`. `.proto` text never reads as
+/// one: its spaces, `;` and `{` are not base64.
+fn serialized_descriptor(text: &str) -> Option<prost_reflect::prost_types::FileDescriptorProto> {
+    use prost_reflect::prost::Message;
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()
 }
 
 /// A compile error with the file, line and column it points at, when it points.

@@ -175,6 +175,65 @@ fn registry_texts_compile_with_their_references_in_memory() {
     assert!(e.starts_with("schema subject s: schema.proto:2:"), "{e}");
 }
 
+/// What confluent-kafka's ProtobufSerializer registers: each file as a base64
+/// `FileDescriptorProto`, the main one under its own name, references by import name.
+#[test]
+fn registry_answers_in_serialized_form_compile_like_their_text() {
+    use base64::Engine;
+    let main = r#"syntax = "proto3";
+        package pay;
+        import "common/money.proto";
+        import "google/protobuf/timestamp.proto";
+        message Payment { common.Money amount = 1; google.protobuf.Timestamp at = 2; }"#;
+    let money = r#"syntax = "proto3"; package common;
+        message Money { string currency = 1; int64 cents = 2; }"#;
+    let texts = Texts(vec![
+        ("payment.proto".into(), main.into()),
+        ("common/money.proto".into(), money.into()),
+    ]);
+    let mut chain = protox::file::ChainFileResolver::new();
+    chain.add(texts);
+    chain.add(protox::file::GoogleFileResolver::new());
+    let mut c = protox::Compiler::with_file_resolver(chain);
+    c.open_file("payment.proto").unwrap();
+    let pool = c.descriptor_pool();
+    let b64 = |name: &str| {
+        let file = pool.get_file_by_name(name).unwrap();
+        base64::engine::general_purpose::STANDARD
+            .encode(file.file_descriptor_proto().encode_to_vec())
+    };
+    // Registered under another name than the import's: the import name wins.
+    let refs = [("common/money.proto".to_string(), b64("common/money.proto"))];
+    let s = Schema::protobuf_from_text(
+        &b64("payment.proto"),
+        &refs,
+        Origin::Subject("pay-value".into()),
+    )
+    .unwrap();
+    let mut schemas = LocalSchemas::default();
+    schemas.add_id(3, s);
+    let d = Decoder::new(Default::default(), Arc::new(schemas));
+    // amount { currency "EUR", cents 1250 }, at { seconds 1 }
+    let body = [
+        0, 0, 0, 0, 3, 0, 0x0a, 0x08, 0x0a, 0x03, b'E', b'U', b'R', 0x10, 0xe2, 0x09, 0x12, 0x02,
+        0x08, 0x01,
+    ];
+    let got = d.decode(&input("t", &body)).unwrap().unwrap();
+    assert_eq!(
+        got.value,
+        json!({"amount": {"currency": "EUR", "cents": "1250"}, "at": "1970-01-01T00:00:01Z"})
+    );
+    // A reference missing is named, as with text.
+    let e = Schema::protobuf_from_text(
+        &b64("payment.proto"),
+        &[],
+        Origin::Subject("pay-value".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("common/money.proto"), "{e}");
+}
+
 #[test]
 fn a_descriptor_set_reads_like_the_proto_it_was_made_from() {
     let set = pool().encode_to_vec();
