@@ -285,3 +285,55 @@ async fn on_3_10_the_peek_is_refused_as_before_and_describe_names_the_version() 
     }
     cleanup(&conn, &[&q, &dlq]).await;
 }
+
+/// A management API of another broker than the AMQP URL's (4.3's AMQP, 4.0's API) does
+/// not know the vhost: the listing says so and names the setting, rather than reporting
+/// a missing queue named after the API's path.
+#[test]
+fn a_management_api_of_another_broker_is_named_as_such() {
+    let (Some(b43), Some(b40)) = (Broker::of("4.3"), Broker::of("4.0")) else {
+        return;
+    };
+    let mgmt43 = std::env::var("MQSCOPE_TEST_RABBITMQ_4_3_MGMT").unwrap();
+    let mgmt40 = std::env::var("MQSCOPE_TEST_RABBITMQ_4_0_MGMT").unwrap();
+    let vhost = format!("mqscope only on 4.3 ü {}", std::process::id());
+    let path = vhost.replace(' ', "%20").replace('ü', "%C3%BC");
+    let curl = |method: &str, url: String| {
+        let ok = std::process::Command::new("curl")
+            .args(["-fsS", "-u", "guest:guest", "-X", method, &url])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{method} {url}");
+    };
+    curl("PUT", format!("{mgmt43}/api/vhosts/{path}"));
+    let (amqp_base, _) = b43.amqp.rsplit_once('/').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.t]\nurl = \"{amqp_base}/{path}\"\nmanagement_url = \"{mgmt40}\"\n"),
+    )
+    .unwrap();
+    let mut elsewhere = b40;
+    elsewhere.config = config.display().to_string();
+    // A vhost just made may refuse connections for a moment on 4.x.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (ok, err) = loop {
+        let (ok, _, err) = elsewhere.run(&["queues"]);
+        if !err.contains("access refused") || Instant::now() > deadline {
+            break (ok, err);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    curl("DELETE", format!("{mgmt43}/api/vhosts/{path}"));
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "the management API at {mgmt40} has no /api/queues/"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("management_url"), "{err}");
+    assert!(!err.contains("no queue or topic named"), "{err}");
+}

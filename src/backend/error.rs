@@ -34,9 +34,10 @@ pub enum BackendError {
     /// Never reached the broker (its channel had closed first): safe to send again.
     #[error("not sent: {0}")]
     NotSent(String),
-    /// A live tail could not keep up: `skipped` messages it should have shown were dropped
-    /// (by the broker from a full tap queue, or by the tail's own buffer); it goes on.
-    #[error("the live tail fell behind: {skipped} messages were skipped ({why})")]
+    /// A live tail could not keep up: `skipped` events it should have shown were dropped
+    /// (by the broker from a full tap queue, or by the tail's own buffer), `why` saying
+    /// what they were; it goes on.
+    #[error("the live tail fell behind: {skipped} skipped ({why})")]
     Behind { skipped: u64, why: String },
 }
 

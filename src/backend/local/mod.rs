@@ -425,7 +425,7 @@ impl LiveTail for LocalBackend {
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(n)) => Err(BackendError::Behind {
                         skipped: n,
-                        why: "the demo broker's event buffer moved on".into(),
+                        why: "messages the demo broker's event buffer moved on from".into(),
                     }),
                     Err(broadcast::error::RecvError::Closed) => return,
                 };

@@ -399,9 +399,17 @@ impl Mgmt {
             });
         }
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(BackendError::QueueNotFound(
-                path.rsplit('/').next().unwrap_or(path).to_string(),
-            ));
+            // A queue's own path: no such queue. A vhost's listing: no such vhost there,
+            // often a management API of another broker than the AMQP URL's.
+            let bare = path.split('?').next().unwrap_or(path);
+            let parts: Vec<&str> = bare.trim_start_matches('/').split('/').collect();
+            if let ["api", "queues", _, name, ..] = parts[..] {
+                return Err(BackendError::QueueNotFound(name.to_string()));
+            }
+            return Err(BackendError::Broker(format!(
+                "the management API at {} has no {bare} (404 Not Found): no such vhost there? It must be the same broker's as the AMQP URL: set the profile's management_url",
+                self.base
+            )));
         }
         if status.is_redirection() {
             let to = resp

@@ -290,6 +290,14 @@ impl LiveTail for RabbitBackend {
             let mut lookup = tokio::time::interval(OWN_LOOKUP_EVERY);
             // What the broker dropped from the full tap: counted by purging the spill.
             let mut count_spill = tokio::time::interval(SPILL_COUNT_EVERY);
+            // With tracing on, a publish to an exchange the tap is bound to reaches it twice
+            // (the firehose's copy and the exchange's, one shown): losing one copy loses
+            // nothing, so the count is of copies, at most that many messages.
+            let twice = if tracing {
+                "; with tracing on a publish reaches the tap twice (the firehose's copy and its exchange's), so at most that many messages were missed"
+            } else {
+                ""
+            };
             loop {
                 tokio::select! {
                     _ = tx.closed() => break,
@@ -303,7 +311,7 @@ impl LiveTail for RabbitBackend {
                             let full = if u64::from(n) >= SPILL_MAX_LENGTH as u64 { "at least " } else { "" };
                             let behind = BackendError::Behind {
                                 skipped: u64::from(n),
-                                why: format!("{full}that many of the oldest were dropped by the broker from the tap queue, which holds {TAP_MAX_LENGTH} at most"),
+                                why: format!("{full}that many copies, the oldest, were dropped by the broker from the tap queue, which holds {TAP_MAX_LENGTH} at most{twice}"),
                             };
                             if tx.send(Err(behind)).await.is_err() {
                                 break;
