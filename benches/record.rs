@@ -2,7 +2,8 @@
 //! row: envelope made, correlation ID extracted, batch inserted in one transaction) with
 //! the process's peak memory, and the time of a trace's database query over 10,000,000
 //! envelopes, warm. Run with `cargo bench --bench record` (`-- --rows N` for a smaller
-//! database; the database is kept in target/ and reused while it holds enough rows).
+//! database; the database is kept in target/ and reused while it holds enough rows;
+//! `-- --cache-mib N` for another page cache than the recorder's, in a database of its own).
 //!
 //! Messages are made from their index (a ~230-byte JSON order, two headers, properties, the
 //! publish's routed queues, as RabbitMQ's firehose gives them); ten envelopes share a
@@ -88,6 +89,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000_000);
+    let cache_mib: Option<u32> = args
+        .iter()
+        .position(|a| a == "--cache-mib")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
+    let open = |path: &std::path::Path| {
+        let store = Store::open(path).expect("open");
+        if let Some(mib) = cache_mib {
+            store.set_cache_mib(mib).expect("cache size");
+        }
+        store
+    };
     let rules = Extractor::default();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&dir).expect("target dir");
@@ -97,7 +110,7 @@ fn main() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", fresh.display()));
     }
-    let mut store = Store::open(&fresh).expect("open");
+    let mut store = open(&fresh);
     let n = 1_000_000.min(rows);
     let secs = ingest(&mut store, 0, n, &rules);
     println!(
@@ -111,11 +124,29 @@ fn main() {
     }
 
     // The trace query over a large database, filled once and kept.
-    let big = dir.join("record-bench.db");
-    let mut store = Store::open(&big).expect("open");
+    let big = match cache_mib {
+        Some(mib) => dir.join(format!("record-bench-cache{mib}.db")),
+        None => dir.join("record-bench.db"),
+    };
+    let mut store = open(&big);
     let have = store.count().expect("count");
     if have < rows {
-        let secs = ingest(&mut store, have, rows, &rules);
+        // In steps of a million, so the rate's fall as the file outgrows the page cache
+        // shows.
+        let mut secs = 0.0;
+        let mut at_row = have;
+        while at_row < rows {
+            let to = (at_row / 1_000_000 + 1) * 1_000_000;
+            let to = to.min(rows);
+            let step = ingest(&mut store, at_row, to, &rules);
+            println!(
+                "  {at_row} to {to}: {:.0} envelopes/s, peak memory {:.1} MiB",
+                (to - at_row) as f64 / step,
+                peak_mib()
+            );
+            secs += step;
+            at_row = to;
+        }
         println!(
             "filled {} to {rows} envelopes in {secs:.0} s ({:.0}/s), file {:.2} GB",
             big.display(),

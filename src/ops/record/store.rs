@@ -152,6 +152,7 @@ impl Store {
             .conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(err(path))?;
+        store.set_cache_mib(CACHE_MIB)?;
         store.conn.execute_batch(SCHEMA).map_err(err(path))?;
         store
             .conn
@@ -161,6 +162,16 @@ impl Store {
             )
             .map_err(err(path))?;
         Ok(store)
+    }
+
+    /// How much of the file SQLite keeps in memory, at most: the indexes' pages that
+    /// inserts land on at random (event uid, correlation ID) stay cached longer.
+    pub fn set_cache_mib(&self, mib: u32) -> Result<(), StoreError> {
+        // A negative cache_size is in KiB rather than pages.
+        let kib = -(i64::from(mib) * 1024);
+        self.conn
+            .pragma_update(None, "cache_size", kib)
+            .map_err(err(&self.path))
     }
 
     /// Open an existing database to read (a trace); it may be recorded into meanwhile.
@@ -527,6 +538,10 @@ impl Store {
         Ok(lines.join("; "))
     }
 }
+
+/// The page cache of a recording, in MiB (SQLite's default is 2): measured with
+/// `cargo bench --bench record` (BENCHMARKS.md).
+const CACHE_MIB: u32 = 16;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
