@@ -57,6 +57,15 @@ impl RecentSet {
 /// the broker sheds the copies, not the real traffic.
 const TAP_MAX_LENGTH: i64 = 10_000;
 
+/// Queue arguments from (name, value) pairs.
+fn table<const N: usize>(pairs: [(&str, AMQPValue); N]) -> AmqpTable {
+    let mut t = AmqpTable::default();
+    for (k, v) in pairs {
+        t.insert(k.into(), v);
+    }
+    t
+}
+
 /// How often the messages the broker dropped from a full tap are counted (and purged).
 const SPILL_COUNT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -190,22 +199,17 @@ impl LiveTail for RabbitBackend {
         // Where the broker puts what a full tap drops (dead-lettered with reason maxlen):
         // a queue of the tail's own, declared once the tap is consumed (see below).
         let spill_name = self.consumer_tag("tail-spill");
-        let mut args = AmqpTable::default();
-        args.insert(
-            "x-max-length".into(),
-            AMQPValue::LongLongInt(TAP_MAX_LENGTH),
-        );
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
-        );
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(spill_name.as_str().into()),
-        );
-        // Should a bind below fail, the tap never gets a consumer, and auto-delete would
-        // never fire on the shared connection: it expires instead.
-        args.insert("x-expires".into(), AMQPValue::LongInt(TAP_EXPIRES_MS));
+        let args = table([
+            ("x-max-length", AMQPValue::LongLongInt(TAP_MAX_LENGTH)),
+            ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+            (
+                "x-dead-letter-routing-key",
+                AMQPValue::LongString(spill_name.as_str().into()),
+            ),
+            // Should a bind below fail, the tap never gets a consumer, and auto-delete
+            // would never fire on the shared connection: it expires instead.
+            ("x-expires", AMQPValue::LongInt(TAP_EXPIRES_MS)),
+        ]);
         let opts = QueueDeclareOptions {
             exclusive: true,
             auto_delete: true,
@@ -258,15 +262,13 @@ impl LiveTail for RabbitBackend {
         // tail (deleted when it stops; exclusive, so with the connection at the latest).
         // Should it fail, closing the channel cancels the tap's consumer, which deletes
         // the tap.
-        let mut args = AmqpTable::default();
-        args.insert(
-            "x-max-length".into(),
-            AMQPValue::LongLongInt(SPILL_MAX_LENGTH),
-        );
-        args.insert(
-            "x-max-length-bytes".into(),
-            AMQPValue::LongLongInt(SPILL_MAX_BYTES),
-        );
+        let args = table([
+            ("x-max-length", AMQPValue::LongLongInt(SPILL_MAX_LENGTH)),
+            (
+                "x-max-length-bytes",
+                AMQPValue::LongLongInt(SPILL_MAX_BYTES),
+            ),
+        ]);
         let opts = QueueDeclareOptions {
             exclusive: true,
             ..QueueDeclareOptions::default()
