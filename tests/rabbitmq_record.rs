@@ -292,6 +292,38 @@ async fn with_tracing_on_trace_db_shows_every_copy_after_the_queues_are_empty() 
         db,
         run,
     } = recording(&v).await;
+    // The tap takes publishes from the firehose alone, and dead letters from the
+    // exchange billing dead-letters to: not a second copy of each publish from orders.
+    let bindings: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/bindings/{}",
+            rabbit().mgmt_url,
+            encode_vhost(&v.name)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut tapped: Vec<&str> = bindings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| {
+            b["destination"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("amq.gen-")
+        })
+        .filter_map(|b| b["source"].as_str())
+        // The default exchange's implicit binding of every queue.
+        .filter(|x| !x.is_empty())
+        .collect();
+    tapped.sort();
+    tapped.dedup();
+    assert_eq!(tapped, ["amq.rabbitmq.trace", "dlx"], "{bindings}");
     publish(&ch, "other", "m-1").await;
     publish(&ch, "wanted", "m-2").await;
     // Billing acks the other and rejects the wanted one; everything else is consumed.

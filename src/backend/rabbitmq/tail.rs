@@ -112,7 +112,21 @@ impl LiveTail for RabbitBackend {
             )));
         }
         // (exchange, routing key) pairs to bind the tap with. The exchanges themselves
-        // always: dead-lettering is not a publish, the firehose never sees it.
+        // too: dead-lettering is not a publish, the firehose never sees it. Following
+        // every exchange with tracing on, only those some queue dead-letters to: the
+        // firehose has every publish already, and a second copy of each through its
+        // exchange would double what the broker delivers to the tap (then, or should
+        // the queues' settings not be readable, all of them as without tracing).
+        let dead_letter_exchanges = if tracing && wanted.is_empty() {
+            self.mgmt.queue_settings(vhost).await.ok().map(|queues| {
+                queues
+                    .iter()
+                    .filter_map(|q| q.setting_str("dead-letter-exchange"))
+                    .collect::<std::collections::HashSet<String>>()
+            })
+        } else {
+            None
+        };
         let mut bindings: Vec<(String, String)> = Vec::new();
         let sources: Vec<String> = if wanted.is_empty() {
             topology
@@ -120,6 +134,7 @@ impl LiveTail for RabbitBackend {
                 .iter()
                 .map(|e| e.name.clone())
                 .filter(|n| !n.starts_with("amq."))
+                .filter(|n| dead_letter_exchanges.as_ref().is_none_or(|d| d.contains(n)))
                 .collect()
         } else {
             wanted.iter().filter(|x| !x.is_empty()).cloned().collect()
@@ -296,7 +311,7 @@ impl LiveTail for RabbitBackend {
             // (the firehose's copy and the exchange's, one shown): losing one copy loses
             // nothing, so the count is of copies, at most that many messages.
             let twice = if tracing {
-                "; with tracing on a publish reaches the tap twice (the firehose's copy and its exchange's), so at most that many messages were missed"
+                "; with tracing on a publish to an exchange the tap is bound to reaches it twice (the firehose's copy and the exchange's), so at most that many messages were missed"
             } else {
                 ""
             };
