@@ -280,11 +280,14 @@ fn root_line<'a>(
     };
     let head = format!("{:>10}  ● ", delta(first, hop.time));
     let tag_text = format!("{:<9} ", tag.as_str());
-    let room = width.saturating_sub(head.chars().count() + tag_text.chars().count());
+    let recorded = if hop.recorded.is_some() { RECORDED } else { "" };
+    let room = width
+        .saturating_sub(head.chars().count() + tag_text.chars().count() + recorded.chars().count());
     Line::from(vec![
         Span::styled(head, t.fg(Role::Dim)),
         Span::styled(tag_text, t.fg(role).add_modifier(Modifier::BOLD)),
         Span::styled(fit(label, room), t.fg(Role::Text)),
+        Span::styled(recorded, t.fg(Role::Dim)),
     ])
 }
 
@@ -319,6 +322,9 @@ fn branch_line<'a>(
         }
         if hop.live {
             push(&mut spans, "  live".into(), t.fg(Role::Ok));
+        }
+        if hop.recorded.is_some() {
+            push(&mut spans, RECORDED.into(), t.fg(Role::Dim));
         }
         return Line::from(spans);
     }
@@ -373,8 +379,15 @@ fn branch_line<'a>(
     if hop.live {
         push(&mut spans, "  live".into(), t.fg(Role::Ok));
     }
+    if hop.recorded.is_some() {
+        push(&mut spans, RECORDED.into(), t.fg(Role::Dim));
+    }
     Line::from(spans)
 }
+
+/// After a hop read from the recorder's database (`--db`, `record_db`, the demo's kept
+/// history), not found on the broker now.
+const RECORDED: &str = "  (recorded)";
 
 /// A consumer group's progress past the record above: consumed, or pending with its lag.
 fn group_line<'a>(hop: &Hop, group: usize, under_last: bool, t: &Theme, width: usize) -> Line<'a> {
