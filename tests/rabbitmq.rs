@@ -1249,15 +1249,7 @@ async fn live_tail_sees_copies_and_leaves_delivery_alone() {
 
 /// A management API resource as JSON (guest on the local broker), e.g. `queues/%2F/q`.
 async fn api_get(path: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{}/api/{path}", rabbit().mgmt_url))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::api_json(&format!("{}/api/{path}", rabbit().mgmt_url)).await
 }
 
 /// Turn the firehose on or off in a vhost, as an operator would in the management UI.

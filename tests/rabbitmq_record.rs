@@ -294,19 +294,12 @@ async fn with_tracing_on_trace_db_shows_every_copy_after_the_queues_are_empty() 
     } = recording(&v).await;
     // The tap takes publishes from the firehose alone, and dead letters from the
     // exchange billing dead-letters to: not a second copy of each publish from orders.
-    let bindings: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/bindings/{}",
-            rabbit().mgmt_url,
-            encode_vhost(&v.name)
-        ))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bindings = support::api_json(&format!(
+        "{}/api/bindings/{}",
+        rabbit().mgmt_url,
+        encode_vhost(&v.name)
+    ))
+    .await;
     let mut tapped: Vec<&str> = bindings
         .as_array()
         .unwrap()

@@ -94,15 +94,8 @@ async fn restart_while_recording(version: &'static str) {
     };
     // The management listener comes up a moment after AMQP: the recorder needs both.
     drop(node.backend().await);
-    let overview: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{}/api/overview", node.mgmt_port))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let overview =
+        support::api_json(&format!("http://127.0.0.1:{}/api/overview", node.mgmt_port)).await;
     let running = overview["rabbitmq_version"].as_str().unwrap_or_default();
     assert!(
         running.starts_with(&format!("{version}.")),

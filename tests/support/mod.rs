@@ -26,6 +26,20 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// A management API resource as JSON, read as guest: `url` is the whole address. An error
+/// status is returned as its JSON body (`{"error": "Object Not Found", …}`), not a panic.
+pub async fn api_json(url: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
 /// Dead-letter the first `n` ready messages of `queue` as a failing consumer would: take
 /// them on `ch` (the prefetch covers them all) and reject them together with one multiple
 /// nack without requeue.
