@@ -220,6 +220,17 @@ fn on_mock(python: &str, prefix: &str) -> (StandIn, Cluster, Expected) {
     (registry, c, expected)
 }
 
+/// A decoder that never asks the registry itself: it finds only what was fetched (or
+/// prefetched) already, as the terminal UI's drawing does.
+fn prefetched_only(
+    reg: &std::sync::Arc<mqscope::backend::registry::Registry>,
+) -> mqscope::format::decode::Decoder {
+    use mqscope::backend::registry::RegistrySchemas;
+    use mqscope::format::decode::{Decoder, LocalSchemas};
+    let schemas = RegistrySchemas::new(LocalSchemas::default(), reg.clone(), false);
+    Decoder::new(BTreeMap::new(), std::sync::Arc::new(schemas))
+}
+
 /// A registry address nothing listens on.
 fn closed_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -457,9 +468,9 @@ fn confluent_serializer_records_on_tansu_decode_as_its_deserializers_read_them()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decoder_that_does_not_fetch_finds_prefetched_schemas_and_an_unreachable_registry_is_a_note()
  {
-    use mqscope::backend::registry::{Registry, RegistryAuth, RegistrySchemas, RegistrySettings};
+    use mqscope::backend::registry::{Registry, RegistryAuth, RegistrySettings};
     use mqscope::backend::target::Secret;
-    use mqscope::format::decode::{Decoder, Input, LocalSchemas};
+    use mqscope::format::decode::Input;
     use std::sync::Arc;
 
     // The stand-in needs only Python's standard library.
@@ -488,14 +499,7 @@ async fn a_decoder_that_does_not_fetch_finds_prefetched_schemas_and_an_unreachab
         ))
         .unwrap(),
     );
-    let decoder = Decoder::new(
-        BTreeMap::new(),
-        Arc::new(RegistrySchemas::new(
-            LocalSchemas::default(),
-            reg.clone(),
-            false,
-        )),
-    );
+    let decoder = prefetched_only(&reg);
     let mut body = vec![0u8];
     body.extend(id.to_be_bytes());
     body.push(0x54); // 42
@@ -553,14 +557,7 @@ async fn a_decoder_that_does_not_fetch_finds_prefetched_schemas_and_an_unreachab
         note.contains("is unreachable") && note.contains("shown raw"),
         "{note}"
     );
-    let decoder = Decoder::new(
-        BTreeMap::new(),
-        Arc::new(RegistrySchemas::new(
-            LocalSchemas::default(),
-            down.clone(),
-            false,
-        )),
-    );
+    let decoder = prefetched_only(&down);
     let e = decoder.decode(&input).unwrap().unwrap_err();
     assert!(
         e.to_string()
@@ -578,10 +575,10 @@ async fn a_decoder_that_does_not_fetch_finds_prefetched_schemas_and_an_unreachab
 /// page still comes, after a note for the status bar, and each message says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tui_worker_fetches_a_pages_schemas_first_and_notes_an_unreachable_registry() {
-    use mqscope::backend::registry::{Registry, RegistryAuth, RegistrySchemas, RegistrySettings};
+    use mqscope::backend::registry::{Registry, RegistryAuth, RegistrySettings};
     use mqscope::backend::{ConnectOptions, PeekFrom};
     use mqscope::config::Target;
-    use mqscope::format::decode::{Decoder, Input, LocalSchemas};
+    use mqscope::format::decode::Input;
     use mqscope::tui::state::Effect;
     use mqscope::tui::update::Msg;
     use mqscope::tui::worker::Worker;
@@ -636,14 +633,7 @@ async fn the_tui_worker_fetches_a_pages_schemas_first_and_notes_an_unreachable_r
             }
         };
         assert_eq!(page.messages.len(), 2);
-        let decoder = Decoder::new(
-            BTreeMap::new(),
-            Arc::new(RegistrySchemas::new(
-                LocalSchemas::default(),
-                reg.clone(),
-                false,
-            )),
-        );
+        let decoder = prefetched_only(&reg);
         let requests = reg.requests();
         for m in &page.messages {
             let got = decoder.decode(&Input::payload(m)).unwrap();
