@@ -108,8 +108,8 @@ impl Command {
             Command::Trace(a) => a.json,
             Command::Record(a) => a.json,
             Command::Replay(a) => a.json,
-            Command::Purge(a) => a.json,
-            Command::Delete(a) => a.json,
+            Command::Purge(a) => a.how.json,
+            Command::Delete(a) => a.how.json,
             Command::Demo(_) => false,
         }
     }
@@ -425,25 +425,8 @@ pub struct PurgeArgs {
     /// The queue to empty.
     #[arg(value_parser = crate::cli::validate::valid_name)]
     pub queue: String,
-    /// Do not ask for confirmation.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Skip the backup (for huge queues): the messages are gone for good.
-    #[arg(long, conflicts_with = "backup")]
-    pub no_backup: bool,
-    /// Write the backup here instead of the state directory.
-    #[arg(long, value_name = "FILE")]
-    pub backup: Option<PathBuf>,
-    /// Go ahead on a quorum queue with a delivery limit.
-    #[arg(long)]
-    pub force: bool,
-    /// Finish an interrupted run on this queue (same backup file, same choice of messages):
-    /// what it had backed up and not seen removed is removed now, not written twice.
-    #[arg(long, conflicts_with_all = ["no_backup", "backup"])]
-    pub resume: bool,
-    /// Print the result as one JSON object.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub how: RemovalArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -452,24 +435,31 @@ pub struct DeleteArgs {
     #[arg(value_parser = crate::cli::validate::valid_name)]
     pub queue: String,
     /// The messages to delete: message ids or fingerprints (`peek --json` gives each message's "fingerprint").
-    #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required_unless_present = "resume")]
+    #[arg(long, value_name = "ID", value_delimiter = ',', num_args = 1.., required_unless_present = "resume", conflicts_with = "resume")]
     pub ids: Vec<String>,
+    #[command(flatten)]
+    pub how: RemovalArgs,
+}
+
+/// What `purge` and `delete` share: the confirmation, the backup and resuming.
+#[derive(Debug, Args, Clone)]
+pub struct RemovalArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Skip the backup: the deleted messages are gone for good.
+    /// Skip the backup (for huge queues): the removed messages are gone for good.
     #[arg(long, conflicts_with = "backup")]
     pub no_backup: bool,
     /// Write the backup here instead of the state directory.
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
-    /// Go ahead on a quorum queue with a delivery limit (the messages kept are returned,
-    /// which counts towards it).
+    /// Go ahead on a quorum queue with a delivery limit (messages read and returned count
+    /// towards it).
     #[arg(long)]
     pub force: bool,
-    /// Finish an interrupted delete on this queue (same ids, same backup file): what it had
-    /// backed up and not seen removed is removed now, not written twice.
-    #[arg(long, conflicts_with_all = ["no_backup", "backup", "ids"])]
+    /// Finish an interrupted run on this queue (same backup file, same choice of messages):
+    /// what it had backed up and not seen removed is removed now, not written twice.
+    #[arg(long, conflicts_with_all = ["no_backup", "backup"])]
     pub resume: bool,
     /// Print the result as one JSON object.
     #[arg(long)]

@@ -4,7 +4,7 @@
 //! are the work of `ops::replay::run` and `ops::remove::run`, which the terminal UI runs too.
 
 use crate::backend::Backend;
-use crate::cli::{DeleteArgs, PurgeArgs, ReplayArgs};
+use crate::cli::{DeleteArgs, PurgeArgs, RemovalArgs, ReplayArgs};
 use crate::config::Resolved;
 use crate::format::text::shell_word as sh;
 use crate::ops::audit::Audited;
@@ -322,19 +322,6 @@ fn print_report(r: &Report, json: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// What `purge` and `delete` share.
-struct Removing<'a> {
-    action: &'a str,
-    queue: &'a str,
-    ids: &'a [String],
-    yes: bool,
-    no_backup: bool,
-    backup_path: Option<&'a std::path::Path>,
-    force: bool,
-    resume: bool,
-    json: bool,
-}
-
 /// The command that puts a backup back on the broker it came from: the same profile and
 /// URL (without its password, which is given as before). Without them, `publish` would
 /// go to the default target, which may be another broker or the demo.
@@ -354,20 +341,21 @@ fn restore_command(resolved: &Resolved, backend: &dyn Backend, backup: &str) -> 
 async fn remove(
     backend: &dyn Backend,
     resolved: &Resolved,
-    how: Removing<'_>,
+    action: &str,
+    queue: &str,
+    ids: &[String],
+    how: &RemovalArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let Removing {
-        action,
-        queue,
-        ids,
+    let RemovalArgs {
         yes,
         no_backup,
-        backup_path,
+        ref backup,
         force,
         resume,
         json,
-    } = how;
+    } = *how;
+    let backup_path = backup.as_deref();
     refuse_read_only(resolved, action)?;
     remove::taker(backend, action)?;
     let target = backend.info().target;
@@ -504,18 +492,7 @@ pub async fn purge(
     args: &PurgeArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let how = Removing {
-        action: "purge",
-        queue: &args.queue,
-        ids: &[],
-        yes: args.yes,
-        no_backup: args.no_backup,
-        backup_path: args.backup.as_deref(),
-        force: args.force,
-        resume: args.resume,
-        json: args.json,
-    };
-    remove(backend, resolved, how, out)
+    remove(backend, resolved, "purge", &args.queue, &[], &args.how, out)
         .await
         .with_context(|| format!("purge \"{}\"", args.queue))
 }
@@ -526,18 +503,15 @@ pub async fn delete(
     args: &DeleteArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let how = Removing {
-        action: "delete",
-        queue: &args.queue,
-        ids: &args.ids,
-        yes: args.yes,
-        no_backup: args.no_backup,
-        backup_path: args.backup.as_deref(),
-        force: args.force,
-        resume: args.resume,
-        json: args.json,
-    };
-    remove(backend, resolved, how, out)
-        .await
-        .with_context(|| format!("delete from \"{}\"", args.queue))
+    remove(
+        backend,
+        resolved,
+        "delete",
+        &args.queue,
+        &args.ids,
+        &args.how,
+        out,
+    )
+    .await
+    .with_context(|| format!("delete from \"{}\"", args.queue))
 }
