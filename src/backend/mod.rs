@@ -35,6 +35,28 @@ use crate::model::{ConsumerGroup, Message, QueueDetail, QueueSummary};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+/// The capability getters of [`Backend`]: `default:` declares them in the trait, answering
+/// None; a backend lists those it implements itself (`capabilities!(publisher: Publish)`),
+/// each answering `Some(self)`.
+macro_rules! capabilities {
+    (default: $($getter:ident: $cap:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("The [`", stringify!($cap), "`] capability, where the backend has it.")]
+            fn $getter(&self) -> Option<&dyn $cap> {
+                None
+            }
+        )*
+    };
+    ($($getter:ident: $cap:ident),* $(,)?) => {
+        $(
+            fn $getter(&self) -> Option<&dyn $cap> {
+                Some(self)
+            }
+        )*
+    };
+}
+pub(crate) use capabilities;
+
 /// The broker-neutral base every backend implements.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -64,36 +86,9 @@ pub trait Backend: Send + Sync {
         Ok(page.notes)
     }
 
-    fn publisher(&self) -> Option<&dyn Publish> {
-        None
-    }
-
-    fn purger(&self) -> Option<&dyn Purge> {
-        None
-    }
-
-    fn consumer_groups(&self) -> Option<&dyn ConsumerGroups> {
-        None
-    }
-
-    fn live_tail(&self) -> Option<&dyn LiveTail> {
-        None
-    }
-
-    fn exporter(&self) -> Option<&dyn Export> {
-        None
-    }
-
-    fn taker(&self) -> Option<&dyn Take> {
-        None
-    }
-
-    fn browser(&self) -> Option<&dyn Browse> {
-        None
-    }
-
-    fn advancer(&self) -> Option<&dyn Advance> {
-        None
+    capabilities! {
+        default: publisher: Publish, purger: Purge, consumer_groups: ConsumerGroups,
+        live_tail: LiveTail, exporter: Export, taker: Take, browser: Browse, advancer: Advance,
     }
 
     /// How many messages from its head a queue can be peeked (RabbitMQ: AMQP's prefetch

@@ -15,7 +15,7 @@ mod topics;
 
 use super::{
     Advance, Backend, BackendError, BackendInfo, BackendKind, ConnectOptions, ConsumerGroups,
-    Export, LiveTail, PeekPage, PeekRequest, Publish, Result,
+    Export, LiveTail, PeekPage, PeekRequest, Publish, Result, capabilities,
 };
 use crate::backend::target::KafkaTarget;
 use crate::model::{QueueDetail, QueueSummary};
@@ -143,24 +143,9 @@ impl Backend for KafkaBackend {
         self.peek_page(name, req).await
     }
 
-    fn publisher(&self) -> Option<&dyn Publish> {
-        Some(self)
-    }
-
-    fn consumer_groups(&self) -> Option<&dyn ConsumerGroups> {
-        Some(self)
-    }
-
-    fn live_tail(&self) -> Option<&dyn LiveTail> {
-        Some(self)
-    }
-
-    fn exporter(&self) -> Option<&dyn Export> {
-        Some(self)
-    }
-
-    fn advancer(&self) -> Option<&dyn Advance> {
-        Some(self)
+    capabilities! {
+        publisher: Publish, consumer_groups: ConsumerGroups, live_tail: LiveTail,
+        exporter: Export, advancer: Advance,
     }
 }
 

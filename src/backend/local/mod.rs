@@ -8,7 +8,7 @@ pub mod demo;
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, Browse, ConnectOptions, ConsumerGroups,
     Delivered, Destination, LiveTail, PeekFrom, PeekPage, PeekRequest, Publish, PublishReceipt,
-    Purge, Result, Tail, TailEvent, TailFilter, Take, TakeSession, Taken,
+    Purge, Result, Tail, TailEvent, TailFilter, Take, TakeSession, Taken, capabilities,
 };
 use crate::backend::target::LocalTarget;
 use crate::model::broker::quorum_refusal;
@@ -159,28 +159,9 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn publisher(&self) -> Option<&dyn Publish> {
-        Some(self)
-    }
-
-    fn purger(&self) -> Option<&dyn Purge> {
-        Some(self)
-    }
-
-    fn consumer_groups(&self) -> Option<&dyn ConsumerGroups> {
-        Some(self)
-    }
-
-    fn live_tail(&self) -> Option<&dyn LiveTail> {
-        Some(self)
-    }
-
-    fn taker(&self) -> Option<&dyn Take> {
-        Some(self)
-    }
-
-    fn browser(&self) -> Option<&dyn Browse> {
-        Some(self)
+    capabilities! {
+        publisher: Publish, purger: Purge, consumer_groups: ConsumerGroups, live_tail: LiveTail,
+        taker: Take, browser: Browse,
     }
 }
 

@@ -26,7 +26,7 @@ pub use tls::tls_config;
 
 use super::{
     Backend, BackendError, BackendInfo, BackendKind, Browse, LiveTail, PeekPage, PeekRequest,
-    PeekSink, Publish, Purge, Result, Take,
+    PeekSink, Publish, Purge, Result, Take, capabilities,
 };
 use crate::backend::target::AmqpTarget;
 use crate::model::broker::BrokerVersion;
@@ -115,20 +115,8 @@ impl Backend for RabbitBackend {
         self.peek_with(name, req, &mut PeekSink::Send(sink)).await
     }
 
-    fn publisher(&self) -> Option<&dyn Publish> {
-        Some(self)
-    }
-
-    fn purger(&self) -> Option<&dyn Purge> {
-        Some(self)
-    }
-
-    fn live_tail(&self) -> Option<&dyn LiveTail> {
-        Some(self)
-    }
-
-    fn taker(&self) -> Option<&dyn Take> {
-        Some(self)
+    capabilities! {
+        publisher: Publish, purger: Purge, live_tail: LiveTail, taker: Take, browser: Browse,
     }
 
     fn peek_depth(&self) -> Option<u64> {
@@ -153,10 +141,6 @@ impl Backend for RabbitBackend {
 
     async fn server(&self) -> Option<BrokerVersion> {
         self.broker_version().await.ok()
-    }
-
-    fn browser(&self) -> Option<&dyn Browse> {
-        Some(self)
     }
 }
 
