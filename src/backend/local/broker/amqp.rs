@@ -127,10 +127,7 @@ impl LocalBroker {
 
     pub fn set_consumers(&self, queue: &str, consumers: u32) -> Result<(), BrokerError> {
         let mut st = self.lock();
-        let q = st
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| BrokerError::NoQueue(queue.to_string()))?;
+        let q = st.queue_mut(queue)?;
         q.consumers = consumers;
         Ok(())
     }
@@ -370,6 +367,13 @@ impl LocalBroker {
         st.dead_letter_depth -= 1;
     }
 
+    /// [`expire_head`](Self::expire_head) of a queue that must exist.
+    fn expire_head_of(&self, st: &mut State, queue: &str, now: i64) -> Result<(), BrokerError> {
+        st.queue(queue)?;
+        self.expire_head(st, queue, now);
+        Ok(())
+    }
+
     fn expire_head(&self, st: &mut State, queue: &str, now: i64) {
         loop {
             let Some(q) = st.queues.get_mut(queue) else {
@@ -416,13 +420,8 @@ impl LocalBroker {
     ) -> Result<Option<Delivery>, BrokerError> {
         let now = self.clock.now_ms();
         let mut st = self.lock();
-        if !st.queues.contains_key(queue) {
-            return Err(BrokerError::NoQueue(queue.to_string()));
-        }
-        self.expire_head(&mut st, queue, now);
-        let Some(q) = st.queues.get_mut(queue) else {
-            return Err(BrokerError::NoQueue(queue.to_string()));
-        };
+        self.expire_head_of(&mut st, queue, now)?;
+        let q = st.queue_mut(queue)?;
         let Some(stored) = q.ready.pop_front() else {
             return Ok(None);
         };
@@ -503,10 +502,7 @@ impl LocalBroker {
     /// Remove every ready message; returns how many.
     pub fn purge(&self, queue: &str) -> Result<u64, BrokerError> {
         let mut st = self.lock();
-        let q = st
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| BrokerError::NoQueue(queue.to_string()))?;
+        let q = st.queue_mut(queue)?;
         let n = q.ready.len() as u64;
         q.ready.clear();
         Ok(n)
@@ -521,14 +517,8 @@ impl LocalBroker {
     ) -> Result<Vec<Message>, BrokerError> {
         let now = self.clock.now_ms();
         let mut st = self.lock();
-        if !st.queues.contains_key(queue) {
-            return Err(BrokerError::NoQueue(queue.to_string()));
-        }
-        self.expire_head(&mut st, queue, now);
-        let q = st
-            .queues
-            .get(queue)
-            .ok_or_else(|| BrokerError::NoQueue(queue.to_string()))?;
+        self.expire_head_of(&mut st, queue, now)?;
+        let q = st.queue(queue)?;
         Ok(q.ready
             .iter()
             .enumerate()
@@ -541,10 +531,7 @@ impl LocalBroker {
     /// Index of the first ready message published at or after `ms`, and the queue length.
     pub fn queue_index_at(&self, queue: &str, ms: i64) -> Result<(usize, usize), BrokerError> {
         let st = self.lock();
-        let q = st
-            .queues
-            .get(queue)
-            .ok_or_else(|| BrokerError::NoQueue(queue.to_string()))?;
+        let q = st.queue(queue)?;
         let idx = q
             .ready
             .iter()
@@ -554,11 +541,7 @@ impl LocalBroker {
     }
 
     pub fn queue_len(&self, queue: &str) -> Result<usize, BrokerError> {
-        let st = self.lock();
-        st.queues
-            .get(queue)
-            .map(|q| q.ready.len())
-            .ok_or_else(|| BrokerError::NoQueue(queue.to_string()))
+        Ok(self.lock().queue(queue)?.ready.len())
     }
 
     /// The exchanges, bindings and queues it routes with, as they are now.

@@ -60,10 +60,7 @@ impl LocalBroker {
     ) -> Result<(i32, i64), BrokerError> {
         let now = self.clock.now_ms();
         let mut st = self.lock();
-        let t = st
-            .topics
-            .get_mut(topic)
-            .ok_or_else(|| BrokerError::NoTopic(topic.to_string()))?;
+        let t = st.topic_mut(topic)?;
         let n = t.partitions.len();
         let p = match partition {
             Some(p) => {
@@ -147,10 +144,7 @@ impl LocalBroker {
 
     pub fn partitions(&self, topic: &str) -> Result<Vec<PartitionInfo>, BrokerError> {
         let st = self.lock();
-        let t = st
-            .topics
-            .get(topic)
-            .ok_or_else(|| BrokerError::NoTopic(topic.to_string()))?;
+        let t = st.topic(topic)?;
         Ok(t.partitions
             .iter()
             .enumerate()
@@ -233,10 +227,7 @@ fn partition_of<'a>(
     topic: &str,
     partition: i32,
 ) -> Result<&'a Partition, BrokerError> {
-    let t = st
-        .topics
-        .get(topic)
-        .ok_or_else(|| BrokerError::NoTopic(topic.to_string()))?;
+    let t = st.topic(topic)?;
     usize::try_from(partition)
         .ok()
         .and_then(|i| t.partitions.get(i))

@@ -281,6 +281,32 @@ struct State {
     dead_letter_depth: u32,
 }
 
+impl State {
+    fn queue(&self, name: &str) -> Result<&Queue, BrokerError> {
+        self.queues
+            .get(name)
+            .ok_or_else(|| BrokerError::NoQueue(name.to_string()))
+    }
+
+    fn queue_mut(&mut self, name: &str) -> Result<&mut Queue, BrokerError> {
+        self.queues
+            .get_mut(name)
+            .ok_or_else(|| BrokerError::NoQueue(name.to_string()))
+    }
+
+    fn topic(&self, name: &str) -> Result<&Topic, BrokerError> {
+        self.topics
+            .get(name)
+            .ok_or_else(|| BrokerError::NoTopic(name.to_string()))
+    }
+
+    fn topic_mut(&mut self, name: &str) -> Result<&mut Topic, BrokerError> {
+        self.topics
+            .get_mut(name)
+            .ok_or_else(|| BrokerError::NoTopic(name.to_string()))
+    }
+}
+
 /// The local broker. Cheap to share: wrap it in an `Arc`.
 pub struct LocalBroker {
     name: String,
