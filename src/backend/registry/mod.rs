@@ -208,6 +208,11 @@ impl Registry {
         RegistryError::Setup("its thread has stopped".into())
     }
 
+    /// Hand the fetch of `id` to the registry's thread, which answers through `reply`.
+    fn ask(&self, id: u32, reply: Reply) -> Result<(), RegistryError> {
+        self.jobs.send(Job { id, reply }).map_err(|_| Self::gone())
+    }
+
     /// The schema of `id`, asking the registry when it is not cached: blocks the calling
     /// thread for at most the request's timeouts (once per id and process).
     pub fn schema_blocking(&self, id: u32) -> Answer {
@@ -215,11 +220,7 @@ impl Registry {
             return known;
         }
         let (tx, rx) = std::sync::mpsc::channel();
-        let job = Job {
-            id,
-            reply: Reply::Blocking(tx),
-        };
-        self.jobs.send(job).map_err(|_| Self::gone())?;
+        self.ask(id, Reply::Blocking(tx))?;
         rx.recv().map_err(|_| Self::gone())?
     }
 
@@ -229,11 +230,7 @@ impl Registry {
             return known;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = Job {
-            id,
-            reply: Reply::Async(tx),
-        };
-        self.jobs.send(job).map_err(|_| Self::gone())?;
+        self.ask(id, Reply::Async(tx))?;
         rx.await.map_err(|_| Self::gone())?
     }
 

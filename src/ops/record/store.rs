@@ -193,16 +193,7 @@ impl Store {
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err(path))?;
         store.check_version()?;
-        let has: Option<i64> = store
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='envelopes'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err(path))?;
-        if has.is_none() {
+        if !store.has_table("envelopes")? {
             return Err(StoreError::Corrupt {
                 path: store.shown(),
                 reason: "it has no envelopes table".into(),
@@ -219,29 +210,29 @@ impl Store {
         self.path.display().to_string()
     }
 
-    fn check_version(&self) -> Result<(), StoreError> {
-        let path = &self.path;
-        let has_meta: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'",
-                [],
-                |r| r.get(0),
-            )
+    /// The first column of the first row `sql` gives, if it gives one.
+    fn first<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>, StoreError> {
+        self.conn
+            .query_row(sql, params, |r| r.get(0))
             .optional()
-            .map_err(err(path))?;
-        if has_meta.is_none() {
+            .map_err(err(&self.path))
+    }
+
+    fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        let sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1";
+        Ok(self.first::<i64>(sql, [name])?.is_some())
+    }
+
+    fn check_version(&self) -> Result<(), StoreError> {
+        if !self.has_table("meta")? {
             return Ok(());
         }
-        let found: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key='schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err(path))?;
+        let found: Option<String> =
+            self.first("SELECT value FROM meta WHERE key='schema_version'", [])?;
         match found.map(|v| v.parse::<i64>()) {
             None => Ok(()),
             Some(Ok(v)) if v <= SCHEMA_VERSION => Ok(()),
@@ -387,13 +378,7 @@ impl Store {
 
     /// When a recorder last said it was running.
     pub fn last_alive(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let v: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key='alive_ms'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(err(&self.path))?;
+        let v: Option<String> = self.first("SELECT value FROM meta WHERE key='alive_ms'", [])?;
         Ok(v.and_then(|v| v.parse().ok()).map(millis))
     }
 
