@@ -1,7 +1,7 @@
 //! Message identity: the key that names a message however often it is redelivered, and the
 //! headers mqscope's replay writes on every copy (where it came from, how often).
 
-use crate::model::{FieldTable, Message};
+use crate::model::Message;
 use sha2::{Digest, Sha256};
 
 /// Header naming the queue/topic and position a replayed copy came from.
@@ -43,12 +43,7 @@ pub fn message_key(m: &Message) -> String {
 /// The headers but their deaths, as `to_json().to_string()` writes them: keys already
 /// handed out were made from exactly these bytes.
 fn kept_headers_json(m: &Message) -> Vec<u8> {
-    let kept: FieldTable = m
-        .headers
-        .iter()
-        .filter(|(k, _)| !is_death_header(k))
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+    let kept = m.headers.filtered(|k| !is_death_header(k));
     kept.to_json().to_string().into_bytes()
 }
 
@@ -110,7 +105,7 @@ pub fn origin_label(m: &Message) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FieldValue;
+    use crate::model::{FieldTable, FieldValue};
     use crate::model::death::dead;
 
     /// How keys were made before headers were written straight to the serializer: keys

@@ -101,6 +101,11 @@ impl FieldTable {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// A copy of the entries whose names `keep` accepts, in their order.
+    pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> FieldTable {
+        FieldTable(self.0.iter().filter(|(k, _)| keep(k)).cloned().collect())
+    }
+
     pub fn to_json(&self) -> Value {
         let map: Map<String, Value> = self
             .0

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::backend::Destination;
 use crate::model::topology::Topology;
-use crate::model::{FieldTable, FieldValue, Message};
+use crate::model::{FieldValue, Message};
 use serde::Serialize;
 
 /// The copy that is published: the original's payload, properties, key and headers, minus
@@ -16,14 +16,9 @@ use serde::Serialize;
 /// destinations get text header values (Kafka headers are bytes).
 pub fn replayed_copy(m: &Message, key: &str, to_log: bool) -> Message {
     let mut copy = m.clone();
-    copy.headers = FieldTable(
-        m.headers
-            .iter()
-            .filter(|(k, _)| !is_death_header(k) && *k != REPLAYED_FROM && *k != REPLAY_ID)
-            .filter(|(k, _)| *k != REPLAY_COUNT)
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    );
+    copy.headers = m.headers.filtered(|k| {
+        !is_death_header(k) && k != REPLAYED_FROM && k != REPLAY_ID && k != REPLAY_COUNT
+    });
     let count = replay_count(m) + 1;
     let text = |s: String| FieldValue::LongString(s.into_bytes().into());
     copy.headers.insert(REPLAYED_FROM, text(origin_label(m)));

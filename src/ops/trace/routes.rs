@@ -7,9 +7,7 @@ use crate::backend::Backend;
 use crate::model::routing::{
     Destination, HeaderEquality, Leg, Publish, RoutingTable, path_text, route,
 };
-use crate::model::{
-    DeathReason, DeathRecord, DeathSource, Delivery, FieldTable, Message, QueueSummary,
-};
+use crate::model::{DeathReason, DeathRecord, DeathSource, Delivery, Message, QueueSummary};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -44,12 +42,7 @@ pub fn sighting_of(m: &Message) -> Sighting {
         .iter()
         .rev()
         .find(|d| d.source == DeathSource::XDeath);
-    let headers: FieldTable = m
-        .headers
-        .iter()
-        .filter(|(k, _)| !added_by_broker(k))
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+    let headers = m.headers.filtered(|k| !added_by_broker(k));
     let publish = match (oldest, &m.exchange) {
         (Some(d), _) => d.exchange.as_ref().map(|x| Publish {
             exchange: x.clone(),
