@@ -303,16 +303,16 @@ impl Demo {
         self.publish_json("", "analytics", props, FieldTable::new(), &body);
     }
 
+    /// The next message of `queue` for the service `consumer`, to ack or nack.
+    fn take(&self, queue: &str, consumer: &str) -> Option<super::broker::Delivery> {
+        self.broker.get_by(queue, false, consumer).ok().flatten()
+    }
+
     fn consume_billing(&mut self) {
-        let Ok(Some(d)) = self.broker.get_by("billing", false, "billing-svc") else {
+        let Some(d) = self.take("billing", "billing-svc") else {
             return;
         };
-        let corr = d
-            .message
-            .properties
-            .correlation_id
-            .clone()
-            .unwrap_or_default();
+        let corr = correlation_of(&d.message);
         if self.rng.chance(0.08) {
             let _ = self.broker.nack(d.tag, false);
             return;
@@ -358,7 +358,7 @@ impl Demo {
     }
 
     fn consume_shipping(&mut self) {
-        let Ok(Some(d)) = self.broker.get_by("shipping", false, "shipping-svc") else {
+        let Some(d) = self.take("shipping", "shipping-svc") else {
             return;
         };
         let _ = self.broker.ack(d.tag);
@@ -389,16 +389,11 @@ impl Demo {
     }
 
     fn consume_email(&mut self) {
-        let Ok(Some(d)) = self.broker.get_by("email", false, "mailer") else {
+        let Some(d) = self.take("email", "mailer") else {
             return;
         };
         let _ = self.broker.ack(d.tag);
-        let corr = d
-            .message
-            .properties
-            .correlation_id
-            .clone()
-            .unwrap_or_default();
+        let corr = correlation_of(&d.message);
         let order: serde_json::Value =
             serde_json::from_slice(&d.message.payload).unwrap_or_default();
         let body = json!({
@@ -412,7 +407,7 @@ impl Demo {
     }
 
     fn consume_refund(&mut self) {
-        let Ok(Some(d)) = self.broker.get_by("refunds", false, "refunds-svc") else {
+        let Some(d) = self.take("refunds", "refunds-svc") else {
             return;
         };
         let unknown = d
@@ -493,6 +488,10 @@ impl Demo {
 }
 
 /// One message taken and acked by the queue's consumer, a service named after it.
+fn correlation_of(m: &crate::model::Message) -> String {
+    m.properties.correlation_id.clone().unwrap_or_default()
+}
+
 fn drain_one(b: &LocalBroker, queue: &str) {
     if let Ok(Some(d)) = b.get_by(queue, false, &format!("{queue}-svc")) {
         let _ = b.ack(d.tag);

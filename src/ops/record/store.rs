@@ -111,11 +111,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(err(path))?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
+        let store = Store::connect(path, flags)?;
         // SQLite opens a file it may not write read-only without a word: say so now, not
         // at the first batch.
         if store
@@ -127,11 +123,7 @@ impl Store {
                 path: store.shown(),
             });
         }
-        store
-            .conn
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err(path))?;
-        store.check_version()?;
+        store.settle()?;
         // Before any table: auto_vacuum can only be chosen for an empty file, and lets
         // size retention give space back to the file system.
         store
@@ -183,16 +175,8 @@ impl Store {
             });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(err(path))?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
-        store
-            .conn
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err(path))?;
-        store.check_version()?;
+        let store = Store::connect(path, flags)?;
+        store.settle()?;
         if !store.has_table("envelopes")? {
             return Err(StoreError::Corrupt {
                 path: store.shown(),
@@ -208,6 +192,22 @@ impl Store {
 
     fn shown(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn connect(path: &Path, flags: OpenFlags) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(path, flags).map_err(err(path))?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Wait for a writer's lock rather than fail at once, and refuse a newer schema.
+    fn settle(&self) -> Result<(), StoreError> {
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err(&self.path))?;
+        self.check_version()
     }
 
     /// The first column of the first row `sql` gives, if it gives one.
@@ -670,10 +670,7 @@ mod tests {
     use super::*;
     use crate::model::Message;
     use crate::model::correlation::Extractor;
-
-    fn at(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(s, 0).unwrap()
-    }
+    use crate::model::time::at;
 
     fn publish(n: u32, corr: &str, secs: i64) -> Envelope {
         let mut m = Message::new("orders", 0, format!("body {n}").into_bytes());
