@@ -24,3 +24,5 @@ pub mod cli;
 pub mod tui;
 
 pub mod fault;
+#[cfg(test)]
+mod testing;

@@ -380,6 +380,7 @@ pub fn resolve_asking(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::written;
 
     #[test]
     fn only_kafka_targets_look_up_a_sasl_password_and_only_when_the_profile_lacks_one() {
@@ -419,9 +420,9 @@ mod tests {
     #[test]
     fn config_file_profiles_and_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        std::fs::write(
-            &path,
+        let path = written(
+            dir.path(),
+            "config.toml",
             r#"
 default_profile = "prod"
 [profiles.prod]
@@ -433,8 +434,7 @@ read_only = true
 url = "kafka://k1:9092,k2:9092"
 kafka = { "security.protocol" = "SASL_SSL" }
 "#,
-        )
-        .unwrap();
+        );
         let sel = Selection {
             config: Some(path.clone()),
             ..Selection::default()

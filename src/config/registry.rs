@@ -125,6 +125,7 @@ fn secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::written;
 
     fn config(f: impl FnOnce(&mut RegistryConfig)) -> RegistryConfig {
         let mut c = RegistryConfig {
@@ -138,12 +139,11 @@ mod tests {
     #[test]
     fn a_profile_names_its_registry_in_one_table_and_a_misspelt_key_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        std::fs::write(
-            &path,
+        let path = written(
+            dir.path(),
+            "config.toml",
             "[profiles.k]\nurl = \"kafka://k1:9092\"\nschema_registry = { url = \"http://r:8081\", user = \"u\", password_command = \"printf Pw9\", ca_file = \"ca.pem\" }\n",
-        )
-        .unwrap();
+        );
         let cfg = crate::config::load_config(&path, true).unwrap();
         let p = &cfg.profiles["k"];
         let r = p.schema_registry.as_ref().unwrap();

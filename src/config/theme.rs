@@ -275,6 +275,7 @@ pub fn user_themes_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::written;
 
     #[test]
     fn every_built_in_theme_defines_every_role() {
@@ -286,11 +287,11 @@ mod tests {
     #[test]
     fn user_themes_override_and_errors_name_file_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("mine.toml"),
+        written(
+            dir.path(),
+            "mine.toml",
             "[roles]\ndead_letter = \"#010203\"\n",
-        )
-        .unwrap();
+        );
         let t = Theme::load("mine", Some(dir.path())).unwrap();
         assert_eq!(t.color(Role::DeadLetter), Color::Rgb(1, 2, 3));
         assert_eq!(

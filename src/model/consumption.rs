@@ -188,17 +188,23 @@ mod tests {
     use super::*;
     use crate::model::PartitionLag;
 
+    /// shipping-svc's delivery from `shipping` at `secs`, on channel 1 of 10.0.0.7's
+    /// connection to 10.0.0.2.
+    fn shipped(secs: i64, redelivered: bool) -> Delivery {
+        Delivery {
+            queue: "shipping".into(),
+            at: DateTime::from_timestamp(secs, 0).unwrap(),
+            redelivered,
+            user: Some("shipping-svc".into()),
+            connection: Some("10.0.0.7:50412 -> 10.0.0.2:5672".into()),
+            channel: Some(1),
+            node: None,
+        }
+    }
+
     #[test]
     fn a_delivery_comes_back_whole_from_its_details() {
-        let d = Delivery {
-            queue: "shipping".into(),
-            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-            redelivered: true,
-            user: Some("shipping-svc".into()),
-            connection: Some("127.0.0.1:50412 -> 127.0.0.1:5672".into()),
-            channel: Some(3),
-            node: None,
-        };
+        let d = shipped(1_700_000_000, true);
         assert_eq!(Delivery::from_details("shipping", d.at, &d.details()), d);
         let bare = Delivery {
             redelivered: false,
@@ -265,15 +271,7 @@ mod tests {
 
     #[test]
     fn a_delivery_reads_as_a_sentence() {
-        let d = Delivery {
-            queue: "shipping".into(),
-            at: DateTime::from_timestamp(0, 0).unwrap(),
-            redelivered: false,
-            user: Some("shipping-svc".into()),
-            connection: Some("10.0.0.7:50412 -> 10.0.0.2:5672".into()),
-            channel: Some(1),
-            node: None,
-        };
+        let d = shipped(0, false);
         assert_eq!(
             d.describe(),
             "picked up from shipping by user shipping-svc on connection 10.0.0.7:50412 -> 10.0.0.2:5672 (channel 1) at 1970-01-01T00:00:00.000Z, redelivered: no"

@@ -243,10 +243,7 @@ impl Envelope {
 mod tests {
     use super::*;
     use crate::model::death::dead;
-
-    fn at(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(s, 0).unwrap()
-    }
+    use crate::testing::at;
 
     #[test]
     fn tailed_messages_are_classified_by_where_they_came_from() {

@@ -105,8 +105,8 @@ pub fn origin_label(m: &Message) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FieldTable, FieldValue};
     use crate::model::death::dead;
+    use crate::model::{FieldTable, FieldValue};
 
     /// How keys were made before headers were written straight to the serializer: keys
     /// already in journals and in users' `--ids` must not change.

@@ -42,16 +42,16 @@ pub fn tls_config(tls: &TlsSettings) -> Result<lapin::tcp::OwnedTLSConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::written;
 
     #[test]
     fn tls_files_are_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(
-            &ca,
+        let ca = written(
+            dir.path(),
+            "ca.pem",
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        );
         let cfg = tls_config(&TlsSettings {
             ca_file: Some(ca.clone()),
             ..TlsSettings::default()

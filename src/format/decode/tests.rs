@@ -86,17 +86,17 @@ fn every_type_json() -> Value {
     serde_json::from_str(include_str!("../../../tests/decode_interop/order.json")).unwrap()
 }
 
-fn avro_decoder(framing: Option<FramingRule>) -> Decoder {
+/// The every-type schema mapped to `queue` from `file`, and registered as `id` of `subject`.
+fn every_type_schemas(queue: &str, file: &str, id: u32, subject: &str) -> LocalSchemas {
     let mut schemas = LocalSchemas::default();
-    schemas.add_queue(
-        "orders",
-        false,
-        Schema::avro(EVERY_TYPE, Origin::File("orders.avsc".into())).unwrap(),
-    );
-    schemas.add_id(
-        42,
-        Schema::avro(EVERY_TYPE, Origin::Subject("orders-value".into())).unwrap(),
-    );
+    let schema = |origin| Schema::avro(EVERY_TYPE, origin).unwrap();
+    schemas.add_queue(queue, false, schema(Origin::File(file.into())));
+    schemas.add_id(id, schema(Origin::Subject(subject.into())));
+    schemas
+}
+
+fn avro_decoder(framing: Option<FramingRule>) -> Decoder {
+    let schemas = every_type_schemas("orders", "orders.avsc", 42, "orders-value");
     let rule = Rule {
         format: Some(Format::Avro),
         schema: Some("orders.avsc".into()),
@@ -106,12 +106,30 @@ fn avro_decoder(framing: Option<FramingRule>) -> Decoder {
     Decoder::new([("orders".to_string(), rule)].into(), Arc::new(schemas))
 }
 
-fn input<'a>(queue: &'a str, bytes: &'a [u8]) -> Input<'a> {
+pub(super) fn input<'a>(queue: &'a str, bytes: &'a [u8]) -> Input<'a> {
     Input {
         bytes,
         queue,
         ..Input::default()
     }
+}
+
+/// A decoder that reads `queue` as `format`, through `schema` where one is mapped to it.
+pub(super) fn reading(queue: &str, format: Format, schema: Option<Schema>) -> Decoder {
+    let mut schemas = LocalSchemas::default();
+    if let Some(schema) = schema {
+        schemas.add_queue(queue, false, schema);
+    }
+    let rule = Rule {
+        format: Some(format),
+        ..Rule::default()
+    };
+    Decoder::new([(queue.to_string(), rule)].into(), Arc::new(schemas))
+}
+
+/// The Avro schema `"long"`, from a file `n.avsc`.
+pub(super) fn avro_long() -> Schema {
+    Schema::avro(r#""long""#, Origin::File("n.avsc".into())).unwrap()
 }
 
 #[test]
@@ -150,12 +168,7 @@ fn an_unknown_schema_id_is_reported_for_a_registry_to_fetch() {
     let e = d.decode(&input("orders", &[0, 0, 0, 0, 7, 2])).unwrap();
     // Mapped to a file, the file reads the datum after the framing.
     assert!(e.is_err());
-    let schemas = LocalSchemas::default();
-    let rule = Rule {
-        format: Some(Format::Avro),
-        ..Rule::default()
-    };
-    let d = Decoder::new([("t".to_string(), rule)].into(), Arc::new(schemas));
+    let d = reading("t", Format::Avro, None);
     let e = d
         .decode(&input("t", &[0, 0, 0, 0, 7, 2]))
         .unwrap()
@@ -181,18 +194,7 @@ fn a_payload_that_does_not_match_its_schema_says_so() {
             .starts_with("avro does not match orders.avsc:"),
         "{e}"
     );
-    let schemas = LocalSchemas::default();
-    let mut s = schemas;
-    s.add_queue(
-        "n",
-        false,
-        Schema::avro(r#""long""#, Origin::File("n.avsc".into())).unwrap(),
-    );
-    let rule = Rule {
-        format: Some(Format::Avro),
-        ..Rule::default()
-    };
-    let d = Decoder::new([("n".to_string(), rule)].into(), Arc::new(s));
+    let d = reading("n", Format::Avro, Some(avro_long()));
     // A varint whose continuation bit never ends.
     let e = d.decode(&input("n", &[0xff, 0xff])).unwrap().unwrap_err();
     assert!(matches!(e, DecodeError::Mismatch { .. }), "{e}");
@@ -287,16 +289,7 @@ fn a_large_body_is_not_decoded_and_a_bomb_is_cut() {
 }
 
 fn all_decoders() -> Decoder {
-    let mut schemas = LocalSchemas::default();
-    schemas.add_queue(
-        "avro",
-        false,
-        Schema::avro(EVERY_TYPE, Origin::File("o.avsc".into())).unwrap(),
-    );
-    schemas.add_id(
-        1,
-        Schema::avro(EVERY_TYPE, Origin::Subject("s".into())).unwrap(),
-    );
+    let schemas = every_type_schemas("avro", "o.avsc", 1, "s");
     let rules = [
         ("json", Format::Json),
         ("avro", Format::Avro),

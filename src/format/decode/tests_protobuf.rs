@@ -2,6 +2,7 @@
 //! message indexes, registry texts with references, descriptor sets, and bad input.
 
 use super::protobuf::Texts;
+use super::tests::{avro_long, input, reading};
 use super::*;
 use proptest::prelude::*;
 use prost::Message as _;
@@ -64,14 +65,6 @@ fn decoder() -> Decoder {
         ("refunds".to_string(), rule("Refund")),
     ];
     Decoder::new(rules.into(), Arc::new(schemas))
-}
-
-fn input<'a>(queue: &'a str, bytes: &'a [u8]) -> Input<'a> {
-    Input {
-        bytes,
-        queue,
-        ..Input::default()
-    }
 }
 
 fn framed(indexes: &[u8], body: &[u8]) -> Vec<u8> {
@@ -243,13 +236,7 @@ fn a_descriptor_set_reads_like_the_proto_it_was_made_from() {
         Origin::File("order.desc".into()),
     )
     .unwrap();
-    let mut schemas = LocalSchemas::default();
-    schemas.add_queue("o", false, s);
-    let rule = Rule {
-        format: Some(Format::Protobuf),
-        ..Rule::default()
-    };
-    let d = Decoder::new([("o".to_string(), rule)].into(), Arc::new(schemas));
+    let d = reading("o", Format::Protobuf, Some(s));
     let order = &values()["shop.Order"];
     let got = d
         .decode(&input("o", &encode("shop.Order", order)))
@@ -321,17 +308,9 @@ fn bad_protobuf_bodies_say_why_and_never_hang() {
 
 #[test]
 fn a_proto_file_without_a_message_lists_its_types_when_a_bare_body_needs_one() {
-    let mut schemas = LocalSchemas::default();
-    schemas.add_queue(
-        "q",
-        false,
-        Schema::protobuf(pool(), "order.proto", None, Origin::File("o.proto".into())).unwrap(),
-    );
-    let rule = Rule {
-        format: Some(Format::Protobuf),
-        ..Rule::default()
-    };
-    let d = Decoder::new([("q".to_string(), rule)].into(), Arc::new(schemas));
+    let schema =
+        Schema::protobuf(pool(), "order.proto", None, Origin::File("o.proto".into())).unwrap();
+    let d = reading("q", Format::Protobuf, Some(schema));
     let e = d.decode(&input("q", &[0x08, 0x01])).unwrap().unwrap_err();
     assert!(
         e.to_string()
@@ -430,17 +409,7 @@ proptest! {
 
 #[test]
 fn a_schema_of_the_other_format_says_so() {
-    let mut schemas = LocalSchemas::default();
-    schemas.add_queue(
-        "q",
-        false,
-        Schema::avro(r#""long""#, Origin::File("n.avsc".into())).unwrap(),
-    );
-    let rule = Rule {
-        format: Some(Format::Protobuf),
-        ..Rule::default()
-    };
-    let d = Decoder::new([("q".to_string(), rule)].into(), Arc::new(schemas));
+    let d = reading("q", Format::Protobuf, Some(avro_long()));
     let e = d.decode(&input("q", &[0x08, 0x01])).unwrap().unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -152,10 +152,7 @@ pub async fn merge_routed(
 mod tests {
     use super::*;
     use crate::model::correlation::Extractor;
-
-    fn at(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(s, 0).unwrap()
-    }
+    use crate::testing::at;
 
     #[test]
     fn recorded_events_become_hops_and_live_copies_are_not_doubled() {

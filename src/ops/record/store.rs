@@ -670,7 +670,7 @@ mod tests {
     use super::*;
     use crate::model::Message;
     use crate::model::correlation::Extractor;
-    use crate::model::time::at;
+    use crate::testing::at;
 
     fn publish(n: u32, corr: &str, secs: i64) -> Envelope {
         let mut m = Message::new("orders", 0, format!("body {n}").into_bytes());

@@ -54,26 +54,19 @@ fn the_copy_drops_death_headers_and_counts_replays() {
 #[test]
 fn destinations_from_x_death() {
     let plan = ReplayOptions::default().plan().unwrap();
-    let m = dead("billing", "orders", "order.created");
-    let (d, note) = plan.destination(&m, false, None).unwrap();
-    assert_eq!(
-        d,
-        Destination::Exchange {
-            exchange: "orders".into(),
-            routing_key: "order.created".into()
-        }
-    );
-    assert!(note.is_none());
-    // Published straight to the queue: the default exchange.
-    let m = dead("billing", "", "billing");
-    let (d, _) = plan.destination(&m, false, None).unwrap();
-    assert_eq!(
-        d,
-        Destination::Exchange {
-            exchange: "".into(),
-            routing_key: "billing".into()
-        }
-    );
+    // Published to an exchange, and straight to the queue (the default exchange).
+    for (exchange, routing_key) in [("orders", "order.created"), ("", "billing")] {
+        let m = dead("billing", exchange, routing_key);
+        let (d, note) = plan.destination(&m, false, None).unwrap();
+        assert_eq!(
+            d,
+            Destination::Exchange {
+                exchange: exchange.into(),
+                routing_key: routing_key.into()
+            }
+        );
+        assert!(note.is_none());
+    }
     // No history: skipped unless --to.
     let plain = Message::new("dlq", 0, Vec::new());
     assert!(plan.destination(&plain, false, None).is_err());

@@ -699,13 +699,16 @@ mod tests {
         .map(dest)
         .collect();
         let routes = fates(&routed, &hops, &sightings, &sightings[0], &scope);
-        let got: Vec<(&str, Fate)> = routes
-            .iter()
-            .map(|r| (r.queue.as_deref().unwrap(), r.fate))
-            .collect();
+        // Each route's queue and fate, in order.
+        let fates_of = |routes: &[Route]| -> Vec<(String, Fate)> {
+            routes
+                .iter()
+                .map(|r| (r.queue.clone().unwrap_or_default(), r.fate))
+                .collect()
+        };
         assert_eq!(
-            got,
-            vec![
+            fates_of(&routes),
+            [
                 ("analytics", Fate::Found),
                 ("billing", Fate::DeadLettered),
                 ("shipping", Fate::Dropped),
@@ -714,7 +717,8 @@ mod tests {
                 ("late", Fate::NotThere),
                 ("quiet", Fate::NotThere),
                 ("gone", Fate::Removed),
-            ],
+            ]
+            .map(|(q, f)| (q.to_string(), f)),
             "found and dead-lettered in time order, the rest after"
         );
         assert_eq!(routes[0].position, Some(12));
@@ -762,13 +766,10 @@ mod tests {
 
         // Nothing routed now, but a copy was found: the topology changed since.
         let changed = fates(&[], &hops, &sightings, &sightings[0], &scope);
-        let got: Vec<(&str, Fate)> = changed
-            .iter()
-            .map(|r| (r.queue.as_deref().unwrap(), r.fate))
-            .collect();
         assert_eq!(
-            got,
-            vec![("analytics", Fate::Found), ("billing", Fate::DeadLettered)]
+            fates_of(&changed),
+            [("analytics", Fate::Found), ("billing", Fate::DeadLettered)]
+                .map(|(q, f)| (q.to_string(), f))
         );
         assert!(
             changed

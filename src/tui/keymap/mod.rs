@@ -180,29 +180,19 @@ mod tests {
     fn default_map_has_no_conflicts_and_views_shadow_global() {
         let km = Keymap::default();
         assert!(km.conflicts().is_empty(), "{:?}", km.conflicts());
-        assert_eq!(
-            km.lookup(Scope::Queues, &Key::char('s')),
-            Some(Action::SortNext)
-        );
-        assert_eq!(
-            km.lookup(Scope::Message, &Key::char('s')),
-            Some(Action::Save)
-        );
-        assert_eq!(
-            km.lookup(Scope::Messages, &Key::char('q')),
-            Some(Action::Quit)
-        );
-        assert_eq!(km.lookup(Scope::Help, &Key::char('?')), Some(Action::Back));
-        assert_eq!(
-            km.lookup(Scope::Message, &Key::char('t')),
-            Some(Action::Trace)
-        );
-        assert_eq!(
-            km.lookup(Scope::Trace, &Key::char('f')),
-            Some(Action::Follow)
-        );
-        assert_eq!(km.lookup(Scope::Queues, &Key::char('f')), None);
-        assert_eq!(km.lookup(Scope::Queues, &Key::char('z')), None);
+        let expected = [
+            (Scope::Queues, 's', Some(Action::SortNext)),
+            (Scope::Message, 's', Some(Action::Save)),
+            (Scope::Messages, 'q', Some(Action::Quit)),
+            (Scope::Help, '?', Some(Action::Back)),
+            (Scope::Message, 't', Some(Action::Trace)),
+            (Scope::Trace, 'f', Some(Action::Follow)),
+            (Scope::Queues, 'f', None),
+            (Scope::Queues, 'z', None),
+        ];
+        for (scope, c, action) in expected {
+            assert_eq!(km.lookup(scope, &Key::char(c)), action, "{scope:?} {c}");
+        }
     }
 
     #[test]
