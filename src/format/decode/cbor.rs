@@ -2,7 +2,7 @@
 //! epoch seconds) as RFC 3339 times, bignums (tags 2 and 3) as decimal text, and other tags
 //! as `{"tag": n, "value": v}`.
 
-use super::{DecodeError, Decoded, Format, bytes_value, float_value, key_text, whole};
+use super::{DecodeError, Decoded, Format, bytes_value, float_value, object_of, whole};
 use ciborium::value::Value as Cb;
 use serde_json::{Map, Value};
 
@@ -36,12 +36,7 @@ fn to_json(v: Cb) -> Value {
         Cb::Text(s) => Value::String(s),
         Cb::Bytes(b) => bytes_value(&b),
         Cb::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        Cb::Map(pairs) => Value::Object(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (key_text(to_json(k)), to_json(v)))
-                .collect::<Map<_, _>>(),
-        ),
+        Cb::Map(pairs) => object_of(pairs, to_json),
         Cb::Tag(0, inner) if inner.is_text() => to_json(*inner),
         Cb::Tag(1, inner) => epoch(&inner).unwrap_or_else(|| tagged(1, *inner)),
         Cb::Tag(tag @ (2 | 3), inner) => match inner.as_bytes() {

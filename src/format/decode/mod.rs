@@ -719,12 +719,19 @@ fn time_text(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// A map key that is not text (MessagePack and CBOR allow any value): its JSON text.
-fn key_text(v: Value) -> String {
-    match v {
+/// A map as a JSON object, its keys and values read by `to_json`. MessagePack and CBOR
+/// allow any value as a key: one that is not text is keyed by its JSON text.
+fn object_of<T>(pairs: Vec<(T, T)>, to_json: impl Fn(T) -> Value) -> Value {
+    let key_text = |k| match to_json(k) {
         Value::String(s) => s,
         other => other.to_string(),
-    }
+    };
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (key_text(k), to_json(v)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

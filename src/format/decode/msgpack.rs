@@ -2,7 +2,7 @@
 //! text or base64 (see `bytes_value`), the timestamp extension (-1) is an RFC 3339 time,
 //! and other extensions are `{"ext": type, "data": bytes}`.
 
-use super::{DecodeError, Decoded, Format, bytes_value, float_value, key_text, whole};
+use super::{DecodeError, Decoded, Format, bytes_value, float_value, object_of, whole};
 use rmpv::Value as Mp;
 use serde_json::{Map, Value};
 
@@ -34,12 +34,7 @@ fn to_json(v: Mp) -> Value {
         },
         Mp::Binary(b) => bytes_value(&b),
         Mp::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        Mp::Map(pairs) => Value::Object(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (key_text(to_json(k)), to_json(v)))
-                .collect::<Map<_, _>>(),
-        ),
+        Mp::Map(pairs) => object_of(pairs, to_json),
         Mp::Ext(-1, data) => timestamp(&data).unwrap_or_else(|| ext(-1, &data)),
         Mp::Ext(kind, data) => ext(kind, &data),
     }
