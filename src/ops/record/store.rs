@@ -222,6 +222,19 @@ impl Store {
             .map_err(err(&self.path))
     }
 
+    /// Every row `sql` gives, each read by `row`.
+    fn all<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let e = err(&self.path);
+        let mut st = self.conn.prepare_cached(sql).map_err(&e)?;
+        let rows = st.query_map(params, row).map_err(&e)?;
+        rows.collect::<Result<_, _>>().map_err(&e)
+    }
+
     fn has_table(&self, name: &str) -> Result<bool, StoreError> {
         let sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1";
         Ok(self.first::<i64>(sql, [name])?.is_some())
@@ -336,32 +349,21 @@ impl Store {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<Gap>, StoreError> {
-        let e = err(&self.path);
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT from_ms, to_ms, reason FROM gaps WHERE to_ms >= ?1 AND from_ms <= ?2 ORDER BY from_ms",
-            )
-            .map_err(&e)?;
-        let rows = st
-            .query_map(
-                params![
-                    from.map_or(i64::MIN, |t| t.timestamp_millis()),
-                    to.map_or(i64::MAX, |t| t.timestamp_millis())
-                ],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?)),
-            )
-            .map_err(&e)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (a, b, reason) = row.map_err(&e)?;
-            out.push(Gap {
-                from: millis(a),
-                to: millis(b),
-                reason,
-            });
-        }
-        Ok(out)
+        let range = params![
+            from.map_or(i64::MIN, |t| t.timestamp_millis()),
+            to.map_or(i64::MAX, |t| t.timestamp_millis())
+        ];
+        self.all(
+            "SELECT from_ms, to_ms, reason FROM gaps WHERE to_ms >= ?1 AND from_ms <= ?2 ORDER BY from_ms",
+            range,
+            |r| {
+                Ok(Gap {
+                    from: millis(r.get(0)?),
+                    to: millis(r.get(1)?),
+                    reason: r.get(2)?,
+                })
+            },
+        )
     }
 
     /// Say the recorder was running at `now` (a restart reports a gap from the last one).
@@ -384,15 +386,11 @@ impl Store {
 
     /// Per topic and partition, the first offset not yet recorded.
     pub fn offsets(&self) -> Result<Vec<(String, i32, i64)>, StoreError> {
-        let e = err(&self.path);
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT topic, partition, next_offset FROM offsets ORDER BY 1, 2")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(&e)?;
-        rows.collect::<Result<_, _>>().map_err(&e)
+        self.all(
+            "SELECT topic, partition, next_offset FROM offsets ORDER BY 1, 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     /// Every envelope of one correlation ID, oldest first (since `since`, when given).
@@ -401,23 +399,14 @@ impl Store {
         id: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<Envelope>, StoreError> {
-        let e = err(&self.path);
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT kind, source_kind, source, correlation_id, message_key, message_id, exchange,
-                        routing_key, routed_queues, partition, \"offset\", time_ms, published_ms,
-                        headers, properties, body, body_size, details
-                 FROM envelopes WHERE correlation_id = ?1 AND time_ms >= ?2 ORDER BY time_ms, id",
-            )
-            .map_err(&e)?;
-        let rows = st
-            .query_map(
-                params![id, since.map_or(i64::MIN, |t| t.timestamp_millis())],
-                row_envelope,
-            )
-            .map_err(&e)?;
-        rows.collect::<Result<_, _>>().map_err(&e)
+        self.all(
+            "SELECT kind, source_kind, source, correlation_id, message_key, message_id, exchange,
+                    routing_key, routed_queues, partition, \"offset\", time_ms, published_ms,
+                    headers, properties, body, body_size, details
+             FROM envelopes WHERE correlation_id = ?1 AND time_ms >= ?2 ORDER BY time_ms, id",
+            params![id, since.map_or(i64::MIN, |t| t.timestamp_millis())],
+            row_envelope,
+        )
     }
 
     /// How many envelopes are stored.
@@ -516,10 +505,7 @@ impl Store {
 
     /// SQLite's own check of the whole file: "ok", or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        let e = err(&self.path);
-        let mut st = self.conn.prepare("PRAGMA integrity_check").map_err(&e)?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(&e)?;
-        let lines: Vec<String> = rows.collect::<Result<_, _>>().map_err(&e)?;
+        let lines: Vec<String> = self.all("PRAGMA integrity_check", [], |r| r.get(0))?;
         Ok(lines.join("; "))
     }
 }
