@@ -186,13 +186,11 @@ pub async fn replay(
     };
     print_report(&report, args.json, out)?;
     if let Some(stopped) = &report.stopped {
-        let unsure = if report.unsure > 0 {
-            format!(
-                "; {} of them are at their destination and may also still be in \"{source}\" (the broker did not answer their removal): the resume removes those without sending them again",
-                report.unsure
-            )
-        } else {
-            String::new()
+        let unsure = match report.unsure {
+            0 => String::new(),
+            n => format!(
+                "; {n} of them are at their destination and may also still be in \"{source}\" (the broker did not answer their removal): the resume removes those without sending them again"
+            ),
         };
         bail!(
             "replay stopped: {stopped}. {} cop(ies) confirmed at their destination in this run{unsure}; every other message is still in \"{source}\". Go on with: mqscope replay --resume {journal_shown}",
@@ -452,13 +450,11 @@ async fn remove(
         }
     }
     if let Some(s) = &r.stopped {
-        let unsure = if r.unsure > 0 {
-            format!(
-                "; {} more are in the backup but the broker did not answer their removal, so they may still be in \"{queue}\" too",
-                r.unsure
-            )
-        } else {
-            String::new()
+        let unsure = match r.unsure {
+            0 => String::new(),
+            n => format!(
+                "; {n} more are in the backup but the broker did not answer their removal, so they may still be in \"{queue}\" too"
+            ),
         };
         let finish = match &r.journal {
             Some(_) => format!(
