@@ -127,6 +127,15 @@ pub(super) fn reading(queue: &str, format: Format, schema: Option<Schema>) -> De
     Decoder::new([(queue.to_string(), rule)].into(), Arc::new(schemas))
 }
 
+/// A decoder with no rules that knows the schemas of these ids, as a registry gives them.
+pub(super) fn by_ids<const N: usize>(ids: [(u32, Schema); N]) -> Decoder {
+    let mut schemas = LocalSchemas::default();
+    for (id, schema) in ids {
+        schemas.add_id(id, schema);
+    }
+    Decoder::new(BTreeMap::new(), Arc::new(schemas))
+}
+
 /// The Avro schema `"long"`, from a file `n.avsc`.
 pub(super) fn avro_long() -> Schema {
     Schema::avro(r#""long""#, Origin::File("n.avsc".into())).unwrap()
@@ -412,10 +421,7 @@ fn registry_schemas_read_avro_with_references_and_json_schema_payloads() {
     .unwrap();
     let json_schema =
         Schema::from_registry("JSON", r#"{"type":"object"}"#, &[], Origin::Id(4)).unwrap();
-    let mut schemas = LocalSchemas::default();
-    schemas.add_id(3, avro);
-    schemas.add_id(4, json_schema);
-    let d = Decoder::new(BTreeMap::new(), Arc::new(schemas));
+    let d = by_ids([(3, avro), (4, json_schema)]);
     // total {250, "EUR"}, refund null: long 250 is zigzag 500 (0xf4 0x03).
     let got = d
         .decode(&input("t", b"\0\0\0\0\x03\xf4\x03\x06EUR\0"))
@@ -446,9 +452,7 @@ fn registry_schemas_read_avro_with_references_and_json_schema_payloads() {
         Origin::Subject("o-value".into()),
     )
     .unwrap();
-    let mut schemas = LocalSchemas::default();
-    schemas.add_id(5, pb);
-    let d = Decoder::new(BTreeMap::new(), Arc::new(schemas));
+    let d = by_ids([(5, pb)]);
     // Framed, message index [0] (the single-zero shortcut), total { units: 7 }.
     let got = d
         .decode(&input("t", b"\0\0\0\0\x05\0\x0a\x02\x08\x07"))

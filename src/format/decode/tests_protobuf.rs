@@ -2,7 +2,7 @@
 //! message indexes, registry texts with references, descriptor sets, and bad input.
 
 use super::protobuf::Texts;
-use super::tests::{avro_long, input, reading};
+use super::tests::{avro_long, by_ids, input, reading};
 use super::*;
 use proptest::prelude::*;
 use prost::Message as _;
@@ -144,9 +144,7 @@ fn registry_texts_compile_with_their_references_in_memory() {
         panic!("not protobuf")
     };
     assert_eq!(p.message_names(), ["pay.Payment"]);
-    let mut schemas = LocalSchemas::default();
-    schemas.add_id(3, s);
-    let d = Decoder::new(Default::default(), Arc::new(schemas));
+    let d = by_ids([(3, s)]);
     // amount { currency "EUR", cents 1250 }
     let body = [
         0, 0, 0, 0, 3, 0, 0x0a, 0x08, 0x0a, 0x03, b'E', b'U', b'R', 0x10, 0xe2, 0x09,
@@ -203,9 +201,7 @@ fn registry_answers_in_serialized_form_compile_like_their_text() {
         Origin::Subject("pay-value".into()),
     )
     .unwrap();
-    let mut schemas = LocalSchemas::default();
-    schemas.add_id(3, s);
-    let d = Decoder::new(Default::default(), Arc::new(schemas));
+    let d = by_ids([(3, s)]);
     // amount { currency "EUR", cents 1250 }, at { seconds 1 }
     let body = [
         0, 0, 0, 0, 3, 0, 0x0a, 0x08, 0x0a, 0x03, b'E', b'U', b'R', 0x10, 0xe2, 0x09, 0x12, 0x02,
