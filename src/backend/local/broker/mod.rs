@@ -283,28 +283,28 @@ struct State {
 
 impl State {
     fn queue(&self, name: &str) -> Result<&Queue, BrokerError> {
-        self.queues
-            .get(name)
-            .ok_or_else(|| BrokerError::NoQueue(name.to_string()))
+        self.queues.get(name).ok_or_else(|| no_queue(name))
     }
 
     fn queue_mut(&mut self, name: &str) -> Result<&mut Queue, BrokerError> {
-        self.queues
-            .get_mut(name)
-            .ok_or_else(|| BrokerError::NoQueue(name.to_string()))
+        self.queues.get_mut(name).ok_or_else(|| no_queue(name))
     }
 
     fn topic(&self, name: &str) -> Result<&Topic, BrokerError> {
-        self.topics
-            .get(name)
-            .ok_or_else(|| BrokerError::NoTopic(name.to_string()))
+        self.topics.get(name).ok_or_else(|| no_topic(name))
     }
 
     fn topic_mut(&mut self, name: &str) -> Result<&mut Topic, BrokerError> {
-        self.topics
-            .get_mut(name)
-            .ok_or_else(|| BrokerError::NoTopic(name.to_string()))
+        self.topics.get_mut(name).ok_or_else(|| no_topic(name))
     }
+}
+
+fn no_queue(name: &str) -> BrokerError {
+    BrokerError::NoQueue(name.to_string())
+}
+
+fn no_topic(name: &str) -> BrokerError {
+    BrokerError::NoTopic(name.to_string())
 }
 
 /// The local broker. Cheap to share: wrap it in an `Arc`.
