@@ -60,10 +60,13 @@ impl RabbitBackend {
         }
         // What the listing shows is the state when it starts: its time for the settling.
         let started = std::time::Instant::now();
-        let (queues, mut topology) = tokio::try_join!(
+        // Both asked at once; when both fail, the queue list's error is the one told (the
+        // same every time, not whichever answer came first).
+        let (queues, topology) = tokio::join!(
             self.mgmt.queues(self.vhost()),
             self.mgmt.topology(self.vhost()),
-        )?;
+        );
+        let (queues, mut topology) = (queues?, topology?);
         topology.queues = queues.iter().map(|q| q.name.clone()).collect();
         let mut out: Vec<QueueSummary> = queues.iter().map(|q| self.summary(q)).collect();
         crate::model::deadletter::resolve_dead_letters(&mut out, &topology);
@@ -86,11 +89,13 @@ impl RabbitBackend {
     pub(super) async fn queue_detail(&self, name: &str) -> Result<QueueDetail> {
         // The queue's own page for its numbers and settings; the others' settings only,
         // to know where its dead letters go and which queues dead-letter into it.
-        let (q, mut topology, all) = tokio::try_join!(
+        let (q, topology, all) = tokio::join!(
             self.mgmt.queue(self.vhost(), name),
             self.mgmt.topology(self.vhost()),
             self.mgmt.queue_settings(self.vhost()),
-        )?;
+        );
+        // In this order when more than one failed: the queue's own error says most.
+        let (q, mut topology, all) = (q?, topology?, all?);
         let mut list: Vec<QueueSummary> = all
             .iter()
             .filter(|other| other.name != name)
