@@ -6,37 +6,18 @@ use bytes::Bytes;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, LongString, ShortString};
 
-/// The types that are the same value on both sides, each pair named once: read one way,
-/// written the other.
-macro_rules! scalars {
-    ($($amqp:ident = $ours:ident),* $(,)?) => {
-        fn scalar_from_amqp(v: &AMQPValue) -> Option<FieldValue> {
-            match v {
-                $(AMQPValue::$amqp(x) => Some(FieldValue::$ours(*x)),)*
-                _ => None,
-            }
-        }
-
-        fn scalar_to_amqp(v: &FieldValue) -> Option<AMQPValue> {
-            match v {
-                $(FieldValue::$ours(x) => Some(AMQPValue::$amqp(*x)),)*
-                _ => None,
-            }
-        }
-    };
-}
-
-scalars! {
-    Boolean = Bool, ShortShortInt = I8, ShortShortUInt = U8, ShortInt = I16, ShortUInt = U16,
-    LongInt = I32, LongUInt = U32, LongLongInt = I64, Float = F32, Double = F64,
-    Timestamp = Timestamp,
-}
-
 pub fn value_from_amqp(v: &AMQPValue) -> FieldValue {
-    if let Some(scalar) = scalar_from_amqp(v) {
-        return scalar;
-    }
     match v {
+        AMQPValue::Boolean(b) => FieldValue::Bool(*b),
+        AMQPValue::ShortShortInt(n) => FieldValue::I8(*n),
+        AMQPValue::ShortShortUInt(n) => FieldValue::U8(*n),
+        AMQPValue::ShortInt(n) => FieldValue::I16(*n),
+        AMQPValue::ShortUInt(n) => FieldValue::U16(*n),
+        AMQPValue::LongInt(n) => FieldValue::I32(*n),
+        AMQPValue::LongUInt(n) => FieldValue::U32(*n),
+        AMQPValue::LongLongInt(n) => FieldValue::I64(*n),
+        AMQPValue::Float(f) => FieldValue::F32(*f),
+        AMQPValue::Double(f) => FieldValue::F64(*f),
         AMQPValue::DecimalValue(d) => FieldValue::Decimal {
             scale: d.scale,
             value: d.value,
@@ -46,11 +27,10 @@ pub fn value_from_amqp(v: &AMQPValue) -> FieldValue {
         AMQPValue::FieldArray(a) => {
             FieldValue::Array(a.as_slice().iter().map(value_from_amqp).collect())
         }
+        AMQPValue::Timestamp(t) => FieldValue::Timestamp(*t),
         AMQPValue::FieldTable(t) => FieldValue::Table(table_from_amqp(t)),
         AMQPValue::ByteArray(b) => FieldValue::ByteArray(Bytes::copy_from_slice(b.as_slice())),
         AMQPValue::Void => FieldValue::Void,
-        // The scalars, answered above.
-        _ => FieldValue::Void,
     }
 }
 
@@ -77,10 +57,15 @@ fn short(s: &str, path: &str) -> Result<ShortString, ToAmqpError> {
 }
 
 pub fn value_to_amqp(v: &FieldValue, path: &str) -> Result<AMQPValue, ToAmqpError> {
-    if let Some(scalar) = scalar_to_amqp(v) {
-        return Ok(scalar);
-    }
     Ok(match v {
+        FieldValue::Bool(b) => AMQPValue::Boolean(*b),
+        FieldValue::I8(n) => AMQPValue::ShortShortInt(*n),
+        FieldValue::U8(n) => AMQPValue::ShortShortUInt(*n),
+        FieldValue::I16(n) => AMQPValue::ShortInt(*n),
+        FieldValue::U16(n) => AMQPValue::ShortUInt(*n),
+        FieldValue::I32(n) => AMQPValue::LongInt(*n),
+        FieldValue::U32(n) => AMQPValue::LongUInt(*n),
+        FieldValue::I64(n) => AMQPValue::LongLongInt(*n),
         FieldValue::U64(n) => {
             // RabbitMQ's dialect has no unsigned 64-bit type; refuse rather than wrap.
             return i64::try_from(*n)
@@ -90,12 +75,15 @@ pub fn value_to_amqp(v: &FieldValue, path: &str) -> Result<AMQPValue, ToAmqpErro
                     reason: format!("{n} does not fit RabbitMQ's largest integer (signed 64-bit)"),
                 });
         }
+        FieldValue::F32(f) => AMQPValue::Float(*f),
+        FieldValue::F64(f) => AMQPValue::Double(*f),
         FieldValue::Decimal { scale, value } => AMQPValue::DecimalValue(DecimalValue {
             scale: *scale,
             value: *value,
         }),
         FieldValue::ShortString(s) => AMQPValue::ShortString(short(s, path)?),
         FieldValue::LongString(b) => AMQPValue::LongString(LongString::from(b.to_vec())),
+        FieldValue::Timestamp(t) => AMQPValue::Timestamp(*t),
         FieldValue::Array(items) => AMQPValue::FieldArray(FieldArray::from(
             items
                 .iter()
@@ -106,8 +94,6 @@ pub fn value_to_amqp(v: &FieldValue, path: &str) -> Result<AMQPValue, ToAmqpErro
         FieldValue::Table(t) => AMQPValue::FieldTable(table_to_amqp(t, path)?),
         FieldValue::ByteArray(b) => AMQPValue::ByteArray(ByteArray::from(b.to_vec())),
         FieldValue::Void => AMQPValue::Void,
-        // The scalars, answered above.
-        _ => AMQPValue::Void,
     })
 }
 
