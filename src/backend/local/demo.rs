@@ -487,11 +487,12 @@ impl Demo {
     }
 }
 
-/// One message taken and acked by the queue's consumer, a service named after it.
+/// The message's correlation id, or "" when it has none.
 fn correlation_of(m: &crate::model::Message) -> String {
     m.properties.correlation_id.clone().unwrap_or_default()
 }
 
+/// One message taken and acked by the queue's consumer, a service named after it.
 fn drain_one(b: &LocalBroker, queue: &str) {
     if let Ok(Some(d)) = b.get_by(queue, false, &format!("{queue}-svc")) {
         let _ = b.ack(d.tag);
