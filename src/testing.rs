@@ -11,5 +11,6 @@ pub fn written(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
 
 /// A test's instant: `s` seconds after the epoch.
 pub fn at(s: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(s, 0).unwrap_or_default()
+    chrono::DateTime::from_timestamp(s, 0)
+        .unwrap_or_else(|| panic!("{s} s is outside chrono's range"))
 }

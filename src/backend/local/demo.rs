@@ -303,13 +303,8 @@ impl Demo {
         self.publish_json("", "analytics", props, FieldTable::new(), &body);
     }
 
-    /// The next message of `queue` for the service `consumer`, to ack or nack.
-    fn take(&self, queue: &str, consumer: &str) -> Option<super::broker::Delivery> {
-        self.broker.get_by(queue, false, consumer).ok().flatten()
-    }
-
     fn consume_billing(&mut self) {
-        let Some(d) = self.take("billing", "billing-svc") else {
+        let Some(d) = take(&self.broker, "billing", "billing-svc") else {
             return;
         };
         let corr = correlation_of(&d.message);
@@ -358,7 +353,7 @@ impl Demo {
     }
 
     fn consume_shipping(&mut self) {
-        let Some(d) = self.take("shipping", "shipping-svc") else {
+        let Some(d) = take(&self.broker, "shipping", "shipping-svc") else {
             return;
         };
         let _ = self.broker.ack(d.tag);
@@ -389,7 +384,7 @@ impl Demo {
     }
 
     fn consume_email(&mut self) {
-        let Some(d) = self.take("email", "mailer") else {
+        let Some(d) = take(&self.broker, "email", "mailer") else {
             return;
         };
         let _ = self.broker.ack(d.tag);
@@ -407,7 +402,7 @@ impl Demo {
     }
 
     fn consume_refund(&mut self) {
-        let Some(d) = self.take("refunds", "refunds-svc") else {
+        let Some(d) = take(&self.broker, "refunds", "refunds-svc") else {
             return;
         };
         let unknown = d
@@ -492,9 +487,14 @@ fn correlation_of(m: &crate::model::Message) -> String {
     m.properties.correlation_id.clone().unwrap_or_default()
 }
 
+/// The next message of `queue` for the service `consumer`, to ack or nack.
+fn take(b: &LocalBroker, queue: &str, consumer: &str) -> Option<super::broker::Delivery> {
+    b.get_by(queue, false, consumer).ok().flatten()
+}
+
 /// One message taken and acked by the queue's consumer, a service named after it.
 fn drain_one(b: &LocalBroker, queue: &str) {
-    if let Ok(Some(d)) = b.get_by(queue, false, &format!("{queue}-svc")) {
+    if let Some(d) = take(b, queue, &format!("{queue}-svc")) {
         let _ = b.ack(d.tag);
     }
 }
