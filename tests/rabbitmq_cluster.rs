@@ -182,28 +182,53 @@ async fn leader_down_at(c: &Cluster, step: &str, args: &[&str]) -> (bool, String
         .path()
         .join(format!("release-{}", step.replace('.', "-")));
     let at = format!("{step}:1");
-    let child = c.mqscope(
+    let mut child = c.mqscope(
         &[
             ("MQSCOPE_CRASH_AT", Path::new(&at)),
             ("MQSCOPE_CRASH_RELEASE", &release),
         ],
         args,
     );
+    // Both pipes read from the start: a peek's JSON passes the 64 KiB a pipe holds (it
+    // writes a megabyte at a time), and a writer blocked on a full pipe never reaches the
+    // step.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let mut waiting = release.clone().into_os_string();
     waiting.push(".waiting");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !Path::new(&waiting).exists() {
-        assert!(Instant::now() < deadline, "{step} never reached");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("mqscope ended before {step}: {status}: {}", joined(stderr));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{step} never reached: {}", joined(stderr));
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::task::block_in_place(|| c.ctl(2, &["stop_app"]));
     std::fs::write(&release, b"").unwrap();
-    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
     tokio::task::block_in_place(|| c.ctl(2, &["start_app"]));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let _ = joined(stdout);
+    (status.success(), joined(stderr))
+}
+
+/// A child's pipe read to its end on a thread of its own.
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    })
+}
+
+/// What a [`drain`] thread read.
+fn joined(reader: std::thread::JoinHandle<String>) -> String {
+    reader.join().unwrap_or_default()
 }
 
 fn census(lists: &[Vec<String>]) -> BTreeMap<String, u32> {
